@@ -1,0 +1,348 @@
+"""The thin sync and async HTTP drivers shared by every wire protocol.
+
+Everything protocol-specific (request bodies, response and stream parsing, error bodies) is in a
+sans-I/O `WireCodec`; this module only sends, reads with size caps, times, and maps failures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import anyio.lowlevel
+import httpx
+from typing_extensions import Unpack
+
+from ._version import __version__
+from ._auth import Auth, key_hint
+from ._exceptions import (
+    APIStatusError,
+    AuthenticationError,
+    ConfigurationError,
+    ProviderError,
+    ResponseTooLargeError,
+    translate_httpx_errors,
+)
+from ._messages import Message, MessagesInput, to_messages
+from ._model import Model
+from ._response import ChatResponse
+from ._settings import Settings, merge_settings
+from ._streaming import AsyncStream, OpenedStream, Stream, StreamParser
+
+__all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "HTTPModel", "WireCodec"]
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=10.0)
+"""connect 5 s, write 30 s, pool wait 10 s; read 600 s because a non-streamed answer may take
+minutes before its headers arrive. Deadlines (resilience layer) bound the whole call."""
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0)
+"""Sized for many concurrent calls to one endpoint; idle connections are kept for reuse."""
+
+MAX_RESPONSE_BYTES = 32 << 20
+"""Cap on a non-streamed body (FAULTS.md P8)."""
+
+_REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "request-id", "x-amzn-requestid")
+_USER_AGENT = f"modelmix/{__version__}"
+
+
+class WireCodec(Protocol):
+    """Sans-I/O knowledge of one wire protocol."""
+
+    chat_path: str
+    """Path of the chat endpoint, relative to the base URL."""
+
+    def build_body(self, model: str, messages: list[Message], settings: Settings, *, stream: bool) -> dict[str, Any]:
+        ...
+
+    def parse_response(self, data: Any, *, status: int, headers: httpx.Headers) -> ChatResponse:
+        """Decode a complete (non-streamed) body. Raises a typed error for error bodies."""
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIStatusError:
+        """The typed error for an error response."""
+
+    def stream_parser(self) -> StreamParser: ...
+
+
+def request_id_of(headers: httpx.Headers) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+class HTTPModel(Model):
+    """A model reached over HTTP with one `WireCodec`. Providers configure it; they don't subclass
+    the I/O."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        provider: str,
+        base_url: str,
+        codec: WireCodec,
+        auth: Auth,
+        settings: Settings | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        context_window: int | None = None,
+    ) -> None:
+        if not name:
+            raise ConfigurationError(f"a model name is required, e.g. '{provider}:<model>'")
+        self.provider = provider
+        self.name = name
+        self.settings = merge_settings(None, settings or {})
+        self.codec = codec
+        self.auth = auth
+        self.base_url = httpx.URL(base_url.rstrip("/") + "/")
+        if self.base_url.scheme not in ("http", "https"):
+            raise ConfigurationError(f"{provider}: base URL must start with http:// or https://, got {base_url!r}")
+        self.host = self.base_url.host
+        self._url = self.base_url.join(codec.chat_path)
+        if query:
+            self._url = self._url.copy_merge_params(dict(query))
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else (
+            DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(5.0, timeout)))
+        self._base_headers = {"content-type": "application/json", "accept": "application/json",
+                              "user-agent": _USER_AGENT, **(default_headers or {})}
+        if auth.static:
+            self._base_headers.update(auth.headers())
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._aclient = async_http_client
+        self._owns_aclient = async_http_client is None
+        self._aclient_token: object | None = None
+        self._max_response_bytes = max_response_bytes
+        self._context_window = context_window
+
+    # ----------------------------------------------------------------------------- public API
+
+    @property
+    def context_window(self) -> int | None:
+        return self._context_window
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        request = self._build_request(messages, settings, stream=False, auth_headers=self._sync_auth())
+        started = time.perf_counter()
+        with self._translate("sent_no_response"):
+            response = self._sync_client().send(request, stream=True)
+        try:
+            with self._translate("sent_no_response"):
+                body = self._read_capped(response)
+        finally:
+            response.close()
+        return self._complete(response, body, started)
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        request = self._build_request(messages, settings, stream=False, auth_headers=await self._async_auth())
+        started = time.perf_counter()
+        with self._translate("sent_no_response"):
+            response = await self._async_client().send(request, stream=True)
+        try:
+            with self._translate("sent_no_response"):
+                body = await self._aread_capped(response)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+        return self._complete(response, body, started)
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        # Build now so bad input fails at the call site, not on first iteration.
+        request = self._build_request(messages, settings, stream=True, auth_headers=self._sync_auth())
+
+        def open_stream() -> OpenedStream:
+            started = time.perf_counter()
+            with self._translate("sent_no_response"):
+                response = self._sync_client().send(request, stream=True)
+            try:
+                if response.status_code >= 300 or _is_plain_json(response):
+                    with self._translate("sent_no_response"):
+                        body = self._read_capped(response)
+                    response.close()
+                    return self._opened_from_body(response, body, started)
+            except BaseException:
+                response.close()
+                raise
+            return OpenedStream(chunks=response.iter_bytes(), close=response.close,
+                                request_id=request_id_of(response.headers), host=self.host, started=started)
+
+        return Stream(open_stream, self.codec.stream_parser(), provider=self.provider, model=self.name)
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        # Built now so bad input fails at the call site; rebuilt at open time only when the
+        # credential must be fetched asynchronously (token providers).
+        eager = self._build_request(messages, settings, stream=True, auth_headers={})
+
+        async def open_stream() -> OpenedStream:
+            request = eager if self.auth.static else self._build_request(
+                messages, settings, stream=True, auth_headers=await self._async_auth())
+            started = time.perf_counter()
+            with self._translate("sent_no_response"):
+                response = await self._async_client().send(request, stream=True)
+            try:
+                if response.status_code >= 300 or _is_plain_json(response):
+                    with self._translate("sent_no_response"):
+                        body = await self._aread_capped(response)
+                    with anyio.CancelScope(shield=True):
+                        await response.aclose()
+                    return self._opened_from_body(response, body, started)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await response.aclose()
+                raise
+            return OpenedStream(chunks=response.aiter_bytes(), close=response.aclose,
+                                request_id=request_id_of(response.headers), host=self.host, started=started)
+
+        return AsyncStream(open_stream, self.codec.stream_parser(), provider=self.provider, model=self.name)
+
+    def close(self) -> None:
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._aclient is not None and self._owns_aclient:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.provider}:{self.name} at {self.host} auth={self.auth!r}>"
+
+    # ----------------------------------------------------------------------------- internals
+
+    def _sync_client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False)
+        return self._client
+
+    def _async_client(self) -> httpx.AsyncClient:
+        # An AsyncClient's connections belong to the event loop that opened them; a model used from
+        # several loops (asyncio.run twice, or trio) gets one client per loop.
+        token = anyio.lowlevel.current_token()
+        if self._aclient is None or (self._owns_aclient and self._aclient_token is not token):
+            self._aclient = httpx.AsyncClient(timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False)
+            self._aclient_token = token
+        return self._aclient
+
+    def _sync_auth(self) -> Mapping[str, str]:
+        return {} if self.auth.static else self.auth.headers()
+
+    async def _async_auth(self) -> Mapping[str, str]:
+        return {} if self.auth.static else await self.auth.aheaders()
+
+    def _translate(self, phase: Any) -> Any:
+        return translate_httpx_errors(provider=self.provider, model=self.name, host=self.host, phase=phase)
+
+    def _build_request(self, messages: MessagesInput, call_settings: Mapping[str, Any], *, stream: bool,
+                       auth_headers: Mapping[str, str]) -> httpx.Request:
+        settings = merge_settings(self.settings, call_settings)
+        body = self.codec.build_body(self.name, to_messages(messages), settings, stream=stream)
+        headers = self._base_headers
+        extra = settings.get("extra_headers")
+        if auth_headers or extra or stream:
+            headers = {**headers, **auth_headers, **(extra or {})}
+            if stream:
+                headers["accept"] = "text/event-stream, application/x-ndjson, application/json"
+        timeout = settings.get("timeout")
+        return httpx.Request(
+            "POST",
+            self._url,
+            headers=headers,
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+            extensions={"timeout": (httpx.Timeout(timeout, connect=min(5.0, timeout)) if timeout is not None
+                                    else self._timeout).as_dict()},
+        )
+
+    def _check_declared_size(self, response: httpx.Response) -> None:
+        declared = response.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self._max_response_bytes:
+            raise self._too_large()
+
+    def _too_large(self) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"the response body exceeds the {self._max_response_bytes}-byte cap; the connection was closed",
+            limit=self._max_response_bytes, provider=self.provider, model=self.name, host=self.host, phase="local")
+
+    def _read_capped(self, response: httpx.Response) -> bytes:
+        self._check_declared_size(response)
+        parts: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > self._max_response_bytes:
+                raise self._too_large()
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def _aread_capped(self, response: httpx.Response) -> bytes:
+        self._check_declared_size(response)
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self._max_response_bytes:
+                raise self._too_large()
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def _complete(self, response: httpx.Response, body: bytes, started: float) -> ChatResponse:
+        if response.status_code >= 300:
+            raise self._status_error(response, body)
+        result = self._parse_body(response, body)
+        return result.model_copy(update={"latency": time.perf_counter() - started})
+
+    def _parse_body(self, response: httpx.Response, body: bytes) -> ChatResponse:
+        request_id = request_id_of(response.headers)
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ProviderError(
+                f"the server answered HTTP {response.status_code} with a body that is not JSON "
+                f"({len(body)} bytes)", provider=self.provider, model=self.name, status=response.status_code,
+                request_id=request_id, host=self.host, retryable=True, code="invalid_json") from None
+        try:
+            parsed = self.codec.parse_response(data, status=response.status_code, headers=response.headers)
+        except ProviderError as exc:
+            raise self._enrich(exc, response) from None
+        return parsed.model_copy(update={"provider": self.provider, "request_id": request_id})
+
+    def _opened_from_body(self, response: httpx.Response, body: bytes, started: float) -> OpenedStream:
+        """A stream request answered with an error status or one complete JSON body."""
+        if response.status_code >= 300:
+            raise self._status_error(response, body)
+        full = self._parse_body(response, body)
+        return OpenedStream(chunks=None, close=_noop, request_id=full.request_id, host=self.host,
+                            started=started, full_response=full)
+
+    def _status_error(self, response: httpx.Response, body: bytes) -> ProviderError:
+        error = self.codec.parse_error(response.status_code, response.headers, body)
+        return self._enrich(error, response)
+
+    def _enrich(self, error: ProviderError, response: httpx.Response) -> ProviderError:
+        error.provider = self.provider
+        error.model = self.name
+        error.host = self.host
+        error.request_id = error.request_id or request_id_of(response.headers)
+        if isinstance(error, AuthenticationError):
+            error.key_hint = key_hint(self.auth.secret)
+        # The server may echo the key back in its message; never let it travel further.
+        for secret in self.auth.secrets():
+            if secret and secret in error.message:
+                error.message = error.message.replace(secret, key_hint(self.auth.secret) or "…")
+        return error
+
+
+def _is_plain_json(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("application/json")
+
+
+def _noop() -> None:
+    return None

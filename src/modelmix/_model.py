@@ -1,0 +1,78 @@
+"""The `Model` interface every provider, wrapper and chain satisfies, so they compose."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Self, Unpack
+
+from ._messages import MessagesInput
+from ._response import ChatResponse
+from ._settings import Settings
+
+if TYPE_CHECKING:
+    from ._streaming import AsyncStream, Stream
+
+__all__ = ["Model"]
+
+
+class Model(ABC):
+    """A chat model: sync and async calls, sync and async streams.
+
+    ``provider`` is the registry prefix (``openai``, ``azure``, ...) and ``name`` the model or
+    deployment name, so ``f"{m.provider}:{m.name}"`` round-trips through `modelmix.model`.
+    """
+
+    provider: str
+    name: str
+    settings: Settings
+
+    @abstractmethod
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        """Send the conversation and wait for the complete answer."""
+
+    @abstractmethod
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        """Async `chat`."""
+
+    @abstractmethod
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        """Stream the answer; use the result as a context manager."""
+
+    @abstractmethod
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        """Async `stream`; use the result as an async context manager."""
+
+    @property
+    def context_window(self) -> int | None:
+        """The model's context window in tokens, where known (used by fallback chains)."""
+        return None
+
+    def close(self) -> None:
+        """Release network resources (connection pools). The model can't be used after."""
+
+    async def aclose(self) -> None:
+        """Async `close`."""
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.provider}:{self.name}>"
+
+    def _describe(self) -> dict[str, Any]:
+        return {"provider": self.provider, "model": self.name}

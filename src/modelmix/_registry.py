@@ -1,0 +1,112 @@
+"""``"provider:model"`` strings → Model instances, through a registry of lazily imported factories.
+
+Built-in providers are named by module path so importing modelmix stays cheap; third parties
+register with `register_provider` or the ``modelmix.providers`` entry-point group, whose entries
+point at a ``create(name, **options) -> Model`` callable.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import threading
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
+
+from ._exceptions import ConfigurationError
+from ._model import Model
+
+__all__ = ["ProviderFactory", "model", "parse_model_string", "providers", "register_provider"]
+
+ProviderFactory = Callable[..., Model]
+"""``factory(name, **options) -> Model``."""
+
+ENTRY_POINT_GROUP = "modelmix.providers"
+DEFAULT_MODEL_ENV = "MODELMIX_MODEL"
+
+_BUILTIN: dict[str, str] = {
+    "openai": "modelmix.providers.openai:create",
+}
+_registered: dict[str, ProviderFactory | str] = dict(_BUILTIN)
+_entry_points_loaded = False
+_lock = threading.Lock()
+
+
+def register_provider(prefix: str, factory: ProviderFactory | str, *, replace: bool = False) -> None:
+    """Make ``"<prefix>:<model>"`` strings build models with `factory`.
+
+    `factory` may be a callable or a ``"module:attribute"`` path imported on first use.
+    """
+    if not prefix or ":" in prefix or prefix != prefix.strip().lower():
+        raise ConfigurationError(f"provider prefix {prefix!r} must be lower-case, non-empty and without ':'")
+    with _lock:
+        if prefix in _registered and not replace and _registered[prefix] != factory:
+            raise ConfigurationError(f"provider {prefix!r} is already registered; pass replace=True to override")
+        _registered[prefix] = factory
+
+
+def providers() -> list[str]:
+    """The provider prefixes known now (built-in, registered and installed plugins)."""
+    _load_entry_points()
+    return sorted(_registered)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    with _lock:
+        if _entry_points_loaded:  # pragma: no cover - lost a race with another thread
+            return
+        for entry in entry_points(group=ENTRY_POINT_GROUP):
+            _registered.setdefault(entry.name, entry.value)
+        _entry_points_loaded = True
+
+
+def parse_model_string(spec: str) -> tuple[str, str]:
+    """Split ``"provider:model"`` on the first colon (model names may contain colons)."""
+    provider, sep, name = spec.partition(":")
+    provider = provider.strip().lower()
+    if not sep:
+        if provider == "local":
+            return "local", ""
+        raise ConfigurationError(
+            f"model string {spec!r} has no provider prefix; write it as 'provider:model', "
+            f"e.g. 'openai:{spec}' or 'ollama:{spec}'"
+        )
+    return provider, name.strip()
+
+
+def _factory_for(provider: str) -> ProviderFactory:
+    entry = _registered.get(provider)
+    if entry is None:
+        _load_entry_points()
+        entry = _registered.get(provider)
+    if entry is None:
+        known = sorted(_registered)
+        close = difflib.get_close_matches(provider, known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigurationError(f"unknown provider {provider!r}.{hint} Known providers: {', '.join(known)}")
+    if isinstance(entry, str):
+        module_name, _, attribute = entry.partition(":")
+        factory: ProviderFactory = getattr(importlib.import_module(module_name), attribute or "create")
+        _registered[provider] = factory
+        return factory
+    return entry
+
+
+def model(spec: str | None = None, **options: Any) -> Model:
+    """Build a model from a ``"provider:model"`` string.
+
+    Options (``api_key=``, ``base_url=``, ``settings=``, ``timeout=``...) go to the provider;
+    anything not given is read from the provider's environment variables. With no string, the
+    ``MODELMIX_MODEL`` environment variable is used, else the embedded local model.
+    """
+    if spec is None:
+        spec = os.environ.get(DEFAULT_MODEL_ENV) or "local"
+    if not isinstance(spec, str):
+        raise ConfigurationError(f"model() takes a string like 'openai:gpt-4o-mini', not {type(spec).__name__}")
+    provider, name = parse_model_string(spec)
+    return _factory_for(provider)(name, **options)

@@ -1,0 +1,494 @@
+"""`Stream` and `AsyncStream`: the context managers `model.stream()` / `model.astream()` return.
+
+The wire-specific part is a sans-I/O `StreamParser` (bytes in, typed events out). Everything else
+— accumulating the final response, the commit point, turning failures into typed errors, closing
+the connection — lives here once and behaves the same for sync and async.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Protocol
+
+import anyio
+
+from ._exceptions import (
+    ModelMixError,
+    ProviderError,
+    ResponseTooLargeError,
+    StreamInterruptedError,
+    StreamTruncatedError,
+    translate_httpx_errors,
+)
+from ._messages import Message, ToolCall
+from ._response import (
+    CONTENT_EVENTS,
+    ChatResponse,
+    ContentFilterEvent,
+    FinishEvent,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+from ._sse import DecoderLimitError
+
+__all__ = ["AsyncStream", "OpenedStream", "Stream", "StreamAccumulator", "StreamParser", "events_from_response"]
+
+logger = logging.getLogger("modelmix")
+
+
+class StreamParser(Protocol):
+    """Sans-I/O protocol decoder: raw bytes in, typed events out."""
+
+    @property
+    def done(self) -> bool:
+        """True once the wire terminator (``[DONE]``, ``done: true``) was seen."""
+
+    @property
+    def model(self) -> str | None:
+        """The model name the server reported, once known."""
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]: ...
+
+    def flush(self) -> list[StreamEvent]:
+        """Called at end of input: decode whatever is buffered."""
+
+
+@dataclass
+class _ToolCallParts:
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = field(default_factory=list)
+
+
+class StreamAccumulator:
+    """Folds stream events into the final `ChatResponse`."""
+
+    __slots__ = ("_filter", "_prompt_filter", "_reasoning", "_text", "_tools", "finish_reason", "n_events", "usage")
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._tools: dict[int, _ToolCallParts] = {}
+        self._filter: dict[str, Any] | None = None
+        self._prompt_filter: list[dict[str, Any]] | None = None
+        self.finish_reason: str | None = None
+        self.usage: Usage | None = None
+        self.n_events = 0
+
+    def add(self, event: StreamEvent) -> None:
+        self.n_events += 1
+        if isinstance(event, TextDelta):
+            self._text.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            parts = self._tools.get(event.index)
+            if parts is None:
+                parts = self._tools[event.index] = _ToolCallParts()
+            # id and name come from the first delta that carries them; repeats are not appended.
+            if parts.id is None and event.id is not None:
+                parts.id = event.id
+            if parts.name is None and event.name:
+                parts.name = event.name
+            if event.arguments:
+                parts.arguments.append(event.arguments)
+        elif isinstance(event, ReasoningDelta):
+            self._reasoning.append(event.text)
+        elif isinstance(event, FinishEvent):
+            self.finish_reason = event.finish_reason
+        elif isinstance(event, UsageEvent):
+            self.usage = event.usage
+        elif isinstance(event, ContentFilterEvent):
+            if event.source == "prompt":
+                self._prompt_filter = [*(self._prompt_filter or []), event.results]
+            else:
+                self._filter = {**(self._filter or {}), **event.results}
+
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
+    def tool_calls(self) -> list[ToolCall]:
+        return [
+            ToolCall.from_raw(parts.id, parts.name or "", "".join(parts.arguments))
+            for _, parts in sorted(self._tools.items())
+        ]
+
+    def build(self, *, provider: str, model: str | None, request_id: str | None, latency: float) -> ChatResponse:
+        tool_calls = self.tool_calls()
+        finish = self.finish_reason
+        # Some backends end a tool-calling turn with "stop": the calls are what matters.
+        if tool_calls and finish == "stop":
+            finish = "tool_calls"
+        text = self.text
+        message = Message(role="assistant", content=text if text or not tool_calls else None, tool_calls=tool_calls)
+        return ChatResponse(
+            message=message,
+            finish_reason=finish,
+            usage=self.usage,
+            model=model,
+            provider=provider,
+            request_id=request_id,
+            latency=latency,
+            reasoning="".join(self._reasoning) or None,
+            content_filter_results=self._filter,
+            prompt_filter_results=self._prompt_filter,
+        )
+
+
+def events_from_response(response: ChatResponse) -> list[StreamEvent]:
+    """The events an equivalent stream would have produced (for servers that answer a stream
+    request with a plain JSON body)."""
+    events: list[StreamEvent] = []
+    if response.prompt_filter_results:
+        events.extend(ContentFilterEvent(results=r, source="prompt") for r in response.prompt_filter_results)
+    if response.reasoning:
+        events.append(ReasoningDelta(response.reasoning))
+    if response.text:
+        events.append(TextDelta(response.text))
+    for index, call in enumerate(response.tool_calls):
+        events.append(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.raw_arguments))
+    if response.content_filter_results:
+        events.append(ContentFilterEvent(results=response.content_filter_results))
+    if response.finish_reason is not None:
+        events.append(FinishEvent(response.finish_reason))
+    if response.usage is not None:
+        events.append(UsageEvent(response.usage))
+    return events
+
+
+@dataclass
+class OpenedStream:
+    """What a driver hands the stream once the response headers arrived with a success status."""
+
+    chunks: Iterator[bytes] | AsyncIterator[bytes] | None
+    close: Callable[[], None] | Callable[[], Awaitable[None]]
+    request_id: str | None
+    host: str | None
+    started: float
+    full_response: ChatResponse | None = None
+    """Set when the server answered with a complete (non-streamed) JSON body."""
+
+
+class _StreamState:
+    """The logic shared by `Stream` and `AsyncStream`; no I/O here."""
+
+    def __init__(self, parser: StreamParser, *, provider: str, model: str) -> None:
+        self.parser = parser
+        self.provider = provider
+        self.model_name = model
+        self.acc = StreamAccumulator()
+        self.committed = False
+        self.finished = False
+        self.opened: OpenedStream | None = None
+        self.response: ChatResponse | None = None
+
+    def phase(self) -> Any:
+        return "post_commit_stream" if self.committed else "pre_commit_stream"
+
+    def accept(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        for event in events:
+            self.acc.add(event)
+            if not self.committed and isinstance(event, CONTENT_EVENTS):
+                self.committed = True
+        return events
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        try:
+            return self.accept(self.parser.feed(chunk))
+        except DecoderLimitError as exc:
+            raise ResponseTooLargeError(
+                f"{exc.what} in the stream exceeds the {exc.limit}-byte cap; the connection was closed",
+                limit=exc.limit, provider=self.provider, model=self.model_name, phase=self.phase(),
+            ) from None
+
+    def end_of_input(self) -> list[StreamEvent]:
+        """Flush the parser and check the stream really finished."""
+        events = self.accept(self.parser.flush())
+        if not self.parser.done:
+            if self.acc.finish_reason is None:
+                raise StreamTruncatedError(
+                    "the stream ended before the model finished (no [DONE] and no finish reason): "
+                    "the answer is incomplete",
+                    partial_text=self.acc.text, provider=self.provider, model=self.model_name,
+                    phase=self.phase(), request_id=self.opened.request_id if self.opened else None,
+                )
+            logger.warning("%s:%s stream ended without its terminator after a finish reason; accepted",
+                           self.provider, self.model_name)
+        return events
+
+    def complete(self) -> ChatResponse:
+        assert self.opened is not None
+        self.finished = True
+        self.response = self.acc.build(
+            provider=self.provider,
+            model=self.parser.model or self.model_name,
+            request_id=self.opened.request_id,
+            latency=time.perf_counter() - self.opened.started,
+        )
+        return self.response
+
+    def fail(self, exc: ModelMixError) -> ModelMixError:
+        """After the commit point, wrap a failure so the caller gets the partial output."""
+        if isinstance(exc, ProviderError):
+            exc.with_context(provider=self.provider, model=self.model_name)
+            if exc.request_id is None and self.opened is not None:
+                exc.request_id = self.opened.request_id
+        if not self.committed or isinstance(exc, StreamInterruptedError):
+            return exc
+        wrapped = StreamInterruptedError(
+            f"the stream failed after content was delivered: {exc.message}",
+            partial_text=self.acc.text,
+            partial_tool_calls=self.acc.tool_calls(),
+            usage=self.acc.usage,
+            n_events=self.acc.n_events,
+            provider=self.provider,
+            model=self.model_name,
+            request_id=self.opened.request_id if self.opened else None,
+            phase="post_commit_stream",
+            retryable=False,
+        )
+        wrapped.__cause__ = exc
+        return wrapped
+
+    def translate(self) -> Any:
+        host = self.opened.host if self.opened else None
+        return translate_httpx_errors(provider=self.provider, model=self.model_name, host=host, phase=self.phase())
+
+    def require_response(self) -> ChatResponse:
+        if self.response is None:
+            raise ModelMixError("the stream has not finished yet: iterate it to the end before reading .response")
+        return self.response
+
+
+class _StreamBase:
+    _state: _StreamState
+
+    @property
+    def committed(self) -> bool:
+        """True once content reached the caller (after this, failures raise StreamInterruptedError)."""
+        return self._state.committed
+
+    @property
+    def response(self) -> ChatResponse:
+        """The accumulated final response; available after the stream has been read to its end."""
+        return self._state.require_response()
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return self._state.acc.text
+
+    def __repr__(self) -> str:
+        status = "finished" if self._state.finished else ("open" if self._state.opened else "not started")
+        return f"<{type(self).__name__} {self._state.provider}:{self._state.model_name} {status}>"
+
+
+class Stream(_StreamBase):
+    """A streamed answer. Use it as a context manager so the connection is always released::
+
+        with model.stream("Write a haiku") as s:
+            for delta in s.text_deltas():
+                print(delta, end="")
+        print(s.response.usage)
+    """
+
+    def __init__(self, opener: Callable[[], OpenedStream], parser: StreamParser, *, provider: str, model: str):
+        self._opener = opener
+        self._state = _StreamState(parser, provider=provider, model=model)
+        self._iterator: Iterator[StreamEvent] | None = None
+        self._closed = False
+
+    def __enter__(self) -> Stream:
+        self._open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _open(self) -> OpenedStream:
+        if self._state.opened is None:
+            if self._closed:
+                raise ModelMixError("this stream was closed; start a new one with model.stream(...)")
+            self._state.opened = self._opener()
+        return self._state.opened
+
+    def close(self) -> None:
+        """Release the connection. Safe to call more than once."""
+        self._release()
+        iterator = self._iterator
+        if isinstance(iterator, Generator) and not iterator.gi_running:
+            iterator.close()
+
+    def _release(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        opened = self._state.opened
+        if opened is not None:
+            opened.close()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    def _events(self) -> Iterator[StreamEvent]:
+        state = self._state
+        try:
+            opened = self._open()
+            if opened.full_response is not None:
+                yield from state.accept(events_from_response(opened.full_response))
+                state.complete()
+                return
+            assert opened.chunks is not None
+            chunks = iter(opened.chunks)  # type: ignore[arg-type]
+            while True:
+                with state.translate():
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                yield from state.feed(chunk)
+                if state.parser.done:
+                    # Read on to the end so the connection goes back to the pool instead of
+                    # being closed (usually nothing, or a final empty chunk, is left).
+                    with state.translate():
+                        for _rest in chunks:
+                            pass
+                    break
+            yield from state.end_of_input()
+            state.complete()
+        except ModelMixError as exc:
+            failure = state.fail(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            self._release()
+
+    def text_deltas(self) -> Iterator[str]:
+        """Only the text pieces, in order."""
+        for event in self:
+            if isinstance(event, TextDelta):
+                yield event.text
+
+    def until_done(self) -> ChatResponse:
+        """Read the rest of the stream and return the final response."""
+        for _ in self:
+            pass
+        return self.response
+
+    def __del__(self) -> None:
+        # A stream dropped without close(): give the connection back rather than leak it.
+        if not getattr(self, "_closed", True) and getattr(self, "_state", None) is not None and self._state.opened:
+            self._release()
+
+
+class AsyncStream(_StreamBase):
+    """The async counterpart of `Stream`::
+
+        async with model.astream("Write a haiku") as s:
+            async for delta in s.text_deltas():
+                print(delta, end="")
+    """
+
+    def __init__(self, opener: Callable[[], Awaitable[OpenedStream]], parser: StreamParser, *, provider: str,
+                 model: str):
+        self._opener = opener
+        self._state = _StreamState(parser, provider=provider, model=model)
+        self._iterator: AsyncIterator[StreamEvent] | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncStream:
+        await self._open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def _open(self) -> OpenedStream:
+        if self._state.opened is None:
+            if self._closed:
+                raise ModelMixError("this stream was closed; start a new one with model.astream(...)")
+            self._state.opened = await self._opener()
+        return self._state.opened
+
+    async def aclose(self) -> None:
+        """Release the connection. Safe to call more than once, and safe inside a cancelled scope."""
+        await self._release()
+        iterator = self._iterator
+        if isinstance(iterator, AsyncGenerator) and not iterator.ag_running:
+            with anyio.CancelScope(shield=True):
+                await iterator.aclose()
+
+    async def _release(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        opened = self._state.opened
+        if opened is not None:
+            result = opened.close()
+            if result is not None:
+                # Shielded: a cancelled caller must still give the connection back.
+                with anyio.CancelScope(shield=True):
+                    await result
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._iterator is None:
+            self._iterator = self._events()
+        return self._iterator
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        state = self._state
+        try:
+            opened = await self._open()
+            if opened.full_response is not None:
+                for event in state.accept(events_from_response(opened.full_response)):
+                    yield event
+                state.complete()
+                return
+            assert opened.chunks is not None
+            chunks = aiter(opened.chunks)  # type: ignore[arg-type]
+            while True:
+                with state.translate():
+                    chunk = await anext(chunks, None)
+                if chunk is None:
+                    break
+                for event in state.feed(chunk):
+                    yield event
+                if state.parser.done:
+                    with state.translate():
+                        async for _rest in chunks:
+                            pass
+                    break
+            for event in state.end_of_input():
+                yield event
+            state.complete()
+        except ModelMixError as exc:
+            failure = state.fail(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            await self._release()
+
+    async def text_deltas(self) -> AsyncIterator[str]:
+        """Only the text pieces, in order."""
+        async for event in self:
+            if isinstance(event, TextDelta):
+                yield event.text
+
+    async def until_done(self) -> ChatResponse:
+        """Read the rest of the stream and return the final response."""
+        async for _ in self:
+            pass
+        return self.response
+
