@@ -52,8 +52,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 if TYPE_CHECKING:
-    from ._response import Attempt, Usage
     from ._messages import ToolCall
+    from ._response import Attempt, Usage
 
 __all__ = [
     "APIStatusError",
@@ -190,7 +190,10 @@ class ProviderError(ModelMixError):
         return f"{self.message} ({', '.join(context)})" if context else self.message
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, model={self.model!r}, status={self.status!r})"
+        return (
+            f"{type(self).__name__}({self.message!r}, provider={self.provider!r}, "
+            f"model={self.model!r}, status={self.status!r})"
+        )
 
     def with_context(self, *, provider: str | None = None, model: str | None = None) -> ProviderError:
         """Fill in provider and model where the raiser did not know them (sans-I/O code)."""
@@ -445,8 +448,6 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
         when = parsedate_to_datetime(raw.strip())
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when is None:  # pragma: no cover - older Pythons returned None instead of raising
-        return None
     delay = when.timestamp() - (time.time() if now is None else now)
     return delay if delay > 0 and math.isfinite(delay) else None
 
@@ -476,9 +477,18 @@ def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
 # The one httpx -> modelmix mapping
 # ---------------------------------------------------------------------------------------------
 
-_DNS_MARKERS = ("name or service not known", "nodename nor servname", "temporary failure in name resolution",
-                "no address associated", "getaddrinfo failed", "[errno -2]", "[errno -3]", "[errno -5]",
-                "[errno 8]", "[errno 11001]")
+_DNS_MARKERS = (
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "no address associated",
+    "getaddrinfo failed",
+    "[errno -2]",
+    "[errno -3]",
+    "[errno -5]",
+    "[errno 8]",
+    "[errno 11001]",
+)
 
 
 def _connect_kind(exc: BaseException) -> TransportKind:
@@ -493,7 +503,7 @@ def _connect_kind(exc: BaseException) -> TransportKind:
         if isinstance(item, ssl.SSLError):
             return "tls"
     text = " ".join(str(item) for item in chain).lower()
-    if "certificate_verify_failed" in text or "ssl" in text and "certificate" in text:
+    if "certificate_verify_failed" in text or ("ssl" in text and "certificate" in text):
         return "tls"
     if any(marker in text for marker in _DNS_MARKERS):
         return "dns"
@@ -514,8 +524,9 @@ def _transport_error_for(exc: httpx.TransportError, phase: Phase) -> tuple[str, 
         return "timed out", "timeout", phase
     if isinstance(exc, httpx.ConnectError):
         kind = _connect_kind(exc)
-        what = {"dns": "could not resolve the host", "tls": "TLS verification failed",
-                "connect": "could not connect"}[kind]
+        what = {"dns": "could not resolve the host", "tls": "TLS verification failed", "connect": "could not connect"}[
+            kind
+        ]
         return what, kind, "not_sent"
     if isinstance(exc, httpx.ProxyError):
         return "the proxy refused or failed the connection", "proxy", "not_sent"
@@ -549,18 +560,17 @@ def translate_httpx_errors(
         yield
     except httpx.UnsupportedProtocol as exc:
         raise ConfigurationError(
-            f"the base URL for {provider or 'this provider'} must start with http:// or https:// "
-            f"(host {host!r})"
+            f"the base URL for {provider or 'this provider'} must start with http:// or https:// (host {host!r})"
         ) from exc
     except httpx.TransportError as exc:
         message, kind, actual_phase = _transport_error_for(exc, phase)
-        raise TransportError(f"{message} ({host or 'unknown host'})", kind=kind, phase=actual_phase,
-                             **context) from exc
+        raise TransportError(f"{message} ({host or 'unknown host'})", kind=kind, phase=actual_phase, **context) from exc
     except httpx.TooManyRedirects as exc:
         raise UnexpectedRedirectError("too many redirects", status=310, phase="status", **context) from exc
     except httpx.HTTPStatusError as exc:
-        raise status_error(exc.response.status_code, "HTTP error status", headers=exc.response.headers,
-                           **context) from exc
+        raise status_error(
+            exc.response.status_code, "HTTP error status", headers=exc.response.headers, **context
+        ) from exc
     except httpx.DecodingError as exc:
         raise StreamDecodeError("the response body could not be decoded", phase=phase, **context) from exc
     except httpx.InvalidURL as exc:
@@ -588,13 +598,13 @@ def status_error(
     """The typed error for an HTTP status, with retry hints read from the headers."""
     hdrs: Mapping[str, str] = headers if headers is not None else {}
     retry_after = parse_retry_after(hdrs)
-    kwargs: dict[str, Any] = dict(context, status=status, code=code, error_type=error_type,
-                                  retry_after=retry_after, phase="status")
+    kwargs: dict[str, Any] = dict(
+        context, status=status, code=code, error_type=error_type, retry_after=retry_after, phase="status"
+    )
     cls: type[APIStatusError]
     if 300 <= status < 400:
         location = hdrs.get("location")
-        return UnexpectedRedirectError(message, location_host=httpx.URL(location).host if location else None,
-                                       **kwargs)
+        return UnexpectedRedirectError(message, location_host=httpx.URL(location).host if location else None, **kwargs)
     if status == 400:
         cls = BadRequestError
     elif status == 401:

@@ -15,7 +15,6 @@ import anyio.lowlevel
 import httpx
 from typing_extensions import Unpack
 
-from ._version import __version__
 from ._auth import Auth, key_hint
 from ._exceptions import (
     APIStatusError,
@@ -30,6 +29,7 @@ from ._model import Model
 from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream, StreamParser
+from ._version import __version__
 
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "HTTPModel", "WireCodec"]
 
@@ -53,8 +53,9 @@ class WireCodec(Protocol):
     chat_path: str
     """Path of the chat endpoint, relative to the base URL."""
 
-    def build_body(self, model: str, messages: list[Message], settings: Settings, *, stream: bool) -> dict[str, Any]:
-        ...
+    def build_body(
+        self, model: str, messages: list[Message], settings: Settings, *, stream: bool
+    ) -> dict[str, Any]: ...
 
     def parse_response(self, data: Any, *, status: int, headers: httpx.Headers) -> ChatResponse:
         """Decode a complete (non-streamed) body. Raises a typed error for error bodies."""
@@ -67,7 +68,7 @@ class WireCodec(Protocol):
 
 def request_id_of(headers: httpx.Headers) -> str | None:
     for name in _REQUEST_ID_HEADERS:
-        value = headers.get(name)
+        value: str | None = headers.get(name)
         if value:
             return value
     return None
@@ -108,10 +109,17 @@ class HTTPModel(Model):
         self._url = self.base_url.join(codec.chat_path)
         if query:
             self._url = self._url.copy_merge_params(dict(query))
-        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else (
-            DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(5.0, timeout)))
-        self._base_headers = {"content-type": "application/json", "accept": "application/json",
-                              "user-agent": _USER_AGENT, **(default_headers or {})}
+        self._timeout = (
+            timeout
+            if isinstance(timeout, httpx.Timeout)
+            else (DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(5.0, timeout)))
+        )
+        self._base_headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "user-agent": _USER_AGENT,
+            **(default_headers or {}),
+        }
         if auth.static:
             self._base_headers.update(auth.headers())
         self._client = http_client
@@ -170,8 +178,13 @@ class HTTPModel(Model):
             except BaseException:
                 response.close()
                 raise
-            return OpenedStream(chunks=response.iter_bytes(), close=response.close,
-                                request_id=request_id_of(response.headers), host=self.host, started=started)
+            return OpenedStream(
+                chunks=response.iter_bytes(),
+                close=response.close,
+                request_id=request_id_of(response.headers),
+                host=self.host,
+                started=started,
+            )
 
         return Stream(open_stream, self.codec.stream_parser(), provider=self.provider, model=self.name)
 
@@ -181,8 +194,11 @@ class HTTPModel(Model):
         eager = self._build_request(messages, settings, stream=True, auth_headers={})
 
         async def open_stream() -> OpenedStream:
-            request = eager if self.auth.static else self._build_request(
-                messages, settings, stream=True, auth_headers=await self._async_auth())
+            request = (
+                eager
+                if self.auth.static
+                else self._build_request(messages, settings, stream=True, auth_headers=await self._async_auth())
+            )
             started = time.perf_counter()
             with self._translate("sent_no_response"):
                 response = await self._async_client().send(request, stream=True)
@@ -197,8 +213,13 @@ class HTTPModel(Model):
                 with anyio.CancelScope(shield=True):
                     await response.aclose()
                 raise
-            return OpenedStream(chunks=response.aiter_bytes(), close=response.aclose,
-                                request_id=request_id_of(response.headers), host=self.host, started=started)
+            return OpenedStream(
+                chunks=response.aiter_bytes(),
+                close=response.aclose,
+                request_id=request_id_of(response.headers),
+                host=self.host,
+                started=started,
+            )
 
         return AsyncStream(open_stream, self.codec.stream_parser(), provider=self.provider, model=self.name)
 
@@ -241,8 +262,14 @@ class HTTPModel(Model):
     def _translate(self, phase: Any) -> Any:
         return translate_httpx_errors(provider=self.provider, model=self.name, host=self.host, phase=phase)
 
-    def _build_request(self, messages: MessagesInput, call_settings: Mapping[str, Any], *, stream: bool,
-                       auth_headers: Mapping[str, str]) -> httpx.Request:
+    def _build_request(
+        self,
+        messages: MessagesInput,
+        call_settings: Mapping[str, Any],
+        *,
+        stream: bool,
+        auth_headers: Mapping[str, str],
+    ) -> httpx.Request:
         settings = merge_settings(self.settings, call_settings)
         body = self.codec.build_body(self.name, to_messages(messages), settings, stream=stream)
         headers = self._base_headers
@@ -257,8 +284,11 @@ class HTTPModel(Model):
             self._url,
             headers=headers,
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-            extensions={"timeout": (httpx.Timeout(timeout, connect=min(5.0, timeout)) if timeout is not None
-                                    else self._timeout).as_dict()},
+            extensions={
+                "timeout": (
+                    httpx.Timeout(timeout, connect=min(5.0, timeout)) if timeout is not None else self._timeout
+                ).as_dict()
+            },
         )
 
     def _check_declared_size(self, response: httpx.Response) -> None:
@@ -269,7 +299,12 @@ class HTTPModel(Model):
     def _too_large(self) -> ResponseTooLargeError:
         return ResponseTooLargeError(
             f"the response body exceeds the {self._max_response_bytes}-byte cap; the connection was closed",
-            limit=self._max_response_bytes, provider=self.provider, model=self.name, host=self.host, phase="local")
+            limit=self._max_response_bytes,
+            provider=self.provider,
+            model=self.name,
+            host=self.host,
+            phase="local",
+        )
 
     def _read_capped(self, response: httpx.Response) -> bytes:
         self._check_declared_size(response)
@@ -305,9 +340,15 @@ class HTTPModel(Model):
             data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ProviderError(
-                f"the server answered HTTP {response.status_code} with a body that is not JSON "
-                f"({len(body)} bytes)", provider=self.provider, model=self.name, status=response.status_code,
-                request_id=request_id, host=self.host, retryable=True, code="invalid_json") from None
+                f"the server answered HTTP {response.status_code} with a body that is not JSON ({len(body)} bytes)",
+                provider=self.provider,
+                model=self.name,
+                status=response.status_code,
+                request_id=request_id,
+                host=self.host,
+                retryable=True,
+                code="invalid_json",
+            ) from None
         try:
             parsed = self.codec.parse_response(data, status=response.status_code, headers=response.headers)
         except ProviderError as exc:
@@ -319,8 +360,9 @@ class HTTPModel(Model):
         if response.status_code >= 300:
             raise self._status_error(response, body)
         full = self._parse_body(response, body)
-        return OpenedStream(chunks=None, close=_noop, request_id=full.request_id, host=self.host,
-                            started=started, full_response=full)
+        return OpenedStream(
+            chunks=None, close=_noop, request_id=full.request_id, host=self.host, started=started, full_response=full
+        )
 
     def _status_error(self, response: httpx.Response, body: bytes) -> ProviderError:
         error = self.codec.parse_error(response.status_code, response.headers, body)
@@ -341,7 +383,8 @@ class HTTPModel(Model):
 
 
 def _is_plain_json(response: httpx.Response) -> bool:
-    return response.headers.get("content-type", "").startswith("application/json")
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("application/json")
 
 
 def _noop() -> None:

@@ -30,7 +30,7 @@ _BUILTIN: dict[str, str] = {
     "openai": "modelmix.providers.openai:create",
 }
 _registered: dict[str, ProviderFactory | str] = dict(_BUILTIN)
-_entry_points_loaded = False
+_state = {"entry_points_loaded": False}
 _lock = threading.Lock()
 
 
@@ -54,15 +54,12 @@ def providers() -> list[str]:
 
 
 def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
+    if _state["entry_points_loaded"]:
         return
     with _lock:
-        if _entry_points_loaded:  # pragma: no cover - lost a race with another thread
-            return
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             _registered.setdefault(entry.name, entry.value)
-        _entry_points_loaded = True
+        _state["entry_points_loaded"] = True
 
 
 def parse_model_string(spec: str) -> tuple[str, str]:

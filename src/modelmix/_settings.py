@@ -80,4 +80,4 @@ def merge_settings(defaults: Mapping[str, Any] | None, call: Mapping[str, Any]) 
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
-    return Settings(**merged)  # type: ignore[typeddict-item]
+    return merged  # type: ignore[return-value]

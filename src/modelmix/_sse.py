@@ -157,12 +157,10 @@ class SSEDecoder:
             self._data.append(value)
         elif field == "event":
             self._event = value or None
-        elif field == "id":
-            if "\0" not in value:
-                self._id = value
-        elif field == "retry":
-            if value.isdigit():
-                self._retry = int(value)
+        elif field == "id" and "\0" not in value:
+            self._id = value
+        elif field == "retry" and value.isdigit():
+            self._retry = int(value)
         # Unknown fields are ignored, as the spec requires.
         return None
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import AsyncGeneratorType, GeneratorType, TracebackType
 from typing import Any, Protocol
 
 import anyio
@@ -205,7 +205,10 @@ class _StreamState:
         except DecoderLimitError as exc:
             raise ResponseTooLargeError(
                 f"{exc.what} in the stream exceeds the {exc.limit}-byte cap; the connection was closed",
-                limit=exc.limit, provider=self.provider, model=self.model_name, phase=self.phase(),
+                limit=exc.limit,
+                provider=self.provider,
+                model=self.model_name,
+                phase=self.phase(),
             ) from None
 
     def end_of_input(self) -> list[StreamEvent]:
@@ -216,11 +219,17 @@ class _StreamState:
                 raise StreamTruncatedError(
                     "the stream ended before the model finished (no [DONE] and no finish reason): "
                     "the answer is incomplete",
-                    partial_text=self.acc.text, provider=self.provider, model=self.model_name,
-                    phase=self.phase(), request_id=self.opened.request_id if self.opened else None,
+                    partial_text=self.acc.text,
+                    provider=self.provider,
+                    model=self.model_name,
+                    phase=self.phase(),
+                    request_id=self.opened.request_id if self.opened else None,
                 )
-            logger.warning("%s:%s stream ended without its terminator after a finish reason; accepted",
-                           self.provider, self.model_name)
+            logger.warning(
+                "%s:%s stream ended without its terminator after a finish reason; accepted",
+                self.provider,
+                self.model_name,
+            )
         return events
 
     def complete(self) -> ChatResponse:
@@ -293,10 +302,10 @@ class _StreamBase:
 class Stream(_StreamBase):
     """A streamed answer. Use it as a context manager so the connection is always released::
 
-        with model.stream("Write a haiku") as s:
-            for delta in s.text_deltas():
-                print(delta, end="")
-        print(s.response.usage)
+    with model.stream("Write a haiku") as s:
+        for delta in s.text_deltas():
+            print(delta, end="")
+    print(s.response.usage)
     """
 
     def __init__(self, opener: Callable[[], OpenedStream], parser: StreamParser, *, provider: str, model: str):
@@ -309,8 +318,9 @@ class Stream(_StreamBase):
         self._open()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def _open(self) -> OpenedStream:
@@ -324,7 +334,7 @@ class Stream(_StreamBase):
         """Release the connection. Safe to call more than once."""
         self._release()
         iterator = self._iterator
-        if isinstance(iterator, Generator) and not iterator.gi_running:
+        if isinstance(iterator, GeneratorType) and not iterator.gi_running:
             iterator.close()
 
     def _release(self) -> None:
@@ -394,13 +404,14 @@ class Stream(_StreamBase):
 class AsyncStream(_StreamBase):
     """The async counterpart of `Stream`::
 
-        async with model.astream("Write a haiku") as s:
-            async for delta in s.text_deltas():
-                print(delta, end="")
+    async with model.astream("Write a haiku") as s:
+        async for delta in s.text_deltas():
+            print(delta, end="")
     """
 
-    def __init__(self, opener: Callable[[], Awaitable[OpenedStream]], parser: StreamParser, *, provider: str,
-                 model: str):
+    def __init__(
+        self, opener: Callable[[], Awaitable[OpenedStream]], parser: StreamParser, *, provider: str, model: str
+    ):
         self._opener = opener
         self._state = _StreamState(parser, provider=provider, model=model)
         self._iterator: AsyncIterator[StreamEvent] | None = None
@@ -410,8 +421,9 @@ class AsyncStream(_StreamBase):
         await self._open()
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
     async def _open(self) -> OpenedStream:
@@ -425,7 +437,7 @@ class AsyncStream(_StreamBase):
         """Release the connection. Safe to call more than once, and safe inside a cancelled scope."""
         await self._release()
         iterator = self._iterator
-        if isinstance(iterator, AsyncGenerator) and not iterator.ag_running:
+        if isinstance(iterator, AsyncGeneratorType) and not iterator.ag_running:
             with anyio.CancelScope(shield=True):
                 await iterator.aclose()
 
@@ -491,4 +503,3 @@ class AsyncStream(_StreamBase):
         async for _ in self:
             pass
         return self.response
-

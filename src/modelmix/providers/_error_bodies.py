@@ -66,8 +66,9 @@ def error_info(data: Any, *, fallback: str) -> ErrorInfo:
             return ErrorInfo(message=_text(detail) or fallback, raw=data)
         if "message" in data:
             code = data.get("code")
-            return ErrorInfo(message=_text(data.get("message")) or fallback,
-                             code=None if code is None else str(code), raw=data)
+            return ErrorInfo(
+                message=_text(data.get("message")) or fallback, code=None if code is None else str(code), raw=data
+            )
     if isinstance(data, str) and data.strip():
         return ErrorInfo(message=data.strip()[:_MAX_MESSAGE])
     return ErrorInfo(message=fallback)
@@ -98,8 +99,7 @@ def typed_error(status: int, info: ErrorInfo, headers: Mapping[str, str]) -> API
     if status in (400, 413, 422, 500) and any(marker in lowered for marker in _CONTEXT_MARKERS):
         limit, requested = _context_numbers(info)
         return ContextLengthExceededError(info.message, limit=limit, requested=requested, **common)
-    return status_error(status, info.message, headers=headers, code=info.code, error_type=info.type,
-                        param=info.param)
+    return status_error(status, info.message, headers=headers, code=info.code, error_type=info.type, param=info.param)
 
 
 def error_from_body(status: int, headers: Mapping[str, str], body: bytes) -> APIStatusError:

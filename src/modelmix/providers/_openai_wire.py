@@ -48,8 +48,7 @@ class WireQuirks:
     """OpenAI uses 409 for transient lock timeouts, so it is retryable there only."""
 
 
-_PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user",
-                "parallel_tool_calls")
+_PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls")
 
 
 def encode_message(message: Message) -> dict[str, Any]:
@@ -61,9 +60,14 @@ def encode_message(message: Message) -> dict[str, Any]:
         out["content"] = content if content is not None else ""
     if message.tool_calls:
         out["tool_calls"] = [
-            {"id": call.id, "type": "function",
-             "function": {"name": call.name,
-                          "arguments": call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False)}}
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False),
+                },
+            }
             for call in message.tool_calls
         ]
     if message.tool_call_id is not None:
@@ -113,7 +117,8 @@ def encode_response_format(fmt: Any) -> Any:
     if isinstance(fmt, Mapping):
         return dict(fmt)
     raise ConfigurationError(
-        f"response_format {fmt!r} is not supported: use 'json', a JSON-schema dict or a pydantic model class")
+        f"response_format {fmt!r} is not supported: use 'json', a JSON-schema dict or a pydantic model class"
+    )
 
 
 def parse_usage(raw: Any) -> Usage | None:
@@ -127,9 +132,12 @@ def parse_usage(raw: Any) -> Usage | None:
     completion_details = raw.get("completion_tokens_details") or raw.get("output_tokens_details")
     cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, Mapping) else None
     reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, Mapping) else None
-    return Usage(input_tokens=int(prompt or 0), output_tokens=int(completion or 0),
-                 cached_tokens=cached if isinstance(cached, int) else None,
-                 reasoning_tokens=reasoning if isinstance(reasoning, int) else None)
+    return Usage(
+        input_tokens=int(prompt or 0),
+        output_tokens=int(completion or 0),
+        cached_tokens=cached if isinstance(cached, int) else None,
+        reasoning_tokens=reasoning if isinstance(reasoning, int) else None,
+    )
 
 
 def _reasoning_of(source: Mapping[str, Any]) -> str | None:
@@ -138,6 +146,13 @@ def _reasoning_of(source: Mapping[str, Any]) -> str | None:
         if isinstance(value, str) and value:
             return value
     return None
+
+
+def _tool_call(call: Mapping[str, Any]) -> ToolCall:
+    function = call.get("function")
+    if not isinstance(function, Mapping):
+        function = {}
+    return ToolCall.from_raw(call.get("id"), str(function.get("name", "")), function.get("arguments"))
 
 
 def _choice0(choices: Any) -> Mapping[str, Any] | None:
@@ -167,7 +182,7 @@ class OpenAIChatCodec:
         if "stop" in settings:
             stop = settings["stop"]
             body["stop"] = stop if isinstance(stop, str) else list(stop)
-        if "tools" in settings and settings["tools"]:
+        if settings.get("tools"):
             body["tools"] = [encode_tool(t) for t in settings["tools"]]
         if "tool_choice" in settings:
             body["tool_choice"] = encode_tool_choice(settings["tool_choice"])
@@ -189,12 +204,7 @@ class OpenAIChatCodec:
             raise typed_error(status if status >= 400 else 500, info, headers)
         choice = _choice0(data["choices"]) or {}
         raw_message = choice.get("message") or {}
-        tool_calls = [
-            ToolCall.from_raw(call.get("id"), str((call.get("function") or {}).get("name", "")),
-                              (call.get("function") or {}).get("arguments"))
-            for call in raw_message.get("tool_calls") or []
-            if isinstance(call, Mapping)
-        ]
+        tool_calls = [_tool_call(call) for call in raw_message.get("tool_calls") or [] if isinstance(call, Mapping)]
         content = raw_message.get("content")
         finish = choice.get("finish_reason")
         if tool_calls and finish == "stop":
@@ -202,8 +212,11 @@ class OpenAIChatCodec:
         filter_results = choice.get("content_filter_results")
         prompt_filters = data.get("prompt_filter_results")
         return ChatResponse(
-            message=Message(role="assistant", content=content if isinstance(content, str) else (
-                None if tool_calls else ""), tool_calls=tool_calls),
+            message=Message(
+                role="assistant",
+                content=content if isinstance(content, str) else (None if tool_calls else ""),
+                tool_calls=tool_calls,
+            ),
             finish_reason=finish,
             usage=parse_usage(data.get("usage")),
             model=data.get("model") or None,
@@ -269,18 +282,19 @@ class OpenAIStreamParser:
             payload = json.loads(data)
         except json.JSONDecodeError:
             raise StreamDecodeError(
-                "a stream event is not valid JSON", offset=self._sse.consumed, length=len(data)) from None
+                "a stream event is not valid JSON", offset=self._sse.consumed, length=len(data)
+            ) from None
         if not isinstance(payload, Mapping):
-            raise StreamDecodeError("a stream event is not a JSON object", offset=self._sse.consumed,
-                                    length=len(data))
+            raise StreamDecodeError("a stream event is not a JSON object", offset=self._sse.consumed, length=len(data))
         if event_type == "error" or payload.get("error") or payload.get("type") in ("error", "response.failed"):
             raise self._in_band_error(payload)
         if self._model is None and payload.get("model"):
             self._model = str(payload["model"])
         prompt_filters = payload.get("prompt_filter_results")
         if isinstance(prompt_filters, list):
-            out.extend(ContentFilterEvent(results=dict(r), source="prompt") for r in prompt_filters
-                       if isinstance(r, Mapping))
+            out.extend(
+                ContentFilterEvent(results=dict(r), source="prompt") for r in prompt_filters if isinstance(r, Mapping)
+            )
         choice = _choice0(payload.get("choices"))
         if choice is not None:
             self._on_choice(choice, out)
@@ -310,7 +324,8 @@ class OpenAIStreamParser:
             out.append(FinishEvent(str(finish)))
 
     def _tool_delta(self, call: Mapping[str, Any], position: int) -> ToolCallDelta:
-        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        raw_function = call.get("function")
+        function: Mapping[str, Any] = raw_function if isinstance(raw_function, Mapping) else {}
         call_id = call.get("id")
         index = call.get("index")
         if isinstance(index, int):
@@ -326,17 +341,21 @@ class OpenAIStreamParser:
         arguments = function.get("arguments")
         if isinstance(arguments, Mapping):
             arguments = json.dumps(arguments, ensure_ascii=False)
-        return ToolCallDelta(index=slot, id=call_id if isinstance(call_id, str) else None,
-                             name=function.get("name") or None,
-                             arguments=arguments if isinstance(arguments, str) else "")
+        return ToolCallDelta(
+            index=slot,
+            id=call_id if isinstance(call_id, str) else None,
+            name=function.get("name") or None,
+            arguments=arguments if isinstance(arguments, str) else "",
+        )
 
     def _in_band_error(self, payload: Mapping[str, Any]) -> StreamErrorEvent:
         info = error_info(payload, fallback="the server reported an error inside the stream")
         status = _status_for_in_band(info.type, info.code)
         mapped = typed_error(status, info, {})
         mapped.phase = "pre_commit_stream"
-        return StreamErrorEvent(f"error inside the stream: {info.message}", mapped=mapped, code=info.code,
-                                error_type=info.type, status=None)
+        return StreamErrorEvent(
+            f"error inside the stream: {info.message}", mapped=mapped, code=info.code, error_type=info.type, status=None
+        )
 
 
 def _status_for_in_band(error_type: str | None, code: str | None) -> int:
