@@ -50,7 +50,7 @@ from ._messages import (
     user,
 )
 from ._model import Model
-from ._registry import model, providers, register_provider
+from ._registry import list_providers, model, register_provider
 from ._response import (
     Attempt,
     ChatResponse,
@@ -66,6 +66,7 @@ from ._response import (
 from ._settings import Settings, Tool
 from ._streaming import AsyncStream, Stream
 from ._version import __version__
+from .tokens import ModelInfo, model_info, register_model_info
 
 __all__ = [
     "APIKeyAuth",
@@ -91,6 +92,7 @@ __all__ = [
     "MessagesInput",
     "MissingDependencyError",
     "Model",
+    "ModelInfo",
     "ModelMixError",
     "NoAuth",
     "NotFoundError",
@@ -123,8 +125,10 @@ __all__ = [
     "__version__",
     "assistant",
     "image",
+    "list_providers",
     "model",
-    "providers",
+    "model_info",
+    "register_model_info",
     "register_provider",
     "system",
     "tool_result",

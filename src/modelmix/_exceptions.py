@@ -29,6 +29,7 @@ decisions never parse message strings::
     │   │   └── StreamErrorEvent           the server sent an error inside the stream
     │   ├── ContentFilteredError           the answer was cut by a content filter
     │   └── ResponseTooLargeError          a size cap was hit
+    ├── AllModelsFailedError              every model of a fallback chain failed (also an ExceptionGroup)
     ├── DeadlineExceededError
     ├── CircuitOpenError
     └── RetryBudgetExhaustedError
@@ -44,12 +45,19 @@ import contextlib
 import math
 import socket
 import ssl
+import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
+from typing_extensions import Self
+
+if sys.version_info >= (3, 11):  # pragma: no cover - depends on the interpreter
+    from builtins import ExceptionGroup
+else:  # pragma: no cover
+    from exceptiongroup import ExceptionGroup
 
 if TYPE_CHECKING:
     from ._messages import ToolCall
@@ -57,6 +65,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APIStatusError",
+    "AllModelsFailedError",
     "AuthenticationError",
     "BadRequestError",
     "CircuitOpenError",
@@ -415,6 +424,37 @@ class CircuitOpenError(ModelMixError):
 
 class RetryBudgetExhaustedError(ModelMixError):
     """The endpoint's retry budget is spent: retries are skipped to stop a retry storm."""
+
+
+class AllModelsFailedError(ModelMixError, ExceptionGroup[Exception]):
+    """Every model of a fallback chain failed. Also an `ExceptionGroup` of each model's error.
+
+    `exceptions` holds one error per model tried (in order) and `attempts` every attempt, so
+    ``except* RateLimitError:`` works as well as ``except AllModelsFailedError:``.
+    """
+
+    # BaseExceptionGroup keeps `message` and `exceptions` itself (read-only), so ModelMixError's
+    # __init__ (which assigns `message`) is not called.
+    def __new__(
+        cls, message: str, exceptions: Sequence[Exception], *, attempts: Sequence[Attempt] | None = None
+    ) -> Self:
+        return super().__new__(cls, message, list(exceptions))
+
+    def __init__(
+        self, message: str, exceptions: Sequence[Exception], *, attempts: Sequence[Attempt] | None = None
+    ) -> None:
+        BaseException.__init__(self, message, list(exceptions))
+        self.attempts = list(attempts or [])
+
+    def derive(self, excs: Sequence[Exception]) -> AllModelsFailedError:  # type: ignore[override]
+        """Keep the type and the attempts when ``except*`` splits the group."""
+        return AllModelsFailedError(self.message, excs, attempts=self.attempts)
+
+    def __str__(self) -> str:
+        return f"{self.message} ({len(self.exceptions)} models failed)"
+
+    def __repr__(self) -> str:
+        return f"AllModelsFailedError({self.message!r}, {list(self.exceptions)!r})"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream, StreamParser
 from ._version import __version__
+from .tokens import model_info, with_cost
 
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "HTTPModel", "WireCodec"]
 
@@ -134,7 +135,10 @@ class HTTPModel(Model):
 
     @property
     def context_window(self) -> int | None:
-        return self._context_window
+        if self._context_window is not None:
+            return self._context_window
+        info = model_info(self.name)
+        return info.context_window if info is not None else None
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         request = self._build_request(messages, settings, stream=False, auth_headers=self._sync_auth())
@@ -248,7 +252,7 @@ class HTTPModel(Model):
         # An AsyncClient's connections belong to the event loop that opened them; a model used from
         # several loops (asyncio.run twice, or trio) gets one client per loop.
         token = anyio.lowlevel.current_token()
-        if self._aclient is None or (self._owns_aclient and self._aclient_token is not token):
+        if self._aclient is None or (self._owns_aclient and self._aclient_token != token):
             self._aclient = httpx.AsyncClient(timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False)
             self._aclient_token = token
         return self._aclient
@@ -332,7 +336,7 @@ class HTTPModel(Model):
         if response.status_code >= 300:
             raise self._status_error(response, body)
         result = self._parse_body(response, body)
-        return result.model_copy(update={"latency": time.perf_counter() - started})
+        return with_cost(result.model_copy(update={"latency": time.perf_counter() - started}), self.name)
 
     def _parse_body(self, response: httpx.Response, body: bytes) -> ChatResponse:
         request_id = request_id_of(response.headers)

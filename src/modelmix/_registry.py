@@ -18,7 +18,7 @@ from typing import Any
 from ._exceptions import ConfigurationError
 from ._model import Model
 
-__all__ = ["ProviderFactory", "model", "parse_model_string", "providers", "register_provider"]
+__all__ = ["ProviderFactory", "list_providers", "model", "parse_model_string", "register_provider"]
 
 ProviderFactory = Callable[..., Model]
 """``factory(name, **options) -> Model``."""
@@ -47,7 +47,7 @@ def register_provider(prefix: str, factory: ProviderFactory | str, *, replace: b
         _registered[prefix] = factory
 
 
-def providers() -> list[str]:
+def list_providers() -> list[str]:
     """The provider prefixes known now (built-in, registered and installed plugins)."""
     _load_entry_points()
     return sorted(_registered)

@@ -165,7 +165,10 @@ class SSEDecoder:
         return None
 
     def _dispatch(self) -> SSEEvent | None:
-        if not self._data:
+        if not self._data or self._data == [""]:
+            # WHATWG: an empty data buffer dispatches nothing (e.g. a "data:" heartbeat).
+            self._data = []
+            self._data_size = 0
             self._event = None
             return None
         event = SSEEvent(data="\n".join(self._data), event=self._event, id=self._id, retry=self._retry)

@@ -38,8 +38,17 @@ from ._response import (
     UsageEvent,
 )
 from ._sse import DecoderLimitError
+from .tokens._catalog import with_cost
 
-__all__ = ["AsyncStream", "OpenedStream", "Stream", "StreamAccumulator", "StreamParser", "events_from_response"]
+__all__ = [
+    "AsyncStream",
+    "NoByteParser",
+    "OpenedStream",
+    "Stream",
+    "StreamAccumulator",
+    "StreamParser",
+    "events_from_response",
+]
 
 logger = logging.getLogger("modelmix")
 
@@ -59,6 +68,20 @@ class StreamParser(Protocol):
 
     def flush(self) -> list[StreamEvent]:
         """Called at end of input: decode whatever is buffered."""
+
+
+class NoByteParser:
+    """The parser of streams whose events come from a complete response (`OpenedStream.full_response`)
+    or from an in-process model, never from bytes."""
+
+    done = True
+    model: str | None = None
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        raise TypeError("this stream is not fed bytes")
+
+    def flush(self) -> list[StreamEvent]:
+        return []
 
 
 @dataclass
@@ -235,12 +258,13 @@ class _StreamState:
     def complete(self) -> ChatResponse:
         assert self.opened is not None
         self.finished = True
-        self.response = self.acc.build(
+        built = self.acc.build(
             provider=self.provider,
             model=self.parser.model or self.model_name,
             request_id=self.opened.request_id,
             latency=time.perf_counter() - self.opened.started,
         )
+        self.response = with_cost(built, self.model_name)
         return self.response
 
     def fail(self, exc: ModelMixError) -> ModelMixError:
