@@ -7,6 +7,7 @@
 
 from ._auth import APIKeyAuth, Auth, NoAuth
 from ._exceptions import (
+    AllModelsFailedError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -66,17 +67,38 @@ from ._response import (
 from ._settings import Settings, Tool
 from ._streaming import AsyncStream, Stream
 from ._version import __version__
+from .providers._listing import AvailableModel, alist_models, list_models
+from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
+from .resilience import (
+    BreakerState,
+    CircuitBreaker,
+    FallbackModel,
+    HedgedModel,
+    ResilientModel,
+    RetryPolicy,
+    circuit_breaker,
+    fallback,
+    hedge,
+    retrying,
+)
 from .tokens import ModelInfo, model_info, register_model_info
 
 __all__ = [
     "APIKeyAuth",
     "APIStatusError",
+    "AllModelsFailedError",
     "AsyncStream",
     "Attempt",
     "Auth",
     "AuthenticationError",
+    "AvailableModel",
+    "AzureModel",
+    "AzureModelInfo",
+    "AzureProfile",
     "BadRequestError",
+    "BreakerState",
     "ChatResponse",
+    "CircuitBreaker",
     "CircuitOpenError",
     "ConfigurationError",
     "ConflictError",
@@ -86,7 +108,9 @@ __all__ = [
     "ContentPart",
     "ContextLengthExceededError",
     "DeadlineExceededError",
+    "FallbackModel",
     "FinishEvent",
+    "HedgedModel",
     "ImagePart",
     "Message",
     "MessagesInput",
@@ -100,8 +124,10 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "ReasoningDelta",
+    "ResilientModel",
     "ResponseTooLargeError",
     "RetryBudgetExhaustedError",
+    "RetryPolicy",
     "ServerError",
     "Settings",
     "Stream",
@@ -123,13 +149,19 @@ __all__ = [
     "Usage",
     "UsageEvent",
     "__version__",
+    "alist_models",
     "assistant",
+    "circuit_breaker",
+    "fallback",
+    "hedge",
     "image",
+    "list_models",
     "list_providers",
     "model",
     "model_info",
     "register_model_info",
     "register_provider",
+    "retrying",
     "system",
     "tool_result",
     "user",

@@ -29,7 +29,7 @@ decisions never parse message strings::
     │   │   └── StreamErrorEvent           the server sent an error inside the stream
     │   ├── ContentFilteredError           the answer was cut by a content filter
     │   └── ResponseTooLargeError          a size cap was hit
-    ├── AllModelsFailedError              every model of a fallback chain failed (also an ExceptionGroup)
+    ├── AllModelsFailedError               every model of a fallback chain failed (also an ExceptionGroup)
     ├── DeadlineExceededError
     ├── CircuitOpenError
     └── RetryBudgetExhaustedError

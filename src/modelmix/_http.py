@@ -141,6 +141,14 @@ class HTTPModel(Model):
         return info.context_window if info is not None else None
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        try:
+            return self._chat_once(messages, settings)
+        except AuthenticationError:
+            if not self._auth_refreshed():
+                raise
+        return self._chat_once(messages, settings)
+
+    def _chat_once(self, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
         request = self._build_request(messages, settings, stream=False, auth_headers=self._sync_auth())
         started = time.perf_counter()
         with self._translate("sent_no_response"):
@@ -153,6 +161,14 @@ class HTTPModel(Model):
         return self._complete(response, body, started)
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        try:
+            return await self._achat_once(messages, settings)
+        except AuthenticationError:
+            if not self._auth_refreshed():
+                raise
+        return await self._achat_once(messages, settings)
+
+    async def _achat_once(self, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
         request = self._build_request(messages, settings, stream=False, auth_headers=await self._async_auth())
         started = time.perf_counter()
         with self._translate("sent_no_response"):
@@ -170,6 +186,14 @@ class HTTPModel(Model):
         request = self._build_request(messages, settings, stream=True, auth_headers=self._sync_auth())
 
         def open_stream() -> OpenedStream:
+            try:
+                return open_request(request)
+            except AuthenticationError:
+                if not self._auth_refreshed():
+                    raise
+            return open_request(self._build_request(messages, settings, stream=True, auth_headers=self._sync_auth()))
+
+        def open_request(request: httpx.Request) -> OpenedStream:
             started = time.perf_counter()
             with self._translate("sent_no_response"):
                 response = self._sync_client().send(request, stream=True)
@@ -188,9 +212,10 @@ class HTTPModel(Model):
                 request_id=request_id_of(response.headers),
                 host=self.host,
                 started=started,
+                redact=self._redact,
             )
 
-        return Stream(open_stream, self.codec.stream_parser(), provider=self.provider, model=self.name)
+        return Stream(open_stream, self._stream_parser(messages, settings), provider=self.provider, model=self.name)
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         # Built now so bad input fails at the call site; rebuilt at open time only when the
@@ -198,6 +223,14 @@ class HTTPModel(Model):
         eager = self._build_request(messages, settings, stream=True, auth_headers={})
 
         async def open_stream() -> OpenedStream:
+            try:
+                return await open_request()
+            except AuthenticationError:
+                if not self._auth_refreshed():
+                    raise
+            return await open_request()
+
+        async def open_request() -> OpenedStream:
             request = (
                 eager
                 if self.auth.static
@@ -223,9 +256,17 @@ class HTTPModel(Model):
                 request_id=request_id_of(response.headers),
                 host=self.host,
                 started=started,
+                redact=self._redact,
             )
 
-        return AsyncStream(open_stream, self.codec.stream_parser(), provider=self.provider, model=self.name)
+        return AsyncStream(
+            open_stream, self._stream_parser(messages, settings), provider=self.provider, model=self.name
+        )
+
+    def _stream_parser(self, messages: MessagesInput, settings: Mapping[str, Any]) -> StreamParser:
+        """The parser for one streamed call. A provider overrides this to wrap the codec's parser
+        with call-aware post-processing (e.g. counting usage a server does not send)."""
+        return self.codec.stream_parser()
 
     def close(self) -> None:
         if self._client is not None and self._owns_client:
@@ -256,6 +297,11 @@ class HTTPModel(Model):
             self._aclient = httpx.AsyncClient(timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False)
             self._aclient_token = token
         return self._aclient
+
+    def _auth_refreshed(self) -> bool:
+        """After a 401: True when the credential could be refreshed (token providers), so exactly one
+        retry with a fresh credential may succeed. Static keys are never retried."""
+        return not self.auth.static and self.auth.invalidate()
 
     def _sync_auth(self) -> Mapping[str, str]:
         return {} if self.auth.static else self.auth.headers()
@@ -340,9 +386,12 @@ class HTTPModel(Model):
 
     def _parse_body(self, response: httpx.Response, body: bytes) -> ChatResponse:
         request_id = request_id_of(response.headers)
+        # Raised outside the except block: the decode error's context would carry the whole body.
         try:
-            data = json.loads(body)
+            data, valid = json.loads(body), True
         except (json.JSONDecodeError, UnicodeDecodeError):
+            data, valid = None, False
+        if not valid:
             raise ProviderError(
                 f"the server answered HTTP {response.status_code} with a body that is not JSON ({len(body)} bytes)",
                 provider=self.provider,
@@ -352,7 +401,7 @@ class HTTPModel(Model):
                 host=self.host,
                 retryable=True,
                 code="invalid_json",
-            ) from None
+            )
         try:
             parsed = self.codec.parse_response(data, status=response.status_code, headers=response.headers)
         except ProviderError as exc:
@@ -379,11 +428,19 @@ class HTTPModel(Model):
         error.request_id = error.request_id or request_id_of(response.headers)
         if isinstance(error, AuthenticationError):
             error.key_hint = key_hint(self.auth.secret)
-        # The server may echo the key back in its message; never let it travel further.
-        for secret in self.auth.secrets():
-            if secret and secret in error.message:
-                error.message = error.message.replace(secret, key_hint(self.auth.secret) or "…")
+        self._redact(error)
         return error
+
+    def _redact(self, error: ProviderError) -> None:
+        """The server may echo the key back in its message (also inside a stream); never let it
+        travel further. `args` too, since reprs and error reporters read them."""
+        hint = key_hint(self.auth.secret) or "…"
+        mapped = getattr(error, "mapped", None)
+        for item in (error, mapped) if isinstance(mapped, ProviderError) else (error,):
+            for secret in self.auth.secrets():
+                if secret and secret in item.message:
+                    item.message = item.message.replace(secret, hint)
+                    item.args = (item.message,)
 
 
 def _is_plain_json(response: httpx.Response) -> bool:

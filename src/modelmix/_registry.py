@@ -28,6 +28,13 @@ DEFAULT_MODEL_ENV = "MODELMIX_MODEL"
 
 _BUILTIN: dict[str, str] = {
     "openai": "modelmix.providers.openai:create",
+    "azure": "modelmix.providers.azure:create",
+    "ollama": "modelmix.providers.ollama:create",
+    "llamacpp": "modelmix.providers.openai_compatible:create_llamacpp",
+    "vllm": "modelmix.providers.openai_compatible:create_vllm",
+    "lmstudio": "modelmix.providers.openai_compatible:create_lmstudio",
+    "openai-compatible": "modelmix.providers.openai_compatible:create",
+    "local": "modelmix.providers.local:create",
 }
 _registered: dict[str, ProviderFactory | str] = dict(_BUILTIN)
 _state = {"entry_points_loaded": False}
@@ -94,16 +101,24 @@ def _factory_for(provider: str) -> ProviderFactory:
     return entry
 
 
-def model(spec: str | None = None, **options: Any) -> Model:
+def model(spec: str | None = None, *, max_retries: int = 2, **options: Any) -> Model:
     """Build a model from a ``"provider:model"`` string.
 
     Options (``api_key=``, ``base_url=``, ``settings=``, ``timeout=``...) go to the provider;
     anything not given is read from the provider's environment variables. With no string, the
     ``MODELMIX_MODEL`` environment variable is used, else the embedded local model.
+
+    The model retries per FAULTS.md (``mm.retrying``'s defaults); ``max_retries=0`` returns the
+    bare provider model.
     """
     if spec is None:
         spec = os.environ.get(DEFAULT_MODEL_ENV) or "local"
     if not isinstance(spec, str):
         raise ConfigurationError(f"model() takes a string like 'openai:gpt-4o-mini', not {type(spec).__name__}")
     provider, name = parse_model_string(spec)
-    return _factory_for(provider)(name, **options)
+    built = _factory_for(provider)(name, **options)
+    if max_retries <= 0:
+        return built
+    from .resilience import retrying  # late import: resilience builds on the registry
+
+    return retrying(built, max_retries=max_retries)

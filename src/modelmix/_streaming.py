@@ -197,6 +197,8 @@ class OpenedStream:
     started: float
     full_response: ChatResponse | None = None
     """Set when the server answered with a complete (non-streamed) JSON body."""
+    redact: Callable[[ProviderError], None] | None = None
+    """Removes credentials a server echoed into an error (errors sent inside the stream)."""
 
 
 class _StreamState:
@@ -273,6 +275,8 @@ class _StreamState:
             exc.with_context(provider=self.provider, model=self.model_name)
             if exc.request_id is None and self.opened is not None:
                 exc.request_id = self.opened.request_id
+            if self.opened is not None and self.opened.redact is not None:
+                self.opened.redact(exc)
         if not self.committed or isinstance(exc, StreamInterruptedError):
             return exc
         wrapped = StreamInterruptedError(
@@ -324,12 +328,14 @@ class _StreamBase:
 
 
 class Stream(_StreamBase):
-    """A streamed answer. Use it as a context manager so the connection is always released::
+    """A streamed answer. Use it as a context manager so the connection is always released:
 
+    ```python
     with model.stream("Write a haiku") as s:
         for delta in s.text_deltas():
             print(delta, end="")
     print(s.response.usage)
+    ```
     """
 
     def __init__(self, opener: Callable[[], OpenedStream], parser: StreamParser, *, provider: str, model: str):
@@ -426,11 +432,13 @@ class Stream(_StreamBase):
 
 
 class AsyncStream(_StreamBase):
-    """The async counterpart of `Stream`::
+    """The async counterpart of `Stream`:
 
+    ```python
     async with model.astream("Write a haiku") as s:
         async for delta in s.text_deltas():
             print(delta, end="")
+    ```
     """
 
     def __init__(
@@ -476,6 +484,11 @@ class AsyncStream(_StreamBase):
                 # Shielded: a cancelled caller must still give the connection back.
                 with anyio.CancelScope(shield=True):
                     await result
+            # Finalise the byte iterator too: left to the GC, trio warns (ResourceWarning).
+            chunks = opened.chunks
+            if isinstance(chunks, AsyncGeneratorType) and not chunks.ag_running:
+                with anyio.CancelScope(shield=True):
+                    await chunks.aclose()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:

@@ -122,7 +122,9 @@ def encode_response_format(fmt: Any) -> Any:
 
 
 def parse_usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, Mapping):
+    # `raw is None` / `type(...) is dict` first: this runs on every stream chunk, and an ABC
+    # isinstance check costs more than the rest of the common path.
+    if raw is None or (type(raw) is not dict and not isinstance(raw, Mapping)):
         return None
     prompt = raw.get("prompt_tokens", raw.get("input_tokens"))
     completion = raw.get("completion_tokens", raw.get("output_tokens"))
@@ -156,10 +158,11 @@ def _tool_call(call: Mapping[str, Any]) -> ToolCall:
 
 
 def _choice0(choices: Any) -> Mapping[str, Any] | None:
-    if not isinstance(choices, Sequence) or not choices:
+    # The `type(...) is list/dict` fast paths skip ABC checks for what json.loads produces.
+    if (type(choices) is not list and not isinstance(choices, Sequence)) or not choices:
         return None
     for choice in choices:
-        if isinstance(choice, Mapping) and choice.get("index", 0) == 0:
+        if (type(choice) is dict or isinstance(choice, Mapping)) and choice.get("index", 0) == 0:
             return choice
     return None
 
@@ -278,13 +281,14 @@ class OpenAIStreamParser:
         if data == "[DONE]":
             self._done = True
             return
+        # Raised outside the except block: the decode error's context would carry the payload.
         try:
-            payload = json.loads(data)
+            payload, valid = json.loads(data), True
         except json.JSONDecodeError:
-            raise StreamDecodeError(
-                "a stream event is not valid JSON", offset=self._sse.consumed, length=len(data)
-            ) from None
-        if not isinstance(payload, Mapping):
+            payload, valid = None, False
+        if not valid:
+            raise StreamDecodeError("a stream event is not valid JSON", offset=self._sse.consumed, length=len(data))
+        if type(payload) is not dict and not isinstance(payload, Mapping):
             raise StreamDecodeError("a stream event is not a JSON object", offset=self._sse.consumed, length=len(data))
         if event_type == "error" or payload.get("error") or payload.get("type") in ("error", "response.failed"):
             raise self._in_band_error(payload)
@@ -304,7 +308,7 @@ class OpenAIStreamParser:
 
     def _on_choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if isinstance(delta, Mapping):
+        if type(delta) is dict or isinstance(delta, Mapping):
             reasoning = _reasoning_of(delta)
             if reasoning:
                 out.append(ReasoningDelta(reasoning))
@@ -317,7 +321,7 @@ class OpenAIStreamParser:
                     if isinstance(call, Mapping):
                         out.append(self._tool_delta(call, position))
         filters = choice.get("content_filter_results")
-        if isinstance(filters, Mapping) and filters:
+        if filters and (type(filters) is dict or isinstance(filters, Mapping)):
             out.append(ContentFilterEvent(results=dict(filters)))
         finish = choice.get("finish_reason")
         if finish:

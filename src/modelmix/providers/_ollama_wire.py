@@ -1,0 +1,317 @@
+"""Ollama's native chat protocol (``POST /api/chat``), sans-I/O.
+
+How it differs from OpenAI's chat completions:
+
+- Streaming is NDJSON (one JSON object per line) and *on by default*: a non-streamed call must
+  send ``"stream": false``. The last object has ``"done": true``, the ``done_reason`` and the eval
+  counts (``prompt_eval_count`` / ``eval_count``) that are the usage.
+- Sampling settings go in ``options`` (``num_predict`` is max_tokens).
+- Tool-call arguments are JSON *objects*, not strings, both ways; tool results carry
+  ``tool_name`` rather than a call id.
+- Images travel as a list of base64 strings on the message (``images``).
+- Errors are ``{"error": "<text>"}`` — with an HTTP error status before the stream starts, or as
+  an NDJSON line inside a stream that began with HTTP 200.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from .._exceptions import APIStatusError, ConfigurationError, NotFoundError, StreamDecodeError, StreamErrorEvent
+from .._messages import ImagePart, Message, TextPart, ToolCall
+from .._response import (
+    ChatResponse,
+    FinishEvent,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+from .._settings import Settings
+from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
+from ._error_bodies import error_from_body, error_info, typed_error
+from ._openai_wire import encode_tool
+
+__all__ = ["OllamaCodec", "OllamaStreamParser", "ollama_usage"]
+
+# Settings that Ollama takes inside "options", under its own names.
+_OPTION_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "max_tokens": "num_predict",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
+_MODEL_IN_MESSAGE = re.compile(r"""model ['"]?([^'"]+?)['"]? not found""")
+
+
+def ollama_usage(data: Mapping[str, Any]) -> Usage | None:
+    """Usage from the eval counts of a final (``done: true``) object, if it has any."""
+    prompt = data.get("prompt_eval_count")
+    output = data.get("eval_count")
+    if not isinstance(prompt, int) and not isinstance(output, int):
+        return None
+    return Usage(
+        input_tokens=prompt if isinstance(prompt, int) else 0, output_tokens=output if isinstance(output, int) else 0
+    )
+
+
+def _encode_message(message: Message, id_to_name: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role if message.role != "developer" else "system"}
+    content = message.content
+    images: list[str] = []
+    if isinstance(content, list):
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, TextPart):
+                texts.append(part.text)
+            elif isinstance(part, ImagePart):
+                images.append(_image_base64(part))
+        out["content"] = "".join(texts)
+    else:
+        out["content"] = content or ""
+    if images:
+        out["images"] = images
+    if message.tool_calls:
+        calls = []
+        for call in message.tool_calls:
+            if call.id:
+                id_to_name[call.id] = call.name
+            calls.append({"function": {"name": call.name, "arguments": call.arguments}})
+        out["tool_calls"] = calls
+    if message.role == "tool":
+        # Ollama matches a result to its call by the tool's name, not by an id.
+        name = message.name or (id_to_name.get(message.tool_call_id) if message.tool_call_id else None)
+        if name:
+            out["tool_name"] = name
+    return out
+
+
+def _image_base64(part: ImagePart) -> str:
+    if part.data is not None:
+        return base64.b64encode(part.data).decode("ascii")
+    url = part.url or ""
+    if url.startswith("data:") and ";base64," in url:
+        return url.split(";base64,", 1)[1]
+    raise ConfigurationError("Ollama takes images as bytes, not URLs: pass mm.image(data=...) or a base64 data: URL")
+
+
+def _encode_format(fmt: Any) -> Any:
+    if fmt == "json":
+        return "json"
+    if fmt == "text":
+        return None
+    if isinstance(fmt, type) and issubclass(fmt, BaseModel):
+        return fmt.model_json_schema()
+    if isinstance(fmt, Mapping):
+        # Accept OpenAI's response_format shapes as well as a bare JSON schema.
+        if fmt.get("type") == "json_object":
+            return "json"
+        if fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), Mapping):
+            return dict(fmt["json_schema"].get("schema") or {})
+        return dict(fmt)
+    raise ConfigurationError(f"response_format {fmt!r} is not supported by Ollama: use 'json' or a JSON schema")
+
+
+def _tool_calls(raw: Any) -> list[ToolCall]:
+    calls: list[ToolCall] = []
+    for call in raw if isinstance(raw, list) else []:
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        assert isinstance(function, Mapping)
+        arguments = function.get("arguments")
+        calls.append(
+            ToolCall.from_raw(
+                call.get("id") if isinstance(call.get("id"), str) else None,
+                str(function.get("name", "")),
+                arguments if isinstance(arguments, (str, Mapping)) else None,
+            )
+        )
+    return calls
+
+
+class OllamaCodec:
+    """Request building and response parsing for ``POST {host}/api/chat``."""
+
+    chat_path = "api/chat"
+
+    def __init__(self, model: str = "", *, keep_alive: str | float | None = None) -> None:
+        self.model = model
+        self.keep_alive = keep_alive
+
+    def build_body(self, model: str, messages: list[Message], settings: Settings, *, stream: bool) -> dict[str, Any]:
+        id_to_name: dict[str, str] = {}
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [_encode_message(m, id_to_name) for m in messages],
+            "stream": stream,
+        }
+        options: dict[str, Any] = {}
+        for key, option in _OPTION_NAMES.items():
+            if key in settings:
+                options[option] = settings[key]  # type: ignore[literal-required]
+        if "stop" in settings:
+            stop = settings["stop"]
+            options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        if options:
+            body["options"] = options
+        if settings.get("tools"):
+            body["tools"] = [encode_tool(t) for t in settings["tools"]]
+        if "response_format" in settings:
+            fmt = _encode_format(settings["response_format"])
+            if fmt is not None:
+                body["format"] = fmt
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        extra = settings.get("extra_body")
+        if extra:
+            # Ollama-specific options (num_ctx, top_k, ...) merge into "options"; other keys go top level.
+            extra = dict(extra)
+            extra_options = extra.pop("options", None)
+            if isinstance(extra_options, Mapping):
+                body["options"] = {**body.get("options", {}), **extra_options}
+            body.update(extra)
+        return body
+
+    def parse_response(self, data: Any, *, status: int, headers: httpx.Headers) -> ChatResponse:
+        if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("message"), Mapping):
+            info = error_info(data, fallback="Ollama answered without a message")
+            raise self._typed(status if status >= 400 else 500, info.message, headers)
+        raw_message = data["message"]
+        tool_calls = _tool_calls(raw_message.get("tool_calls"))
+        content = raw_message.get("content")
+        finish = data.get("done_reason") or None
+        if tool_calls and finish == "stop":
+            finish = "tool_calls"
+        thinking = raw_message.get("thinking")
+        return ChatResponse(
+            message=Message(
+                role="assistant",
+                content=content if isinstance(content, str) and (content or not tool_calls) else None,
+                tool_calls=tool_calls,
+            ),
+            finish_reason=finish,
+            usage=ollama_usage(data),
+            model=data.get("model") or None,
+            provider="",
+            reasoning=thinking if isinstance(thinking, str) and thinking else None,
+            raw=dict(data),
+        )
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIStatusError:
+        error = error_from_body(status, headers, body)
+        if isinstance(error, NotFoundError) or (status == 404 and "not found" in error.message):
+            return self._typed(404, error.message, headers)
+        return error
+
+    def _typed(self, status: int, message: str, headers: Mapping[str, str]) -> APIStatusError:
+        found = _MODEL_IN_MESSAGE.search(message)
+        if found or (status == 404 and "not found" in message.lower()):
+            name = found.group(1) if found else self.model
+            return NotFoundError(
+                f"{message}. The model is not on this Ollama server: run `ollama pull {name}` (or check the name "
+                "with `ollama list`)",
+                status=404,
+                phase="status",
+            )
+        return typed_error(status, error_info(message, fallback=message), headers)
+
+    def stream_parser(self) -> OllamaStreamParser:
+        return OllamaStreamParser(self)
+
+
+class OllamaStreamParser:
+    """NDJSON bytes → typed events. Every object carries a message fragment; tool calls arrive
+    whole (one object per call list); the ``done: true`` object ends the stream."""
+
+    def __init__(self, codec: OllamaCodec | None = None, *, max_line: int = DEFAULT_MAX_LINE) -> None:
+        self._codec = codec or OllamaCodec()
+        self._lines = NDJSONDecoder(max_line=max_line)
+        self._done = False
+        self._model: str | None = None
+        self._next_tool = 0
+        self._pending_error: StreamErrorEvent | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return self._lines_to_events(self._lines.feed(chunk))
+
+    def flush(self) -> list[StreamEvent]:
+        return self._lines_to_events(self._lines.flush())
+
+    def _lines_to_events(self, lines: list[str]) -> list[StreamEvent]:
+        if self._pending_error is not None:
+            error, self._pending_error = self._pending_error, None
+            raise error
+        events: list[StreamEvent] = []
+        for line in lines:
+            try:
+                self._on_line(line, events)
+            except StreamErrorEvent as exc:
+                if not events:
+                    raise
+                # Deliver the content that arrived before the error line first (it may already
+                # have been shown to the caller elsewhere); the error follows on the next call.
+                self._pending_error = exc
+                break
+        return events
+
+    def _on_line(self, line: str, out: list[StreamEvent]) -> None:
+        if self._done:
+            return
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            raise StreamDecodeError(
+                "an NDJSON line is not valid JSON", offset=self._lines.consumed, length=len(line)
+            ) from None
+        if not isinstance(data, Mapping):
+            raise StreamDecodeError(
+                "an NDJSON line is not a JSON object", offset=self._lines.consumed, length=len(line)
+            )
+        if data.get("error"):
+            # Ollama reports failures after the 200 status line as an {"error": ...} line.
+            info = error_info(data, fallback="Ollama reported an error inside the stream")
+            mapped = self._codec._typed(500, info.message, {})
+            mapped.phase = "pre_commit_stream"
+            raise StreamErrorEvent(f"error inside the stream: {info.message}", mapped=mapped, status=None)
+        if self._model is None and data.get("model"):
+            self._model = str(data["model"])
+        message = data.get("message")
+        if isinstance(message, Mapping):
+            thinking = message.get("thinking")
+            if isinstance(thinking, str) and thinking:
+                out.append(ReasoningDelta(thinking))
+            content = message.get("content")
+            if isinstance(content, str) and content:
+                out.append(TextDelta(content))
+            for call in _tool_calls(message.get("tool_calls")):
+                out.append(
+                    ToolCallDelta(index=self._next_tool, id=call.id, name=call.name, arguments=call.raw_arguments)
+                )
+                self._next_tool += 1
+        if data.get("done") is True:
+            self._done = True
+            reason = data.get("done_reason")
+            out.append(FinishEvent(str(reason) if reason else "stop"))
+            usage = ollama_usage(data)
+            if usage is not None:
+                out.append(UsageEvent(usage))

@@ -1,0 +1,250 @@
+"""Azure (``azure:<deployment>``): Azure OpenAI deployments and Azure's model catalog, one interface.
+
+Routes (chosen from the endpoint URL, or forced with ``route=``): the OpenAI **v1** route
+``https://<resource>.openai.azure.com/openai/v1/`` (also ``…services.ai.azure.com``), the classic
+``/openai/deployments/<name>/chat/completions?api-version=…``, the retired Model Inference API
+(``*.models.ai.azure.com``, ``…/models``) and old serverless ``*.inference.ai.azure.com/v1``
+endpoints. See `_azure_routes` and docs/azure.md.
+
+Configuration, first found wins:
+
+- endpoint: ``endpoint=`` (or ``base_url=``) → ``AZURE_OPENAI_ENDPOINT``
+- credential: ``token_provider=`` / ``credential=`` (Entra ID) → ``api_key=`` → ``AZURE_OPENAI_API_KEY``
+- classic api-version: ``api_version=`` → ``AZURE_OPENAI_API_VERSION`` → ``2024-10-21``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from .._auth import Auth, resolve_secret
+from .._exceptions import ConfigurationError, ProviderError
+from .._http import HTTPModel
+from .._settings import Settings
+from ._azure_auth import (
+    DEFAULT_REFRESH_MARGIN,
+    DEFAULT_SCOPE,
+    AzureKeyAuth,
+    BearerToken,
+    EntraTokenAuth,
+    TokenProvider,
+    default_credential,
+    token_provider_from_credential,
+)
+from ._azure_profiles import PROFILES, AzureProfile, profile_for
+from ._azure_routes import CLASSIC_API_VERSION, MODEL_INFERENCE_API_VERSION, AzureRoute, RouteName, resolve_route
+from ._azure_wire import AzureChatCodec
+
+__all__ = [
+    "CLASSIC_API_VERSION",
+    "DEFAULT_SCOPE",
+    "MODEL_INFERENCE_API_VERSION",
+    "AzureModel",
+    "AzureModelInfo",
+    "AzureProfile",
+    "BearerToken",
+    "create",
+]
+
+logger = logging.getLogger("modelmix.azure")
+
+ENDPOINT_ENV = "AZURE_OPENAI_ENDPOINT"
+API_KEY_ENV = "AZURE_OPENAI_API_KEY"
+API_VERSION_ENV = "AZURE_OPENAI_API_VERSION"
+
+
+class AzureModelInfo(BaseModel):
+    """What ``GET /info`` says about the model behind a Model Inference API endpoint."""
+
+    model_config = ConfigDict(frozen=True)
+    model_name: str | None = None
+    model_type: str | None = None
+    model_provider_name: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+
+class AzureModel(HTTPModel):
+    """An Azure OpenAI deployment or an Azure catalog model.
+
+    ``AzureModel("gpt-4o-mini")`` reads ``AZURE_OPENAI_ENDPOINT`` and ``AZURE_OPENAI_API_KEY``.
+    For Entra ID pass ``credential=DefaultAzureCredential()`` (or ``credential="default"``) or a
+    ``token_provider=`` callable (sync or async) returning a token string, ``(token, expires_on)``
+    or an ``AccessToken``.
+    """
+
+    def __init__(
+        self,
+        deployment: str,
+        *,
+        endpoint: str | None = None,
+        base_url: str | None = None,
+        api_key: str | SecretStr | None = None,
+        token_provider: TokenProvider | None = None,
+        credential: Any = None,
+        scope: str = DEFAULT_SCOPE,
+        route: RouteName | None = None,
+        api_version: str | None = None,
+        profile: AzureProfile | str | None = None,
+        settings: Settings | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | float | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        context_window: int | None = None,
+        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not deployment:
+            raise ConfigurationError("an Azure deployment name is required, e.g. 'azure:gpt-4o-mini'")
+        if endpoint and base_url and endpoint != base_url:
+            raise ConfigurationError("give the Azure endpoint once: endpoint= or base_url=, not both")
+        where = endpoint or base_url or os.environ.get(ENDPOINT_ENV)
+        if not where:
+            raise ConfigurationError(
+                f"Azure needs an endpoint: set the {ENDPOINT_ENV} environment variable or pass "
+                "endpoint='https://<resource>.openai.azure.com' (or a catalog endpoint URL)"
+            )
+        self.route: AzureRoute = resolve_route(
+            where,
+            deployment,
+            route=route,
+            api_version=api_version,
+            classic_api_version=os.environ.get(API_VERSION_ENV) or None,
+        )
+        catalog = self.route.name in ("model-inference", "serverless-v1")
+        if isinstance(profile, str):
+            if profile.lower() not in PROFILES:
+                raise ConfigurationError(
+                    f"unknown Azure profile {profile!r}; use one of {', '.join(sorted(PROFILES))} "
+                    "or an AzureProfile(...)"
+                )
+            profile = PROFILES[profile.lower()]
+        self.profile: AzureProfile = profile or profile_for(deployment, catalog=catalog)
+        auth = _choose_auth(
+            api_key=api_key,
+            token_provider=token_provider,
+            credential=credential,
+            scope=scope,
+            key_style=self.route.key_style,
+            refresh_margin=refresh_margin,
+            clock=clock,
+        )
+        host = httpx.URL(self.route.base_url).host
+        super().__init__(
+            deployment,
+            provider="azure",
+            base_url=self.route.base_url,
+            codec=AzureChatCodec(deployment, self.route, self.profile, host),
+            auth=auth,
+            settings=settings,
+            default_headers={**self.route.headers, **(default_headers or {})},
+            query=self.route.query,
+            timeout=timeout,
+            http_client=http_client,
+            async_http_client=async_http_client,
+            context_window=context_window,
+        )
+        logger.debug(
+            "azure:%s → %s route %s (profile %s, auth %r)",
+            deployment,
+            self.route.name,
+            self.route.chat_url,
+            self.profile.family,
+            auth,
+        )
+
+    # ----------------------------------------------------------------------------- model info
+
+    def info(self) -> AzureModelInfo:
+        """``GET /info`` of a Model Inference API endpoint: the model's name, type and provider."""
+        request = self._info_request(self._sync_auth())
+        with self._translate("sent_no_response"):
+            response = self._sync_client().send(request)
+        return self._info_result(response)
+
+    async def ainfo(self) -> AzureModelInfo:
+        """Async `info`."""
+        request = self._info_request(await self._async_auth())
+        with self._translate("sent_no_response"):
+            response = await self._async_client().send(request)
+        return self._info_result(response)
+
+    def _info_request(self, auth_headers: Mapping[str, str]) -> httpx.Request:
+        if self.route.info_url is None:
+            raise ConfigurationError(
+                f"the {self.route.name} route offers no model-info document; GET /info exists only on "
+                "Model Inference API endpoints (*.models.ai.azure.com, …/models)"
+            )
+        headers = {k: v for k, v in self._base_headers.items() if k.lower() != "content-type"}
+        return httpx.Request("GET", self.route.info_url, headers={**headers, **auth_headers})
+
+    def _info_result(self, response: httpx.Response) -> AzureModelInfo:
+        body = response.content
+        if response.status_code >= 300:
+            raise self._status_error(response, body)
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = None
+        if not isinstance(data, dict):
+            raise ProviderError(
+                "GET /info answered with a body that is not a JSON object",
+                provider=self.provider,
+                model=self.name,
+                status=response.status_code,
+                host=self.host,
+                code="invalid_json",
+            )
+        return AzureModelInfo(
+            model_name=_opt(data.get("model_name")),
+            model_type=_opt(data.get("model_type")),
+            model_provider_name=_opt(data.get("model_provider_name")),
+            raw=data,
+        )
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _choose_auth(
+    *,
+    api_key: str | SecretStr | None,
+    token_provider: TokenProvider | None,
+    credential: Any,
+    scope: str,
+    key_style: Any,
+    refresh_margin: float,
+    clock: Callable[[], float],
+) -> Auth:
+    if token_provider is not None and credential is not None:
+        raise ConfigurationError("give either token_provider= or credential=, not both")
+    entra = token_provider is not None or credential is not None
+    if entra and api_key:
+        raise ConfigurationError("give either an API key or an Entra ID credential/token_provider, not both")
+    if credential is not None:
+        if credential == "default":
+            credential = default_credential()
+        token_provider = token_provider_from_credential(credential, scope)
+    if token_provider is not None:
+        return EntraTokenAuth(token_provider, scope=scope, refresh_margin=refresh_margin, clock=clock)
+    secret = resolve_secret(api_key, API_KEY_ENV)
+    if secret is None:
+        raise ConfigurationError(
+            f"Azure needs a credential: set {API_KEY_ENV}, pass api_key=..., or use Entra ID with "
+            "credential='default' (pip install 'modelmix[azure]') or token_provider=..."
+        )
+    return AzureKeyAuth(secret, style=key_style)
+
+
+def create(name: str, **options: Any) -> AzureModel:
+    """Registry factory for ``azure:<deployment>``."""
+    return AzureModel(name, **options)

@@ -1,0 +1,518 @@
+"""In-process models on llama-cpp-python (``local:``), and the embedded default.
+
+``mm.model("local")`` (and ``mm.model()`` when ``MODELMIX_MODEL`` is unset) is SmolLM2-135M-Instruct,
+shipped with the ``modelmix[local]`` extra: no server, no key, no network. ``local:/path/x.gguf``
+(or ``MODELMIX_LOCAL_MODEL=/path/x.gguf`` with plain ``local``) runs another GGUF file.
+
+Answers are produced in llama.cpp's OpenAI-shaped chunks and decoded by the same OpenAI stream
+parser and `Stream` machinery the HTTP models use, so responses, stream events, the commit point
+and errors look exactly like any other backend's. Blocking work runs in the caller's thread
+(sync) or a worker thread (async); an async caller that is cancelled stops generation at the
+next token. Callers share one loaded copy of a model and take turns (a lock) to generate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import inspect
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+import httpx
+from pydantic import BaseModel
+from typing_extensions import Unpack
+
+from .._exceptions import (
+    ConfigurationError,
+    ContextLengthExceededError,
+    MissingDependencyError,
+    ModelMixError,
+    ProviderError,
+)
+from .._messages import ImagePart, Message, MessagesInput, to_messages
+from .._model import Model
+from .._response import ChatResponse, StreamEvent, Usage, UsageEvent
+from .._settings import Settings, merge_settings
+from .._streaming import AsyncStream, OpenedStream, Stream
+from ._listing import AvailableModel
+from ._llama_runtime import (
+    EMBEDDED_LABEL,
+    EMBEDDED_NAME,
+    LOCAL_MODEL_ENV,
+    LlamaRuntime,
+    embedded_gguf,
+    import_llama_cpp,
+    load_runtime,
+    resolve_gguf,
+)
+from ._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_tool, encode_tool_choice
+
+__all__ = ["DEFAULT_N_CTX", "LocalModel", "alist_models", "create", "list_models"]
+
+DEFAULT_N_CTX = 2048
+"""Context window used unless ``n_ctx=`` says otherwise (SmolLM2 supports 8192; 2048 keeps
+the KV cache small)."""
+
+_SETTINGS_PASSED = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "max_tokens")
+_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+_LOCK_POLL = 0.05
+
+
+class _Abandoned(Exception):
+    """The async caller went away before the model was free; nothing to do."""
+
+
+def _require_llama_cpp() -> None:
+    # find_spec is cheap: the heavy library is imported only when the model is first used.
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise MissingDependencyError("local models", "local", "llama-cpp-python")
+
+
+def _encode_message(message: Message) -> dict[str, Any]:
+    if isinstance(message.content, list) and any(isinstance(p, ImagePart) for p in message.content):
+        raise ConfigurationError("the local backend is text-only: remove image parts or use a vision model server")
+    out: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role}
+    # Chat templates concatenate content as a string; None would break them.
+    out["content"] = message.text
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": call.id or f"call_{index}",
+                "type": "function",
+                "function": {
+                    "name": call.name,
+                    "arguments": call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False),
+                },
+            }
+            for index, call in enumerate(message.tool_calls)
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        out["name"] = message.name
+    return out
+
+
+def _response_format(fmt: Any) -> dict[str, Any] | None:
+    """llama-cpp-python takes ``{"type": "json_object", "schema": {...}}`` for both JSON modes."""
+    if fmt == "text":
+        return None
+    if fmt == "json":
+        return {"type": "json_object"}
+    if isinstance(fmt, type) and issubclass(fmt, BaseModel):
+        return {"type": "json_object", "schema": fmt.model_json_schema()}
+    if isinstance(fmt, Mapping):
+        if fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), Mapping):
+            return {"type": "json_object", "schema": dict(fmt["json_schema"].get("schema") or {})}
+        if fmt.get("type") == "json_object":
+            return dict(fmt)
+        return {"type": "json_object", "schema": dict(fmt)}
+    raise ConfigurationError(f"response_format {fmt!r} is not supported: use 'json', a JSON schema or a pydantic model")
+
+
+class LocalModel(Model):
+    """A GGUF model run in this process by llama.cpp.
+
+    ``LocalModel()`` is the embedded SmolLM2-135M-Instruct; ``LocalModel("/models/x.gguf")`` any
+    other file. `n_ctx` sets the context window, `n_threads` the CPU threads (llama.cpp's default:
+    half the cores). `repack` turns llama.cpp's weight repacking on or off (default: off on CPUs
+    with Intel AMX, where it crashes on some hosts; see `modelmix.providers._llama_runtime`).
+    """
+
+    provider = "local"
+
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        settings: Settings | None = None,
+        repack: bool | None = None,
+    ) -> None:
+        _require_llama_cpp()
+        path, embedded = resolve_gguf(name)
+        self.path: Path = path
+        self.embedded = embedded
+        self.name = EMBEDDED_NAME if embedded else (name.strip() or str(path))
+        self.label = EMBEDDED_LABEL if embedded else path.name
+        self.settings = merge_settings(None, settings or {})
+        if n_ctx < 16:
+            raise ConfigurationError(f"n_ctx={n_ctx} is too small for a chat prompt; use at least 16 (e.g. 2048)")
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.repack = repack
+        self._runtime: LlamaRuntime | None = None
+        self._codec = OpenAIChatCodec()
+
+    # ----------------------------------------------------------------------------- loading
+
+    @property
+    def context_window(self) -> int | None:
+        return self.n_ctx
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory (loading happens on first use, or via `load`)."""
+        return self._runtime is not None
+
+    def load(self) -> LlamaRuntime:
+        """Load the weights now (normally done lazily by the first call). Idempotent and shared:
+        models on the same file and context size reuse one loaded copy."""
+        if self._runtime is None:
+            self._runtime = load_runtime(
+                self.path, n_ctx=self.n_ctx, n_threads=self.n_threads, repack=self.repack, label=self.label
+            )
+        return self._runtime
+
+    async def aload(self) -> LlamaRuntime:
+        """Async `load` (the blocking load runs in a worker thread)."""
+        if self._runtime is not None:
+            return self._runtime
+        return await anyio.to_thread.run_sync(self.load)
+
+    # ----------------------------------------------------------------------------- calls
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        encoded, options = self._request(messages, settings)
+        return self._generate(encoded, options, None)
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        encoded, options = self._request(messages, settings)
+        stop = threading.Event()
+        try:
+            # Abandoned on cancellation: the worker notices `stop` before its next token and ends.
+            return await anyio.to_thread.run_sync(
+                partial(self._generate, encoded, options, stop), abandon_on_cancel=True
+            )
+        finally:
+            stop.set()
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        encoded, options = self._request(messages, settings)
+
+        def open_stream() -> OpenedStream:
+            runtime = self.load()
+            started = time.perf_counter()
+            runtime.lock.acquire()
+            source = _Chunks(self, runtime, encoded, options)
+            return OpenedStream(chunks=source, close=source.close, request_id=None, host=None, started=started)
+
+        return Stream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        encoded, options = self._request(messages, settings)
+
+        async def open_stream() -> OpenedStream:
+            runtime = await self.aload()
+            started = time.perf_counter()
+            await _acquire_async(runtime.lock)
+            source = _Chunks(self, runtime, encoded, options)
+            return OpenedStream(
+                chunks=_AsyncChunks(source), close=source.aclose, request_id=None, host=None, started=started
+            )
+
+        return AsyncStream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
+
+    def __repr__(self) -> str:
+        return f"<LocalModel local:{self.name} {self.path.name} n_ctx={self.n_ctx}{' loaded' if self.loaded else ''}>"
+
+    # ----------------------------------------------------------------------------- internals
+
+    def _request(
+        self, messages: MessagesInput, call_settings: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        settings = merge_settings(self.settings, call_settings)
+        encoded = [_encode_message(m) for m in to_messages(messages)]
+        options: dict[str, Any] = {}
+        for key in _SETTINGS_PASSED:
+            if key in settings:
+                options[key] = settings[key]  # type: ignore[literal-required]
+        if "stop" in settings:
+            stop = settings["stop"]
+            options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        if settings.get("tools"):
+            options["tools"] = [encode_tool(t) for t in settings["tools"]]
+        if "tool_choice" in settings:
+            options["tool_choice"] = encode_tool_choice(settings["tool_choice"])
+        if "response_format" in settings:
+            fmt = _response_format(settings["response_format"])
+            if fmt is not None:
+                options["response_format"] = fmt
+        extra = dict(settings.get("extra_body") or {})
+        if extra:
+            _check_extra(extra)
+            options.update(extra)
+        return encoded, options
+
+    def _generate(
+        self, encoded: list[dict[str, Any]], options: dict[str, Any], stop: threading.Event | None
+    ) -> ChatResponse:
+        runtime = self.load()
+        started = time.perf_counter()
+        if stop is None:
+            runtime.lock.acquire()
+        elif not _acquire_until(runtime.lock, stop):
+            raise _Abandoned
+        try:
+            call = dict(options)
+            if stop is not None:
+                call["logits_processor"] = _stopper(runtime, stop)
+            with self._translate():
+                raw = runtime.llama.create_chat_completion(messages=encoded, **call)
+        finally:
+            runtime.lock.release()
+        response = self._codec.parse_response(raw, status=200, headers=httpx.Headers())
+        return response.model_copy(
+            update={"provider": self.provider, "model": self.name, "latency": time.perf_counter() - started}
+        )
+
+    @contextlib.contextmanager
+    def _translate(self) -> Iterator[None]:
+        """llama-cpp-python raises plain ValueError/RuntimeError; give callers typed errors."""
+        try:
+            yield
+        except ModelMixError:
+            raise
+        except ValueError as exc:
+            found = _OVERFLOW.search(str(exc))
+            if found:
+                requested, limit = int(found.group(1)), int(found.group(2))
+                raise ContextLengthExceededError(
+                    f"the prompt needs {requested} tokens but the local model's context window is {limit}; "
+                    "shorten the conversation or load the model with a larger n_ctx",
+                    limit=limit,
+                    requested=requested,
+                    status=400,
+                    provider=self.provider,
+                    model=self.name,
+                    phase="local",
+                ) from exc
+            raise ProviderError(
+                f"local generation failed: {exc}", provider=self.provider, model=self.name, phase="local"
+            ) from exc
+        except TypeError as exc:
+            raise ConfigurationError(f"the local backend rejected an option: {exc}") from exc
+        except RuntimeError as exc:
+            raise ProviderError(
+                f"local generation failed: {exc}", provider=self.provider, model=self.name, phase="local"
+            ) from exc
+
+
+def _check_extra(extra: Mapping[str, Any]) -> None:
+    llama_cpp = import_llama_cpp()
+    accepted = set(inspect.signature(llama_cpp.Llama.create_chat_completion).parameters) - {
+        "self",
+        "messages",
+        "stream",
+    }
+    unknown = sorted(set(extra) - accepted)
+    if unknown:
+        raise ConfigurationError(
+            f"extra_body key(s) {', '.join(map(repr, unknown))} are not llama.cpp sampling options; "
+            f"accepted: {', '.join(sorted(accepted))}"
+        )
+
+
+def _acquire_until(lock: threading.Lock, stop: threading.Event) -> bool:
+    while not lock.acquire(timeout=_LOCK_POLL):
+        if stop.is_set():
+            return False
+    return True
+
+
+async def _acquire_async(lock: threading.Lock) -> None:
+    """Take a threading lock from async code without blocking the event loop, staying cancellable."""
+    while True:
+        with anyio.CancelScope(shield=True):
+            # Shielded so an acquired lock is never lost to a cancellation arriving at the same time.
+            acquired = await anyio.to_thread.run_sync(partial(lock.acquire, timeout=_LOCK_POLL))
+        if acquired:
+            try:
+                await anyio.lowlevel.checkpoint()
+            except BaseException:
+                lock.release()
+                raise
+            return
+        await anyio.lowlevel.checkpoint()
+
+
+def _stopper(runtime: LlamaRuntime, stop: threading.Event) -> Any:
+    """A logits processor that forces end-of-sequence once `stop` is set: generation ends at the
+    next token without llama.cpp needing a cancel API."""
+    llama_cpp = import_llama_cpp()
+    eos = runtime.llama.token_eos()
+
+    def force_eos(input_ids: Any, scores: Any) -> Any:
+        if stop.is_set():
+            scores[:] = -float("inf")
+            scores[eos] = 0.0
+        return scores
+
+    return llama_cpp.LogitsProcessorList([force_eos])
+
+
+class _Chunks:
+    """llama.cpp's chunk dicts as SSE bytes for the OpenAI stream parser, plus a usage chunk
+    counted with the model's tokenizer at the end. Owns the model lock until closed."""
+
+    def __init__(
+        self, model: LocalModel, runtime: LlamaRuntime, encoded: list[dict[str, Any]], options: dict[str, Any]
+    ) -> None:
+        self._model = model
+        self._runtime = runtime
+        self._encoded = encoded
+        self._options = options
+        self._source: Iterator[dict[str, Any]] | None = None
+        self._finished = False
+        self._released = False
+        self._release_lock = threading.Lock()
+        self._text: list[str] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self.next_or_none()
+        if chunk is None:
+            raise StopIteration
+        return chunk
+
+    def next_or_none(self) -> bytes | None:
+        if self._finished or self._released:
+            return None
+        with self._model._translate():
+            if self._source is None:
+                self._source = iter(
+                    self._runtime.llama.create_chat_completion(messages=self._encoded, stream=True, **self._options)
+                )
+            item = next(self._source, None)
+            if item is None:
+                self._finished = True
+                return self._usage_chunk() + b"data: [DONE]\n\n"
+        self._collect(item)
+        item = {**item, "model": self._model.name}  # llama.cpp reports the file path
+        return b"data: " + json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n\n"
+
+    def _collect(self, item: Mapping[str, Any]) -> None:
+        for choice in item.get("choices") or []:
+            delta = choice.get("delta") if isinstance(choice, Mapping) else None
+            if not isinstance(delta, Mapping):
+                continue
+            if isinstance(delta.get("content"), str):
+                self._text.append(delta["content"])
+            for call in delta.get("tool_calls") or []:
+                function = call.get("function") if isinstance(call, Mapping) else None
+                if isinstance(function, Mapping) and isinstance(function.get("arguments"), str):
+                    self._text.append(function["arguments"])
+
+    def _usage_chunk(self) -> bytes:
+        runtime = self._runtime
+        prompt = runtime.count_prompt_tokens(self._encoded, self._options.get("tools"))
+        if prompt is None:
+            prompt = sum(runtime.count_tokens(m["content"]) + 4 for m in self._encoded) + 3
+        usage = {"prompt_tokens": prompt, "completion_tokens": runtime.count_tokens("".join(self._text))}
+        return b"data: " + json.dumps({"choices": [], "usage": usage}).encode("utf-8") + b"\n\n"
+
+    def close(self) -> None:
+        with self._release_lock:
+            if self._released:
+                return
+            self._released = True
+        try:
+            source = self._source
+            if source is not None and hasattr(source, "close"):
+                source.close()  # GeneratorExit inside llama.cpp's loop: generation stops here
+        finally:
+            self._runtime.lock.release()
+
+    async def aclose(self) -> None:
+        await anyio.to_thread.run_sync(self.close)
+
+
+class _AsyncChunks:
+    """Async iteration over `_Chunks`: each token is produced in a worker thread. A cancelled
+    caller waits for at most the token in progress, then the stream closes and frees the model."""
+
+    def __init__(self, source: _Chunks) -> None:
+        self._source = source
+
+    def __aiter__(self) -> _AsyncChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await anyio.to_thread.run_sync(self._source.next_or_none)
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+
+class _LocalStreamParser(OpenAIStreamParser):
+    """The OpenAI chunk parser; usage in a local stream is counted by modelmix (with the model's
+    tokenizer), so it is marked estimated."""
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:
+        return [_estimated(e) for e in super().feed(chunk)]
+
+    def flush(self) -> list[StreamEvent]:
+        return [_estimated(e) for e in super().flush()]
+
+
+def _estimated(event: StreamEvent) -> StreamEvent:
+    if isinstance(event, UsageEvent):
+        return UsageEvent(Usage(**{**event.usage.model_dump(), "estimated": True}))
+    return event
+
+
+# --------------------------------------------------------------------------------- registry & listing
+
+
+def create(name: str, **options: Any) -> LocalModel:
+    """Registry factory for ``local`` / ``local:<path.gguf>``."""
+    return LocalModel(name, **options)
+
+
+def list_models(prefix: str = "local", **options: Any) -> list[AvailableModel]:
+    """The local models available without a server: the embedded one and ``$MODELMIX_LOCAL_MODEL``."""
+    found: list[AvailableModel] = []
+    try:
+        path = embedded_gguf()
+    except ModelMixError:
+        path = None
+    if path is not None:
+        found.append(
+            AvailableModel(
+                provider="local",
+                id=EMBEDDED_NAME,
+                owned_by="HuggingFaceTB",
+                size_bytes=path.stat().st_size,
+                details={"path": str(path), "embedded": True, "label": EMBEDDED_LABEL},
+            )
+        )
+    configured = os.environ.get(LOCAL_MODEL_ENV, "").strip()
+    if configured and Path(configured).expanduser().is_file():
+        file = Path(configured).expanduser()
+        found.append(
+            AvailableModel(
+                provider="local",
+                id=str(file),
+                size_bytes=file.stat().st_size,
+                details={"path": str(file), "embedded": False, "env": LOCAL_MODEL_ENV},
+            )
+        )
+    return found
+
+
+async def alist_models(prefix: str = "local", **options: Any) -> list[AvailableModel]:
+    return list_models(prefix, **options)

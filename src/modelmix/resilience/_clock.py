@@ -1,0 +1,85 @@
+"""Time, injectable: a `Clock` gives "now" and sleeps, and a `Deadline` is a point on one clock.
+
+Every wait the resilience layer computes goes through a clock, so tests can inject one that
+advances instantly instead of really sleeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import anyio
+
+__all__ = ["Clock", "Deadline", "ambient_deadline", "effective_deadline", "using_deadline"]
+
+
+class Clock:
+    """The real clock (monotonic). Subclass and override all three methods to fake time."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        # Always a checkpoint, so a zero-second retry still lets cancellation through.
+        await anyio.sleep(max(0.0, seconds))
+
+
+SYSTEM_CLOCK = Clock()
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """An instant on `clock` by which a whole call (attempts, waits, fallbacks) must be done."""
+
+    at: float
+    clock: Clock
+    seconds: float | None = None
+    """The budget it was created with, for error messages."""
+
+    def remaining(self) -> float:
+        return self.at - self.clock.now()
+
+    @property
+    def unbounded(self) -> bool:
+        return math.isinf(self.at)
+
+
+_AMBIENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("modelmix_deadline", default=None)
+
+
+def ambient_deadline() -> Deadline | None:
+    """The deadline set by an enclosing wrapper (a fallback chain around a retrying model)."""
+    return _AMBIENT.get()
+
+
+@contextlib.contextmanager
+def using_deadline(deadline: Deadline) -> Iterator[None]:
+    """Make `deadline` the ambient deadline for inner wrappers called from this block."""
+    token = _AMBIENT.set(deadline)
+    try:
+        yield
+    finally:
+        _AMBIENT.reset(token)
+
+
+def effective_deadline(clock: Clock, seconds: float | None, *, in_async: bool) -> Deadline:
+    """min(own `seconds`, the enclosing wrapper's deadline, the caller's anyio cancel scope) (FAULTS.md P6)."""
+    now = clock.now()
+    at = math.inf if seconds is None else now + seconds
+    ambient = _AMBIENT.get()
+    if ambient is not None:
+        at = min(at, now + ambient.remaining())
+    if in_async:
+        scope_deadline = anyio.current_effective_deadline()
+        if not math.isinf(scope_deadline):
+            at = min(at, now + (scope_deadline - anyio.current_time()))
+    return Deadline(at=at, clock=clock, seconds=None if math.isinf(at) else at - now)

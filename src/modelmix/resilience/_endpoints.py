@@ -1,0 +1,64 @@
+"""Shared per-endpoint state: one retry budget per endpoint and one breaker per (endpoint, model),
+so every wrapper pointing at the same deployment sees the same health."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from .._model import Model
+from .breaker import BreakerConfig, CircuitBreaker
+from .policy import RetryBudget
+
+__all__ = ["EndpointRegistry", "endpoint_of", "registry"]
+
+
+def endpoint_of(model: Model) -> str:
+    """``scheme://host:port`` for HTTP models, else ``provider``; never a path, query or key."""
+    base: Any = getattr(model, "base_url", None)
+    if base is not None:
+        try:
+            return f"{base.scheme}://{base.netloc.decode('ascii')}"
+        except (AttributeError, UnicodeDecodeError):
+            return str(getattr(model, "host", None) or model.provider)
+    inner = getattr(model, "inner", None)
+    if isinstance(inner, Model):
+        return endpoint_of(inner)
+    return model.provider
+
+
+class EndpointRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._budgets: dict[str, RetryBudget] = {}
+        self._breakers: dict[tuple[str, str], CircuitBreaker] = {}
+
+    def budget(self, endpoint: str) -> RetryBudget:
+        with self._lock:
+            budget = self._budgets.get(endpoint)
+            if budget is None:
+                budget = self._budgets[endpoint] = RetryBudget()
+            return budget
+
+    def breaker(self, endpoint: str, model: str, config: BreakerConfig | None = None) -> CircuitBreaker:
+        with self._lock:
+            key = (endpoint, model)
+            breaker = self._breakers.get(key)
+            if breaker is None:
+                breaker = self._breakers[key] = CircuitBreaker(f"{model} at {endpoint}", config)
+            return breaker
+
+    def breakers(self) -> dict[tuple[str, str], CircuitBreaker]:
+        """Every breaker created so far, by (endpoint, model): the state is queryable."""
+        with self._lock:
+            return dict(self._breakers)
+
+    def clear(self) -> None:
+        """Forget all budgets and breakers (tests)."""
+        with self._lock:
+            self._budgets.clear()
+            self._breakers.clear()
+
+
+registry = EndpointRegistry()
+"""The process-wide registry used unless a wrapper is given its own."""

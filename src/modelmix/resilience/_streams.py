@@ -1,0 +1,275 @@
+"""Streams that only reach the caller once committed (FAULTS.md P8).
+
+A wrapper opens an inner stream and reads it up to the first content event (the commit point)
+before handing anything to the caller; a failure before that is retried or falls back invisibly.
+After it, events pass straight through under an idle timer and the deadline, and the inner
+stream's own commit tracking turns failures into `StreamInterruptedError` with the partial output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import anyio
+
+from .._exceptions import DeadlineExceededError, ModelMixError, StreamStalledError
+from .._response import CONTENT_EVENTS, Attempt, ChatResponse, StreamEvent
+from .._streaming import AsyncStream, Stream, _StreamState
+from ._clock import Deadline
+
+__all__ = ["Connected", "GuardedAsyncStream", "GuardedStream", "apull_to_commit", "pull_to_commit"]
+
+DoneHook = Callable[[BaseException | None, bool], None]
+"""Called once when a committed stream ends: (error or None, read to the end?)."""
+
+
+def _no_hook(error: BaseException | None, completed: bool) -> None:
+    return None
+
+
+class _NoParser:
+    """Stands in until the inner stream is open; never fed."""
+
+    done = False
+    model = None
+
+    def feed(self, chunk: bytes) -> list[StreamEvent]:  # pragma: no cover - never called
+        return []
+
+    def flush(self) -> list[StreamEvent]:  # pragma: no cover - never called
+        return []
+
+
+@dataclass
+class Connected:
+    """An inner stream read up to its commit point."""
+
+    stream: Stream | AsyncStream
+    iterator: Iterator[StreamEvent] | AsyncIterator[StreamEvent]
+    buffered: list[StreamEvent]
+    attempts: list[Attempt]
+    deadline: Deadline
+    idle_timeout: float | None = None
+    on_done: DoneHook = field(default=_no_hook)
+    _done: bool = False
+
+    def finish(self, error: BaseException | None, completed: bool) -> None:
+        if not self._done:
+            self._done = True
+            self.on_done(error, completed)
+
+
+def stream_attempts(stream: Stream | AsyncStream) -> list[Attempt] | None:
+    """The attempts a wrapped stream recorded, or None for a plain provider stream."""
+    return list(stream.attempts) if isinstance(stream, (GuardedStream, GuardedAsyncStream)) else None
+
+
+async def apull_to_commit(
+    stream: AsyncStream, limit: float
+) -> tuple[AsyncIterator[StreamEvent], list[StreamEvent]] | None:
+    """Open `stream` and read until its first content event (or its end); None if `limit` seconds ran out."""
+    with anyio.move_on_after(limit):
+        await stream.__aenter__()
+        iterator = aiter(stream)
+        buffered: list[StreamEvent] = []
+        while True:
+            try:
+                event = await anext(iterator)
+            except StopAsyncIteration:
+                break
+            buffered.append(event)
+            if isinstance(event, CONTENT_EVENTS):
+                break
+        return iterator, buffered
+    return None
+
+
+def pull_to_commit(stream: Stream) -> tuple[Iterator[StreamEvent], list[StreamEvent]]:
+    stream.__enter__()
+    iterator = iter(stream)
+    buffered: list[StreamEvent] = []
+    for event in iterator:
+        buffered.append(event)
+        if isinstance(event, CONTENT_EVENTS):
+            break
+    return iterator, buffered
+
+
+async def aclose_quietly(stream: AsyncStream) -> None:
+    """Close a stream even inside a cancelled scope (the connection must go back to the pool)."""
+    with anyio.CancelScope(shield=True):
+        await stream.aclose()
+
+
+def _stall_error(stream: Stream | AsyncStream, idle: float, provider: str, model: str) -> StreamStalledError:
+    return StreamStalledError(
+        f"no stream event for {idle:.1f} s after content had started",
+        partial_text=stream.text,
+        provider=provider,
+        model=model,
+        phase="post_commit_stream",
+    )
+
+
+def _deadline_error(deadline: Deadline, phase: str) -> DeadlineExceededError:
+    seconds = f"{deadline.seconds:.2f} s " if deadline.seconds is not None else ""
+    return DeadlineExceededError(
+        f"the call's {seconds}deadline passed ({phase})", deadline=deadline.seconds, phase=phase
+    )
+
+
+class _GuardedMixin:
+    _conn: Connected | None
+    _final: ChatResponse | None
+    _state: _StreamState
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """Every attempt made to open this stream (empty until it is open)."""
+        return list(self._conn.attempts) if self._conn is not None else []
+
+    @property
+    def response(self) -> ChatResponse:
+        if self._final is None:
+            inner = self._state.require_response()
+            self._final = inner.model_copy(update={"attempts": self.attempts})
+        return self._final
+
+
+class GuardedAsyncStream(_GuardedMixin, AsyncStream):
+    """An `AsyncStream` whose opening is a whole retry / fallback / hedge procedure."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Connected]], *, provider: str, model: str) -> None:
+        self._connect = connect
+        self._state = _StreamState(_NoParser(), provider=provider, model=model)
+        self._conn: Connected | None = None
+        self._final: ChatResponse | None = None
+        self._iterator: AsyncIterator[StreamEvent] | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> GuardedAsyncStream:
+        await self._connect_once()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def _connect_once(self) -> Connected:
+        if self._conn is None:
+            if self._closed:
+                raise ModelMixError("this stream was closed; start a new one with model.astream(...)")
+            self._conn = await self._connect()
+            # committed / text / response now read the inner stream's state.
+            self._state = self._conn.stream._state
+        return self._conn
+
+    async def _release(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        conn = self._conn
+        if conn is not None:
+            conn.finish(None, False)
+            stream = conn.stream
+            assert isinstance(stream, AsyncStream)
+            await aclose_quietly(stream)
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        try:
+            conn = await self._connect_once()
+            iterator = conn.iterator
+            assert isinstance(iterator, AsyncIterator)
+            while conn.buffered:
+                yield conn.buffered.pop(0)
+            while True:
+                left = conn.deadline.remaining()
+                idle = conn.idle_timeout if conn.idle_timeout is not None else math.inf
+                event: StreamEvent | None = None
+                finished = False
+                with anyio.move_on_after(min(idle, max(left, 0.0))):
+                    try:
+                        event = await anext(iterator)
+                    except StopAsyncIteration:
+                        finished = True
+                if finished:
+                    break
+                if event is None:
+                    raise (
+                        _stall_error(conn.stream, idle, self._state.provider, self._state.model_name)
+                        if idle < left
+                        else _deadline_error(conn.deadline, "stream")
+                    )
+                yield event
+            conn.finish(None, True)
+        except ModelMixError as exc:
+            if self._conn is not None:
+                exc.attempts = list(self._conn.attempts)
+                self._conn.finish(exc, False)
+            raise
+        finally:
+            await self._release()
+
+
+class GuardedStream(_GuardedMixin, Stream):
+    """The sync counterpart. Sync code can't interrupt a blocked read, so idle and TTFT limits are
+    enforced through the HTTP read timeout and the deadline is checked between events."""
+
+    def __init__(self, connect: Callable[[], Connected], *, provider: str, model: str) -> None:
+        self._connect = connect
+        self._state = _StreamState(_NoParser(), provider=provider, model=model)
+        self._conn: Connected | None = None
+        self._final: ChatResponse | None = None
+        self._iterator: Iterator[StreamEvent] | None = None
+        self._closed = False
+
+    def __enter__(self) -> GuardedStream:
+        self._connect_once()
+        return self
+
+    def _connect_once(self) -> Connected:
+        if self._conn is None:
+            if self._closed:
+                raise ModelMixError("this stream was closed; start a new one with model.stream(...)")
+            self._conn = self._connect()
+            self._state = self._conn.stream._state
+        return self._conn
+
+    def _release(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        conn = self._conn
+        if conn is not None:
+            conn.finish(None, False)
+            stream = conn.stream
+            assert isinstance(stream, Stream)
+            stream.close()
+
+    def _events(self) -> Iterator[StreamEvent]:
+        try:
+            conn = self._connect_once()
+            iterator = conn.iterator
+            assert isinstance(iterator, Iterator)
+            while conn.buffered:
+                yield conn.buffered.pop(0)
+            for event in iterator:
+                if conn.deadline.remaining() <= 0:
+                    raise _deadline_error(conn.deadline, "stream")
+                yield event
+            conn.finish(None, True)
+        except ModelMixError as exc:
+            if self._conn is not None:
+                exc.attempts = list(self._conn.attempts)
+                self._conn.finish(exc, False)
+            raise
+        finally:
+            self._release()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "_conn", None) is not None:
+            self._release()

@@ -1,0 +1,290 @@
+"""Circuit breakers (FAULTS.md P5): a sans-I/O state machine per (endpoint, model).
+
+The breaker never reads the time itself: every method takes ``now`` from the caller's clock, so
+tests drive it through hours of states without sleeping.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from .._exceptions import (
+    AuthenticationError,
+    BadRequestError,
+    CircuitOpenError,
+    ConfigurationError,
+    ContentFilteredError,
+    DeadlineExceededError,
+    ModelMixError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    RateLimitError,
+    StreamErrorEvent,
+    TransportError,
+    UnexpectedRedirectError,
+    UnprocessableEntityError,
+)
+
+__all__ = ["BreakerConfig", "BreakerSnapshot", "BreakerState", "CircuitBreaker", "Outcome", "classify"]
+
+logger = logging.getLogger("modelmix")
+
+Outcome = Literal["success", "failure", "cooldown", "misconfigured", "ignored"]
+
+
+class BreakerState(str, enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+    MISCONFIGURED = "misconfigured"
+    """Open because of a 401/403/404/TLS failure: a configuration problem, not an outage."""
+
+
+@dataclass(frozen=True)
+class BreakerConfig:
+    """Thresholds; the defaults are FAULTS.md P5's."""
+
+    window: int = 20
+    min_calls: int = 10
+    failure_rate: float = 0.5
+    consecutive_failures: int = 5
+    open_base: float = 30.0
+    """Seconds open the first time; × times opened after that."""
+    open_cap: float = 300.0
+    jitter: float = 0.1
+    misconfigured_open: float = 300.0
+    rate_limit_cooldown: float = 5.0
+    """Cooldown after a 429 that gave no hint."""
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    """What `CircuitBreaker.snapshot` reports."""
+
+    state: BreakerState
+    failures: int
+    calls: int
+    consecutive_failures: int
+    times_opened: int
+    reopen_at: float | None
+    cooldown_until: float | None
+
+
+def classify(exc: BaseException) -> Outcome:
+    """What a failure means for the endpoint's health (the matrix's CB column)."""
+    if not isinstance(exc, ModelMixError):
+        return "ignored"  # cancellation and programming errors say nothing about the endpoint
+    if isinstance(exc, StreamErrorEvent) and exc.mapped is not None:
+        return classify(exc.mapped)
+    if isinstance(exc, RateLimitError):
+        return "cooldown"
+    if isinstance(exc, (AuthenticationError, PermissionDeniedError, NotFoundError)):
+        return "misconfigured"
+    if isinstance(exc, TransportError):
+        if exc.kind == "tls":
+            return "misconfigured"
+        if exc.kind == "pool_timeout":
+            return "ignored"  # local saturation
+        return "failure"
+    if isinstance(
+        exc,
+        (
+            BadRequestError,
+            UnprocessableEntityError,
+            UnexpectedRedirectError,
+            ContentFilteredError,
+            DeadlineExceededError,
+            CircuitOpenError,
+            ConfigurationError,
+        ),
+    ):
+        return "ignored"
+    if isinstance(exc, ProviderError):
+        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 409):
+            return "ignored"
+        return "failure"
+    return "ignored"
+
+
+class CircuitBreaker:
+    """Health of one endpoint/model.
+
+    ``allow(now)`` before a call (False: skip it), then exactly one of ``record(outcome, now)``.
+    A call allowed in HALF_OPEN is the single probe; its outcome closes or re-opens the circuit.
+    """
+
+    def __init__(self, name: str, config: BreakerConfig | None = None, *, rng: random.Random | None = None) -> None:
+        self.name = name
+        self.config = config or BreakerConfig()
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        self._samples: deque[bool] = deque(maxlen=self.config.window)  # True = failure
+        self._consecutive = 0
+        self._state = BreakerState.CLOSED
+        self._reopen_at = 0.0
+        self._cooldown_until = 0.0
+        self._times_opened = 0
+        self._probe_out = False
+        self._logged_misconfigured = False
+
+    # ------------------------------------------------------------------------------ queries
+
+    def state(self, now: float) -> BreakerState:
+        """The state at `now` (an OPEN breaker whose time is up reads as HALF_OPEN)."""
+        if self._state in (BreakerState.OPEN, BreakerState.MISCONFIGURED) and now >= self._reopen_at:
+            return BreakerState.HALF_OPEN
+        return self._state
+
+    def reopen_at(self, now: float) -> float | None:
+        """When a call will next be let through, or None if one would be now."""
+        if self._state in (BreakerState.OPEN, BreakerState.MISCONFIGURED) and now < self._reopen_at:
+            return self._reopen_at
+        if self._cooldown_until > now:
+            return self._cooldown_until
+        return None
+
+    def snapshot(self, now: float) -> BreakerSnapshot:
+        return BreakerSnapshot(
+            state=self.state(now),
+            failures=sum(self._samples),
+            calls=len(self._samples),
+            consecutive_failures=self._consecutive,
+            times_opened=self._times_opened,
+            reopen_at=self.reopen_at(now),
+            cooldown_until=self._cooldown_until if self._cooldown_until > now else None,
+        )
+
+    # ---------------------------------------------------------------------------- decisions
+
+    def allow(self, now: float, *, ignore_cooldown: bool = False) -> bool:
+        """May a call go now? `ignore_cooldown` is for retries, which a 429's hint already paces."""
+        with self._lock:
+            if self._cooldown_until > now and not ignore_cooldown:
+                return False
+            if self._state is BreakerState.CLOSED:
+                return True
+            if self._state is not BreakerState.HALF_OPEN and now < self._reopen_at:
+                return False
+            self._state = BreakerState.HALF_OPEN
+            if self._probe_out:
+                return False
+            self._probe_out = True
+            return True
+
+    def force_probe(self, now: float) -> bool:
+        """Panic mode (every model of a chain is open): make the next `allow` grant one probe now,
+        unless the endpoint is MISCONFIGURED or a probe is already out."""
+        with self._lock:
+            if self._state is BreakerState.MISCONFIGURED or self._probe_out:
+                return False
+            self._reopen_at = min(self._reopen_at, now)
+            self._cooldown_until = min(self._cooldown_until, now)
+            return True
+
+    def blocked(self, now: float) -> bool:
+        """True when `allow` would refuse a new call now (without taking the probe slot)."""
+        if self._cooldown_until > now:
+            return True
+        state = self.state(now)
+        return state in (BreakerState.OPEN, BreakerState.MISCONFIGURED) or (
+            state is BreakerState.HALF_OPEN and self._probe_out
+        )
+
+    @property
+    def misconfigured(self) -> bool:
+        return self._state is BreakerState.MISCONFIGURED
+
+    def error(self, now: float) -> CircuitOpenError:
+        """The error for a call the breaker refused."""
+        reopen = self.reopen_at(now)
+        what = (
+            "misconfigured (check the key, model name and TLS settings)"
+            if (self._state is BreakerState.MISCONFIGURED)
+            else "cooling down after a rate limit"
+            if self._cooldown_until > now
+            else "open after repeated failures"
+        )
+        return CircuitOpenError(
+            f"circuit for {self.name} is {what}; "
+            + (f"next try in {reopen - now:.1f} s" if reopen is not None else "a probe is in flight"),
+            reopen_at=reopen,
+            endpoint=self.name,
+        )
+
+    # ------------------------------------------------------------------------------ records
+
+    def record(self, outcome: Outcome, now: float, *, retry_after: float | None = None) -> None:
+        with self._lock:
+            probing = self._state is BreakerState.HALF_OPEN
+            self._probe_out = False
+            if outcome == "ignored":
+                return
+            if outcome == "cooldown":
+                self._cooldown_until = max(self._cooldown_until, now + (retry_after or self.config.rate_limit_cooldown))
+                return
+            if outcome == "misconfigured":
+                self._open(now, self.config.misconfigured_open, BreakerState.MISCONFIGURED)
+                if not self._logged_misconfigured:
+                    self._logged_misconfigured = True
+                    logger.warning(
+                        "circuit %s marked MISCONFIGURED for %.0f s", self.name, self.config.misconfigured_open
+                    )
+                return
+            failed = outcome == "failure"
+            if probing:
+                if failed:
+                    self._times_opened += 1
+                    self._open(now, self._open_seconds(), BreakerState.OPEN)
+                else:
+                    self._close()
+                return
+            self._samples.append(failed)
+            self._consecutive = self._consecutive + 1 if failed else 0
+            if failed and self._should_open():
+                self._times_opened += 1
+                self._open(now, self._open_seconds(), BreakerState.OPEN)
+
+    def _should_open(self) -> bool:
+        if self._consecutive >= self.config.consecutive_failures:
+            return True
+        calls = len(self._samples)
+        return calls >= self.config.min_calls and sum(self._samples) / calls >= self.config.failure_rate
+
+    def _open_seconds(self) -> float:
+        seconds = min(self.config.open_base * self._times_opened, self.config.open_cap)
+        return seconds * self._rng.uniform(1.0 - self.config.jitter, 1.0 + self.config.jitter)
+
+    def _open(self, now: float, seconds: float, state: BreakerState) -> None:
+        self._state = state
+        # A re-open never shortens a window already granted.
+        self._reopen_at = max(self._reopen_at, now + seconds)
+        self._samples.clear()
+        self._consecutive = 0
+        logger.info("circuit %s %s for %.1f s", self.name, state.value, seconds)
+
+    def _close(self) -> None:
+        self._state = BreakerState.CLOSED
+        self._samples.clear()
+        self._consecutive = 0
+        self._logged_misconfigured = False
+        logger.info("circuit %s closed after a successful probe", self.name)
+
+    def reset(self) -> None:
+        """Forget everything (tests, or after fixing a configuration)."""
+        with self._lock:
+            self._samples.clear()
+            self._consecutive = 0
+            self._state = BreakerState.CLOSED
+            self._reopen_at = self._cooldown_until = 0.0
+            self._times_opened = 0
+            self._probe_out = False
+
+    def __repr__(self) -> str:
+        return f"<CircuitBreaker {self.name} {self._state.value}>"

@@ -1,0 +1,273 @@
+"""`HedgedModel`: after a delay, race a backup request against a slow primary (FAULTS.md P7).
+
+At most one hedge, only before the commit point; the loser is cancelled and its connection
+closed in a shielded scope. Sync calls can't race, so they use the backup only as a fallback.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+import anyio
+from typing_extensions import Unpack
+
+from .._exceptions import AllModelsFailedError, ConfigurationError, ModelMixError
+from .._messages import MessagesInput
+from .._model import Model
+from .._response import ChatResponse
+from .._settings import Settings
+from .._streaming import AsyncStream, Stream
+from ._attempts import logger
+from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline, using_deadline
+from ._endpoints import endpoint_of, registry
+from ._streams import Connected, GuardedAsyncStream, _deadline_error, aclose_quietly, apull_to_commit, stream_attempts
+from .fallback import FallbackModel
+from .policy import RetryBudget
+
+__all__ = ["HedgedModel", "hedge"]
+
+T = TypeVar("T")
+
+
+class TTFTHistogram:
+    """The last `size` times-to-first-token of the primary, for ``after="p95"``."""
+
+    def __init__(self, size: int = 200) -> None:
+        self._samples: deque[float] = deque(maxlen=size)
+
+    def add(self, seconds: float) -> None:
+        self._samples.append(seconds)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self._samples)
+        index = min(len(ordered) - 1, max(0, math.ceil(p / 100.0 * len(ordered)) - 1))
+        return ordered[index]
+
+
+class _Race(Generic[T]):
+    """Primary now, backup after `delay` (or at once when the primary fails); first success wins."""
+
+    def __init__(self, close_loser: Callable[[T], Awaitable[None]]) -> None:
+        self.winner: tuple[str, T] | None = None
+        self.errors: dict[str, ModelMixError] = {}
+        self._close_loser = close_loser
+
+    async def run(
+        self,
+        primary: Callable[[], Awaitable[T]],
+        backup: Callable[[], Awaitable[T]],
+        delay: float,
+        may_hedge: Callable[[], bool],
+    ) -> None:
+        primary_failed = anyio.Event()
+        async with anyio.create_task_group() as group:
+
+            async def contender(label: str, call: Callable[[], Awaitable[T]]) -> None:
+                try:
+                    result = await call()
+                except ModelMixError as exc:
+                    self.errors[label] = exc
+                    if label == "primary":
+                        primary_failed.set()
+                    return
+                if self.winner is None:
+                    self.winner = (label, result)
+                    group.cancel_scope.cancel()
+                else:  # both finished in the same instant: the second one loses
+                    await self._close_loser(result)
+
+            async def hedge_later() -> None:
+                with anyio.move_on_after(delay):
+                    await primary_failed.wait()
+                if self.winner is not None:
+                    return
+                if not primary_failed.is_set() and not may_hedge():
+                    return
+                logger.info(
+                    "hedge: starting the backup request (%s)",
+                    "primary failed" if primary_failed.is_set() else f"after {delay:.3f} s",
+                )
+                await contender("backup", backup)
+
+            group.start_soon(contender, "primary", primary)
+            group.start_soon(hedge_later)
+
+
+class HedgedModel(Model):
+    """See `hedge`."""
+
+    def __init__(
+        self,
+        primary: Model,
+        backup: Model,
+        *,
+        after: float | str,
+        initial_after: float = 1.0,
+        min_samples: int = 20,
+        deadline: float | None = 600.0,
+        clock: Clock | None = None,
+        budget: RetryBudget | None = None,
+    ) -> None:
+        if isinstance(after, str):
+            if not (after.startswith("p") and after[1:].replace(".", "", 1).isdigit() and 0 < float(after[1:]) <= 100):
+                raise ConfigurationError(f"hedge(after=...) takes seconds or a percentile like 'p95', not {after!r}")
+        elif after < 0:
+            raise ConfigurationError("hedge(after=...) must not be negative")
+        self.primary = primary
+        self.backup = backup
+        self.provider = primary.provider
+        self.name = primary.name
+        self.settings = primary.settings
+        self.after = after
+        self.initial_after = initial_after
+        self.min_samples = min_samples
+        self.deadline = deadline
+        self.clock = clock or SYSTEM_CLOCK
+        self.budget = budget or registry.budget(endpoint_of(primary))
+        self.ttft = TTFTHistogram()
+
+    @property
+    def context_window(self) -> int | None:
+        return self.primary.context_window
+
+    def close(self) -> None:
+        self.primary.close()
+        self.backup.close()
+
+    async def aclose(self) -> None:
+        await self.primary.aclose()
+        await self.backup.aclose()
+
+    def __repr__(self) -> str:
+        return f"<HedgedModel {self.primary!r} hedged by {self.backup!r} after={self.after!r}>"
+
+    def hedge_delay(self) -> float:
+        """Seconds to wait before starting the backup."""
+        if isinstance(self.after, (int, float)):
+            return float(self.after)
+        if len(self.ttft) < self.min_samples:
+            return self.initial_after
+        return self.ttft.percentile(float(self.after[1:]))
+
+    def _may_hedge(self) -> bool:
+        # Hedges spend from the primary endpoint's retry budget, so a sick endpoint can't double its load.
+        if self.budget.spend():
+            return True
+        logger.info("hedge: skipped, the retry budget of %s is spent", endpoint_of(self.primary))
+        return False
+
+    def _as_fallback(self) -> FallbackModel:
+        return FallbackModel(
+            [self.primary, self.backup], deadline=self.deadline, min_attempt_time=0.0, clock=self.clock
+        )
+
+    # ---------------------------------------------------------------------------------- calls
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        return self._as_fallback().chat(messages, **settings)
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        return self._as_fallback().stream(messages, **settings)
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        deadline = effective_deadline(self.clock, self.deadline, in_async=True)
+        started = self.clock.now()
+
+        async def call(model: Model) -> ChatResponse:
+            with using_deadline(deadline):
+                return await model.achat(messages, **settings)
+
+        async def drop(_: ChatResponse) -> None:
+            return None
+
+        race: _Race[ChatResponse] = _Race(drop)
+        with anyio.move_on_after(max(deadline.remaining(), 0.0)):
+            await race.run(lambda: call(self.primary), lambda: call(self.backup), self.hedge_delay(), self._may_hedge)
+        if race.winner is not None:
+            label, response = race.winner
+            if label == "primary":
+                self.ttft.add(self.clock.now() - started)
+            return response
+        raise self._failure(race.errors, deadline)
+
+    def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:
+        if not errors:
+            return _deadline_error(deadline, "hedged call")
+        if len(errors) == 1:
+            return next(iter(errors.values()))
+        ordered = [errors[k] for k in ("primary", "backup") if k in errors]
+        attempts = [a for e in ordered for a in e.attempts]
+        return AllModelsFailedError("both the primary and the hedge failed", ordered, attempts=attempts)
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        async def connect() -> Connected:
+            deadline = effective_deadline(self.clock, self.deadline, in_async=True)
+            started = self.clock.now()
+
+            async def open_one(model: Model) -> Connected:
+                inner = model.astream(messages, **settings)
+                try:
+                    with using_deadline(deadline):
+                        pulled = await apull_to_commit(inner, max(deadline.remaining(), 0.0))
+                    if pulled is None:
+                        raise _deadline_error(deadline, "first token")
+                except BaseException:
+                    await aclose_quietly(inner)
+                    raise
+                iterator, buffered = pulled
+                return Connected(inner, iterator, buffered, stream_attempts(inner) or [], deadline)
+
+            async def close_loser(connected: Connected) -> None:
+                stream = connected.stream
+                assert isinstance(stream, AsyncStream)
+                await aclose_quietly(stream)
+
+            race: _Race[Connected] = _Race(close_loser)
+            with anyio.move_on_after(max(deadline.remaining(), 0.0)):
+                await race.run(
+                    lambda: open_one(self.primary), lambda: open_one(self.backup), self.hedge_delay(), self._may_hedge
+                )
+            if race.winner is None:
+                raise self._failure(race.errors, deadline)
+            label, connected = race.winner
+            if label == "primary":
+                self.ttft.add(self.clock.now() - started)
+            return connected
+
+        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+
+
+def hedge(
+    primary: Model | str,
+    backup: Model | str,
+    *,
+    after: float | str,
+    initial_after: float = 1.0,
+    min_samples: int = 20,
+    deadline: float | None = 600.0,
+    clock: Clock | None = None,
+) -> HedgedModel:
+    """Race `backup` against `primary` when the primary has not committed after `after`.
+
+    `after` is seconds, or a percentile of the primary's observed time to first token such as
+    ``"p95"`` (``initial_after`` seconds until `min_samples` were seen). A hedge spends a token of
+    the primary endpoint's retry budget. Async calls race; sync calls fall back to the backup only
+    when the primary fails.
+    """
+    from .._registry import model as build
+
+    return HedgedModel(
+        build(primary) if isinstance(primary, str) else primary,
+        build(backup) if isinstance(backup, str) else backup,
+        after=after,
+        initial_after=initial_after,
+        min_samples=min_samples,
+        deadline=deadline,
+        clock=clock,
+    )

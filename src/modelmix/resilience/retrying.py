@@ -1,0 +1,508 @@
+"""`ResilientModel`: one deployment with retries (tenacity), a deadline, stream timeouts, a retry
+budget and optionally a circuit breaker. `retrying()` and `circuit_breaker()` build it."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import anyio
+from tenacity import AsyncRetrying, RetryCallState, Retrying
+from typing_extensions import Unpack
+
+from .._exceptions import ModelMixError, ProviderError, TransportError
+from .._messages import MessagesInput
+from .._model import Model
+from .._response import Attempt, ChatResponse
+from .._settings import Settings
+from .._streaming import AsyncStream, Stream
+from ._attempts import attempt_record, log_attempt, logger, prompt_preview
+from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline
+from ._endpoints import EndpointRegistry, endpoint_of, registry
+from ._streams import (
+    Connected,
+    GuardedAsyncStream,
+    GuardedStream,
+    _deadline_error,
+    aclose_quietly,
+    apull_to_commit,
+    pull_to_commit,
+    stream_attempts,
+)
+from .breaker import BreakerConfig, CircuitBreaker, classify
+from .policy import (
+    RetryBudget,
+    RetryPolicy,
+    default_wait,
+    is_budget_failure,
+    is_reset_before_headers,
+    retry_if_retryable,
+    stop_on_deadline_or_budget,
+)
+
+__all__ = ["ResilientModel", "circuit_breaker", "retrying"]
+
+_TIMEOUT_KINDS = ("read_timeout", "write_timeout", "pool_timeout", "connect_timeout", "timeout")
+
+
+class ResilientModel(Model):
+    """A model whose calls retry per FAULTS.md P2–P4 within one deadline.
+
+    It is a `Model` itself, so it composes (fallback chains, hedging). Attributes of the wrapped
+    model (``base_url``, ``host``...) stay readable through it.
+    """
+
+    def __init__(
+        self,
+        inner: Model,
+        *,
+        policy: RetryPolicy | None = None,
+        breaker: CircuitBreaker | None = None,
+        budget: RetryBudget | None = None,
+        use_budget: bool = True,
+        clock: Clock | None = None,
+        endpoints: EndpointRegistry | None = None,
+        log_content: bool = False,
+    ) -> None:
+        self.inner = inner
+        self.provider = inner.provider
+        self.name = inner.name
+        self.settings = inner.settings
+        self.policy = policy or RetryPolicy()
+        self.clock = clock or SYSTEM_CLOCK
+        self.endpoints = endpoints or registry
+        self.endpoint = endpoint_of(inner)
+        self.budget = budget if budget is not None else (self.endpoints.budget(self.endpoint) if use_budget else None)
+        self.breaker = breaker
+        self.log_content = log_content
+
+    # ------------------------------------------------------------------------------ composition
+
+    def replace(self, **changes: Any) -> ResilientModel:
+        """A copy with some options changed (``policy``, ``breaker``, ``clock``...)."""
+        options: dict[str, Any] = {
+            "policy": self.policy,
+            "breaker": self.breaker,
+            "budget": self.budget,
+            "use_budget": self.budget is not None,
+            "clock": self.clock,
+            "endpoints": self.endpoints,
+            "log_content": self.log_content,
+        }
+        options.update(changes)
+        inner = options.pop("inner", self.inner)
+        return ResilientModel(inner, **options)
+
+    @property
+    def context_window(self) -> int | None:
+        return self.inner.context_window
+
+    def close(self) -> None:
+        self.inner.close()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes not found normally: expose the wrapped model's (base_url...).
+        if name.startswith("_") or name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __repr__(self) -> str:
+        extra = f" breaker={self.breaker.state(self.clock.now()).value}" if self.breaker else ""
+        return (
+            f"<ResilientModel {self.provider}:{self.name} retries={self.policy.max_retries}{extra} of {self.inner!r}>"
+        )
+
+    # ---------------------------------------------------------------------------- bookkeeping
+
+    def _deadline(self, *, in_async: bool) -> Deadline:
+        return effective_deadline(self.clock, self.policy.deadline, in_async=in_async)
+
+    def _tenacity(self, deadline: Deadline) -> dict[str, Any]:
+        def on_stop(reason: str) -> None:
+            logger.info("%s:%s: not retrying: %s", self.provider, self.name, reason)
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            logger.info(
+                "%s:%s: retry %d/%d in %.2f s after %s",
+                self.provider,
+                self.name,
+                state.attempt_number,
+                self.policy.max_retries,
+                state.upcoming_sleep,
+                type(error).__name__,
+            )
+
+        return {
+            "retry": retry_if_retryable(self.policy),
+            "wait": default_wait(self.policy),
+            "stop": stop_on_deadline_or_budget(self.policy, deadline, self.budget, on_stop=on_stop),
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+
+    def _before_attempt(self, deadline: Deadline, retry_no: int, messages: MessagesInput) -> None:
+        if deadline.remaining() < self.policy.min_attempt_time:
+            raise _deadline_error(deadline, "before attempt")
+        if self.breaker is not None:
+            now = self.clock.now()
+            # A retry is paced by the server's hint, so the 429 cooldown only steers *new* calls.
+            if not self.breaker.allow(now, ignore_cooldown=retry_no > 0):
+                raise self.breaker.error(now)
+        if self.log_content:
+            logger.debug("%s:%s prompt: %s", self.provider, self.name, prompt_preview(messages))
+
+    def _attempt_settings(self, settings: Mapping[str, Any], deadline: Deadline, *, stream_read: float | None) -> Any:
+        limits = [settings.get("timeout", math.inf), deadline.remaining() - 0.02]
+        if stream_read is not None:
+            limits.append(stream_read)
+        timeout = min(limits)
+        if math.isinf(timeout):
+            return settings
+        # httpx's own timeouts (connect, pool, read) then end an attempt cleanly just before the deadline.
+        return {**settings, "timeout": max(timeout, 0.01)}
+
+    def _failure(self, error: BaseException, deadline: Deadline, *, streaming: bool = False) -> BaseException:
+        """A timeout the deadline caused is the deadline's error, not the endpoint's."""
+        if streaming and isinstance(error, ProviderError) and error.phase is None:
+            error.phase = "pre_commit_stream"  # decoder errors don't know where they happened
+        if isinstance(error, TransportError) and error.kind in _TIMEOUT_KINDS and deadline.remaining() <= 0.05:
+            exc = _deadline_error(deadline, "queue" if error.kind == "pool_timeout" else "attempt")
+            exc.__cause__ = error
+            return exc
+        return error
+
+    def _record(
+        self,
+        attempts: list[Attempt],
+        *,
+        error: BaseException | None,
+        started: float,
+        retry_no: int,
+        response: ChatResponse | None = None,
+        nested: list[Attempt] | None = None,
+    ) -> None:
+        if nested:
+            attempts.extend(a.model_copy(update={"retry_no": a.retry_no + retry_no}) for a in nested)
+            for attempt in nested:
+                log_attempt(attempt)
+        else:
+            attempt = attempt_record(
+                self, error=error, elapsed=self.clock.now() - started, retry_no=retry_no, response=response
+            )
+            attempts.append(attempt)
+            log_attempt(attempt)
+
+    def _health(self, error: BaseException | None, *, retry_no: int, completed: bool = True) -> None:
+        now = self.clock.now()
+        if error is None:
+            if self.budget is not None and completed:
+                self.budget.record_success()
+            if self.breaker is not None:
+                self.breaker.record("success" if completed else "ignored", now)
+            return
+        if self.budget is not None and is_budget_failure(error):
+            self.budget.record_failure()
+        if self.breaker is not None:
+            outcome = classify(error)
+            # A reset before the headers on the first try is most likely a stale keep-alive
+            # connection, not a sick endpoint.
+            if retry_no == 0 and is_reset_before_headers(error):
+                outcome = "ignored"
+            self.breaker.record(outcome, now, retry_after=getattr(error, "retry_after", None))
+
+    # -------------------------------------------------------------------------------- chat
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        deadline = self._deadline(in_async=False)
+        attempts: list[Attempt] = []
+        response: ChatResponse | None = None
+        try:
+            for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline)):
+                with attempt:
+                    response = self._chat_once(
+                        messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
+                    )
+        except ModelMixError as exc:
+            exc.attempts = attempts
+            raise
+        assert response is not None
+        return response.model_copy(update={"attempts": attempts})
+
+    def _chat_once(
+        self,
+        messages: MessagesInput,
+        settings: Mapping[str, Any],
+        deadline: Deadline,
+        retry_no: int,
+        attempts: list[Attempt],
+    ) -> ChatResponse:
+        self._before_attempt(deadline, retry_no, messages)
+        started = self.clock.now()
+        try:
+            response = self.inner.chat(messages, **self._attempt_settings(settings, deadline, stream_read=None))
+        except BaseException as raw:
+            error = self._failure(raw, deadline)
+            self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
+            self._health(error, retry_no=retry_no)
+            if error is raw:
+                raise
+            raise error from raw
+        self._record(
+            attempts, error=None, started=started, retry_no=retry_no, response=response, nested=response.attempts
+        )
+        self._health(None, retry_no=retry_no)
+        return response
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        deadline = self._deadline(in_async=True)
+        attempts: list[Attempt] = []
+        response: ChatResponse | None = None
+        try:
+            async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline)):
+                with attempt:
+                    response = await self._achat_once(
+                        messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
+                    )
+        except ModelMixError as exc:
+            exc.attempts = attempts
+            raise
+        assert response is not None
+        return response.model_copy(update={"attempts": attempts})
+
+    async def _achat_once(
+        self,
+        messages: MessagesInput,
+        settings: Mapping[str, Any],
+        deadline: Deadline,
+        retry_no: int,
+        attempts: list[Attempt],
+    ) -> ChatResponse:
+        self._before_attempt(deadline, retry_no, messages)
+        started = self.clock.now()
+        response: ChatResponse | None = None
+        try:
+            with anyio.move_on_after(max(deadline.remaining(), 0.0)):
+                response = await self.inner.achat(
+                    messages, **self._attempt_settings(settings, deadline, stream_read=None)
+                )
+            if response is None:
+                raise _deadline_error(deadline, "attempt")
+        except BaseException as raw:
+            error = self._failure(raw, deadline)
+            self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
+            self._health(error, retry_no=retry_no)
+            if error is raw:
+                raise
+            raise error from raw
+        self._record(
+            attempts, error=None, started=started, retry_no=retry_no, response=response, nested=response.attempts
+        )
+        self._health(None, retry_no=retry_no)
+        return response
+
+    # ------------------------------------------------------------------------------ streams
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        def connect() -> Connected:
+            deadline = self._deadline(in_async=False)
+            attempts: list[Attempt] = []
+            connected: Connected | None = None
+            try:
+                for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline)):
+                    with attempt:
+                        connected = self._open_once(
+                            messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
+                        )
+            except ModelMixError as exc:
+                exc.attempts = attempts
+                raise
+            assert connected is not None
+            return connected
+
+        return GuardedStream(connect, provider=self.provider, model=self.name)
+
+    def _stream_read_timeout(self) -> float | None:
+        limits = [t for t in (self.policy.ttft_timeout, self.policy.idle_timeout) if t is not None]
+        return max(limits) if limits else None
+
+    def _open_once(
+        self,
+        messages: MessagesInput,
+        settings: Mapping[str, Any],
+        deadline: Deadline,
+        retry_no: int,
+        attempts: list[Attempt],
+    ) -> Connected:
+        self._before_attempt(deadline, retry_no, messages)
+        started = self.clock.now()
+        inner = self.inner.stream(
+            messages, **self._attempt_settings(settings, deadline, stream_read=self._stream_read_timeout())
+        )
+        try:
+            iterator, buffered = pull_to_commit(inner)
+        except BaseException as raw:
+            inner.close()
+            error = self._failure(raw, deadline, streaming=True)
+            self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
+            self._health(error, retry_no=retry_no)
+            if error is raw:
+                raise
+            raise error from raw
+        self._record(attempts, error=None, started=started, retry_no=retry_no, nested=stream_attempts(inner))
+        return Connected(
+            inner,
+            iterator,
+            buffered,
+            attempts,
+            deadline,
+            on_done=lambda error, completed: self._health(error, retry_no=retry_no, completed=completed),
+        )
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        async def connect() -> Connected:
+            deadline = self._deadline(in_async=True)
+            attempts: list[Attempt] = []
+            connected: Connected | None = None
+            try:
+                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline)):
+                    with attempt:
+                        connected = await self._aopen_once(
+                            messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
+                        )
+            except ModelMixError as exc:
+                exc.attempts = attempts
+                raise
+            assert connected is not None
+            return connected
+
+        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+
+    async def _aopen_once(
+        self,
+        messages: MessagesInput,
+        settings: Mapping[str, Any],
+        deadline: Deadline,
+        retry_no: int,
+        attempts: list[Attempt],
+    ) -> Connected:
+        self._before_attempt(deadline, retry_no, messages)
+        started = self.clock.now()
+        inner = self.inner.astream(messages, **self._attempt_settings(settings, deadline, stream_read=None))
+        try:
+            left = max(deadline.remaining(), 0.0)
+            ttft = self.policy.ttft_timeout if self.policy.ttft_timeout is not None else math.inf
+            pulled = await apull_to_commit(inner, min(ttft, left))
+            if pulled is None:
+                if ttft < left:
+                    raise TransportError(
+                        f"no content within the {ttft:g} s first-token timeout",
+                        kind="ttft_timeout",
+                        phase="pre_commit_stream",
+                        provider=self.provider,
+                        model=self.name,
+                        host=getattr(self.inner, "host", None),
+                    )
+                raise _deadline_error(deadline, "first token")
+        except BaseException as raw:
+            await aclose_quietly(inner)
+            error = self._failure(raw, deadline, streaming=True)
+            self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
+            self._health(error, retry_no=retry_no)
+            if error is raw:
+                raise
+            raise error from raw
+        self._record(attempts, error=None, started=started, retry_no=retry_no, nested=stream_attempts(inner))
+        iterator, buffered = pulled
+        return Connected(
+            inner,
+            iterator,
+            buffered,
+            attempts,
+            deadline,
+            idle_timeout=self.policy.idle_timeout,
+            on_done=lambda error, completed: self._health(error, retry_no=retry_no, completed=completed),
+        )
+
+
+def _nested(error: BaseException) -> list[Attempt] | None:
+    """Attempts recorded by a wrapper inside this one (so they are not recorded twice)."""
+    return list(error.attempts) if isinstance(error, ModelMixError) and error.attempts else None
+
+
+def retrying(
+    model: Model | str,
+    *,
+    max_retries: int = 2,
+    deadline: float | None = 600.0,
+    ttft_timeout: float | None = 60.0,
+    idle_timeout: float | None = 60.0,
+    min_attempt_time: float = 1.0,
+    policy: RetryPolicy | None = None,
+    clock: Clock | None = None,
+    budget: RetryBudget | None = None,
+    use_budget: bool = True,
+    log_content: bool = False,
+    **options: Any,
+) -> ResilientModel:
+    """Retry `model` per FAULTS.md P2–P4: the retryable set, full-jitter backoff, server hints
+    (``retry-after-ms`` → ``x-ms-retry-after-ms`` → ``Retry-After``), ``x-should-retry``, a
+    per-endpoint retry budget, all inside one `deadline` (seconds).
+
+    A string is built with `modelmix.model` first (``options`` go to the provider).
+    """
+    if isinstance(model, str):
+        from .._registry import model as build
+
+        model = build(model, max_retries=0, **options)
+    elif options:
+        raise TypeError(f"unexpected options {sorted(options)}: they apply only when a model string is given")
+    if isinstance(model, ResilientModel):
+        model = model.inner
+    if policy is None:
+        policy = RetryPolicy(
+            max_retries=max_retries,
+            deadline=deadline,
+            ttft_timeout=ttft_timeout,
+            idle_timeout=idle_timeout,
+            min_attempt_time=min_attempt_time,
+        )
+    return ResilientModel(
+        model, policy=policy, clock=clock, budget=budget, use_budget=use_budget, log_content=log_content
+    )
+
+
+def circuit_breaker(
+    model: Model | str,
+    *,
+    config: BreakerConfig | None = None,
+    breaker: CircuitBreaker | None = None,
+    clock: Clock | None = None,
+    endpoints: EndpointRegistry | None = None,
+) -> ResilientModel:
+    """Guard `model` with its endpoint's circuit breaker (FAULTS.md P5).
+
+    Inside a retrying model the breaker sees every attempt; the breaker is shared by every
+    wrapper of the same (endpoint, model) unless one is passed. Inspect it with ``.breaker``.
+    """
+    if isinstance(model, str):
+        from .._registry import model as build
+
+        model = build(model)
+    table = endpoints or (model.endpoints if isinstance(model, ResilientModel) else registry)
+    if isinstance(model, ResilientModel):
+        chosen = breaker or model.breaker or table.breaker(model.endpoint, model.name, config)
+        return model.replace(breaker=chosen, clock=clock or model.clock, endpoints=table)
+    chosen = breaker or table.breaker(endpoint_of(model), model.name, config)
+    return ResilientModel(
+        model,
+        policy=dataclasses.replace(RetryPolicy(), max_retries=0),
+        breaker=chosen,
+        clock=clock,
+        endpoints=table,
+    )

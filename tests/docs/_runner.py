@@ -1,0 +1,260 @@
+"""What the docs tests need: a responder that makes the examples' output make sense, the
+environment examples run in, and the extraction of ```python blocks from Markdown pages."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import contextlib
+import importlib.util
+import inspect
+import io
+import json
+import re
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelmix.testing import FakeOpenAIServer, FakeReply
+
+REPO = Path(__file__).resolve().parent.parent.parent
+EXAMPLES = REPO / "examples"
+DOCS = REPO / "docs"
+
+SKIP_MARKER = "<!-- docs-test: skip -->"
+"""Put this HTML comment (invisible on the site) on the line right before a ```python fence whose
+code is an illustrative fragment that cannot run. Use it sparingly; say why in the text around."""
+
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^\n`]*)$")
+_NEEDS_LOCAL = re.compile(r"\bmodel\(\s*\)|\bmodel\(\s*[\"']local\b|modelmix chat")
+
+# --------------------------------------------------------------------------------------- server
+
+
+_CANNED = {
+    "primary colours": "Red, yellow and blue.",
+    "capital of france": "Paris.",
+    "capital of italy": "Rome.",
+    "capital of japan": "Tokyo.",
+    "haiku": "Waves fold into foam / the tide keeps its old promise / salt on the cold wind",
+    "hello in five words": "Hello there, lovely to meet!",
+    "count from one": "One, two, three, four, five, six, seven, eight, nine, ten, eleven, twelve.",
+    "long story": "Once upon a time, a small model answered every question it was asked.",
+    "cat": "Captain Whiskers.",
+    "goodbye": "Goodbye, and thanks for the chat!",
+    "one word": "bug",
+    "say 'one'": "One.",
+    "say 'two'": "Two.",
+}
+_SAMPLE_VALUES = {"name": "Kyoto", "city": "Kyoto", "country": "Japan"}
+
+
+def _content_text(message: Mapping[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
+    return ""
+
+
+def _from_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, spec in (schema.get("properties") or {}).items():
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        if kind == "integer":
+            values[name] = 1
+        elif kind == "number":
+            values[name] = 1.5
+        elif kind == "boolean":
+            values[name] = True
+        elif kind == "array":
+            values[name] = []
+        else:
+            values[name] = _SAMPLE_VALUES.get(name, f"example {name}")
+    return values
+
+
+def _tool_call(request: Mapping[str, Any], question: str) -> FakeReply:
+    functions = [t.get("function", {}) for t in request.get("tools", []) if isinstance(t, Mapping)]
+    chosen = functions[0]
+    for function in functions:
+        if str(function.get("name", "")).removeprefix("get_") in question.lower():
+            chosen = function
+            break
+    city = re.search(r"\bin ([A-Z][a-zA-Z]+)", question)
+    place = city.group(1) if city else "Paris"
+    properties = (chosen.get("parameters") or {}).get("properties") or {}
+    arguments = {
+        name: place if isinstance(spec, Mapping) and spec.get("type") == "string" else 1
+        for name, spec in properties.items()
+    }
+    return FakeReply(tool_calls=[{"name": chosen.get("name", "tool"), "arguments": arguments}])
+
+
+def _after_tool(message: Mapping[str, Any]) -> str:
+    raw = _content_text(message)
+    try:
+        result = json.loads(raw)
+    except json.JSONDecodeError:
+        return f"The tool said: {raw}"
+    if isinstance(result, dict) and "temperature_c" in result:
+        return f"It is {result.get('sky', 'fine')} and {result['temperature_c']} °C in {result.get('city', 'town')}."
+    return f"The tool said: {raw}"
+
+
+def docs_responder(request: dict[str, Any]) -> FakeReply | str:
+    """Answers the docs and examples plausibly: canned answers by keyword, tool calls when tools are
+    offered, JSON for a response format, and 404 for a model whose name says it does not exist."""
+    model = str(request.get("model", ""))
+    if "does-not-exist" in model or "nope" in model:
+        return FakeReply(text=f"The model `{model}` does not exist or you do not have access to it.", status=404)
+    messages = [m for m in request.get("messages", []) if isinstance(m, Mapping)] or [{}]
+    last = messages[-1]
+    if last.get("role") == "tool":
+        return _after_tool(last)
+    question = _content_text(last)
+    if request.get("tools") and request.get("tool_choice") != "none":
+        return _tool_call(request, question)
+    fmt = request.get("response_format")
+    if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+        return json.dumps(_from_schema(fmt.get("json_schema", {}).get("schema", {})))
+    if isinstance(fmt, Mapping) and fmt.get("type") == "json_object":
+        return json.dumps({"answer": question})
+    lowered = question.lower()
+    for keyword, answer in _CANNED.items():
+        if keyword in lowered:
+            return answer
+    return f"You said: {question}" if question else "Hello!"
+
+
+def start_docs_server() -> FakeOpenAIServer:
+    return FakeOpenAIServer(reply=docs_responder).start()
+
+
+def example_env(server: FakeOpenAIServer) -> dict[str, str]:
+    """Credentials and endpoints of every provider, all pointing at the fake server."""
+    return {
+        "OPENAI_API_KEY": "sk-test-docs-0000000000000000",
+        "OPENAI_BASE_URL": server.base_url,
+        "AZURE_OPENAI_ENDPOINT": server.url,
+        "AZURE_OPENAI_API_KEY": "azure-test-docs-00000000",
+    }
+
+
+# --------------------------------------------------------------------------------------- local
+
+
+def local_model_unavailable() -> str | None:
+    """Why blocks needing the embedded local model cannot run here, or None when they can."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return "llama-cpp-python is not installed (pip install -e '.[local]')"
+    import modelmix as mm
+
+    if "local" not in mm.list_providers() or importlib.util.find_spec("modelmix.providers.local") is None:
+        return "the 'local' provider is not part of this build yet"
+    return None
+
+
+# --------------------------------------------------------------------------------------- blocks
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    page: str
+    number: int
+    """1-based position among the page's python blocks."""
+    line: int
+    """1-based line of the opening fence."""
+    code: str
+    skip: bool
+    needs_local: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.page}, python block {self.number} (line {self.line})"
+
+
+def python_blocks(path: Path) -> list[CodeBlock]:
+    """Every ```python / ```py block of a Markdown page, in order, dedented."""
+    page = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else path.name
+    lines = path.read_text(encoding="utf-8").splitlines()
+    blocks: list[CodeBlock] = []
+    index = 0
+    while index < len(lines):
+        opening = _FENCE.match(lines[index])
+        if opening is None:
+            index += 1
+            continue
+        indent, fence, info = opening["indent"], opening["fence"], opening["info"].strip()
+        start = index
+        body: list[str] = []
+        index += 1
+        while index < len(lines):
+            closing = _FENCE.match(lines[index])
+            if closing and closing["fence"].startswith(fence) and not closing["info"].strip():
+                break
+            line = lines[index]
+            body.append(line[len(indent) :] if line.startswith(indent) else line.lstrip())
+            index += 1
+        index += 1
+        language = info.lstrip("{.").split()[0].lower() if info else ""
+        if language not in ("python", "py"):
+            continue
+        previous = next((lines[i].strip() for i in range(start - 1, -1, -1) if lines[i].strip()), "")
+        code = "\n".join(body) + "\n"
+        blocks.append(
+            CodeBlock(
+                page=page,
+                number=len(blocks) + 1,
+                line=start + 1,
+                code=code,
+                skip=previous == SKIP_MARKER,
+                needs_local=bool(_NEEDS_LOCAL.search(code)),
+            )
+        )
+    return blocks
+
+
+def doc_pages() -> list[Path]:
+    return sorted([*DOCS.rglob("*.md"), REPO / "README.md"])
+
+
+class BlockFailed(Exception):
+    """A docs block raised; the message names the page and block and shows code, output, traceback."""
+
+
+def _run_block(block: CodeBlock, namespace: dict[str, Any]) -> None:
+    code = compile(block.code, f"<{block.label}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    if code.co_flags & inspect.CO_COROUTINE:
+        # A block using top-level `await`, as in a notebook or `python -m asyncio`.
+        asyncio.run(eval(code, namespace))
+    else:
+        exec(code, namespace)
+
+
+def run_blocks(
+    blocks: list[CodeBlock], namespace: dict[str, Any], *, local_missing: str | None
+) -> tuple[int, list[str]]:
+    """Run the blocks of one page in order in `namespace`; return (how many ran, why others were skipped)."""
+    ran, skipped = 0, []
+    for block in blocks:
+        if block.skip:
+            skipped.append(f"{block.label}: marked {SKIP_MARKER}")
+            continue
+        if block.needs_local and local_missing:
+            skipped.append(f"{block.label}: needs the embedded local model, but {local_missing}")
+            continue
+        output = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(output):
+                _run_block(block, namespace)
+        except Exception as exc:
+            raise BlockFailed(
+                f"{block.label} failed: {type(exc).__name__}: {exc}\n"
+                f"--- code\n{block.code}--- output\n{output.getvalue()}--- traceback\n{traceback.format_exc()}"
+            ) from exc
+        ran += 1
+    return ran, skipped
