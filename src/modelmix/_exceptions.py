@@ -502,7 +502,10 @@ def _positive_float(raw: str) -> float | None:
 
 def parse_should_retry(headers: Mapping[str, str]) -> bool | None:
     """The ``x-should-retry`` header as a bool, or None when absent or unrecognised."""
-    raw = headers.get("x-should-retry")
+    if isinstance(headers, httpx.Headers):
+        raw = headers.get("x-should-retry")
+    else:  # a plain dict: header names in any case, as in parse_retry_after
+        raw = next((v for k, v in headers.items() if k.lower() == "x-should-retry"), None)
     if raw is None:
         return None
     raw = raw.strip().lower()

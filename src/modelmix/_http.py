@@ -110,6 +110,7 @@ class HTTPModel(Model):
         self._url = self.base_url.join(codec.chat_path)
         if query:
             self._url = self._url.copy_merge_params(dict(query))
+        self._timeout_given = timeout is not None
         self._timeout = (
             timeout
             if isinstance(timeout, httpx.Timeout)
@@ -152,7 +153,7 @@ class HTTPModel(Model):
         request = self._build_request(messages, settings, stream=False, auth_headers=self._sync_auth())
         started = time.perf_counter()
         with self._translate("sent_no_response"):
-            response = self._sync_client().send(request, stream=True)
+            response = _send(self._sync_client(), request)
         try:
             with self._translate("sent_no_response"):
                 body = self._read_capped(response)
@@ -172,7 +173,7 @@ class HTTPModel(Model):
         request = self._build_request(messages, settings, stream=False, auth_headers=await self._async_auth())
         started = time.perf_counter()
         with self._translate("sent_no_response"):
-            response = await self._async_client().send(request, stream=True)
+            response = await _asend(self._async_client(), request)
         try:
             with self._translate("sent_no_response"):
                 body = await self._aread_capped(response)
@@ -196,7 +197,7 @@ class HTTPModel(Model):
         def open_request(request: httpx.Request) -> OpenedStream:
             started = time.perf_counter()
             with self._translate("sent_no_response"):
-                response = self._sync_client().send(request, stream=True)
+                response = _send(self._sync_client(), request)
             try:
                 if response.status_code >= 300 or _is_plain_json(response):
                     with self._translate("sent_no_response"):
@@ -238,7 +239,7 @@ class HTTPModel(Model):
             )
             started = time.perf_counter()
             with self._translate("sent_no_response"):
-                response = await self._async_client().send(request, stream=True)
+                response = await _asend(self._async_client(), request)
             try:
                 if response.status_code >= 300 or _is_plain_json(response):
                     with self._translate("sent_no_response"):
@@ -328,17 +329,18 @@ class HTTPModel(Model):
             headers = {**headers, **auth_headers, **(extra or {})}
             if stream:
                 headers["accept"] = "text/event-stream, application/x-ndjson, application/json"
-        timeout = settings.get("timeout")
+        call_timeout = settings.get("timeout")
+        timeout = httpx.Timeout(call_timeout, connect=min(5.0, call_timeout)) if call_timeout is not None else None
+        if timeout is None and self._timeout_given:
+            timeout = self._timeout
+        # Without a per-call or per-model timeout the client's own applies: ours carry the defaults,
+        # and a client the user passed in keeps the timeouts they configured on it.
         return httpx.Request(
             "POST",
             self._url,
             headers=headers,
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-            extensions={
-                "timeout": (
-                    httpx.Timeout(timeout, connect=min(5.0, timeout)) if timeout is not None else self._timeout
-                ).as_dict()
-            },
+            extensions={"timeout": timeout.as_dict()} if timeout is not None else {},
         )
 
     def _check_declared_size(self, response: httpx.Response) -> None:
@@ -441,6 +443,18 @@ class HTTPModel(Model):
                 if secret and secret in item.message:
                     item.message = item.message.replace(secret, hint)
                     item.args = (item.message,)
+
+
+def _send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    if "timeout" not in request.extensions:
+        request.extensions["timeout"] = client.timeout.as_dict()
+    return client.send(request, stream=True)
+
+
+async def _asend(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    if "timeout" not in request.extensions:
+        request.extensions["timeout"] = client.timeout.as_dict()
+    return await client.send(request, stream=True)
 
 
 def _is_plain_json(response: httpx.Response) -> bool:

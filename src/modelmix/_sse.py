@@ -123,9 +123,12 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         events: list[SSEEvent] = []
         for line in self._lines.feed(chunk):
-            event = self._process_line(line)
-            if event is not None:
-                events.append(event)
+            if line:
+                self._process_line(line)  # a non-blank line never dispatches
+            else:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
         return events
 
     def flush(self) -> list[SSEEvent]:

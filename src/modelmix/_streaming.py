@@ -391,8 +391,13 @@ class Stream(_StreamBase):
             assert opened.chunks is not None
             chunks = iter(opened.chunks)  # type: ignore[arg-type]
             while True:
-                with state.translate():
+                # Translated only when it fails: entering a context manager for every chunk cost
+                # more than decoding the chunk. Non-httpx exceptions pass through translate() as is.
+                try:
                     chunk = next(chunks, None)
+                except Exception:
+                    with state.translate():
+                        raise
                 if chunk is None:
                     break
                 yield from state.feed(chunk)
@@ -507,8 +512,11 @@ class AsyncStream(_StreamBase):
             assert opened.chunks is not None
             chunks = aiter(opened.chunks)  # type: ignore[arg-type]
             while True:
-                with state.translate():
+                try:  # see Stream._events
                     chunk = await anext(chunks, None)
+                except Exception:
+                    with state.translate():
+                        raise
                 if chunk is None:
                     break
                 for event in state.feed(chunk):

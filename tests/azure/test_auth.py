@@ -377,3 +377,18 @@ def test_default_credential_with_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 def test_credential_without_get_token_is_rejected() -> None:
     with pytest.raises(mm.ConfigurationError, match="get_token"):
         AzureModel("gpt-4o", endpoint="https://contoso.openai.azure.com", credential=object())
+
+
+def test_with_the_real_azure_identity_package() -> None:
+    """With ``modelmix[azure]`` installed, ``credential="default"`` builds a real
+    DefaultAzureCredential (no network until a token is needed) and azure-core's AccessToken is
+    accepted as a provider result."""
+    pytest.importorskip("azure.identity")
+    credentials = pytest.importorskip("azure.core.credentials")
+    model = AzureModel("gpt-4o", endpoint="https://contoso.openai.azure.com", credential="default")
+    assert isinstance(model.auth, EntraTokenAuth)
+    assert model.auth.scope == DEFAULT_SCOPE
+    model.close()
+    token = credentials.AccessToken("real-shape-token", int(T0 + 3600))
+    auth = EntraTokenAuth(lambda: token, clock=Clock())
+    assert auth.headers() == {"Authorization": "Bearer real-shape-token"}

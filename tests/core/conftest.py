@@ -68,9 +68,13 @@ def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def vcr_config() -> dict[str, Any]:
-    """Cassettes never hold credentials; replay matches on everything but the (random) port."""
+def vcr_config(record_mode: str) -> dict[str, Any]:
+    """Cassettes never hold credentials; replay matches on everything but the (random) port.
+
+    Record mode "none" (replay only) unless ``--record-mode=...`` is given on the command line.
+    """
     return {
+        "record_mode": record_mode,
         "filter_headers": [(name, PLACEHOLDER) for name in SCRUBBED_REQUEST_HEADERS],
         "before_record_response": _scrub_response,
         "match_on": ("method", "scheme", "host", "path", "query"),

@@ -13,6 +13,7 @@ from modelmix._auth import NoAuth
 from modelmix._http import HTTPModel
 from modelmix.providers._error_bodies import error_from_body, error_info
 from modelmix.providers._openai_wire import OpenAIChatCodec
+from modelmix.providers.openai import OpenAIModel
 
 from ._helpers import Driver, completion
 from .conftest import MakeModel
@@ -265,3 +266,19 @@ async def test_model_base_class_defaults() -> None:
         assert echo._describe() == {"provider": "echo", "model": "e"}
     async with Echo() as aecho:
         assert (await aecho.achat("x")).text == "e"
+
+
+def test_a_user_supplied_client_keeps_its_own_timeouts() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"choices": [{"index": 0, "message": {"content": "ok"}}]})
+
+    own = httpx.Client(transport=httpx.MockTransport(handler), timeout=httpx.Timeout(42.0))
+    OpenAIModel("gpt-4o-mini", api_key="sk-test", http_client=own).chat("hi")
+    assert seen[-1].extensions["timeout"]["read"] == 42.0
+    OpenAIModel("gpt-4o-mini", api_key="sk-test", http_client=own, timeout=7.0).chat("hi")
+    assert seen[-1].extensions["timeout"]["read"] == 7.0
+    OpenAIModel("gpt-4o-mini", api_key="sk-test", http_client=own).chat("hi", timeout=3.0)
+    assert seen[-1].extensions["timeout"]["read"] == 3.0

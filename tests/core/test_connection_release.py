@@ -33,26 +33,34 @@ def _busy_connections(client: httpx.Client | httpx.AsyncClient) -> list[Any]:
 async def test_leaving_the_block_early_frees_the_only_connection(driver: Driver, stub: StubServer) -> None:
     if driver.mode == "sync":
         with httpx.Client(limits=ONE_CONNECTION, timeout=TIMEOUT) as client:
-            model = OpenAIModel("held-stream", api_key=STUB_KEY, base_url=stub.base_url, http_client=client)
+            model = OpenAIModel(
+                "held-stream", api_key=STUB_KEY, base_url=stub.base_url, http_client=client, timeout=TIMEOUT
+            )
             with model.stream("hi") as s:
                 first = next(iter(s.text_deltas()))
                 assert _busy_connections(client), "the stream holds the only connection"
             assert first == "Hel"
             assert _busy_connections(client) == []
-            other = OpenAIModel("gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, http_client=client)
+            other = OpenAIModel(
+                "gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, http_client=client, timeout=TIMEOUT
+            )
             started = time.perf_counter()
             response = other.chat("again")
             elapsed = time.perf_counter() - started
             assert _busy_connections(client) == []
     else:
         async with httpx.AsyncClient(limits=ONE_CONNECTION, timeout=TIMEOUT) as aclient:
-            model = OpenAIModel("held-stream", api_key=STUB_KEY, base_url=stub.base_url, async_http_client=aclient)
+            model = OpenAIModel(
+                "held-stream", api_key=STUB_KEY, base_url=stub.base_url, async_http_client=aclient, timeout=TIMEOUT
+            )
             async with model.astream("hi") as a:
                 first = await a.text_deltas().__anext__()
                 assert _busy_connections(aclient), "the stream holds the only connection"
             assert first == "Hel"
             assert _busy_connections(aclient) == []
-            other = OpenAIModel("gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, async_http_client=aclient)
+            other = OpenAIModel(
+                "gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, async_http_client=aclient, timeout=TIMEOUT
+            )
             started = time.perf_counter()
             response = await other.achat("again")
             elapsed = time.perf_counter() - started
@@ -66,14 +74,18 @@ async def test_leaving_the_block_early_frees_the_only_connection(driver: Driver,
 async def test_a_finished_stream_returns_its_connection_for_reuse(driver: Driver, stub: StubServer) -> None:
     if driver.mode == "sync":
         with httpx.Client(limits=ONE_CONNECTION, timeout=TIMEOUT) as client:
-            model = OpenAIModel("gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, http_client=client)
+            model = OpenAIModel(
+                "gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, http_client=client, timeout=TIMEOUT
+            )
             for _ in range(3):
                 with model.stream("hi") as s:
                     assert s.until_done().text == "Hello world"
             assert model.chat("hi").usage == mm.Usage(input_tokens=9, output_tokens=3)
     else:
         async with httpx.AsyncClient(limits=ONE_CONNECTION, timeout=TIMEOUT) as aclient:
-            model = OpenAIModel("gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, async_http_client=aclient)
+            model = OpenAIModel(
+                "gpt-4o-mini", api_key=STUB_KEY, base_url=stub.base_url, async_http_client=aclient, timeout=TIMEOUT
+            )
             for _ in range(3):
                 async with model.astream("hi") as a:
                     assert (await a.until_done()).text == "Hello world"

@@ -213,6 +213,9 @@ def test_parse_retry_after_date_uses_the_clock_by_default() -> None:
 def test_parse_should_retry(value: str | None, expected: bool | None) -> None:
     headers = {} if value is None else {"x-should-retry": value}
     assert parse_should_retry(headers) is expected
+    assert parse_should_retry(httpx.Headers(headers)) is expected
+    capitalised = {} if value is None else {"X-Should-Retry": value}
+    assert parse_should_retry(capitalised) is expected, "header names are case-insensitive"
 
 
 # ------------------------------------------------------------------------------ status mapping

@@ -192,7 +192,7 @@ def sse_streams(draw: st.DrawFn) -> bytes:
 
 
 @given(raw=sse_streams(), data=st.data())
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_sse_events_do_not_depend_on_chunk_boundaries(raw: bytes, data: st.DataObject) -> None:
     cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=len(raw) + 1))
     assert decode_split(raw, cuts) == decode(raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from typing import Any
@@ -481,11 +482,8 @@ async def test_dropped_stream_releases_its_connection(make_model: MakeModel) -> 
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Tracking([HELLO]))
 
     s = make_model(handler).stream("hi")
-    next(iter(s))
-    s._iterator = None  # drop the generator's own reference path, then the stream itself
+    next(iter(s))  # opened and suspended mid-stream, then dropped without close()
     del s
-    import gc
-
     gc.collect()
     assert closed == [True]
 

@@ -6,17 +6,20 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import gc
 import importlib.util
 import inspect
 import io
 import json
 import re
 import traceback
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelmix import Model
 from modelmix.testing import FakeOpenAIServer, FakeReply
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -226,35 +229,64 @@ class BlockFailed(Exception):
     """A docs block raised; the message names the page and block and shows code, output, traceback."""
 
 
-def _run_block(block: CodeBlock, namespace: dict[str, Any]) -> None:
-    code = compile(block.code, f"<{block.label}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    if code.co_flags & inspect.CO_COROUTINE:
-        # A block using top-level `await`, as in a notebook or `python -m asyncio`.
-        asyncio.run(eval(code, namespace))
-    else:
-        exec(code, namespace)
+def _live_models() -> list[Model]:
+    return [obj for obj in gc.get_objects() if isinstance(obj, Model)]
 
 
-def run_blocks(
-    blocks: list[CodeBlock], namespace: dict[str, Any], *, local_missing: str | None
-) -> tuple[int, list[str]]:
-    """Run the blocks of one page in order in `namespace`; return (how many ran, why others were skipped)."""
-    ran, skipped = 0, []
-    for block in blocks:
-        if block.skip:
-            skipped.append(f"{block.label}: marked {SKIP_MARKER}")
-            continue
-        if block.needs_local and local_missing:
-            skipped.append(f"{block.label}: needs the embedded local model, but {local_missing}")
-            continue
-        output = io.StringIO()
+class PageRunner:
+    """Runs one page's blocks in order in one namespace, like a reader pasting them into one
+    session: blocks with top-level ``await`` share one event loop, as in a notebook. `close()`
+    closes every model the page created (also ones a short snippet dropped without closing), so
+    their pooled sockets don't surface later as ResourceWarnings."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"__name__": "__main__"}
+        self._models_before: weakref.WeakSet[Model] = weakref.WeakSet(_live_models())
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def run(self, blocks: list[CodeBlock], *, local_missing: str | None) -> tuple[int, list[str]]:
+        """Run the blocks; return (how many ran, why the others were skipped)."""
+        ran, skipped = 0, []
+        for block in blocks:
+            if block.skip:
+                skipped.append(f"{block.label}: marked {SKIP_MARKER}")
+                continue
+            if block.needs_local and local_missing:
+                skipped.append(f"{block.label}: needs the embedded local model, but {local_missing}")
+                continue
+            output = io.StringIO()
+            try:
+                with contextlib.redirect_stdout(output):
+                    self._run_block(block)
+            except Exception as exc:
+                raise BlockFailed(
+                    f"{block.label} failed: {type(exc).__name__}: {exc}\n"
+                    f"--- code\n{block.code}--- output\n{output.getvalue()}--- traceback\n{traceback.format_exc()}"
+                ) from None  # the message already holds the traceback
+            ran += 1
+        return ran, skipped
+
+    def _run_block(self, block: CodeBlock) -> None:
+        code = compile(block.code, f"<{block.label}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        if code.co_flags & inspect.CO_COROUTINE:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(eval(code, self.namespace))
+        else:
+            exec(code, self.namespace)
+
+    def close(self) -> None:
+        loop = self._loop or asyncio.new_event_loop()
         try:
-            with contextlib.redirect_stdout(output):
-                _run_block(block, namespace)
-        except Exception as exc:
-            raise BlockFailed(
-                f"{block.label} failed: {type(exc).__name__}: {exc}\n"
-                f"--- code\n{block.code}--- output\n{output.getvalue()}--- traceback\n{traceback.format_exc()}"
-            ) from exc
-        ran += 1
-    return ran, skipped
+            for model in _live_models():
+                if model not in self._models_before:
+                    try:
+                        loop.run_until_complete(model.aclose())
+                    except Exception:  # e.g. an async client bound to a block's own, finished loop
+                        model.close()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            self._loop = None
+            self.namespace.clear()
+            gc.collect()

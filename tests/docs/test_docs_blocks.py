@@ -8,25 +8,21 @@ provider are available, and are skipped (with the reason) otherwise.
 
 from __future__ import annotations
 
-import gc
-import weakref
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import modelmix as mm
 from modelmix.testing import FakeOpenAIServer
 
 from ._runner import (
     REPO,
     SKIP_MARKER,
     BlockFailed,
+    PageRunner,
     doc_pages,
     example_env,
     local_model_unavailable,
     python_blocks,
-    run_blocks,
 )
 
 PAGES = [page for page in doc_pages() if python_blocks(page)]
@@ -34,18 +30,6 @@ PAGES = [page for page in doc_pages() if python_blocks(page)]
 # Pages that must exist and be executed: the core guide and the README.
 REQUIRED_PAGES = ["README.md", "docs/index.md", "docs/quickstart.md", "docs/messages.md", "docs/streaming.md"]
 REQUIRED_PAGES += ["docs/errors.md", "docs/testing.md"]
-
-
-def _live_models() -> list[mm.Model]:
-    return [obj for obj in gc.get_objects() if isinstance(obj, mm.Model)]
-
-
-def _close_new_models(before: weakref.WeakSet[mm.Model]) -> None:
-    """Close the models a page created, including ones its blocks dropped without closing (as a
-    short snippet may), so their pooled sockets don't surface as ResourceWarnings in later tests."""
-    for model in _live_models():
-        if model not in before:
-            model.close()
 
 
 def test_required_pages_are_executed() -> None:
@@ -72,16 +56,16 @@ def test_page_code_runs(
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    models_before: weakref.WeakSet[mm.Model] = weakref.WeakSet(_live_models())
+    runner = PageRunner()
+    failure: BlockFailed | None = None
     try:
-        ran, skipped = run_blocks(python_blocks(page), namespace, local_missing=local_model_unavailable())
-    except BlockFailed as failure:
-        pytest.fail(str(failure), pytrace=False)
+        ran, skipped = runner.run(python_blocks(page), local_missing=local_model_unavailable())
+    except BlockFailed as exc:
+        failure = exc
     finally:
-        _close_new_models(models_before)
-        namespace.clear()
-        gc.collect()
+        runner.close()
+    if failure is not None:
+        pytest.fail(str(failure), pytrace=False)
     if skipped and not ran:
         pytest.skip("; ".join(skipped))
     for reason in skipped:

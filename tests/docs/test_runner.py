@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ._runner import SKIP_MARKER, BlockFailed, docs_responder, python_blocks, run_blocks
+from ._runner import SKIP_MARKER, BlockFailed, PageRunner, docs_responder, python_blocks
 
 PAGE = f"""# A page
 
@@ -68,10 +67,14 @@ def test_runs_in_one_namespace_with_top_level_await_and_skips(page: Path) -> Non
     async def later(value: int) -> int:
         return value * 10
 
-    namespace: dict[str, Any] = {"later": later}
-    ran, skipped = run_blocks(python_blocks(page), namespace, local_missing="no llama here")
-    assert ran == 3
-    assert namespace["z"] == 20
+    runner = PageRunner()
+    runner.namespace["later"] = later
+    try:
+        ran, skipped = runner.run(python_blocks(page), local_missing="no llama here")
+        assert ran == 3
+        assert runner.namespace["z"] == 20
+    finally:
+        runner.close()
     assert len(skipped) == 2
     assert "marked" in skipped[0]
     assert "no llama here" in skipped[1]
@@ -80,8 +83,10 @@ def test_runs_in_one_namespace_with_top_level_await_and_skips(page: Path) -> Non
 def test_a_failing_block_names_page_block_and_line(tmp_path: Path) -> None:
     path = tmp_path / "broken.md"
     path.write_text('```python\nprint("before")\n```\n\n```python\nprint("partial")\n1 / 0\n```\n', encoding="utf-8")
+    runner = PageRunner()
     with pytest.raises(BlockFailed) as failure:
-        run_blocks(python_blocks(path), {}, local_missing=None)
+        runner.run(python_blocks(path), local_missing=None)
+    runner.close()
     message = str(failure.value)
     assert message.startswith("broken.md, python block 2 (line 5) failed: ZeroDivisionError")
     assert "partial" in message  # the block's output so far

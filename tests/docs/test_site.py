@@ -93,3 +93,11 @@ def test_readme_has_exactly_two_set_up_commands() -> None:
         '"Say hello in five words"',
         "bash scripts/test.sh",
     ]
+
+
+def test_readme_links_point_at_files() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    targets = [t for t in re.findall(r"\]\(([^)#]+)\)", readme) if "://" not in t]
+    assert targets, "the README should link to the docs"
+    missing = [t for t in targets if not (REPO / t).exists()]
+    assert not missing, f"README links to missing files: {missing}"

@@ -14,12 +14,12 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -75,16 +75,25 @@ class LlamaServer:
     alias: str
 
 
+def _answers_200(url: str) -> bool:
+    """A raw-socket GET: vcr patches httpx and http.client, and a readiness probe must never
+    land in a cassette."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1.0) as sock:
+            sock.sendall(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nConnection: close\r\n\r\n".encode())
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
 def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"llama_cpp.server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
+        if _answers_200(url):
+            return
         time.sleep(0.2)
     raise RuntimeError(f"llama_cpp.server did not become ready in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 

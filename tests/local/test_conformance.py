@@ -53,7 +53,9 @@ def call_arguments(interaction: dict[str, Any]) -> tuple[list[Any], dict[str, An
     return body["messages"], settings
 
 
-async def run(model: mm.Model, mode: str, stream: bool, messages: list[Any], settings: dict[str, Any]) -> mm.ChatResponse:
+async def run(
+    model: mm.Model, mode: str, stream: bool, messages: list[Any], settings: dict[str, Any]
+) -> mm.ChatResponse:
     if not stream:
         return model.chat(messages, **settings) if mode == "sync" else await model.achat(messages, **settings)
     if mode == "sync":
@@ -77,11 +79,13 @@ def check(response: mm.ChatResponse, expected: dict[str, Any], *, tools_offered:
     assert response.model == expected["model"]
     assert response.content_filtered is expected["content_filtered"]
     if expected["usage"] is None:
-        assert response.usage is not None and response.usage.estimated, "missing usage must be estimated"
+        assert response.usage is not None
+        assert response.usage.estimated, "missing usage must be estimated"
         assert response.usage.input_tokens > 0
         assert response.usage.output_tokens > 0
     else:
-        assert response.usage is not None and not response.usage.estimated
+        assert response.usage is not None
+        assert not response.usage.estimated
         assert (response.usage.input_tokens, response.usage.output_tokens) == (
             expected["usage"]["input_tokens"],
             expected["usage"]["output_tokens"],
@@ -103,11 +107,14 @@ async def _conformance(backend: str, cassette: Any, interaction: Any, expected: 
             code = expected["error"]["code"]
             assert error.code == (None if code is None else str(code))
             assert error.error_type == expected["error"]["type"]
-            assert error.provider == model.provider and error.model == model.name
+            assert error.provider == model.provider
+            assert error.model == model.name
             if error.status == 404:
-                assert isinstance(error, mm.NotFoundError) and not error.retryable
+                assert isinstance(error, mm.NotFoundError)
+                assert not error.retryable
             if error.status == 429:
-                assert isinstance(error, mm.RateLimitError) and error.retryable
+                assert isinstance(error, mm.RateLimitError)
+                assert error.retryable
         else:
             response = await run(model, mode, expected["stream"], messages, settings)
             check(response, expected, tools_offered=bool(settings.get("tools")), backend=backend)

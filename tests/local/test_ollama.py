@@ -35,6 +35,14 @@ def model_with(handler: Handler, name: str = "llama3.2", seen: list[httpx.Reques
     )
 
 
+def answer(model: mm.Model, stream: bool) -> mm.ChatResponse:
+    """A plain call, or a stream read to its end."""
+    if not stream:
+        return model.chat("hi")
+    with model.stream("hi") as s:
+        return s.until_done()
+
+
 TOOL_STREAM = ndjson(
     {"model": "llama3.2", "message": {"role": "assistant", "content": "Let me check. "}, "done": False},
     {
@@ -119,7 +127,8 @@ def test_request_body_maps_settings_messages_and_tools() -> None:
     assert body["options"] == {"num_predict": 50, "temperature": 0.1, "seed": 7, "stop": ["END"], "num_ctx": 8192}
     assert body["format"] == "json"
     assert body["keep_alive"] == "5m"
-    assert body["messages"][1]["images"] and body["messages"][1]["content"] == "Weather?"
+    assert body["messages"][1]["images"]
+    assert body["messages"][1]["content"] == "Weather?"
     assert body["messages"][2]["tool_calls"] == [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]
     assert body["messages"][3] == {"role": "tool", "content": '{"temp": 21}', "tool_name": "get_weather"}
     assert body["tools"][0]["function"]["name"] == "get_weather"
@@ -128,21 +137,28 @@ def test_request_body_maps_settings_messages_and_tools() -> None:
 def test_json_schema_response_format_becomes_format_schema() -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
     body = OllamaCodec().build_body(
-        "m", [mm.user("x")], {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}}, stream=True
+        "m",
+        [mm.user("x")],
+        {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}},
+        stream=True,
     )
-    assert body["format"] == schema and body["stream"] is True
+    assert body["format"] == schema
+    assert body["stream"] is True
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 async def test_stream_with_tool_calls_usage_and_done_reason(mode: str) -> None:
-    model = model_with(lambda r: httpx.Response(200, headers={"content-type": "application/x-ndjson"}, content=TOOL_STREAM))
+    model = model_with(
+        lambda r: httpx.Response(200, headers={"content-type": "application/x-ndjson"}, content=TOOL_STREAM)
+    )
     if mode == "sync":
         with model.stream("Weather in Paris?") as s:
             events = list(s)
+        response = s.response
     else:
-        async with model.astream("Weather in Paris?") as s:
-            events = [e async for e in s]
-    response = s.response
+        async with model.astream("Weather in Paris?") as a:
+            events = [e async for e in a]
+        response = a.response
     assert [e.type for e in events] == ["text", "tool_call", "tool_call", "finish", "usage"]
     assert response.text == "Let me check. "
     assert [(c.name, c.arguments) for c in response.tool_calls] == [
@@ -168,7 +184,8 @@ def test_error_line_before_content_is_a_typed_stream_error() -> None:
     with pytest.raises(mm.StreamErrorEvent) as caught, model.stream("hi") as s:
         s.until_done()
     assert "unexpected EOF" in str(caught.value)
-    assert isinstance(caught.value.mapped, mm.ServerError) and caught.value.retryable
+    assert isinstance(caught.value.mapped, mm.ServerError)
+    assert caught.value.retryable
 
 
 def test_error_line_after_content_interrupts_with_the_partial_text() -> None:
@@ -194,15 +211,15 @@ def test_stream_without_done_is_truncated() -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_model_not_found_says_how_to_pull(stream: bool) -> None:
     body = json.dumps({"error": 'model "llama9" not found, try pulling it first'}).encode()
-    model = model_with(lambda r: httpx.Response(404, headers={"content-type": "application/json"}, content=body), "llama9")
+    model = model_with(
+        lambda r: httpx.Response(404, headers={"content-type": "application/json"}, content=body), "llama9"
+    )
     with pytest.raises(mm.NotFoundError) as caught:
-        if stream:
-            with model.stream("hi") as s:
-                s.until_done()
-        else:
-            model.chat("hi")
+        answer(model, stream)
     assert "ollama pull llama9" in str(caught.value)
-    assert caught.value.provider == "ollama" and caught.value.model == "llama9" and not caught.value.retryable
+    assert caught.value.provider == "ollama"
+    assert caught.value.model == "llama9"
+    assert not caught.value.retryable
 
 
 def test_list_models_reads_api_tags() -> None:
@@ -216,7 +233,8 @@ def test_list_models_reads_api_tags() -> None:
     client = httpx.Client(transport=httpx.MockTransport(handler))
     found = mm.list_models("ollama", base_url="http://box:11434", http_client=client)
     assert [m.spec for m in found] == ["ollama:llama3.2:latest"]
-    assert found[0].size_bytes == 2019393189 and found[0].details["digest"] == "a80c"
+    assert found[0].size_bytes == 2019393189
+    assert found[0].details["digest"] == "a80c"
     assert seen[0].url == "http://box:11434/api/tags"
 
 
@@ -227,4 +245,5 @@ def test_unreachable_server_is_a_transport_error() -> None:
     model = model_with(refuse)
     with pytest.raises(mm.TransportError) as caught:
         model.chat("hi")
-    assert caught.value.kind == "connect" and caught.value.retryable
+    assert caught.value.kind == "connect"
+    assert caught.value.retryable

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -20,6 +21,11 @@ from modelmix.providers.openai import OpenAIModel
 from modelmix.resilience import Clock, RetryPolicy, registry
 
 from .faultserver import FaultServer
+
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup
+else:  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 CANARY = "sk-CANARY-4f3e2d1c0b9a8776"
 CANARY_PROMPT = "CANARY-PROMPT-do-not-log"
@@ -100,11 +106,18 @@ def base_model(server: FaultServer, label: str, *, context_window: int | None = 
 def resilient(
     server: FaultServer, label: str, clock: Clock, *, context_window: int | None = None, **changes: Any
 ) -> mm.ResilientModel:
-    return mm.ResilientModel(base_model(server, label, context_window=context_window), policy=policy(**changes), clock=clock)
+    return mm.ResilientModel(
+        base_model(server, label, context_window=context_window), policy=policy(**changes), clock=clock
+    )
 
 
 def chain(
-    server: FaultServer, clock: Clock, *labels: str, deadline: float = 30.0, windows: dict[str, int] | None = None, **kw: Any
+    server: FaultServer,
+    clock: Clock,
+    *labels: str,
+    deadline: float = 30.0,
+    windows: dict[str, int] | None = None,
+    **kw: Any,
 ) -> mm.FallbackModel:
     members = [resilient(server, label, clock, context_window=(windows or {}).get(label)) for label in labels]
     return mm.fallback(*members, deadline=deadline, min_attempt_time=0.05, clock=clock, **kw)
@@ -132,10 +145,17 @@ def assert_pool_released(model: Any) -> None:
         for client in (leaf._client, leaf._aclient):
             if client is None:
                 continue
-            pool: Any = client._transport._pool  # type: ignore[attr-defined]
+            pool: Any = client._transport._pool  # type: ignore[union-attr]
             assert not pool._requests, f"{leaf!r}: requests still in the pool: {pool!r}"
             busy = [c for c in pool.connections if not (c.is_idle() or c.is_closed())]
             assert not busy, f"{leaf!r}: connections still busy: {pool!r}"
+
+
+async def aclose_clients(model: Any) -> None:
+    """Close the HTTP clients a test passed in (models don't own those)."""
+    for leaf in leaves(model):
+        if leaf._aclient is not None:
+            await leaf._aclient.aclose()
 
 
 def _walk(exc: BaseException | None, seen: set[int]) -> Iterator[BaseException]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import socket
 import struct
 import threading
@@ -113,6 +114,7 @@ class FaultServer:
     def __init__(self) -> None:
         self._scripts: dict[str, deque[Fault]] = defaultdict(deque)
         self._last: dict[str, Fault] = {}
+        self._random: dict[str, tuple[random.Random, list[Fault], list[float]]] = {}
         self.seen: list[Seen] = []
         self.injected: dict[str, int] = defaultdict(int)
         self.port = 0
@@ -132,6 +134,11 @@ class FaultServer:
         with self._lock:
             self._scripts[label].extend(faults)
 
+    def randomize(self, label: str, faults: list[Fault], weights: list[float], seed: int) -> None:
+        """Draw each request's behaviour at random (seeded) instead of from the script."""
+        with self._lock:
+            self._random[label] = (random.Random(seed), faults, weights)
+
     def count(self, label: str | None = None) -> int:
         return sum(1 for s in self.seen if label is None or s.label == label)
 
@@ -141,12 +148,17 @@ class FaultServer:
     def reset(self) -> None:
         with self._lock:
             self._scripts.clear()
+            self._random.clear()
             self._last.clear()
             self.seen.clear()
             self.injected.clear()
 
     def _next(self, label: str) -> Fault:
         with self._lock:
+            drawn = self._random.get(label)
+            if drawn is not None:
+                rng, faults, weights = drawn
+                return rng.choices(faults, weights)[0]
             queue = self._scripts[label]
             if queue:
                 fault = queue.popleft()
@@ -201,6 +213,9 @@ class FaultServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         self.open_connections += 1
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             while True:
                 try:
@@ -209,8 +224,18 @@ class FaultServer:
                     return
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1]
-                headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                headers = {
+                    k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
+                try:
+                    body = await reader.readexactly(int(headers.get("content-length", "0")))
+                except asyncio.IncompleteReadError:
+                    return  # the client gave up mid-request
+                if path == "/_stats":
+                    stats = json.dumps({"injected": dict(self.injected), "seen": len(self.seen)}).encode()
+                    writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(stats) + stats)
+                    await writer.drain()
+                    continue
                 label = path.split("/")[2] if path.startswith("/m/") else "default"
                 data = json.loads(body) if body else {}
                 self.seen.append(Seen(label, path, data, time.monotonic()))
@@ -336,3 +361,44 @@ def running() -> Iterator[FaultServer]:
     finally:
         server.stop()
 
+
+def _serve_in_child(pipe: Any, randomized: dict[str, tuple[list[Fault], list[float], int]]) -> None:
+    server = FaultServer().start()
+    for label, (faults, weights, seed) in randomized.items():
+        server.randomize(label, faults, weights, seed)
+    pipe.send(server.port)
+    pipe.recv()  # anything: stop
+    server.stop()
+
+
+class FaultServerProcess:
+    """The same server in a child process, for load tests: the client then has a core (and the
+    GIL) to itself. Only randomized behaviour; counters come from ``stats()``."""
+
+    def __init__(self, randomized: dict[str, tuple[list[Fault], list[float], int]]) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_serve_in_child, args=(child, randomized), daemon=True)
+        self.port = 0
+
+    def url(self, label: str) -> str:
+        return f"http://127.0.0.1:{self.port}/m/{label}/v1"
+
+    def stats(self) -> dict[str, Any]:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_stats", timeout=5) as answer:
+            data: dict[str, Any] = json.loads(answer.read())
+            return data
+
+    def __enter__(self) -> FaultServerProcess:
+        self._process.start()
+        self.port = self._pipe.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pipe.send("stop")
+        self._process.join(10)
+        self._pipe.close()

@@ -4,8 +4,8 @@ where the fault is a network condition that can't be produced on loopback)."""
 from __future__ import annotations
 
 import time
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from .conftest import (
     CANARY,
     FakeClock,
     Leaks,
+    aclose_clients,
     assert_no_secrets,
     assert_pool_released,
     chain,
@@ -50,7 +51,8 @@ async def test_row01_429_retry_after_seconds_then_fallback(
         response = await model.achat(MSG)
         assert response.text == "Hello"
         assert server.order() == ["a", "a", "a", "b"]
-        assert len(clock.sleeps) == 2 and all(2.0 <= s <= 2.2 for s in clock.sleeps)
+        assert len(clock.sleeps) == 2
+        assert all(2.0 <= s <= 2.2 for s in clock.sleeps)
         assert [(a.model, a.retry_no, a.status) for a in response.attempts] == [
             ("a", 0, 429),
             ("a", 1, 429),
@@ -58,8 +60,10 @@ async def test_row01_429_retry_after_seconds_then_fallback(
             ("b", 0, None),
         ]
         snap = breaker_of(model, "a").snapshot(clock.now())
-        assert snap.calls == 0 and snap.state is BreakerState.CLOSED  # a 429 is not a failure sample
-        assert snap.cooldown_until is not None and snap.cooldown_until > clock.now() + 1.5
+        assert snap.calls == 0
+        assert snap.state is BreakerState.CLOSED
+        assert snap.cooldown_until is not None
+        assert snap.cooldown_until > clock.now() + 1.5
         assert_pool_released(model)
         assert_no_secrets(caplog, model)
 
@@ -80,14 +84,16 @@ async def test_row02_retry_after_ms_wins(server: FaultServer, clock: FakeClock) 
         with pytest.raises(mm.RateLimitError) as caught:
             await model.achat(MSG)
     assert caught.value.retry_after == 1.5
-    assert len(clock.sleeps) == 2 and all(1.5 <= s <= 1.65 for s in clock.sleeps)
+    assert len(clock.sleeps) == 2
+    assert all(1.5 <= s <= 1.65 for s in clock.sleeps)
 
 
 async def test_row02_x_ms_retry_after_ms_before_retry_after(server: FaultServer, clock: FakeClock) -> None:
     server.script("a", Fault.error(429, headers={"x-ms-retry-after-ms": "700", "Retry-After": "9"}), Fault.ok())
     async with resilient(server, "a", clock) as model:
         await model.achat(MSG)
-    assert len(clock.sleeps) == 1 and 0.7 <= clock.sleeps[0] <= 0.77
+    assert len(clock.sleeps) == 1
+    assert 0.7 <= clock.sleeps[0] <= 0.77
 
 
 async def test_row03_future_date_beyond_deadline_falls_back_without_sleeping(
@@ -100,14 +106,16 @@ async def test_row03_future_date_beyond_deadline_falls_back_without_sleeping(
     assert clock.sleeps == []
     assert response.attempts[0].status == 429
     reopen = breaker_of(model, "a").reopen_at(clock.now())
-    assert reopen is not None and reopen - clock.now() > 28  # cooled until the date
+    assert reopen is not None
+    assert reopen - clock.now() > 28
 
 
 async def test_row03_future_date_within_deadline_is_slept(server: FaultServer, clock: FakeClock) -> None:
     server.script("a", Fault.error(429, headers={"Retry-After": http_date(31)}), Fault.ok())
     async with resilient(server, "a", clock, deadline=100.0) as model:
         await model.achat(MSG)
-    assert len(clock.sleeps) == 1 and 29 <= clock.sleeps[0] <= 31 * 1.1
+    assert len(clock.sleeps) == 1
+    assert 29 <= clock.sleeps[0] <= 31 * 1.1
 
 
 @pytest.mark.parametrize("value", [http_date(-60), "not a date", "inf", "-3"])
@@ -118,14 +126,16 @@ async def test_row03_past_or_malformed_hint_uses_backoff(server: FaultServer, cl
             await model.achat(MSG)
     assert caught.value.retry_after is None
     assert server.count("a") == 3
-    assert 0.25 <= clock.sleeps[0] <= 0.5 and 0.25 <= clock.sleeps[1] <= 1.0
+    assert 0.25 <= clock.sleeps[0] <= 0.5
+    assert 0.25 <= clock.sleeps[1] <= 1.0
 
 
 async def test_row03_hint_over_cap_fails_over_at_once(server: FaultServer, clock: FakeClock) -> None:
     server.script("a", Fault.error(429, headers={"Retry-After": "200"}))
     async with chain(server, clock, "a", "b", deadline=1000) as model:
         await model.achat(MSG)
-    assert server.order() == ["a", "b"] and clock.sleeps == []
+    assert server.order() == ["a", "b"]
+    assert clock.sleeps == []
 
 
 # ------------------------------------------------------------------------------ rows 4–8: 5xx
@@ -174,7 +184,8 @@ async def test_row06_503_honours_retry_after(server: FaultServer, clock: FakeClo
     server.script("a", Fault.error(503, headers={"Retry-After": "1"}), Fault.ok())
     async with resilient(server, "a", clock) as model:
         await model.achat(MSG)
-    assert len(clock.sleeps) == 1 and 1.0 <= clock.sleeps[0] <= 1.1
+    assert len(clock.sleeps) == 1
+    assert 1.0 <= clock.sleeps[0] <= 1.1
 
 
 @pytest.mark.parametrize(("status", "retries"), [(501, 0), (505, 0)])
@@ -193,7 +204,8 @@ async def test_x_should_retry_overrides_the_status(server: FaultServer, clock: F
         with pytest.raises(mm.ServerError):
             await a.achat(MSG)
         await b.achat(MSG)
-    assert server.count("a") == 1 and server.count("b") == 2
+    assert server.count("a") == 1
+    assert server.count("b") == 2
 
 
 async def test_409_retried_only_when_the_error_says_so(server: FaultServer, clock: FakeClock) -> None:
@@ -206,10 +218,10 @@ async def test_409_retried_only_when_the_error_says_so(server: FaultServer, cloc
 # -------------------------------------------------------------------------- rows 9–13: network
 
 
-async def test_row09_connection_refused(clock: FakeClock, server: FaultServer, caplog: pytest.LogCaptureFixture) -> None:
-    down = mm.ResilientModel(
-        OpenAIModel("local", api_key=CANARY, base_url=refused_url()), policy=policy(), clock=clock
-    )
+async def test_row09_connection_refused(
+    clock: FakeClock, server: FaultServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = mm.ResilientModel(OpenAIModel("local", api_key=CANARY, base_url=refused_url()), policy=policy(), clock=clock)
     async with mm.fallback(down, resilient(server, "b", clock), min_attempt_time=0.05, clock=clock) as model:
         response = await model.achat(MSG)
         assert [(a.model, a.error) for a in response.attempts] == [
@@ -222,7 +234,8 @@ async def test_row09_connection_refused(clock: FakeClock, server: FaultServer, c
     async with down:
         with pytest.raises(mm.TransportError) as caught:
             await down.achat(MSG)
-    assert caught.value.kind == "connect" and caught.value.host == "127.0.0.1"
+    assert caught.value.kind == "connect"
+    assert caught.value.host == "127.0.0.1"
     assert_no_secrets(caplog, down, error=caught.value)
 
 
@@ -236,9 +249,12 @@ async def test_row10_dns_failure(clock: FakeClock, caplog: pytest.LogCaptureFixt
     model = transport_model(clock, httpx.ConnectError("[Errno -2] Name or service not known"))
     with pytest.raises(mm.TransportError) as caught:
         await model.achat(MSG)
-    await model.inner.async_http_client_close() if False else await model.inner._aclient.aclose()  # type: ignore[union-attr]
-    assert caught.value.kind == "dns" and len(caught.value.attempts) == 2 and clock.sleeps == [0.25]
-    assert "chat/completions" not in str(caught.value) and "x.invalid" in str(caught.value.host)
+    await aclose_clients(model)
+    assert caught.value.kind == "dns"
+    assert len(caught.value.attempts) == 2
+    assert clock.sleeps == [0.25]
+    assert "chat/completions" not in str(caught.value)
+    assert "x.invalid" in str(caught.value.host)
     assert_no_secrets(caplog, model, error=caught.value)
 
 
@@ -246,8 +262,9 @@ async def test_row11_connect_timeout(clock: FakeClock) -> None:
     model = transport_model(clock, httpx.ConnectTimeout("timed out"))
     with pytest.raises(mm.TransportError) as caught:
         await model.achat(MSG)
-    await model.inner._aclient.aclose()  # type: ignore[union-attr]
-    assert caught.value.kind == "connect_timeout" and len(caught.value.attempts) == 3
+    await aclose_clients(model)
+    assert caught.value.kind == "connect_timeout"
+    assert len(caught.value.attempts) == 3
 
 
 async def test_row12_silent_server_stream_hits_ttft_then_falls_back(
@@ -266,7 +283,9 @@ async def test_row12_silent_server_stream_hits_ttft_then_falls_back(
     assert time.monotonic() - started < 2.0
 
 
-async def test_row12_silent_server_chat_bounded_by_deadline(server: FaultServer, clock: FakeClock, leaks: Leaks) -> None:
+async def test_row12_silent_server_chat_bounded_by_deadline(
+    server: FaultServer, clock: FakeClock, leaks: Leaks
+) -> None:
     server.script("a", Fault("silent"))
     async with resilient(server, "a", clock, deadline=0.5) as model:
         started = time.monotonic()
@@ -280,7 +299,8 @@ async def test_row13_reset_before_headers(server: FaultServer, clock: FakeClock,
     server.script("a", Fault("reset_before_headers"), Fault.ok())
     async with chain(server, clock, "a", "b") as model:
         response = await model.achat(MSG)
-        assert server.order() == ["a", "a"] and clock.sleeps == [0.0]  # first retry immediate
+        assert server.order() == ["a", "a"]
+        assert clock.sleeps == [0.0]
         assert response.attempts[0].error == "TransportError"
         assert breaker_of(model, "a").snapshot(clock.now()).failures == 0  # a stale keep-alive is no failure
         assert_pool_released(model)
@@ -289,7 +309,8 @@ async def test_row13_reset_before_headers(server: FaultServer, clock: FakeClock,
     async with resilient(server, "a", clock) as alone:
         with pytest.raises(mm.TransportError) as caught:
             await alone.achat(MSG)
-    assert caught.value.kind in ("protocol", "read") and server.count("a") == 2
+    assert caught.value.kind in ("protocol", "read")
+    assert server.count("a") == 2
 
 
 # ------------------------------------------------------------------------ rows 14–20: 4xx & co.
@@ -319,8 +340,9 @@ async def test_rows14_15_misconfigured_endpoint(
         with pytest.raises(error) as caught:
             await alone.achat(MSG)
     assert server.count("a") == 1
-    if status == 401:
-        assert caught.value.key_hint is not None and caught.value.key_hint.endswith(CANARY[-4:])  # type: ignore[attr-defined]
+    if isinstance(caught.value, mm.AuthenticationError):
+        assert caught.value.key_hint is not None
+        assert caught.value.key_hint.endswith(CANARY[-4:])
     assert_no_secrets(caplog, model, error=caught.value)
 
 
@@ -348,7 +370,8 @@ async def test_row16_no_larger_window_raises_context_error(server: FaultServer, 
     async with chain(server, clock, "a", "b", windows={"a": 8192, "b": 8192}) as model:
         with pytest.raises(mm.ContextLengthExceededError) as caught:
             await model.achat(MSG)
-    assert caught.value.limit == 8192 and caught.value.requested == 9000
+    assert caught.value.limit == 8192
+    assert caught.value.requested == 9000
     assert server.order() == ["a"]
 
 
@@ -403,7 +426,7 @@ async def test_row19_tls_verify_failure(server: FaultServer, clock: FakeClock) -
         response = await model.achat(MSG)
         assert [a.error for a in response.attempts] == ["TransportError", None]  # no retry
         assert model.breakers["openai:x"].state(clock.now()) is BreakerState.MISCONFIGURED
-    await bad_tls.inner._aclient.aclose()  # type: ignore[union-attr]
+    await aclose_clients(bad_tls)
 
 
 async def test_row20_redirect_is_not_followed(server: FaultServer, clock: FakeClock, leaks: Leaks) -> None:

@@ -64,6 +64,9 @@ object with ``.token`` and ``.expires_on`` (azure-identity's ``AccessToken``).""
 
 TokenProvider = Callable[[], Union[TokenResult, Awaitable[TokenResult]]]
 
+_OWN_ERRORS = (ConfigurationError, ProviderError)
+"""Errors raised by modelmix itself inside a provider call pass through unchanged."""
+
 
 def _normalise(result: Any) -> BearerToken:
     if isinstance(result, BearerToken):
@@ -206,7 +209,7 @@ class EntraTokenAuth(Auth):
     def _call(self, provider: TokenProvider) -> Any:
         try:
             return provider()
-        except ModelMixErrors:
+        except _OWN_ERRORS:
             raise
         except Exception as exc:
             return self._fallback_or_raise(exc)
@@ -215,7 +218,7 @@ class EntraTokenAuth(Auth):
         try:
             result = self._provider()
             return await result if inspect.isawaitable(result) else result
-        except ModelMixErrors:
+        except _OWN_ERRORS:
             raise
         except Exception as exc:
             return self._fallback_or_raise(exc)
@@ -269,9 +272,6 @@ class EntraTokenAuth(Auth):
     def __repr__(self) -> str:
         state = "no token yet" if self._token is None else f"token cached, expires_at={self._expires_at:.0f}"
         return f"EntraTokenAuth(scope={self.scope!r}, {state})"
-
-
-ModelMixErrors = (ConfigurationError, ProviderError)
 
 
 def _is_async_callable(provider: Any) -> bool:

@@ -96,7 +96,7 @@ def resolve_gguf(name: str) -> tuple[Path, bool]:
             f"local model file not found: {str(path)!r}. Give the path of a .gguf file, e.g. "
             f"'local:/models/qwen2.5-0.5b-instruct-q4_k_m.gguf', or use 'local' for the embedded model"
         )
-    return path.resolve(), False
+    return path.absolute(), False
 
 
 def _cpu_has_amx() -> bool:

@@ -64,6 +64,7 @@ DEFAULT_N_CTX = 2048
 """Context window used unless ``n_ctx=`` says otherwise (SmolLM2 supports 8192; 2048 keeps
 the KV cache small)."""
 
+MIN_N_CTX = 256
 _SETTINGS_PASSED = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "max_tokens")
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 _LOCK_POLL = 0.05
@@ -148,8 +149,9 @@ class LocalModel(Model):
         self.name = EMBEDDED_NAME if embedded else (name.strip() or str(path))
         self.label = EMBEDDED_LABEL if embedded else path.name
         self.settings = merge_settings(None, settings or {})
-        if n_ctx < 16:
-            raise ConfigurationError(f"n_ctx={n_ctx} is too small for a chat prompt; use at least 16 (e.g. 2048)")
+        if n_ctx < MIN_N_CTX:
+            # llama.cpp rounds smaller contexts up to 256, which llama-cpp-python's buffers don't follow.
+            raise ConfigurationError(f"n_ctx={n_ctx} is too small: use at least {MIN_N_CTX} (default {DEFAULT_N_CTX})")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.repack = repack

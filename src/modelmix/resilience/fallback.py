@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import anyio
 from typing_extensions import Unpack
@@ -41,7 +40,7 @@ from ._streams import (
     pull_to_commit,
     stream_attempts,
 )
-from .breaker import BreakerConfig
+from .breaker import BreakerConfig, CircuitBreaker
 from .retrying import ResilientModel, circuit_breaker
 
 __all__ = ["FallbackModel", "fallback", "should_fall_back"]
@@ -102,7 +101,7 @@ class FallbackModel(Model):
         return max(windows) if windows else None
 
     @property
-    def breakers(self) -> dict[str, Any]:
+    def breakers(self) -> dict[str, CircuitBreaker]:
         """Each member's circuit breaker (by ``provider:name``), for inspection."""
         return {
             f"{m.provider}:{m.name}": m.breaker
@@ -160,7 +159,7 @@ class FallbackModel(Model):
     def _deadline_exceeded(
         self, deadline: Deadline, attempts: list[Attempt], last: BaseException | None
     ) -> DeadlineExceededError:
-        error = _deadline_error(deadline, f"fallback chain, after {len(attempts)} attempts")
+        error = _deadline_error(deadline, f"fallback chain; attempts: {len(attempts)}")
         error.attempts = list(attempts)
         error.__cause__ = last
         return error
@@ -169,7 +168,7 @@ class FallbackModel(Model):
         if skipped and len(errors) == 1:
             errors[0].attempts = list(attempts)
             return errors[0]  # no other model could take a prompt that long
-        return AllModelsFailedError(f"all {len(errors)} models of the fallback chain failed", errors, attempts=attempts)
+        return AllModelsFailedError("every model of the fallback chain failed", errors, attempts=attempts)
 
     class _Run:
         """The state of one call walking the chain."""
@@ -220,6 +219,9 @@ class FallbackModel(Model):
             return response.model_copy(update={"attempts": list(self.attempts)})
 
         def exhausted(self) -> ModelMixError:
+            if self.errors and self.deadline.remaining() < self.chain.min_attempt_time:
+                # The members stopped retrying because time ran out: that is what the caller should see.
+                return self.chain._deadline_exceeded(self.deadline, self.attempts, self.errors[-1])
             return self.chain._exhausted(self.errors, self.attempts, self.skipped)
 
     # ---------------------------------------------------------------------------------- calls
@@ -343,7 +345,9 @@ def fallback(
     for item in models:
         member = build(item) if isinstance(item, str) else item
         if breakers:
-            member = circuit_breaker(member, config=breaker_config, clock=clock, endpoints=table)
+            member = circuit_breaker(
+                member, config=breaker_config, clock=clock, endpoints=table, min_attempt_time=min_attempt_time
+            )
         elif clock is not None and isinstance(member, ResilientModel):
             member = member.replace(clock=clock)
         built.append(member)

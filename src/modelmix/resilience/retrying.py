@@ -3,7 +3,6 @@ budget and optionally a circuit breaker. `retrying()` and `circuit_breaker()` bu
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -484,6 +483,7 @@ def circuit_breaker(
     breaker: CircuitBreaker | None = None,
     clock: Clock | None = None,
     endpoints: EndpointRegistry | None = None,
+    min_attempt_time: float = 1.0,
 ) -> ResilientModel:
     """Guard `model` with its endpoint's circuit breaker (FAULTS.md P5).
 
@@ -501,7 +501,7 @@ def circuit_breaker(
     chosen = breaker or table.breaker(endpoint_of(model), model.name, config)
     return ResilientModel(
         model,
-        policy=dataclasses.replace(RetryPolicy(), max_retries=0),
+        policy=RetryPolicy(max_retries=0, min_attempt_time=min_attempt_time),
         breaker=chosen,
         clock=clock,
         endpoints=table,

@@ -1,0 +1,134 @@
+"""Soak: ≥10,000 requests through a three-model chain over the fault server, faults drawn at
+random (seeded), 50 at a time. Run with ``pytest -m soak -s`` to see the figures."""
+
+from __future__ import annotations
+
+import collections
+import gc
+import logging
+import random
+import time
+import tracemalloc
+from collections.abc import Iterator
+
+import anyio
+import pytest
+
+import modelmix as mm
+from modelmix.providers.openai import OpenAIModel
+from modelmix.resilience import Clock
+
+from .conftest import CANARY, assert_pool_released, policy
+from .faultserver import Fault, FaultServerProcess
+
+pytestmark = pytest.mark.soak
+
+REQUESTS = int(__import__("os").environ.get("SOAK_REQUESTS", "10000"))
+CONCURRENCY = 50
+SEED = 20261122
+LABELS = ("s1", "s2", "s3")
+
+
+class NoSleepClock(Clock):
+    """Real time; backoff and hint waits are counted, not slept (the soak measures behaviour)."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def sleep(self, seconds: float) -> None:
+        self.waits += 1
+
+    async def asleep(self, seconds: float) -> None:
+        self.waits += 1
+        await anyio.lowlevel.checkpoint()
+
+
+FAULTS: list[tuple[Fault, float]] = [
+    (Fault.ok(), 80),
+    (Fault.error(500), 5),
+    (Fault.error(503, headers={"retry-after-ms": "20"}), 3),
+    (Fault.error(429, headers={"retry-after-ms": "10"}), 4),
+    (Fault.error(504), 1),
+    (Fault("reset_before_headers"), 4),
+    (Fault("reset_after_chunks", chunks=0), 3),
+    (Fault("reset_after_chunks", chunks=2), 2),
+    (Fault("eof_no_terminator", chunks=0), 2),
+    (Fault("eof_no_terminator", chunks=2), 1),
+    (Fault("malformed_json", chunks=0), 2),
+    (Fault("error_event", chunks=0), 2),
+    (Fault("redirect"), 1),
+]
+
+
+@pytest.fixture(scope="module")
+def soak_server() -> Iterator[FaultServerProcess]:
+    faults, weights = [f for f, _ in FAULTS], [w for _, w in FAULTS]
+    randomized = {label: (faults, weights, SEED + index) for index, label in enumerate(LABELS)}
+    with FaultServerProcess(randomized) as server:  # its own process: the client keeps a core
+        yield server
+
+
+async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="modelmix")  # 10,000 requests' INFO lines would dominate
+    server = soak_server
+    clock = NoSleepClock()
+    members = [
+        mm.ResilientModel(
+            OpenAIModel(label, api_key=CANARY, base_url=server.url(label)),
+            policy=policy(ttft_timeout=10, idle_timeout=10),
+            clock=clock,
+        )
+        for label in LABELS
+    ]
+    chain = mm.fallback(*members, clock=clock, min_attempt_time=0.05, deadline=60)
+    picks = random.Random(SEED)
+    use_stream = [picks.random() < 0.5 for _ in range(REQUESTS)]
+    outcomes: dict[int, list[str]] = collections.defaultdict(list)
+    pending = list(range(REQUESTS))
+    limiter = anyio.Semaphore(CONCURRENCY)
+
+    async def one(request_id: int) -> None:
+        async with limiter:
+            try:
+                if use_stream[request_id]:
+                    async with chain.astream("soak") as stream:
+                        text = "".join([d async for d in stream.text_deltas()])
+                else:
+                    text = (await chain.achat("soak")).text
+                outcomes[request_id].append("ok" if text == "Hello" else f"WRONG:{text!r}")
+            except mm.ModelMixError as exc:
+                outcomes[request_id].append(type(exc).__name__)
+
+    tracemalloc.start()
+    started = time.monotonic()
+    baseline = 0
+    async with anyio.create_task_group() as group:
+        for request_id in pending[:1000]:
+            group.start_soon(one, request_id)
+    gc.collect()
+    baseline = tracemalloc.get_traced_memory()[0]
+    async with anyio.create_task_group() as group:
+        for request_id in pending[1000:]:
+            group.start_soon(one, request_id)
+    elapsed = time.monotonic() - started
+    gc.collect()
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+
+    tally = collections.Counter(kind for kinds in outcomes.values() for kind in kinds)
+    print(f"\nsoak: {REQUESTS} requests, concurrency {CONCURRENCY}, {elapsed:.1f} s ({REQUESTS / elapsed:.0f} req/s)")
+    stats = server.stats()
+    print(f"soak: server saw {stats['seen']} HTTP requests; behaviours: {dict(sorted(stats['injected'].items()))}")
+    print(f"soak: outcomes: {dict(tally)}; backoff waits computed: {clock.waits}")
+    memory = f"after warm-up {baseline / 1e6:.2f} MB, at end {current / 1e6:.2f} MB, peak {peak / 1e6:.2f} MB"
+    print(f"soak: traced memory {memory}")
+    for name, breaker in chain.breakers.items():
+        print(f"soak: breaker {name}: {breaker.snapshot(clock.now())}")
+
+    assert sorted(outcomes) == list(range(REQUESTS))  # none lost
+    assert all(len(kinds) == 1 for kinds in outcomes.values())  # none duplicated
+    assert not [k for k in tally if k.startswith("WRONG")]
+    assert tally["ok"] > REQUESTS * 0.9
+    assert current - baseline < 8e6  # flat: no per-request growth (8 MB for 9,000 more requests)
+    assert_pool_released(chain)
+    await chain.aclose()
