@@ -8,7 +8,9 @@ returns the answer's text, or yields the streamed text deltas in order.
 - ``httpx`` / ``httpx-async``: the baseline, what one would write by hand: one ``httpx.Client``,
   ``json.dumps`` the body, ``json.loads`` the answer; streams via ``iter_lines`` read to their end.
 - ``modelmix`` / ``modelmix-async``: ``mm.model("openai:…")`` with ``chat``/``achat`` and
-  ``stream``/``astream`` + ``text_deltas()``.
+  ``stream``/``astream`` + ``text_deltas()``: what users get, retries and idle timeouts included.
+- ``modelmix-bare`` / ``modelmix-bare-async``: the same with ``max_retries=0`` (the bare provider
+  model, no resilience wrapper), to show what that layer costs.
 - ``openai`` / ``openai-async``: the official SDK (``max_retries=0``).
 - ``pydantic-ai-async``: pydantic-ai's direct model API (``model_request``/``model_request_stream``)
   over its OpenAI chat model; async only (its sync API runs the async one on an event loop).
@@ -23,7 +25,7 @@ import importlib.util
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -145,23 +147,28 @@ class HttpxAsync(AsyncContender):
 class _ModelmixModels:
     """One modelmix model per model name, as an application would hold them."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, options: dict[str, Any]) -> None:
         import modelmix
 
         self._make = modelmix.model
         self._base_url = base_url
+        self._options = options
         self._models: dict[str, Any] = {}
 
     def get(self, name: str) -> Any:
         found = self._models.get(name)
         if found is None:
-            found = self._models[name] = self._make(f"openai:{name}", base_url=self._base_url, api_key=API_KEY)
+            found = self._models[name] = self._make(
+                f"openai:{name}", base_url=self._base_url, api_key=API_KEY, **self._options
+            )
         return found
 
 
 class ModelmixSync(SyncContender):
+    options: ClassVar[dict[str, Any]] = {}
+
     def __init__(self, base_url: str) -> None:
-        self._models = _ModelmixModels(base_url)
+        self._models = _ModelmixModels(base_url, self.options)
         self._chat_model = self._models.get(CHAT_MODEL)
 
     def chat(self) -> str:
@@ -178,8 +185,10 @@ class ModelmixSync(SyncContender):
 
 
 class ModelmixAsync(AsyncContender):
+    options: ClassVar[dict[str, Any]] = {}
+
     def __init__(self, base_url: str) -> None:
-        self._models = _ModelmixModels(base_url)
+        self._models = _ModelmixModels(base_url, self.options)
         self._chat_model = self._models.get(CHAT_MODEL)
 
     async def chat(self) -> str:
@@ -194,6 +203,14 @@ class ModelmixAsync(AsyncContender):
     async def close(self) -> None:
         for model in self._models._models.values():
             await model.aclose()
+
+
+class ModelmixBareSync(ModelmixSync):
+    options: ClassVar[dict[str, Any]] = {"max_retries": 0}
+
+
+class ModelmixBareAsync(ModelmixAsync):
+    options: ClassVar[dict[str, Any]] = {"max_retries": 0}
 
 
 # -------------------------------------------------------------------------------------- openai
@@ -282,9 +299,12 @@ class PydanticAIAsync(AsyncContender):
             async for event in events:
                 if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart) and event.part.content:
                     yield event.part.content
-                elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
-                    if event.delta.content_delta:
-                        yield event.delta.content_delta
+                elif (
+                    isinstance(event, PartDeltaEvent)
+                    and isinstance(event.delta, TextPartDelta)
+                    and event.delta.content_delta
+                ):
+                    yield event.delta.content_delta
 
     async def close(self) -> None:
         await self._provider.client.close()
@@ -360,10 +380,12 @@ class ContenderSpec:
 CONTENDERS: list[ContenderSpec] = [
     ContenderSpec("httpx", "httpx", False, HttpxSync, "httpx"),
     ContenderSpec("modelmix", "modelmix", False, ModelmixSync, "httpx"),
+    ContenderSpec("modelmix-bare", "modelmix", False, ModelmixBareSync, "httpx"),
     ContenderSpec("openai", "openai", False, OpenAISync, "httpx"),
     ContenderSpec("aisuite", "aisuite", False, AisuiteSync, "httpx"),
     ContenderSpec("httpx-async", "httpx", True, HttpxAsync, "httpx-async"),
     ContenderSpec("modelmix-async", "modelmix", True, ModelmixAsync, "httpx-async"),
+    ContenderSpec("modelmix-bare-async", "modelmix", True, ModelmixBareAsync, "httpx-async"),
     ContenderSpec("openai-async", "openai", True, OpenAIAsync, "httpx-async"),
     ContenderSpec("pydantic-ai-async", "pydantic_ai", True, PydanticAIAsync, "httpx-async"),
     ContenderSpec("aisuite-async", "aisuite", True, AisuiteAsync, "httpx-async"),

@@ -63,7 +63,7 @@ class Bench:
     loop: asyncio.AbstractEventLoop
 
     def run(self, coro: Awaitable[T]) -> T:
-        return self.loop.run_until_complete(coro)  # type: ignore[arg-type]
+        return self.loop.run_until_complete(coro)
 
     def make(self, spec: ContenderSpec) -> Contender:
         return spec.factory(self.base_url)
@@ -113,10 +113,16 @@ async def _async_calls(contender: AsyncContender, n: int) -> list[float]:
     return durations
 
 
-def _calls(bench: Bench, contender: Contender, n: int) -> list[float]:
+def _calls(bench: Bench, contender: Contender, n: int) -> tuple[list[float], float]:
+    """Per-call wall times (µs), and the client process's CPU time per call (µs): the server runs
+    in another process, so this is the client's own work, and it is far less disturbed than wall
+    time by other load on the machine."""
+    cpu = time.process_time()
     if isinstance(contender, AsyncContender):
-        return bench.run(_async_calls(contender, n))
-    return _sync_calls(contender, n)
+        durations = bench.run(_async_calls(contender, n))
+    else:
+        durations = _sync_calls(contender, n)
+    return durations, (time.process_time() - cpu) / n * 1e6
 
 
 def measure_latency(
@@ -125,6 +131,7 @@ def measure_latency(
     """Per-call latency of a non-streamed chat call, in microseconds."""
     contenders = {spec.name: bench.make(spec) for spec in specs}
     samples: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     try:
         for name, contender in contenders.items():
             text = bench.run(contender.chat()) if isinstance(contender, AsyncContender) else contender.chat()
@@ -134,7 +141,9 @@ def measure_latency(
         for round_no in range(rounds):
             shift = round_no % len(names)
             for name in names[shift:] + names[:shift]:
-                samples[name].extend(_calls(bench, contenders[name], per_round))
+                durations, cpu_per_call = _calls(bench, contenders[name], per_round)
+                samples[name].extend(durations)
+                cpu[name].append(cpu_per_call)
     finally:
         for contender in contenders.values():
             bench.close(contender)
@@ -147,12 +156,15 @@ def measure_latency(
             "p90_us": round(percentile(values, 90), 1),
             "p99_us": round(percentile(values, 99), 1),
             "mean_us": round(statistics.fmean(values), 1),
+            "cpu_us": round(statistics.median(cpu[spec.name]), 1),
             "baseline": spec.baseline,
         }
     for spec in specs:
         base = results[spec.baseline]
-        results[spec.name]["p50_ratio"] = round(results[spec.name]["p50_us"] / base["p50_us"], 3)
-        results[spec.name]["p99_ratio"] = round(results[spec.name]["p99_us"] / base["p99_us"], 3)
+        row = results[spec.name]
+        row["p50_ratio"] = round(row["p50_us"] / base["p50_us"], 3)
+        row["p99_ratio"] = round(row["p99_us"] / base["p99_us"], 3)
+        row["cpu_ratio"] = round(row["cpu_us"] / base["cpu_us"], 3)
     return results
 
 
@@ -184,9 +196,16 @@ async def _async_stream(contender: AsyncContender, model: str) -> tuple[float, f
 
 
 def _one_stream(bench: Bench, contender: Contender, model: str) -> tuple[float, float, list[str]]:
+    """(time to first delta, whole stream, the deltas), in seconds."""
     if isinstance(contender, AsyncContender):
         return bench.run(_async_stream(contender, model))
     return _sync_stream(contender, model)
+
+
+def _one_stream_cpu(bench: Bench, contender: Contender, model: str) -> tuple[float, float, list[str], float]:
+    cpu = time.process_time()
+    first, whole, pieces = _one_stream(bench, contender, model)
+    return first, whole, pieces, time.process_time() - cpu
 
 
 def measure_streaming(
@@ -198,6 +217,7 @@ def measure_streaming(
     contenders = {spec.name: bench.make(spec) for spec in specs}
     ttft: dict[str, list[float]] = {name: [] for name in contenders}
     total: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     try:
         for name, contender in contenders.items():
             _, _, pieces = _one_stream(bench, contender, model)  # warm-up, and a correctness check
@@ -208,10 +228,11 @@ def measure_streaming(
         for round_no in range(rounds):
             shift = round_no % len(names)
             for name in names[shift:] + names[:shift]:
-                first, whole, pieces = _one_stream(bench, contenders[name], model)
+                first, whole, pieces, cpu_s = _one_stream_cpu(bench, contenders[name], model)
                 _check(name, "".join(pieces), expected)
                 ttft[name].append(first)
                 total[name].append(whole)
+                cpu[name].append(cpu_s)
     finally:
         for contender in contenders.values():
             bench.close(contender)
@@ -224,12 +245,15 @@ def measure_streaming(
             "chunks_per_s": round(chunks / seconds),
             "stream_ms": round(seconds * 1000, 2),
             "ttft_us": round(statistics.median(ttft[spec.name]) * 1e6, 1),
+            "cpu_us_per_chunk": round(statistics.median(cpu[spec.name]) / chunks * 1e6, 2),
             "baseline": spec.baseline,
         }
     for spec in specs:
         base = results[spec.baseline]
-        results[spec.name]["throughput_ratio"] = round(results[spec.name]["chunks_per_s"] / base["chunks_per_s"], 3)
-        results[spec.name]["ttft_ratio"] = round(results[spec.name]["ttft_us"] / base["ttft_us"], 3)
+        row = results[spec.name]
+        row["throughput_ratio"] = round(row["chunks_per_s"] / base["chunks_per_s"], 3)
+        row["ttft_ratio"] = round(row["ttft_us"] / base["ttft_us"], 3)
+        row["cpu_ratio"] = round(row["cpu_us_per_chunk"] / base["cpu_us_per_chunk"], 3)
     return results
 
 
@@ -310,7 +334,7 @@ def measure_concurrency(
             "connections_total": stats["chat_connections"],
             "baseline": spec.baseline,
         }
-    for name, row in results.items():
+    for row in results.values():
         base = results.get(row["baseline"])
         row["warm_ratio"] = round(row["warm_ms"] / base["warm_ms"], 3) if base else None
     return results
@@ -426,7 +450,7 @@ def stream_memory(bench: Bench, spec: ContenderSpec, chunks: int) -> dict[str, A
         del pieces
         gc.collect()
         tracemalloc.start()
-        _, _, pieces = _one_stream(bench, contender, model)
+        _one_stream(bench, contender, model)
         _, traced_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     finally:
@@ -450,6 +474,7 @@ def measure_memory(
     if runner is None:
         return {spec.name: {**stream_memory(bench, spec, chunks), "process": "shared"} for spec in specs}
     base_url = bench.base_url
+    worker = [sys.executable, str(runner), "--memory-worker"]
     pending = list(specs)
     while pending:
         batch, pending = pending[:2], pending[2:]
@@ -457,8 +482,7 @@ def measure_memory(
             (
                 spec,
                 subprocess.Popen(
-                    [sys.executable, str(runner), "--memory-worker", spec.name, "--base-url", base_url]
-                    + ["--chunks", str(chunks)],
+                    [*worker, spec.name, "--base-url", base_url, "--chunks", str(chunks)],
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     text=True,

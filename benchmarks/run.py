@@ -141,7 +141,8 @@ def _targets(report: dict[str, Any]) -> dict[str, Any]:
     imports = report.get("import_time", {})
     if "modelmix" in imports and imports["modelmix"]["over_httpx_ms"] is not None:
         over = imports["modelmix"]["over_httpx_ms"]
-        targets[f"modelmix import <= httpx + {IMPORT_TARGET_MS:.0f} ms"] = {"value": over, "met": over <= IMPORT_TARGET_MS}
+        label = f"modelmix import <= httpx + {IMPORT_TARGET_MS:.0f} ms"
+        targets[label] = {"value": over, "met": over <= IMPORT_TARGET_MS}
     connections = report.get("connections", {})
     for name in ("modelmix", "modelmix-async"):
         if name in connections:
@@ -159,6 +160,8 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("mean_us", "mean µs"),
         ("p50_ratio", "p50 ×"),
         ("p99_ratio", "p99 ×"),
+        ("cpu_us", "CPU µs"),
+        ("cpu_ratio", "CPU ×"),
     ],
     "streaming": [
         ("chunks_per_s", "chunks/s"),
@@ -166,6 +169,8 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("ttft_us", "TTFT µs"),
         ("ttft_ratio", "× TTFT"),
         ("stream_ms", "stream ms"),
+        ("cpu_us_per_chunk", "CPU µs/chunk"),
+        ("cpu_ratio", "CPU ×"),
     ],
     "connections": [("streams", "streams"), ("connections", "TCP conns"), ("reused", "reused")],
     "concurrency": [
@@ -218,9 +223,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(_TITLES[section])
         for i, row in enumerate(table):
-            lines.append(
-                "  " + row[0].ljust(widths[0]) + "  " + "  ".join(c.rjust(w) for c, w in zip(row[1:], widths[1:]))
-            )
+            cells = "  ".join(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
+            lines.append(f"  {row[0].ljust(widths[0])}  {cells}")
             if i == 0:
                 lines.append("  " + "-" * (sum(widths) + 2 * (len(widths) - 1)))
     if report.get("targets"):

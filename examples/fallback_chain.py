@@ -54,7 +54,10 @@ async def main() -> None:
     except mm.AllModelsFailedError as group:
         print(f"{group}: {[type(e).__name__ for e in group.exceptions]}, {len(group.attempts)} attempts")
         server_errors, _ = group.split(mm.ServerError)  # what `except* mm.ServerError` matches
-        print("server errors:", json.dumps([e.status for e in server_errors.exceptions] if server_errors else []))
+        statuses = (
+            [e.status for e in server_errors.exceptions if isinstance(e, mm.ServerError)] if server_errors else []
+        )
+        print("server errors:", json.dumps(statuses))
 
     for client in CLIENTS:
         await client.aclose()

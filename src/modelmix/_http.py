@@ -274,6 +274,14 @@ class HTTPModel(Model):
             self._client.close()
             self._client = None
 
+    def __del__(self) -> None:
+        # A model dropped without close(): give its idle sync connections back now rather than
+        # leaving open sockets to the garbage collector. (An async pool can only be closed from its
+        # event loop, so `aclose()` remains the way to release that one.)
+        client = getattr(self, "_client", None)
+        if client is not None and getattr(self, "_owns_client", False):
+            client.close()
+
     async def aclose(self) -> None:
         self.close()
         if self._aclient is not None and self._owns_aclient:

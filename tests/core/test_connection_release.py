@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 import modelmix as mm
 from modelmix.providers.openai import OpenAIModel
+from modelmix.testing import FakeOpenAIServer
 
 from ._helpers import Driver
 from ._stub_server import STUB_KEY, StubServer, running_stub
@@ -119,3 +122,16 @@ async def test_refused_connection_is_a_typed_transport_error(driver: Driver) -> 
     assert info.value.phase == "not_sent"
     assert info.value.retryable is True
     assert info.value.host == "127.0.0.1"
+
+
+def test_a_dropped_model_closes_its_own_sync_pool() -> None:
+    with FakeOpenAIServer(reply="ok") as server:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            model = OpenAIModel("gpt-4o-mini", api_key="sk-test", base_url=server.base_url)
+            assert model.chat("hi").text == "ok"
+            client = model._client
+            assert client is not None
+            del model
+            gc.collect()
+            assert client.is_closed

@@ -235,14 +235,22 @@ def _live_models() -> list[Model]:
 
 class PageRunner:
     """Runs one page's blocks in order in one namespace, like a reader pasting them into one
-    session: blocks with top-level ``await`` share one event loop, as in a notebook. `close()`
-    closes every model the page created (also ones a short snippet dropped without closing), so
-    their pooled sockets don't surface later as ResourceWarnings."""
+    session: blocks with top-level ``await`` share one event loop, as in a notebook. Models the
+    page creates are kept alive until `close()` closes them all — also ones a later block rebinds
+    a name away from (``chain = ...`` twice) — so their pooled sockets are closed, not left to the
+    garbage collector and reported as ResourceWarnings in some later test."""
 
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = {"__name__": "__main__"}
         self._models_before: weakref.WeakSet[Model] = weakref.WeakSet(_live_models())
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._created: list[Model] = []
+
+    def _keep_new_models(self) -> None:
+        known = {id(model) for model in self._created}
+        for model in _live_models():
+            if model not in self._models_before and id(model) not in known:
+                self._created.append(model)
 
     def run(self, blocks: list[CodeBlock], *, local_missing: str | None) -> tuple[int, list[str]]:
         """Run the blocks; return (how many ran, why the others were skipped)."""
@@ -258,6 +266,7 @@ class PageRunner:
             try:
                 with contextlib.redirect_stdout(output):
                     self._run_block(block)
+                self._keep_new_models()
             except Exception as exc:
                 raise BlockFailed(
                     f"{block.label} failed: {type(exc).__name__}: {exc}\n"
@@ -276,17 +285,18 @@ class PageRunner:
             exec(code, self.namespace)
 
     def close(self) -> None:
+        self._keep_new_models()
         loop = self._loop or asyncio.new_event_loop()
         try:
-            for model in _live_models():
-                if model not in self._models_before:
-                    try:
-                        loop.run_until_complete(model.aclose())
-                    except Exception:  # e.g. an async client bound to a block's own, finished loop
-                        model.close()
+            for model in self._created:
+                try:
+                    loop.run_until_complete(model.aclose())
+                except Exception:  # e.g. an async client bound to a block's own, finished loop
+                    model.close()
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             loop.close()
             self._loop = None
+            self._created.clear()
             self.namespace.clear()
             gc.collect()

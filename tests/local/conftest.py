@@ -105,9 +105,13 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         pytest.skip("needs llama-cpp-python[server] (in the dev extra)")
     port = free_port()
     log = tmp_path_factory.mktemp("llama_server") / "server.log"
+    from modelmix.providers._llama_runtime import default_micro_batch
+
+    micro_batch = default_micro_batch()  # the same AMX workaround modelmix applies in-process
     command = [
         sys.executable,
-        str(HERE / "_serve_llama.py"),
+        "-m",
+        "llama_cpp.server",
         "--model",
         str(gguf_path),
         "--model_alias",
@@ -118,6 +122,7 @@ def llama_server(gguf_path: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         str(port),
         "--n_ctx",
         str(SERVER_N_CTX),
+        *(["--n_ubatch", str(micro_batch)] if micro_batch is not None else []),
     ]
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)

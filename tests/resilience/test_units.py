@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import time
 
 import anyio
@@ -20,7 +21,6 @@ from modelmix.resilience.policy import default_wait
 from .conftest import (
     CANARY,
     CANARY_PROMPT,
-    BaseExceptionGroup,
     FakeClock,
     Leaks,
     assert_no_secrets,
@@ -31,6 +31,11 @@ from .conftest import (
     resilient,
 )
 from .faultserver import Fault, FaultServer
+
+if sys.version_info >= (3, 11):
+    from builtins import BaseExceptionGroup
+else:  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 # ------------------------------------------------------------------------------------ breaker
 
@@ -65,26 +70,42 @@ def test_breaker_half_open_lets_a_single_probe_and_reopens_longer() -> None:
         b.record("failure", 0.0)
     reopen = b.reopen_at(0.0) or 0.0
     assert b.state(reopen) is BreakerState.HALF_OPEN
-    assert b.allow(reopen)
+    assert b.admit(reopen) == "probe"
     assert not b.allow(reopen)  # only one probe
-    b.record("failure", reopen)
+    b.record("failure", reopen, probe=True)
     assert b.snapshot(reopen).times_opened == 2
     second = (b.reopen_at(reopen) or 0.0) - reopen
     assert 54.0 <= second <= 66.0  # 30 s × 2 ± 10 %
-    assert b.allow(reopen + second)
-    b.record("success", reopen + second)
+    assert b.admit(reopen + second) == "probe"
+    b.record("success", reopen + second, probe=True)
     assert b.state(reopen + second) is BreakerState.CLOSED
+
+
+def test_breaker_ignores_late_results_of_calls_let_in_before_it_opened() -> None:
+    b = breaker()
+    for _ in range(5):
+        b.record("failure", 0.0)
+    for _ in range(20):  # 20 calls that were already in flight fail afterwards
+        b.record("failure", 1.0)
+    assert b.snapshot(1.0).times_opened == 1
+    reopen = b.reopen_at(1.0) or 0.0
+    assert b.admit(reopen) == "probe"
+    b.record("success", reopen)  # an old call's success is not the probe's
+    assert b.state(reopen) is BreakerState.HALF_OPEN
+    assert not b.allow(reopen)
 
 
 def test_breaker_open_window_is_capped() -> None:
     b = breaker()
+    for _ in range(5):
+        b.record("failure", 0.0)
     now = 0.0
     for _ in range(15):
-        for _ in range(5):
-            b.record("failure", now)
         now = (b.reopen_at(now) or now) + 0.001
-        b.allow(now)
-    assert (b.reopen_at(now - 0.001) or 0) - now <= 330.0
+        assert b.admit(now) == "probe"
+        b.record("failure", now, probe=True)
+    assert b.snapshot(now).times_opened == 16
+    assert (b.reopen_at(now) or 0) - now <= 330.0
 
 
 def test_breaker_429_is_a_cooldown_not_a_sample() -> None:
@@ -229,8 +250,10 @@ def test_except_star_catches_members() -> None:
     group = mm.AllModelsFailedError("all failed", [mm.ServerError("down", status=503)])
     scope: dict[str, object] = {"group": group, "mm": mm}
     exec(compile(source, "<except-star>", "exec"), scope)  # the syntax needs Python 3.11+
-    (caught,) = scope["caught"]  # type: ignore[misc]
-    assert isinstance(caught, mm.AllModelsFailedError)
+    caught = scope["caught"]
+    assert isinstance(caught, list)
+    assert len(caught) == 1
+    assert isinstance(caught[0], mm.AllModelsFailedError)
 
 
 # ------------------------------------------------------------------------------ plumbing

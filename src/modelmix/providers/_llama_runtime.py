@@ -6,22 +6,21 @@
 - A loaded model is shared by every `LocalModel` that asks for the same file and context size:
   loading happens once (under a lock, with a log line), and a per-model lock serialises
   generation, because a ``llama_cpp.Llama`` must not be used by two threads at once.
-- On CPUs with Intel AMX, llama.cpp's AMX weight-repacking path crashes on some hosts (a segfault
-  in batched prompt decoding, seen with this model on a Sapphire-Rapids-class VM). Unless told
-  otherwise, modelmix loads with llama.cpp's "extra buffer types" (weight repacking) turned off
-  on such CPUs; generation speed is barely affected for small models.
+- On CPUs with Intel AMX, llama.cpp's AMX matrix path crashes on some hosts (a segfault while
+  decoding a batch of prompt tokens, seen with this model on a Sapphire-Rapids-class VM).
+  Unless told otherwise, modelmix then decodes one token per micro-batch (``n_ubatch=1``), which
+  never takes that path; for a model this small it was also the faster setting there.
 """
 
 from __future__ import annotations
 
-import contextlib
+import atexit
 import importlib
 import importlib.metadata
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,8 @@ __all__ = [
     "EMBEDDED_NAME",
     "LOCAL_MODEL_ENV",
     "LlamaRuntime",
+    "default_micro_batch",
     "embedded_gguf",
-    "extra_buffers_for_this_cpu",
     "import_llama_cpp",
     "load_runtime",
     "loaded_runtimes",
@@ -107,35 +106,10 @@ def _cpu_has_amx() -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _extra_buffers(llama_cpp: Any, enabled: bool) -> Iterator[None]:
-    """Load with ``use_extra_bufts`` set as asked (llama-cpp-python does not expose the flag).
-
-    Patched only for the duration of one load, under the global load lock.
-    """
-    module = llama_cpp.llama.llama_cpp
-    original = module.llama_model_default_params
-    if enabled:
-        yield
-        return
-
-    def params_without_extra_buffers() -> Any:
-        params = original()
-        if hasattr(params, "use_extra_bufts"):
-            params.use_extra_bufts = False
-        return params
-
-    module.llama_model_default_params = params_without_extra_buffers
-    try:
-        yield
-    finally:
-        module.llama_model_default_params = original
-
-
-def extra_buffers_for_this_cpu(llama_cpp: Any, repack: bool | None = None) -> contextlib.AbstractContextManager[None]:
-    """Within this context, new ``Llama`` objects load with weight repacking on or off as
-    `repack` says (None: off on AMX CPUs). Also used to launch llama-cpp-python's server."""
-    return _extra_buffers(llama_cpp, (not _cpu_has_amx()) if repack is None else repack)
+def default_micro_batch() -> int | None:
+    """``n_ubatch`` to load with when none is given: 1 on AMX CPUs (see the module docstring),
+    else llama.cpp's own default."""
+    return 1 if _cpu_has_amx() else None
 
 
 @dataclass
@@ -165,8 +139,26 @@ class LlamaRuntime:
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 
-_runtimes: dict[tuple[str, int, int | None, bool], LlamaRuntime] = {}
+_runtimes: dict[tuple[str, int, int | None, int | None], LlamaRuntime] = {}
 _load_lock = threading.Lock()
+
+
+@atexit.register
+def _free_at_exit() -> None:
+    # Free the weights while llama_cpp's module globals still exist: its __del__ at interpreter
+    # teardown would otherwise print "Exception ignored ... 'NoneType' object is not callable".
+    with _load_lock:
+        runtimes = list(_runtimes.values())
+        _runtimes.clear()
+    for runtime in runtimes:
+        close = getattr(runtime.llama, "close", None)
+        if close is not None and runtime.lock.acquire(timeout=1.0):
+            try:
+                close()
+            except Exception:  # pragma: no cover - best effort at exit
+                pass
+            finally:
+                runtime.lock.release()
 
 
 def loaded_runtimes() -> list[LlamaRuntime]:
@@ -175,10 +167,10 @@ def loaded_runtimes() -> list[LlamaRuntime]:
         return list(_runtimes.values())
 
 
-def load_runtime(path: Path, *, n_ctx: int, n_threads: int | None, repack: bool | None, label: str) -> LlamaRuntime:
+def load_runtime(path: Path, *, n_ctx: int, n_threads: int | None, n_ubatch: int | None, label: str) -> LlamaRuntime:
     """The shared runtime for `path`, loading it on first use."""
-    use_repack = (not _cpu_has_amx()) if repack is None else repack
-    key = (str(path), n_ctx, n_threads, use_repack)
+    micro_batch = default_micro_batch() if n_ubatch is None else n_ubatch
+    key = (str(path), n_ctx, n_threads, micro_batch)
     runtime = _runtimes.get(key)
     if runtime is not None:
         return runtime
@@ -193,9 +185,10 @@ def load_runtime(path: Path, *, n_ctx: int, n_threads: int | None, repack: bool 
         options: dict[str, Any] = {"model_path": str(path), "n_ctx": n_ctx, "verbose": False}
         if n_threads is not None:
             options["n_threads"] = n_threads
+        if micro_batch is not None:
+            options["n_ubatch"] = micro_batch
         try:
-            with _extra_buffers(llama_cpp, use_repack):
-                llama = llama_cpp.Llama(**options)
+            llama = llama_cpp.Llama(**options)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ConfigurationError(f"could not load the local model {str(path)!r}: {exc}") from exc
         elapsed = time.perf_counter() - started

@@ -127,8 +127,9 @@ class LocalModel(Model):
 
     ``LocalModel()`` is the embedded SmolLM2-135M-Instruct; ``LocalModel("/models/x.gguf")`` any
     other file. `n_ctx` sets the context window, `n_threads` the CPU threads (llama.cpp's default:
-    half the cores). `repack` turns llama.cpp's weight repacking on or off (default: off on CPUs
-    with Intel AMX, where it crashes on some hosts; see `modelmix.providers._llama_runtime`).
+    half the cores). `n_ubatch` is llama.cpp's micro-batch size (default: 1 on CPUs with Intel AMX,
+    whose batched path crashes on some hosts, see `modelmix.providers._llama_runtime`; else
+    llama.cpp's default).
     """
 
     provider = "local"
@@ -140,7 +141,7 @@ class LocalModel(Model):
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
         settings: Settings | None = None,
-        repack: bool | None = None,
+        n_ubatch: int | None = None,
     ) -> None:
         _require_llama_cpp()
         path, embedded = resolve_gguf(name)
@@ -154,7 +155,7 @@ class LocalModel(Model):
             raise ConfigurationError(f"n_ctx={n_ctx} is too small: use at least {MIN_N_CTX} (default {DEFAULT_N_CTX})")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
-        self.repack = repack
+        self.n_ubatch = n_ubatch
         self._runtime: LlamaRuntime | None = None
         self._codec = OpenAIChatCodec()
 
@@ -174,7 +175,7 @@ class LocalModel(Model):
         models on the same file and context size reuse one loaded copy."""
         if self._runtime is None:
             self._runtime = load_runtime(
-                self.path, n_ctx=self.n_ctx, n_threads=self.n_threads, repack=self.repack, label=self.label
+                self.path, n_ctx=self.n_ctx, n_threads=self.n_threads, n_ubatch=self.n_ubatch, label=self.label
             )
         return self._runtime
 

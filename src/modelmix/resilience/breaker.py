@@ -165,18 +165,23 @@ class CircuitBreaker:
 
     def allow(self, now: float, *, ignore_cooldown: bool = False) -> bool:
         """May a call go now? `ignore_cooldown` is for retries, which a 429's hint already paces."""
+        return self.admit(now, ignore_cooldown=ignore_cooldown) is not None
+
+    def admit(self, now: float, *, ignore_cooldown: bool = False) -> Literal["call", "probe"] | None:
+        """Like `allow`, saying whether the call is the half-open probe (pass ``probe=True`` to
+        `record` for it): None when refused."""
         with self._lock:
             if self._cooldown_until > now and not ignore_cooldown:
-                return False
+                return None
             if self._state is BreakerState.CLOSED:
-                return True
+                return "call"
             if self._state is not BreakerState.HALF_OPEN and now < self._reopen_at:
-                return False
+                return None
             self._state = BreakerState.HALF_OPEN
             if self._probe_out:
-                return False
+                return None
             self._probe_out = True
-            return True
+            return "probe"
 
     def force_probe(self, now: float) -> bool:
         """Panic mode (every model of a chain is open): make the next `allow` grant one probe now,
@@ -220,14 +225,17 @@ class CircuitBreaker:
 
     # ------------------------------------------------------------------------------ records
 
-    def record(self, outcome: Outcome, now: float, *, retry_after: float | None = None) -> None:
+    def record(self, outcome: Outcome, now: float, *, retry_after: float | None = None, probe: bool = False) -> None:
+        """Count a call's outcome. `probe` marks the half-open probe; results of calls let in
+        before the circuit opened are ignored once it is open (they would re-open it forever)."""
         with self._lock:
-            probing = self._state is BreakerState.HALF_OPEN
-            self._probe_out = False
-            if outcome == "ignored":
-                return
             if outcome == "cooldown":
                 self._cooldown_until = max(self._cooldown_until, now + (retry_after or self.config.rate_limit_cooldown))
+            if probe:
+                self._probe_out = False
+            elif self._state is not BreakerState.CLOSED and outcome != "misconfigured":
+                return
+            if outcome in ("ignored", "cooldown"):
                 return
             if outcome == "misconfigured":
                 self._open(now, self.config.misconfigured_open, BreakerState.MISCONFIGURED)
@@ -238,7 +246,7 @@ class CircuitBreaker:
                     )
                 return
             failed = outcome == "failure"
-            if probing:
+            if probe:
                 if failed:
                     self._times_opened += 1
                     self._open(now, self._open_seconds(), BreakerState.OPEN)

@@ -145,16 +145,20 @@ class ResilientModel(Model):
             "reraise": True,
         }
 
-    def _before_attempt(self, deadline: Deadline, retry_no: int, messages: MessagesInput) -> None:
+    def _before_attempt(self, deadline: Deadline, retry_no: int, messages: MessagesInput) -> bool:
+        """Check the deadline and the breaker; True when this attempt is the breaker's probe."""
+        admission = None
         if deadline.remaining() < self.policy.min_attempt_time:
             raise _deadline_error(deadline, "before attempt")
         if self.breaker is not None:
             now = self.clock.now()
             # A retry is paced by the server's hint, so the 429 cooldown only steers *new* calls.
-            if not self.breaker.allow(now, ignore_cooldown=retry_no > 0):
+            admission = self.breaker.admit(now, ignore_cooldown=retry_no > 0)
+            if admission is None:
                 raise self.breaker.error(now)
         if self.log_content:
             logger.debug("%s:%s prompt: %s", self.provider, self.name, prompt_preview(messages))
+        return self.breaker is not None and admission == "probe"
 
     def _attempt_settings(self, settings: Mapping[str, Any], deadline: Deadline, *, stream_read: float | None) -> Any:
         limits = [settings.get("timeout", math.inf), deadline.remaining() - 0.02]
@@ -197,13 +201,13 @@ class ResilientModel(Model):
             attempts.append(attempt)
             log_attempt(attempt)
 
-    def _health(self, error: BaseException | None, *, retry_no: int, completed: bool = True) -> None:
+    def _health(self, error: BaseException | None, *, retry_no: int, probe: bool, completed: bool = True) -> None:
         now = self.clock.now()
         if error is None:
             if self.budget is not None and completed:
                 self.budget.record_success()
             if self.breaker is not None:
-                self.breaker.record("success" if completed else "ignored", now)
+                self.breaker.record("success" if completed else "ignored", now, probe=probe)
             return
         if self.budget is not None and is_budget_failure(error):
             self.budget.record_failure()
@@ -213,7 +217,7 @@ class ResilientModel(Model):
             # connection, not a sick endpoint.
             if retry_no == 0 and is_reset_before_headers(error):
                 outcome = "ignored"
-            self.breaker.record(outcome, now, retry_after=getattr(error, "retry_after", None))
+            self.breaker.record(outcome, now, retry_after=getattr(error, "retry_after", None), probe=probe)
 
     # -------------------------------------------------------------------------------- chat
 
@@ -241,21 +245,21 @@ class ResilientModel(Model):
         retry_no: int,
         attempts: list[Attempt],
     ) -> ChatResponse:
-        self._before_attempt(deadline, retry_no, messages)
+        probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
         try:
             response = self.inner.chat(messages, **self._attempt_settings(settings, deadline, stream_read=None))
         except BaseException as raw:
             error = self._failure(raw, deadline)
             self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
-            self._health(error, retry_no=retry_no)
+            self._health(error, retry_no=retry_no, probe=probe)
             if error is raw:
                 raise
             raise error from raw
         self._record(
             attempts, error=None, started=started, retry_no=retry_no, response=response, nested=response.attempts
         )
-        self._health(None, retry_no=retry_no)
+        self._health(None, retry_no=retry_no, probe=probe)
         return response
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
@@ -282,7 +286,7 @@ class ResilientModel(Model):
         retry_no: int,
         attempts: list[Attempt],
     ) -> ChatResponse:
-        self._before_attempt(deadline, retry_no, messages)
+        probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
         response: ChatResponse | None = None
         try:
@@ -295,14 +299,14 @@ class ResilientModel(Model):
         except BaseException as raw:
             error = self._failure(raw, deadline)
             self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
-            self._health(error, retry_no=retry_no)
+            self._health(error, retry_no=retry_no, probe=probe)
             if error is raw:
                 raise
             raise error from raw
         self._record(
             attempts, error=None, started=started, retry_no=retry_no, response=response, nested=response.attempts
         )
-        self._health(None, retry_no=retry_no)
+        self._health(None, retry_no=retry_no, probe=probe)
         return response
 
     # ------------------------------------------------------------------------------ streams
@@ -338,7 +342,7 @@ class ResilientModel(Model):
         retry_no: int,
         attempts: list[Attempt],
     ) -> Connected:
-        self._before_attempt(deadline, retry_no, messages)
+        probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
         inner = self.inner.stream(
             messages, **self._attempt_settings(settings, deadline, stream_read=self._stream_read_timeout())
@@ -349,7 +353,7 @@ class ResilientModel(Model):
             inner.close()
             error = self._failure(raw, deadline, streaming=True)
             self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
-            self._health(error, retry_no=retry_no)
+            self._health(error, retry_no=retry_no, probe=probe)
             if error is raw:
                 raise
             raise error from raw
@@ -360,7 +364,7 @@ class ResilientModel(Model):
             buffered,
             attempts,
             deadline,
-            on_done=lambda error, completed: self._health(error, retry_no=retry_no, completed=completed),
+            on_done=lambda error, completed: self._health(error, retry_no=retry_no, probe=probe, completed=completed),
         )
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
@@ -390,7 +394,7 @@ class ResilientModel(Model):
         retry_no: int,
         attempts: list[Attempt],
     ) -> Connected:
-        self._before_attempt(deadline, retry_no, messages)
+        probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
         inner = self.inner.astream(messages, **self._attempt_settings(settings, deadline, stream_read=None))
         try:
@@ -412,7 +416,7 @@ class ResilientModel(Model):
             await aclose_quietly(inner)
             error = self._failure(raw, deadline, streaming=True)
             self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
-            self._health(error, retry_no=retry_no)
+            self._health(error, retry_no=retry_no, probe=probe)
             if error is raw:
                 raise
             raise error from raw
@@ -425,7 +429,7 @@ class ResilientModel(Model):
             attempts,
             deadline,
             idle_timeout=self.policy.idle_timeout,
-            on_done=lambda error, completed: self._health(error, retry_no=retry_no, completed=completed),
+            on_done=lambda error, completed: self._health(error, retry_no=retry_no, probe=probe, completed=completed),
         )
 
 
