@@ -13,6 +13,7 @@ import contextlib
 import json
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -111,7 +112,8 @@ def _completion(text: str, model: str) -> dict[str, Any]:
 class FaultServer:
     """Start with `start()` (or as a context manager); `url(label)` is a model's base URL."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._ssl = ssl_context
         self._scripts: dict[str, deque[Fault]] = defaultdict(deque)
         self._last: dict[str, Fault] = {}
         self._random: dict[str, tuple[random.Random, list[Fault], list[float]]] = {}
@@ -128,7 +130,8 @@ class FaultServer:
     # ------------------------------------------------------------------------------ control
 
     def url(self, label: str) -> str:
-        return f"http://127.0.0.1:{self.port}/m/{label}/v1"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/m/{label}/v1"
 
     def script(self, label: str, *faults: Fault) -> None:
         with self._lock:
@@ -174,7 +177,9 @@ class FaultServer:
         def run() -> None:
             loop = asyncio.new_event_loop()
             self._loop = loop
-            self._server = loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0, limit=1 << 22))
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._handle, "127.0.0.1", 0, limit=1 << 22, ssl=self._ssl)
+            )
             self.port = self._server.sockets[0].getsockname()[1]
             ready.set()
             loop.run_forever()

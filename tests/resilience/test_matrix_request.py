@@ -3,6 +3,7 @@ where the fault is a network condition that can't be produced on loopback)."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -418,6 +419,29 @@ async def test_row18_user_predicate_decides(server: FaultServer, clock: FakeCloc
     async with chain(server, clock, "a", "b", fall_back_on=lambda e: isinstance(e, mm.BadRequestError)) as model:
         await model.achat(MSG)
     assert server.order() == ["a", "b"]
+
+
+async def test_row19_self_signed_server_is_refused(server: FaultServer, clock: FakeClock, leaks: Leaks) -> None:
+    """A real TLS handshake on loopback with a certificate from a private CA (trustme)."""
+    import trustme
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    with FaultServer(ssl_context=context) as tls_server:
+        untrusted = mm.ResilientModel(
+            OpenAIModel("tls", api_key=CANARY, base_url=tls_server.url("tls")), policy=policy(), clock=clock
+        )
+        async with mm.fallback(untrusted, resilient(server, "b", clock), clock=clock, min_attempt_time=0.05) as model:
+            response = await model.achat(MSG)
+            assert [a.error for a in response.attempts] == ["TransportError", None]  # never retried
+            assert model.breakers["openai:tls"].state(clock.now()) is BreakerState.MISCONFIGURED
+            assert tls_server.count() == 0  # no request got through the failed handshake
+        with pytest.raises(mm.TransportError) as caught:
+            await untrusted.achat(MSG)
+        await untrusted.aclose()
+    assert caught.value.kind == "tls"
+    assert not caught.value.retryable
 
 
 async def test_row19_tls_verify_failure(server: FaultServer, clock: FakeClock) -> None:

@@ -83,7 +83,9 @@ async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: p
     chain = mm.fallback(*members, clock=clock, min_attempt_time=0.05, deadline=60)
     picks = random.Random(SEED)
     use_stream = [picks.random() < 0.5 for _ in range(REQUESTS)]
-    outcomes: dict[int, list[str]] = collections.defaultdict(list)
+    # Preallocated before tracing starts, so the memory figures show modelmix, not this bookkeeping.
+    outcomes: list[str | None] = [None] * REQUESTS
+    endings = [0] * REQUESTS
     pending = list(range(REQUESTS))
     limiter = anyio.Semaphore(CONCURRENCY)
 
@@ -95,9 +97,10 @@ async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: p
                         text = "".join([d async for d in stream.text_deltas()])
                 else:
                     text = (await chain.achat("soak")).text
-                outcomes[request_id].append("ok" if text == "Hello" else f"WRONG:{text!r}")
+                outcomes[request_id] = "ok" if text == "Hello" else f"WRONG:{text!r}"
             except mm.ModelMixError as exc:
-                outcomes[request_id].append(type(exc).__name__)
+                outcomes[request_id] = type(exc).__name__
+            endings[request_id] += 1
 
     tracemalloc.start()
     started = time.monotonic()
@@ -115,7 +118,7 @@ async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: p
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
-    tally = collections.Counter(kind for kinds in outcomes.values() for kind in kinds)
+    tally = collections.Counter(outcomes)
     print(f"\nsoak: {REQUESTS} requests, concurrency {CONCURRENCY}, {elapsed:.1f} s ({REQUESTS / elapsed:.0f} req/s)")
     stats = server.stats()
     print(f"soak: server saw {stats['seen']} HTTP requests; behaviours: {dict(sorted(stats['injected'].items()))}")
@@ -125,10 +128,13 @@ async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: p
     for name, breaker in chain.breakers.items():
         print(f"soak: breaker {name}: {breaker.snapshot(clock.now())}")
 
-    assert sorted(outcomes) == list(range(REQUESTS))  # none lost
-    assert all(len(kinds) == 1 for kinds in outcomes.values())  # none duplicated
-    assert not [k for k in tally if k.startswith("WRONG")]
-    assert tally["ok"] > REQUESTS * 0.9
-    assert current - baseline < 8e6  # flat: no per-request growth (8 MB for 9,000 more requests)
+    assert None not in tally  # none lost
+    assert set(endings) == {1}  # each ended exactly once: none duplicated
+    assert not [k for k in tally if k is not None and k.startswith("WRONG")]
+    # How many succeed depends on when breakers open (they do: ~20 % of attempts fail at random);
+    # what must hold is that every request ended once, typed, and most got an answer.
+    assert tally["ok"] > REQUESTS * 0.6
+    assert set(tally) <= {"ok", "AllModelsFailedError", "StreamInterruptedError", "DeadlineExceededError"}
+    assert current - baseline < 2e6  # flat: under ~200 bytes per request over 9,000 more requests
     assert_pool_released(chain)
     await chain.aclose()

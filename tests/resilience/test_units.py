@@ -108,6 +108,19 @@ def test_breaker_open_window_is_capped() -> None:
     assert (b.reopen_at(now) or 0) - now <= 330.0
 
 
+def test_breaker_times_opened_decays_after_healthy_windows() -> None:
+    b = breaker()
+    for _ in range(5):
+        b.record("failure", 0.0)
+    reopen = b.reopen_at(0.0) or 0.0
+    assert b.admit(reopen) == "probe"
+    b.record("success", reopen, probe=True)
+    assert b.snapshot(reopen).times_opened == 1
+    for _ in range(20):
+        b.record("success", reopen)
+    assert b.snapshot(reopen).times_opened == 0  # the next opening is 30 s again, not 60 s
+
+
 def test_breaker_429_is_a_cooldown_not_a_sample() -> None:
     b = breaker()
     b.record("cooldown", 0.0, retry_after=None)
@@ -270,6 +283,16 @@ def test_model_retries_by_default_and_can_opt_out() -> None:
     assert CANARY not in repr(wrapped)
 
 
+def test_fallback_accepts_model_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
+    chain = mm.fallback("openai:gpt-4o", "openai:gpt-4o-mini", deadline=5)
+    assert [(m.provider, m.name) for m in chain.models] == [("openai", "gpt-4o"), ("openai", "gpt-4o-mini")]
+    assert all(isinstance(m, mm.ResilientModel) and m.breaker is not None for m in chain.models)
+    assert chain.models[0].policy.max_retries == 2  # type: ignore[attr-defined]
+    assert set(chain.breakers) == {"openai:gpt-4o", "openai:gpt-4o-mini"}
+    assert CANARY not in repr(chain)
+
+
 def test_sync_chat_and_stream_retry_and_fall_back(server: FaultServer, clock: FakeClock) -> None:
     server.script("a", Fault.error(500), Fault.ok("Hi"))
     server.script("b", Fault("reset_after_chunks", chunks=0), Fault.ok())
@@ -290,7 +313,9 @@ def test_sync_chat_and_stream_retry_and_fall_back(server: FaultServer, clock: Fa
 def test_sync_deadline(server: FaultServer) -> None:
     server.script("a", Fault.error(503, delay=0.1))
     model = mm.fallback(
-        resilient(server, "a", mm.resilience.Clock(), backoff_base=0.05), deadline=0.5, min_attempt_time=0.1
+        resilient(server, "a", mm.resilience.Clock(), backoff_base=0.05, max_retries=20),
+        deadline=0.5,
+        min_attempt_time=0.1,
     )
     started = time.monotonic()
     with pytest.raises(mm.DeadlineExceededError) as caught:
@@ -373,3 +398,18 @@ async def test_hedge_percentile_and_budget(server: FaultServer) -> None:
     await hedged.aclose()
     with pytest.raises(mm.ConfigurationError):
         mm.hedge(base_model(server, "p"), base_model(server, "b"), after="fast")
+
+
+async def test_bad_input_gives_the_probe_slot_back(server: FaultServer, clock: FakeClock) -> None:
+    model = mm.circuit_breaker(resilient(server, "a", clock))
+    assert model.breaker is not None
+    for _ in range(5):
+        model.breaker.record("failure", clock.now())
+    clock.offset += 40  # past the open window: the next call is the half-open probe
+    bad_settings: dict[str, object] = {"not_a_setting": 1}
+    with pytest.raises(mm.ConfigurationError):
+        async with model.astream("hi", **bad_settings):  # type: ignore[arg-type]
+            pass
+    assert model.breaker.admit(clock.now()) == "probe"  # the slot was not leaked
+    assert server.count() == 0
+    await model.aclose()

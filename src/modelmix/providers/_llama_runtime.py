@@ -19,6 +19,7 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -159,6 +160,13 @@ def _free_at_exit() -> None:
                 pass
             finally:
                 runtime.lock.release()
+    # llama_cpp._utils opens two /dev/null files at import and never closes them, which shows up as
+    # "unclosed file" noise at exit wherever ResourceWarnings are enabled (test runs, -X dev).
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None and not handle.closed:
+            handle.close()
 
 
 def loaded_runtimes() -> list[LlamaRuntime]:

@@ -131,6 +131,7 @@ class CircuitBreaker:
         self._reopen_at = 0.0
         self._cooldown_until = 0.0
         self._times_opened = 0
+        self._healthy = 0
         self._probe_out = False
         self._logged_misconfigured = False
 
@@ -255,9 +256,18 @@ class CircuitBreaker:
                 return
             self._samples.append(failed)
             self._consecutive = self._consecutive + 1 if failed else 0
+            self._decay(failed)
             if failed and self._should_open():
                 self._times_opened += 1
                 self._open(now, self._open_seconds(), BreakerState.OPEN)
+
+    def _decay(self, failed: bool) -> None:
+        """Forget one past opening per full window of healthy calls (Envoy's ejection multiplier
+        decays the same way), so an incident hours ago doesn't lengthen today's open window."""
+        self._healthy = 0 if failed else self._healthy + 1
+        if self._healthy >= self.config.window and self._times_opened:
+            self._times_opened -= 1
+            self._healthy = 0
 
     def _should_open(self) -> bool:
         if self._consecutive >= self.config.consecutive_failures:
@@ -292,6 +302,7 @@ class CircuitBreaker:
             self._state = BreakerState.CLOSED
             self._reopen_at = self._cooldown_until = 0.0
             self._times_opened = 0
+            self._healthy = 0
             self._probe_out = False
 
     def __repr__(self) -> str:

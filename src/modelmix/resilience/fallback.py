@@ -139,7 +139,7 @@ class FallbackModel(Model):
             if candidates:
                 soonest = min(candidates, key=lambda b: b.reopen_at(now) or now)
                 if soonest.force_probe(now):
-                    logger.warning("every model of %s is open: probing %s", self.name, soonest.name)
+                    logger.info("every model of %s is open: probing %s", self.name, soonest.name)
         return self.models
 
     def _fits(self, member: Model, too_long: ContextLengthExceededError, window: int | None) -> bool:

@@ -344,9 +344,13 @@ class ResilientModel(Model):
     ) -> Connected:
         probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
-        inner = self.inner.stream(
-            messages, **self._attempt_settings(settings, deadline, stream_read=self._stream_read_timeout())
-        )
+        try:
+            inner = self.inner.stream(
+                messages, **self._attempt_settings(settings, deadline, stream_read=self._stream_read_timeout())
+            )
+        except BaseException:
+            self._health(None, retry_no=retry_no, probe=probe, completed=False)  # bad input: give the slot back
+            raise
         try:
             iterator, buffered = pull_to_commit(inner)
         except BaseException as raw:
@@ -396,7 +400,11 @@ class ResilientModel(Model):
     ) -> Connected:
         probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
-        inner = self.inner.astream(messages, **self._attempt_settings(settings, deadline, stream_read=None))
+        try:
+            inner = self.inner.astream(messages, **self._attempt_settings(settings, deadline, stream_read=None))
+        except BaseException:
+            self._health(None, retry_no=retry_no, probe=probe, completed=False)  # bad input: give the slot back
+            raise
         try:
             left = max(deadline.remaining(), 0.0)
             ttft = self.policy.ttft_timeout if self.policy.ttft_timeout is not None else math.inf
