@@ -66,7 +66,7 @@ class Plan:
 
 FULL = Plan(
     latency_rounds=20,
-    latency_per_round=100,
+    latency_per_round=50,
     latency_warmup=50,
     stream_chunks=2000,
     stream_rounds=10,
@@ -75,7 +75,7 @@ FULL = Plan(
     concurrent_calls=200,
     concurrent_repeats=3,
     import_runs=7,
-    memory_chunks=20000,
+    memory_chunks=10000,
 )
 QUICK = Plan(
     latency_rounds=2,

@@ -38,8 +38,13 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=10.0)
 """connect 5 s, write 30 s, pool wait 10 s; read 600 s because a non-streamed answer may take
 minutes before its headers arrive. Deadlines (resilience layer) bound the whole call."""
 
-DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30.0)
-"""Sized for many concurrent calls to one endpoint; idle connections are kept for reuse."""
+DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=20, keepalive_expiry=30.0)
+"""Sized for many concurrent calls to one endpoint; idle connections are kept for reuse.
+
+Few idle connections on purpose: httpcore's pool does work proportional to idle × open
+connections on every request and response, so 64 kept-alive connections made a warm burst of 200
+concurrent calls 3-5x slower than a cold one (benchmarks/README.md). Sequential calls and streams
+still reuse one connection."""
 
 MAX_RESPONSE_BYTES = 32 << 20
 """Cap on a non-streamed body (FAULTS.md P8)."""
