@@ -16,7 +16,7 @@ import pytest
 
 import modelmix as mm
 from modelmix.providers.openai import OpenAIModel
-from modelmix.resilience import Clock
+from modelmix.resilience import BreakerConfig, Clock
 
 from .conftest import CANARY, assert_pool_released, policy
 from .faultserver import Fault, FaultServerProcess
@@ -68,8 +68,23 @@ def soak_server() -> Iterator[FaultServerProcess]:
         yield server
 
 
-async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="modelmix")  # 10,000 requests' INFO lines would dominate
+async def test_soak_three_model_chain(
+    soak_server: FaultServerProcess, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # INFO records go only to the counting handler below: pytest's capture would keep 10,000
+    # requests' lines in memory and they would dominate the memory figures.
+    caplog.set_level(logging.INFO, logger="modelmix")
+    modelmix_logger = logging.getLogger("modelmix")
+    monkeypatch.setattr(modelmix_logger, "propagate", False)
+    opened = collections.Counter[str]()
+
+    class CountOpenings(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("circuit ") and " open for " in record.getMessage():
+                opened[record.getMessage().split(" ")[1]] += 1
+
+    counter = CountOpenings(level=logging.INFO)
+    modelmix_logger.addHandler(counter)
     server = soak_server
     clock = NoSleepClock()
     members = [
@@ -80,7 +95,11 @@ async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: p
         )
         for label in LABELS
     ]
-    chain = mm.fallback(*members, clock=clock, min_attempt_time=0.05, deadline=60)
+    # The soak packs hours of traffic into minutes, so breaker windows are scaled down the same
+    # way (0.5 s × times opened, at most 5 s, instead of 30 s and 300 s): they still open,
+    # half-open and close many times during the run instead of staying open for most of it.
+    scaled = BreakerConfig(open_base=0.5, open_cap=5.0)
+    chain = mm.fallback(*members, clock=clock, min_attempt_time=0.05, deadline=60, breaker_config=scaled)
     picks = random.Random(SEED)
     use_stream = [picks.random() < 0.5 for _ in range(REQUESTS)]
     # Preallocated before tracing starts, so the memory figures show modelmix, not this bookkeeping.
@@ -122,6 +141,7 @@ async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: p
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
 
+    modelmix_logger.removeHandler(counter)
     tally = collections.Counter(outcomes)
     print(f"\nsoak: {REQUESTS} requests, concurrency {CONCURRENCY}, {elapsed:.1f} s ({REQUESTS / elapsed:.0f} req/s)")
     stats = server.stats()
@@ -131,6 +151,7 @@ async def test_soak_three_model_chain(soak_server: FaultServerProcess, caplog: p
     print(f"soak: traced memory {memory}")
     for name, breaker in chain.breakers.items():
         print(f"soak: breaker {name}: {breaker.snapshot(clock.now())}")
+    print(f"soak: breaker openings logged: {opened}")
 
     assert None not in tally  # none lost
     assert set(endings) == {1}  # each ended exactly once: none duplicated
