@@ -26,6 +26,7 @@ from ._exceptions import (
 )
 from ._messages import Message, MessagesInput, to_messages
 from ._model import Model
+from ._pool_guard import heal_async_pool
 from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream, StreamParser
@@ -467,7 +468,12 @@ def _send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
 async def _asend(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
     if "timeout" not in request.extensions:
         request.extensions["timeout"] = client.timeout.as_dict()
-    return await client.send(request, stream=True)
+    try:
+        return await client.send(request, stream=True)
+    except BaseException:
+        # A failed or cancelled send is the only way httpcore orphans a pool slot (_pool_guard).
+        await heal_async_pool(client)
+        raise
 
 
 def _is_plain_json(response: httpx.Response) -> bool:
