@@ -31,7 +31,7 @@ from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream, StreamParser
 from ._version import __version__
-from .tokens import model_info, with_cost
+from .tokens import cost_of, model_info
 
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "HTTPModel", "WireCodec"]
 
@@ -397,8 +397,18 @@ class HTTPModel(Model):
     def _complete(self, response: httpx.Response, body: bytes, started: float) -> ChatResponse:
         if response.status_code >= 300:
             raise self._status_error(response, body)
-        result = self._parse_body(response, body)
-        return with_cost(result.model_copy(update={"latency": time.perf_counter() - started}), self.name)
+        parsed = self._parse_body(response, body)
+        # One copy for everything the driver adds (pydantic copies are a visible share of a call).
+        update: dict[str, Any] = {
+            "provider": self.provider,
+            "request_id": request_id_of(response.headers),
+            "latency": time.perf_counter() - started,
+        }
+        if parsed.cost is None and parsed.usage is not None:
+            update["cost"] = cost_of(parsed.model, parsed.usage)
+            if update["cost"] is None:
+                update["cost"] = cost_of(self.name, parsed.usage)
+        return parsed.model_copy(update=update)
 
     def _parse_body(self, response: httpx.Response, body: bytes) -> ChatResponse:
         request_id = request_id_of(response.headers)
@@ -422,13 +432,15 @@ class HTTPModel(Model):
             parsed = self.codec.parse_response(data, status=response.status_code, headers=response.headers)
         except ProviderError as exc:
             raise self._enrich(exc, response) from None
-        return parsed.model_copy(update={"provider": self.provider, "request_id": request_id})
+        return parsed
 
     def _opened_from_body(self, response: httpx.Response, body: bytes, started: float) -> OpenedStream:
         """A stream request answered with an error status or one complete JSON body."""
         if response.status_code >= 300:
             raise self._status_error(response, body)
-        full = self._parse_body(response, body)
+        full = self._parse_body(response, body).model_copy(
+            update={"provider": self.provider, "request_id": request_id_of(response.headers)}
+        )
         return OpenedStream(
             chunks=None, close=_noop, request_id=full.request_id, host=self.host, started=started, full_response=full
         )

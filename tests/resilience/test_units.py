@@ -312,11 +312,14 @@ def test_sync_chat_and_stream_retry_and_fall_back(server: FaultServer, clock: Fa
 
 def test_sync_deadline(server: FaultServer) -> None:
     server.script("a", Fault.error(503, delay=0.1))
-    model = mm.fallback(
-        resilient(server, "a", mm.resilience.Clock(), backoff_base=0.05, max_retries=20),
-        deadline=0.5,
-        min_attempt_time=0.1,
+    # No retry budget here: with it, "budget spent" and "deadline passed" race each other.
+    inner = mm.ResilientModel(
+        base_model(server, "a"),
+        policy=policy(backoff_base=0.05, max_retries=20),
+        clock=mm.resilience.Clock(),
+        use_budget=False,
     )
+    model = mm.fallback(inner, deadline=0.5, min_attempt_time=0.1)
     started = time.monotonic()
     with pytest.raises(mm.DeadlineExceededError) as caught:
         model.chat("hi")

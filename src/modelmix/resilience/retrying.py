@@ -226,11 +226,17 @@ class ResilientModel(Model):
         attempts: list[Attempt] = []
         response: ChatResponse | None = None
         try:
-            for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline)):
-                with attempt:
-                    response = self._chat_once(
-                        messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
-                    )
+            # Fast path: most calls succeed first time, so tenacity is only set up after a failure.
+            try:
+                response = self._chat_once(messages, settings, deadline, 0, attempts)
+            except ModelMixError as first_failure:
+                for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline)):
+                    with attempt:
+                        retry_no = attempt.retry_state.attempt_number - 1
+                        if retry_no == 0:
+                            # Replayed so tenacity decides on it exactly as if it had made the call.
+                            raise first_failure
+                        response = self._chat_once(messages, settings, deadline, retry_no, attempts)
         except ModelMixError as exc:
             exc.attempts = attempts
             raise
@@ -267,11 +273,15 @@ class ResilientModel(Model):
         attempts: list[Attempt] = []
         response: ChatResponse | None = None
         try:
-            async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline)):
-                with attempt:
-                    response = await self._achat_once(
-                        messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
-                    )
+            try:
+                response = await self._achat_once(messages, settings, deadline, 0, attempts)
+            except ModelMixError as first_failure:
+                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline)):
+                    with attempt:
+                        retry_no = attempt.retry_state.attempt_number - 1
+                        if retry_no == 0:
+                            raise first_failure
+                        response = await self._achat_once(messages, settings, deadline, retry_no, attempts)
         except ModelMixError as exc:
             exc.attempts = attempts
             raise
