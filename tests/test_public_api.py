@@ -7,6 +7,8 @@ import inspect
 import subprocess
 import sys
 
+import pytest
+
 import modelmix as mm
 
 
@@ -43,7 +45,8 @@ def test_importing_modelmix_does_not_import_providers_or_optional_extras() -> No
     # Providers load lazily through the registry so `import modelmix` stays cheap.
     code = (
         "import sys, modelmix; "
-        "heavy = [m for m in ('modelmix.providers.openai', 'llama_cpp', 'azure.identity', 'tiktoken') "
+        "heavy = [m for m in ('modelmix.providers.openai', 'modelmix.providers.azure', 'modelmix.resilience', "
+        "'tenacity', 'llama_cpp', 'azure.identity', 'tiktoken', 'importlib.metadata', 'difflib') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -58,3 +61,14 @@ def test_public_functions_survive_provider_imports() -> None:
     for name in mm.__all__:
         assert not inspect.ismodule(getattr(mm, name)), f"modelmix.{name} was shadowed by a subpackage"
     assert "openai" in mm.list_providers()
+
+
+def test_lazy_names_resolve_to_their_objects_and_are_listed_by_dir() -> None:
+    from modelmix.providers.azure import AzureModel
+    from modelmix.resilience import fallback
+
+    assert mm.fallback is fallback
+    assert mm.AzureModel is AzureModel
+    assert {"fallback", "AzureModel", "list_models"} <= set(dir(mm))
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        _ = mm.not_a_name

@@ -5,6 +5,9 @@
 >>> model.chat("Say hi").text                        # doctest: +SKIP
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from ._auth import APIKeyAuth, Auth, NoAuth
 from ._exceptions import (
     AllModelsFailedError,
@@ -67,21 +70,64 @@ from ._response import (
 from ._settings import Settings, Tool
 from ._streaming import AsyncStream, Stream
 from ._version import __version__
-from .providers._listing import AvailableModel, alist_models, list_models
-from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
-from .resilience import (
-    BreakerState,
-    CircuitBreaker,
-    FallbackModel,
-    HedgedModel,
-    ResilientModel,
-    RetryPolicy,
-    circuit_breaker,
-    fallback,
-    hedge,
-    retrying,
-)
 from .tokens import ModelInfo, model_info, register_model_info
+
+# Names whose modules are only imported on first use, so `import modelmix` stays light (the
+# resilience layer pulls in tenacity; the Azure provider its auth and profiles). Type checkers
+# and documentation tools see them through the TYPE_CHECKING imports.
+_LAZY: dict[str, str] = {
+    "AvailableModel": "modelmix.providers._listing",
+    "alist_models": "modelmix.providers._listing",
+    "list_models": "modelmix.providers._listing",
+    "AzureModel": "modelmix.providers.azure",
+    "AzureModelInfo": "modelmix.providers.azure",
+    "AzureProfile": "modelmix.providers.azure",
+    **dict.fromkeys(
+        (
+            "BreakerState",
+            "CircuitBreaker",
+            "FallbackModel",
+            "HedgedModel",
+            "ResilientModel",
+            "RetryPolicy",
+            "circuit_breaker",
+            "fallback",
+            "hedge",
+            "retrying",
+        ),
+        "modelmix.resilience",
+    ),
+}
+
+if _typing.TYPE_CHECKING:
+    from .providers._listing import AvailableModel, alist_models, list_models
+    from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
+    from .resilience import (
+        BreakerState,
+        CircuitBreaker,
+        FallbackModel,
+        HedgedModel,
+        ResilientModel,
+        RetryPolicy,
+        circuit_breaker,
+        fallback,
+        hedge,
+        retrying,
+    )
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'modelmix' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "APIKeyAuth",

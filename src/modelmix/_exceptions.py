@@ -48,7 +48,6 @@ import ssl
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -484,6 +483,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     value = _positive_float(raw)
     if value is not None:
         return value
+    from email.utils import parsedate_to_datetime  # only HTTP dates need it; slow to import
+
     try:
         when = parsedate_to_datetime(raw.strip())
     except (TypeError, ValueError, IndexError, OverflowError):

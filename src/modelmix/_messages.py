@@ -37,7 +37,7 @@ Role = Literal["system", "developer", "user", "assistant", "tool"]
 class TextPart(BaseModel):
     """A piece of text inside a message."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     type: Literal["text"] = "text"
     text: str
 
@@ -45,7 +45,7 @@ class TextPart(BaseModel):
 class ImagePart(BaseModel):
     """An image: a URL (``https://`` or ``data:``) or raw bytes with their media type."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     type: Literal["image"] = "image"
     url: str | None = None
     data: bytes | None = Field(default=None, repr=False)
@@ -72,7 +72,7 @@ class ToolCall(BaseModel):
     `arguments_error` says why).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     id: str | None
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
@@ -98,7 +98,7 @@ class ToolCall(BaseModel):
 class Message(BaseModel):
     """One turn of a conversation."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     role: Role
     content: str | list[ContentPart] | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)

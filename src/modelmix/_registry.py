@@ -7,12 +7,10 @@ point at a ``create(name, **options) -> Model`` callable.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
 from typing import Any
 
 from ._exceptions import ConfigurationError
@@ -64,6 +62,8 @@ def _load_entry_points() -> None:
     if _state["entry_points_loaded"]:
         return
     with _lock:
+        from importlib.metadata import entry_points  # slow to import; needed only here
+
         for entry in entry_points(group=ENTRY_POINT_GROUP):
             _registered.setdefault(entry.name, entry.value)
         _state["entry_points_loaded"] = True
@@ -90,6 +90,8 @@ def _factory_for(provider: str) -> ProviderFactory:
         entry = _registered.get(provider)
     if entry is None:
         known = sorted(_registered)
+        import difflib
+
         close = difflib.get_close_matches(provider, known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ConfigurationError(f"unknown provider {provider!r}.{hint} Known providers: {', '.join(known)}")

@@ -34,7 +34,7 @@ class Usage(BaseModel):
     `estimated` is True when modelmix counted tokens itself because the server sent no usage.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int | None = None
@@ -49,7 +49,7 @@ class Usage(BaseModel):
 class Attempt(BaseModel):
     """One try at one model, as recorded by retries and fallback chains."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     model: str
     provider: str
     host: str | None = None
@@ -69,7 +69,7 @@ class ChatResponse(BaseModel):
     assistant turn, ready to append to the conversation.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     message: Message
     finish_reason: FinishReason | str | None = None
     usage: Usage | None = None

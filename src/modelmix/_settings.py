@@ -20,7 +20,7 @@ __all__ = ["ResponseFormat", "Settings", "Tool", "ToolChoice", "merge_settings"]
 class Tool(BaseModel):
     """A function the model may call. `parameters` is a JSON schema for its arguments."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     name: str
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import importlib.metadata
 import json
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
@@ -131,7 +132,8 @@ def fresh_entry_points(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     saved = dict(_registry._registered)
     monkeypatch.setitem(_registry._state, "entry_points_loaded", False)
     plugin = EntryPoint(name="plugin", value="modelmix.providers.openai:create", group=_registry.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(_registry, "entry_points", lambda group: [plugin] if group == plugin.group else [])
+    # The registry imports entry_points lazily from importlib.metadata, so patch it there.
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: [plugin] if group == plugin.group else [])
     yield
     _registry._registered.clear()
     _registry._registered.update(saved)
