@@ -33,7 +33,7 @@ def fake_endpoint(name: str, *, status: int) -> mm.Model:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     CLIENTS.append(client)
     base = OpenAIModel(name, api_key="sk-example", base_url=f"https://{name}.example/v1", async_http_client=client)
-    # backoff_base=0.05 keeps this demo quick; the default is 0.5 s (FAULTS.md P2).
+    # backoff_base=0.05 keeps this demo quick; the default is 0.5 s.
     return mm.retrying(base, policy=mm.RetryPolicy(backoff_base=0.05))
 
 

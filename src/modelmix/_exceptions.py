@@ -95,7 +95,7 @@ __all__ = [
 ]
 
 Phase = Literal["not_sent", "sent_no_response", "status", "pre_commit_stream", "post_commit_stream", "local"]
-"""Where in a call a failure happened (FAULTS.md P1)."""
+"""Where in a call a failure happened: decides whether a retry is safe."""
 
 TransportKind = Literal[
     "connect",
@@ -464,7 +464,7 @@ RETRY_AFTER_CAP = 120.0
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
-    """The server's delay hint in seconds, or None (FAULTS.md P3).
+    """The server's delay hint in seconds, or None.
 
     Order: ``retry-after-ms`` → ``x-ms-retry-after-ms`` → ``Retry-After`` as seconds →
     ``Retry-After`` as an HTTP date. Non-finite, non-positive or unparseable values are no hint.

@@ -48,7 +48,7 @@ concurrent calls 3-5x slower than a cold one (benchmarks/README.md). Sequential 
 still reuse one connection."""
 
 MAX_RESPONSE_BYTES = 32 << 20
-"""Cap on a non-streamed body (FAULTS.md P8)."""
+"""Cap on a non-streamed body: bounded memory whatever the server sends."""
 
 _REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "request-id", "x-amzn-requestid")
 _USER_AGENT = f"modelmix/{__version__}"

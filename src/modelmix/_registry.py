@@ -110,7 +110,7 @@ def model(spec: str | None = None, *, max_retries: int = 2, **options: Any) -> M
     anything not given is read from the provider's environment variables. With no string, the
     ``MODELMIX_MODEL`` environment variable is used, else the embedded local model.
 
-    The model retries per FAULTS.md (``mm.retrying``'s defaults); ``max_retries=0`` returns the
+    The model retries with ``mm.retrying``'s defaults (see the retries guide); ``max_retries=0`` returns the
     bare provider model.
     """
     if spec is None:

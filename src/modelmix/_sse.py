@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 __all__ = ["DecoderLimitError", "NDJSONDecoder", "SSEDecoder", "SSEEvent"]
 
-DEFAULT_MAX_LINE = 1 << 20  # 1 MiB (FAULTS.md P8)
+DEFAULT_MAX_LINE = 1 << 20  # 1 MiB: a longer SSE line means a broken or hostile server
 DEFAULT_MAX_EVENT = 4 << 20  # 4 MiB
 
 

@@ -363,7 +363,7 @@ class OpenAIStreamParser:
 
 
 def _status_for_in_band(error_type: str | None, code: str | None) -> int:
-    """The HTTP status an in-band error would have had, so it retries like one (FAULTS.md row 25)."""
+    """The HTTP status an in-band error would have had, so it retries like one."""
     text = f"{error_type or ''} {code or ''}".lower()
     if "rate_limit" in text or "429" in text:
         return 429

@@ -4,8 +4,8 @@ Every wrapper is itself a `modelmix.Model`, so they compose::
 
     chain = mm.fallback(mm.hedge("azure:gpt-4o", "openai:gpt-4o", after="p95"), "ollama:llama3.2", deadline=30)
 
-The policy and its numbers are FAULTS.md's (docs: "Retries and fallback chains", "Deadlines,
-circuit breakers and hedging").
+The policy and its numbers are documented in the guides "Retries and fallback chains", "Deadlines,
+circuit breakers and hedging".
 """
 
 from ._clock import Clock, Deadline

@@ -72,7 +72,7 @@ def using_deadline(deadline: Deadline) -> Iterator[None]:
 
 
 def effective_deadline(clock: Clock, seconds: float | None, *, in_async: bool) -> Deadline:
-    """min(own `seconds`, the enclosing wrapper's deadline, the caller's anyio cancel scope) (FAULTS.md P6)."""
+    """min(own `seconds`, the enclosing wrapper's deadline, the caller's anyio cancel scope)."""
     now = clock.now()
     at = math.inf if seconds is None else now + seconds
     ambient = _AMBIENT.get()

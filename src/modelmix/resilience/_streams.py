@@ -1,4 +1,4 @@
-"""Streams that only reach the caller once committed (FAULTS.md P8).
+"""Streams that only reach the caller once committed.
 
 A wrapper opens an inner stream and reads it up to the first content event (the commit point)
 before handing anything to the caller; a failure before that is retried or falls back invisibly.

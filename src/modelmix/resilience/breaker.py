@@ -1,4 +1,4 @@
-"""Circuit breakers (FAULTS.md P5): a sans-I/O state machine per (endpoint, model).
+"""Circuit breakers: a sans-I/O state machine per (endpoint, model).
 
 The breaker never reads the time itself: every method takes ``now`` from the caller's clock, so
 tests drive it through hours of states without sleeping.
@@ -49,7 +49,7 @@ class BreakerState(str, enum.Enum):
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    """Thresholds; the defaults are FAULTS.md P5's."""
+    """Thresholds; the defaults are listed in the deadlines and breakers guide."""
 
     window: int = 20
     min_calls: int = 10

@@ -50,7 +50,7 @@ FallbackPredicate = Callable[[ModelMixError], "bool | None"]
 
 
 def should_fall_back(error: BaseException, *, on_content_filter: bool = False) -> bool:
-    """The default rule (FAULTS.md §10 FB column)."""
+    """The default rule: which failures move the chain to the next model."""
     if isinstance(error, StreamErrorEvent) and error.mapped is not None:
         return should_fall_back(error.mapped, on_content_filter=on_content_filter)
     if isinstance(

@@ -1,4 +1,4 @@
-"""`HedgedModel`: after a delay, race a backup request against a slow primary (FAULTS.md P7).
+"""`HedgedModel`: after a delay, race a backup request against a slow primary.
 
 At most one hedge, only before the commit point; the loser is cancelled and its connection
 closed in a shielded scope. Sync calls can't race, so they use the backup only as a fallback.

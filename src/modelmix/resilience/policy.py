@@ -1,4 +1,4 @@
-"""Retry policy (FAULTS.md P2–P4) as small tenacity strategies.
+"""The retry policy as small tenacity strategies.
 
 What is retried, how often and how long to wait are pure functions of the error, the attempt
 number, the remaining deadline and the endpoint's retry budget. They are plain callables taking
@@ -46,7 +46,7 @@ INF = math.inf
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Per-deployment retry settings. The defaults are FAULTS.md's."""
+    """Per-deployment retry settings. The defaults are listed in the retries guide."""
 
     max_retries: int = 2
     """Retries after the first attempt (3 attempts in all)."""
@@ -96,7 +96,7 @@ def retries_allowed(exc: BaseException, policy: RetryPolicy) -> int:
 
 def is_reset_before_headers(error: BaseException) -> bool:
     """The connection dropped before any response header (FIN or RST): most often a keep-alive
-    connection the server had already closed (FAULTS.md row 13)."""
+    connection the server had already closed (a stale keep-alive connection)."""
     return (
         isinstance(error, TransportError) and error.kind in ("protocol", "read") and error.phase == "sent_no_response"
     )

@@ -47,7 +47,7 @@ _TIMEOUT_KINDS = ("read_timeout", "write_timeout", "pool_timeout", "connect_time
 
 
 class ResilientModel(Model):
-    """A model whose calls retry per FAULTS.md P2–P4 within one deadline.
+    """A model whose calls retry (retryable errors, backoff, server hints, budget) within one deadline.
 
     It is a `Model` itself, so it composes (fallback chains, hedging). Attributes of the wrapped
     model (``base_url``, ``host``...) stay readable through it.
@@ -471,7 +471,7 @@ def retrying(
     log_content: bool = False,
     **options: Any,
 ) -> ResilientModel:
-    """Retry `model` per FAULTS.md P2–P4: the retryable set, full-jitter backoff, server hints
+    """Retry `model` by the documented policy: the retryable set, full-jitter backoff, server hints
     (``retry-after-ms`` → ``x-ms-retry-after-ms`` → ``Retry-After``), ``x-should-retry``, a
     per-endpoint retry budget, all inside one `deadline` (seconds).
 
@@ -507,7 +507,7 @@ def circuit_breaker(
     endpoints: EndpointRegistry | None = None,
     min_attempt_time: float = 1.0,
 ) -> ResilientModel:
-    """Guard `model` with its endpoint's circuit breaker (FAULTS.md P5).
+    """Guard `model` with its endpoint's circuit breaker (see Deadlines, circuit breakers and hedging).
 
     Inside a retrying model the breaker sees every attempt; the breaker is shared by every
     wrapper of the same (endpoint, model) unless one is passed. Inspect it with ``.breaker``.
