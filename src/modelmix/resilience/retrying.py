@@ -219,6 +219,30 @@ class ResilientModel(Model):
                 outcome = "ignored"
             self.breaker.record(outcome, now, retry_after=getattr(error, "retry_after", None), probe=probe)
 
+    def _attempt_failed(
+        self,
+        raw: BaseException,
+        deadline: Deadline,
+        attempts: list[Attempt],
+        *,
+        started: float,
+        retry_no: int,
+        probe: bool,
+    ) -> BaseException:
+        """Record a failed attempt (attempt list, log, budget, breaker); returns the error to raise."""
+        error = self._failure(raw, deadline)
+        self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
+        self._health(error, retry_no=retry_no, probe=probe)
+        return error
+
+    def _attempt_succeeded(
+        self, response: ChatResponse, attempts: list[Attempt], *, started: float, retry_no: int, probe: bool
+    ) -> None:
+        self._record(
+            attempts, error=None, started=started, retry_no=retry_no, response=response, nested=response.attempts
+        )
+        self._health(None, retry_no=retry_no, probe=probe)
+
     # -------------------------------------------------------------------------------- chat
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
@@ -256,16 +280,11 @@ class ResilientModel(Model):
         try:
             response = self.inner.chat(messages, **self._attempt_settings(settings, deadline, stream_read=None))
         except BaseException as raw:
-            error = self._failure(raw, deadline)
-            self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
-            self._health(error, retry_no=retry_no, probe=probe)
+            error = self._attempt_failed(raw, deadline, attempts, started=started, retry_no=retry_no, probe=probe)
             if error is raw:
                 raise
             raise error from raw
-        self._record(
-            attempts, error=None, started=started, retry_no=retry_no, response=response, nested=response.attempts
-        )
-        self._health(None, retry_no=retry_no, probe=probe)
+        self._attempt_succeeded(response, attempts, started=started, retry_no=retry_no, probe=probe)
         return response
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
@@ -307,16 +326,11 @@ class ResilientModel(Model):
             if response is None:
                 raise _deadline_error(deadline, "attempt")
         except BaseException as raw:
-            error = self._failure(raw, deadline)
-            self._record(attempts, error=error, started=started, retry_no=retry_no, nested=_nested(raw))
-            self._health(error, retry_no=retry_no, probe=probe)
+            error = self._attempt_failed(raw, deadline, attempts, started=started, retry_no=retry_no, probe=probe)
             if error is raw:
                 raise
             raise error from raw
-        self._record(
-            attempts, error=None, started=started, retry_no=retry_no, response=response, nested=response.attempts
-        )
-        self._health(None, retry_no=retry_no, probe=probe)
+        self._attempt_succeeded(response, attempts, started=started, retry_no=retry_no, probe=probe)
         return response
 
     # ------------------------------------------------------------------------------ streams
