@@ -141,6 +141,10 @@ class HTTPModel(Model):
     # ----------------------------------------------------------------------------- public API
 
     @property
+    def endpoint(self) -> str:
+        return f"{self.base_url.scheme}://{self.base_url.netloc.decode('ascii')}"
+
+    @property
     def context_window(self) -> int | None:
         if self._context_window is not None:
             return self._context_window

@@ -28,6 +28,8 @@ class Model(ABC):
     provider: str
     name: str
     settings: Settings
+    host: str | None = None
+    """The server's host name for models reached over the network; None for in-process models."""
 
     @abstractmethod
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
@@ -49,6 +51,16 @@ class Model(ABC):
     def context_window(self) -> int | None:
         """The model's context window in tokens, where known (used by fallback chains)."""
         return None
+
+    @property
+    def endpoint(self) -> str:
+        """Where this model's calls go, as ``scheme://host:port`` for network models (never a path,
+        query or key); the provider name otherwise. Per-endpoint state (breakers, budgets) is keyed by it."""
+        return self.provider
+
+    def unwrap(self) -> Model:
+        """The model under every wrapper (retry, breaker, ...); a model that wraps nothing returns itself."""
+        return self
 
     def close(self) -> None:  # noqa: B027 - optional hook: models without resources need nothing
         """Release network resources (connection pools). The model can't be used after."""

@@ -72,8 +72,7 @@ class ResilientModel(Model):
         self.policy = policy or RetryPolicy()
         self.clock = clock or SYSTEM_CLOCK
         self.endpoints = endpoints or registry
-        self.endpoint = endpoint_of(inner)
-        self.budget = budget if budget is not None else (self.endpoints.budget(self.endpoint) if use_budget else None)
+        self.budget = budget if budget is not None else (self.endpoints.budget(endpoint_of(inner)) if use_budget else None)
         self.breaker = breaker
         self.log_content = log_content
 
@@ -97,6 +96,10 @@ class ResilientModel(Model):
     @property
     def context_window(self) -> int | None:
         return self.inner.context_window
+
+    @property
+    def endpoint(self) -> str:
+        return endpoint_of(self.inner)
 
     def close(self) -> None:
         self.inner.close()
