@@ -63,6 +63,10 @@ if TYPE_CHECKING:
     from ._response import Attempt, Usage
 
 __all__ = [
+    "UnsupportedCapabilityError",
+    "ResponseFilteredError",
+    "PromptFilteredError",
+    "InBandStreamError",
     "APIStatusError",
     "AllModelsFailedError",
     "AuthenticationError",
@@ -249,7 +253,7 @@ class ContextLengthExceededError(BadRequestError):
         self.requested = requested
 
 
-class ContentFilterError(BadRequestError):
+class PromptFilteredError(BadRequestError):
     """The prompt was rejected by the provider's content filter (Azure HTTP 400 ``content_filter``).
 
     `categories` maps each filter category that fired to its severity (e.g. ``{"violence": "medium"}``).
@@ -347,7 +351,7 @@ class StreamStalledError(StreamError):
         self.partial_text = partial_text
 
 
-class StreamErrorEvent(StreamError):
+class InBandStreamError(StreamError):
     """The server reported an error inside a stream that had started with HTTP 200."""
 
     def __init__(self, message: str, *, mapped: ProviderError | None = None, **context: Any) -> None:
@@ -382,7 +386,7 @@ class StreamInterruptedError(StreamError):
         self.n_events = n_events
 
 
-class ContentFilteredError(ProviderError):
+class ResponseFilteredError(ProviderError):
     """The answer was stopped by a content filter (``finish_reason == "content_filter"``).
 
     Raised only when asked for; otherwise the response carries the finish reason and annotations.
@@ -393,12 +397,43 @@ class ContentFilteredError(ProviderError):
         self.partial_text = partial_text
 
 
+ContentFilterError = PromptFilteredError
+"""Deprecated name of `PromptFilteredError` (kept for one release)."""
+ContentFilteredError = ResponseFilteredError
+"""Deprecated name of `ResponseFilteredError` (kept for one release)."""
+StreamErrorEvent = InBandStreamError
+"""Deprecated name of `InBandStreamError` (kept for one release)."""
+
+
 class ResponseTooLargeError(ProviderError):
     """A response body, SSE line or event exceeded its size cap; the connection was closed."""
 
     def __init__(self, message: str, *, limit: int, **context: Any) -> None:
         super().__init__(message, **context)
         self.limit = limit
+
+
+class UnsupportedCapabilityError(ModelMixError):
+    """The model's capability profile says it cannot honour part of the request (tools, a
+    ``tool_choice`` form, JSON-schema output, images...). Raised before anything is sent.
+
+    A chain moves on to the next model: another model may have the capability.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        capability: str,
+        param: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.capability = capability
+        self.param = param
+        self.provider = provider
+        self.model = model
 
 
 class DeadlineExceededError(ModelMixError):
