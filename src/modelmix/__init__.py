@@ -7,8 +7,10 @@
 
 import importlib as _importlib
 import typing as _typing
+import warnings as _warnings
 
 from ._auth import APIKeyAuth, Auth, NoAuth
+from ._exceptions import DEPRECATED_NAMES as _DEPRECATED_NAMES
 from ._exceptions import (
     AllModelsFailedError,
     APIStatusError,
@@ -17,28 +19,29 @@ from ._exceptions import (
     CircuitOpenError,
     ConfigurationError,
     ConflictError,
-    ContentFilteredError,
-    ContentFilterError,
     ContextLengthExceededError,
     DeadlineExceededError,
+    InBandStreamError,
     MissingDependencyError,
     ModelMixError,
     NotFoundError,
     PermissionDeniedError,
+    PromptFilteredError,
     ProviderError,
     RateLimitError,
+    ResponseFilteredError,
     ResponseTooLargeError,
     RetryBudgetExhaustedError,
     ServerError,
     StreamDecodeError,
     StreamError,
-    StreamErrorEvent,
     StreamInterruptedError,
     StreamStalledError,
     StreamTruncatedError,
     TransportError,
     UnexpectedRedirectError,
     UnprocessableEntityError,
+    UnsupportedCapabilityError,
 )
 from ._messages import (
     ContentPart,
@@ -116,7 +119,25 @@ if _typing.TYPE_CHECKING:
     )
 
 
+# The public subpackages, imported on first touch (`mm.resilience.Clock` works right after
+# `import modelmix`) rather than eagerly, for the same reason as `_LAZY`.
+_SUBPACKAGES = frozenset({"providers", "resilience", "testing", "tokens"})
+
+
 def __getattr__(name: str) -> _typing.Any:
+    if name in _SUBPACKAGES:
+        # Importing a submodule binds it on this package, so this runs once per subpackage.
+        return _importlib.import_module(f"{__name__}.{name}")
+    replacement = _DEPRECATED_NAMES.get(name)
+    if replacement is not None:
+        # Not cached in globals(): every use of an old name should say so, until it is removed.
+        _warnings.warn(
+            f"modelmix.{name} is deprecated and will be removed in the next release; "
+            f"use modelmix.{replacement} (the same class)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return globals()[replacement]
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'modelmix' has no attribute {name!r}")
@@ -126,7 +147,7 @@ def __getattr__(name: str) -> _typing.Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted({*globals(), *_LAZY, *_SUBPACKAGES})
 
 
 __all__ = [
@@ -148,9 +169,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigurationError",
     "ConflictError",
-    "ContentFilterError",
     "ContentFilterEvent",
-    "ContentFilteredError",
     "ContentPart",
     "ContextLengthExceededError",
     "DeadlineExceededError",
@@ -158,6 +177,7 @@ __all__ = [
     "FinishEvent",
     "HedgedModel",
     "ImagePart",
+    "InBandStreamError",
     "Message",
     "MessagesInput",
     "MissingDependencyError",
@@ -167,10 +187,12 @@ __all__ = [
     "NoAuth",
     "NotFoundError",
     "PermissionDeniedError",
+    "PromptFilteredError",
     "ProviderError",
     "RateLimitError",
     "ReasoningDelta",
     "ResilientModel",
+    "ResponseFilteredError",
     "ResponseTooLargeError",
     "RetryBudgetExhaustedError",
     "RetryPolicy",
@@ -179,7 +201,6 @@ __all__ = [
     "Stream",
     "StreamDecodeError",
     "StreamError",
-    "StreamErrorEvent",
     "StreamEvent",
     "StreamInterruptedError",
     "StreamStalledError",
@@ -192,6 +213,7 @@ __all__ = [
     "TransportError",
     "UnexpectedRedirectError",
     "UnprocessableEntityError",
+    "UnsupportedCapabilityError",
     "Usage",
     "UsageEvent",
     "__version__",

@@ -14,7 +14,14 @@ import httpx
 import pytest
 
 import modelmix as mm
-from modelmix._exceptions import parse_retry_after, parse_should_retry, status_error, translate_httpx_errors
+from modelmix._exceptions import (
+    STATUS_ERROR_CLASSES,
+    error_class_for_status,
+    parse_retry_after,
+    parse_should_retry,
+    status_error,
+    translate_httpx_errors,
+)
 
 REQUEST = httpx.Request("POST", "https://api.example.test/v1/chat/completions")
 
@@ -279,18 +286,22 @@ def test_x_should_retry_overrides_the_status(header: str, retryable: bool) -> No
 def test_error_tree_shape() -> None:
     assert issubclass(mm.MissingDependencyError, mm.ConfigurationError)
     assert issubclass(mm.ContextLengthExceededError, mm.BadRequestError)
-    assert issubclass(mm.ContentFilterError, mm.BadRequestError)
+    assert issubclass(mm.PromptFilteredError, mm.BadRequestError)
+    assert issubclass(mm.ResponseFilteredError, mm.ProviderError)
+    assert not issubclass(mm.ResponseFilteredError, mm.APIStatusError), "the answer was cut in a 200"
     stream_errors: list[type[Exception]] = [
         mm.StreamInterruptedError,
         mm.StreamTruncatedError,
         mm.StreamDecodeError,
-        mm.StreamErrorEvent,
+        mm.InBandStreamError,
     ]
     provider_errors: list[type[Exception]] = [mm.TransportError, mm.APIStatusError, mm.StreamError]
     top_level: list[type[Exception]] = [mm.ProviderError, mm.ConfigurationError, mm.DeadlineExceededError]
     assert all(issubclass(cls, mm.StreamError) for cls in stream_errors)
     assert all(issubclass(cls, mm.ProviderError) for cls in [*provider_errors, mm.ResponseTooLargeError])
     assert all(issubclass(cls, mm.ModelMixError) for cls in [*top_level, mm.CircuitOpenError])
+    # A local capability mismatch is neither a provider failure nor a caller mistake to stop on.
+    assert not issubclass(mm.UnsupportedCapabilityError, (mm.ProviderError, mm.ConfigurationError))
 
 
 def test_error_constructors_and_text() -> None:
@@ -310,8 +321,123 @@ def test_error_constructors_and_text() -> None:
     circuit = mm.CircuitOpenError("open", reopen_at=5.0, endpoint="e")
     assert (circuit.reopen_at, circuit.endpoint) == (5.0, "e")
     assert mm.StreamStalledError("idle", partial_text="ab").partial_text == "ab"
-    assert mm.ContentFilteredError("cut", partial_text="a").partial_text == "a"
-    event = mm.StreamErrorEvent("in band")
+    assert mm.ResponseFilteredError("cut", partial_text="a").partial_text == "a"
+    event = mm.InBandStreamError("in band")
     assert event.mapped is None
     assert event.retryable is False
     assert mm.ModelMixError("m").attempts == []
+
+
+# ------------------------------------------------------------------------------ built once, full context
+
+
+def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_all_subclasses(sub)]
+    return found
+
+
+PROVIDER_ERRORS = sorted(set(_all_subclasses(mm.ProviderError)) | {mm.ProviderError}, key=lambda cls: cls.__name__)
+# The arguments each class requires besides the message; everything else is shared context.
+REQUIRED: dict[str, dict[str, Any]] = {
+    "TransportError": {"kind": "connect"},
+    "ResponseTooLargeError": {"limit": 10},
+}
+CONTEXT: dict[str, Any] = {
+    "provider": "openai",
+    "model": "gpt-x",
+    "request_id": "req-9",
+    "host": "api.example.test",
+    "phase": "status",
+    "retryable": True,
+    "retry_after": 1.5,
+    "code": "c",
+    "error_type": "t",
+}
+
+
+def test_every_provider_error_is_public() -> None:
+    assert {cls.__name__ for cls in PROVIDER_ERRORS} <= set(mm.__all__)
+
+
+@pytest.mark.parametrize("cls", PROVIDER_ERRORS, ids=lambda cls: cls.__name__)
+def test_every_provider_error_takes_its_full_context_at_construction(cls: type[mm.ProviderError]) -> None:
+    # The driver builds an error once, with everything it knows; nothing patches it afterwards.
+    status: dict[str, Any] = {"status": 503} if issubclass(cls, mm.APIStatusError) else {}
+    error = cls("failed", **REQUIRED.get(cls.__name__, {}), **status, **CONTEXT)
+    assert {name: getattr(error, name) for name in CONTEXT} == CONTEXT
+    assert str(error).startswith("failed (provider=openai, model=gpt-x")
+
+
+@pytest.mark.parametrize("cls", [mm.AuthenticationError, mm.PermissionDeniedError])
+def test_credential_errors_take_a_key_hint(cls: type[mm.APIStatusError]) -> None:
+    status = 401 if cls is mm.AuthenticationError else 403
+    assert getattr(cls("refused", status=status, key_hint="…abcd"), "key_hint", None) == "…abcd"
+    built = status_error(status, "refused", key_hint="…abcd", provider="openai", host="h", request_id="r")
+    assert type(built) is cls
+    assert (getattr(built, "key_hint", None), built.provider, built.host, built.request_id) == (
+        "…abcd",
+        "openai",
+        "h",
+        "r",
+    )
+
+
+def test_status_error_passes_context_through_and_ignores_a_key_hint_where_it_means_nothing() -> None:
+    error = status_error(503, "busy", key_hint="…abcd", host="h", phase="pre_commit_stream", retryable=False)
+    assert isinstance(error, mm.ServerError)
+    assert not hasattr(error, "key_hint")
+    assert (error.host, error.phase, error.retryable) == ("h", "pre_commit_stream", False)
+    hinted = status_error(429, "slow", headers={"retry-after": "3"}, retry_after=0.5)
+    assert hinted.retry_after == 0.5, "an explicit retry_after wins over the header"
+
+
+def test_unsupported_capability_error_names_what_and_where() -> None:
+    error = mm.UnsupportedCapabilityError(
+        "no tools", capability="tools", param="tools", provider="azure", model="phi", host="h.example"
+    )
+    assert (error.capability, error.param, error.provider, error.model, error.host) == (
+        "tools",
+        "tools",
+        "azure",
+        "phi",
+        "h.example",
+    )
+    assert error.retryable is False
+
+
+# ------------------------------------------------------------------------------ the status table
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (301, mm.UnexpectedRedirectError),
+        (408, mm.ServerError),  # exact entry beats the 4xx range
+        (413, mm.BadRequestError),
+        (422, mm.UnprocessableEntityError),
+        (451, mm.BadRequestError),
+        (529, mm.ServerError),
+        (200, mm.APIStatusError),  # in no entry
+        (1000, mm.APIStatusError),
+    ],
+)
+def test_status_table_most_specific_entry_wins(status: int, cls: type[mm.APIStatusError]) -> None:
+    assert error_class_for_status(status) is cls
+    assert type(status_error(status, "x")) is cls
+
+
+def test_status_table_narrower_range_wins_over_a_wider_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = dict(STATUS_ERROR_CLASSES)
+    table[range(420, 430)] = mm.ConflictError
+    monkeypatch.setattr("modelmix._error_mapping.STATUS_ERROR_CLASSES", table)
+    assert error_class_for_status(425) is mm.ConflictError
+    assert error_class_for_status(429) is mm.RateLimitError
+    assert error_class_for_status(431) is mm.BadRequestError
+
+
+def test_status_error_never_raises_on_a_malformed_location() -> None:
+    error = status_error(302, "moved", headers={"location": "https://[::1"})
+    assert isinstance(error, mm.UnexpectedRedirectError)
+    assert error.location_host is None
