@@ -323,7 +323,9 @@ class StreamInterruptedError(StreamError):
 class ResponseFilteredError(ProviderError):
     """The answer was stopped by a content filter (``finish_reason == "content_filter"``).
 
-    Raised only when asked for; otherwise the response carries the finish reason and annotations.
+    modelmix's providers return a cut answer instead of raising (the response's
+    `content_filtered` is true and it keeps the text received); this class is for code that wants
+    to treat a cut answer as a failure. `partial_text` holds what arrived.
     """
 
     def __init__(self, message: str, *, partial_text: str = "", **context: Any) -> None:
