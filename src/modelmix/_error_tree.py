@@ -23,6 +23,41 @@ if TYPE_CHECKING:
     from ._messages import ToolCall
     from ._response import Attempt, Usage
 
+__all__ = [
+    "APIStatusError",
+    "AllModelsFailedError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CircuitOpenError",
+    "ConfigurationError",
+    "ConflictError",
+    "ContextLengthExceededError",
+    "DeadlineExceededError",
+    "InBandStreamError",
+    "MissingDependencyError",
+    "ModelMixError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "Phase",
+    "PromptFilteredError",
+    "ProviderError",
+    "RateLimitError",
+    "ResponseFilteredError",
+    "ResponseTooLargeError",
+    "RetryBudgetExhaustedError",
+    "ServerError",
+    "StreamDecodeError",
+    "StreamError",
+    "StreamInterruptedError",
+    "StreamStalledError",
+    "StreamTruncatedError",
+    "TransportError",
+    "TransportKind",
+    "UnexpectedRedirectError",
+    "UnprocessableEntityError",
+    "UnsupportedCapabilityError",
+]
+
 Phase = Literal["not_sent", "sent_no_response", "status", "pre_commit_stream", "post_commit_stream", "local"]
 """Where in a call a failure happened: decides whether a retry is safe."""
 
