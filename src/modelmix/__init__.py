@@ -103,6 +103,15 @@ _LAZY: dict[str, str] = {
 }
 
 if _typing.TYPE_CHECKING:
+    # Type checkers see the subpackages and the deprecated error names as what they are; at run
+    # time both come from __getattr__ below.
+    from . import providers as providers
+    from . import resilience as resilience
+    from . import testing as testing
+    from . import tokens as tokens
+    from ._exceptions import ContentFilteredError as ContentFilteredError
+    from ._exceptions import ContentFilterError as ContentFilterError
+    from ._exceptions import StreamErrorEvent as StreamErrorEvent
     from .providers._listing import AvailableModel, alist_models, list_models
     from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
     from .resilience import (
