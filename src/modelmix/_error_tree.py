@@ -321,14 +321,18 @@ class StreamStalledError(StreamError):
 
 
 class InBandStreamError(StreamError):
-    """The server reported an error inside a stream that had started with HTTP 200."""
+    """The server reported an error inside a stream that had started with HTTP 200.
+
+    `mapped` is the typed error the report amounts to (a ``server_error`` event maps to a
+    `ServerError`, and so on); unless given explicitly, `retryable` and `retry_after` are its own.
+    """
 
     def __init__(self, message: str, *, mapped: ProviderError | None = None, **context: Any) -> None:
+        if mapped is not None:
+            context.setdefault("retryable", mapped.retryable)
+            context.setdefault("retry_after", mapped.retry_after)
         super().__init__(message, **context)
         self.mapped = mapped
-        if mapped is not None:
-            self.retryable = mapped.retryable
-            self.retry_after = mapped.retry_after
 
 
 class StreamInterruptedError(StreamError):

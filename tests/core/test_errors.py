@@ -393,6 +393,14 @@ def test_status_error_passes_context_through_and_ignores_a_key_hint_where_it_mea
     assert hinted.retry_after == 0.5, "an explicit retry_after wins over the header"
 
 
+def test_in_band_stream_error_takes_retry_hints_from_what_it_maps_to_unless_given() -> None:
+    mapped = mm.RateLimitError("slow", status=429, retry_after=2.0)
+    inherited = mm.InBandStreamError("x", mapped=mapped)
+    assert (inherited.retryable, inherited.retry_after) == (True, 2.0)
+    explicit = mm.InBandStreamError("x", mapped=mapped, retryable=False, retry_after=0.5)
+    assert (explicit.retryable, explicit.retry_after) == (False, 0.5)
+
+
 def test_unsupported_capability_error_names_what_and_where() -> None:
     error = mm.UnsupportedCapabilityError(
         "no tools", capability="tools", param="tools", provider="azure", model="phi", host="h.example"
