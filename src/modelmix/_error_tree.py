@@ -458,3 +458,12 @@ class AllModelsFailedError(ModelMixError, ExceptionGroup[Exception]):
 
     def __repr__(self) -> str:
         return f"AllModelsFailedError({self.message!r}, {list(self.exceptions)!r})"
+
+
+# Tracebacks print an exception's class by its module: let them say `modelmix.RateLimitError`,
+# the name users import and catch, rather than this private module's path.
+for _name in __all__:
+    _value = globals()[_name]
+    if isinstance(_value, type):
+        _value.__module__ = "modelmix"
+del _name, _value

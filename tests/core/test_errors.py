@@ -449,3 +449,14 @@ def test_status_error_never_raises_on_a_malformed_location() -> None:
     error = status_error(302, "moved", headers={"location": "https://[::1"})
     assert isinstance(error, mm.UnexpectedRedirectError)
     assert error.location_host is None
+
+
+def test_tracebacks_name_errors_by_their_public_path() -> None:
+    import traceback
+
+    try:
+        raise mm.RateLimitError("slow down", status=429)
+    except mm.RateLimitError as exc:
+        last_line = traceback.format_exception_only(type(exc), exc)[-1]
+    assert last_line.startswith("modelmix.RateLimitError: slow down")
+    assert all(getattr(mm, cls.__name__) is cls for cls in PROVIDER_ERRORS)
