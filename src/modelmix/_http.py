@@ -16,6 +16,20 @@ import httpx
 from typing_extensions import Unpack
 
 from ._auth import Auth, key_hint
+from ._driver import (
+    DEFAULT_LIMITS,
+    DEFAULT_TIMEOUT,
+    MAX_RESPONSE_BYTES,
+    AsyncBody,
+    afetch,
+    aread_capped,
+    asend,
+    fetch,
+    read_capped,
+    request_timeout,
+    send,
+    with_timeout,
+)
 from ._exceptions import (
     APIStatusError,
     AuthenticationError,
@@ -26,7 +40,6 @@ from ._exceptions import (
 )
 from ._messages import Message, MessagesInput, to_messages
 from ._model import Model
-from ._pool_guard import heal_async_pool
 from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream, StreamParser
@@ -34,21 +47,6 @@ from ._version import __version__
 from .tokens import cost_of, model_info
 
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "HTTPModel", "WireCodec"]
-
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=10.0)
-"""connect 5 s, write 30 s, pool wait 10 s; read 600 s because a non-streamed answer may take
-minutes before its headers arrive. Deadlines (resilience layer) bound the whole call."""
-
-DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=20, keepalive_expiry=30.0)
-"""Sized for many concurrent calls to one endpoint; idle connections are kept for reuse.
-
-Few idle connections on purpose: httpcore's pool does work proportional to idle × open
-connections on every request and response, so 64 kept-alive connections made a warm burst of 200
-concurrent calls 3-5x slower than a cold one (benchmarks/README.md). Sequential calls and streams
-still reuse one connection."""
-
-MAX_RESPONSE_BYTES = 32 << 20
-"""Cap on a non-streamed body: bounded memory whatever the server sends."""
 
 _REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "request-id", "x-amzn-requestid")
 _USER_AGENT = f"modelmix/{__version__}"
@@ -116,12 +114,7 @@ class HTTPModel(Model):
         self._url = self.base_url.join(codec.chat_path)
         if query:
             self._url = self._url.copy_merge_params(dict(query))
-        self._timeout_given = timeout is not None
-        self._timeout = (
-            timeout
-            if isinstance(timeout, httpx.Timeout)
-            else (DEFAULT_TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(5.0, timeout)))
-        )
+        self._model_timeout = timeout
         self._base_headers = {
             "content-type": "application/json",
             "accept": "application/json",
@@ -163,12 +156,9 @@ class HTTPModel(Model):
         request = self._build_request(messages, settings, stream=False, auth_headers=self._sync_auth())
         started = time.perf_counter()
         with self._translate("sent_no_response"):
-            response = _send(self._sync_client(), request)
-        try:
-            with self._translate("sent_no_response"):
-                body = self._read_capped(response)
-        finally:
-            response.close()
+            response, body = fetch(
+                self._sync_client(), request, limit=self._max_response_bytes, too_large=self._too_large
+            )
         return self._complete(response, body, started)
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
@@ -183,13 +173,9 @@ class HTTPModel(Model):
         request = self._build_request(messages, settings, stream=False, auth_headers=await self._async_auth())
         started = time.perf_counter()
         with self._translate("sent_no_response"):
-            response = await _asend(self._async_client(), request)
-        try:
-            with self._translate("sent_no_response"):
-                body = await self._aread_capped(response)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await response.aclose()
+            response, body = await afetch(
+                self._async_client(), request, limit=self._max_response_bytes, too_large=self._too_large
+            )
         return self._complete(response, body, started)
 
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
@@ -207,11 +193,11 @@ class HTTPModel(Model):
         def open_request(request: httpx.Request) -> OpenedStream:
             started = time.perf_counter()
             with self._translate("sent_no_response"):
-                response = _send(self._sync_client(), request)
+                response = send(self._sync_client(), request)
             try:
                 if response.status_code >= 300 or _is_plain_json(response):
                     with self._translate("sent_no_response"):
-                        body = self._read_capped(response)
+                        body = read_capped(response, self._max_response_bytes, self._too_large)
                     response.close()
                     return self._opened_from_body(response, body, started)
             except BaseException:
@@ -249,21 +235,19 @@ class HTTPModel(Model):
             )
             started = time.perf_counter()
             with self._translate("sent_no_response"):
-                response = await _asend(self._async_client(), request)
+                response = await asend(self._async_client(), request)
+            body = AsyncBody(response)
             try:
                 if response.status_code >= 300 or _is_plain_json(response):
                     with self._translate("sent_no_response"):
-                        body = await self._aread_capped(response)
-                    with anyio.CancelScope(shield=True):
-                        await response.aclose()
-                    return self._opened_from_body(response, body, started)
+                        complete = await aread_capped(response, self._max_response_bytes, self._too_large)
+                    return self._opened_from_body(response, complete, started)
             except BaseException:
-                with anyio.CancelScope(shield=True):
-                    await response.aclose()
+                await body.aclose()
                 raise
             return OpenedStream(
-                chunks=response.aiter_bytes(),
-                close=response.aclose,
+                chunks=body,
+                close=body.aclose,
                 request_id=request_id_of(response.headers),
                 host=self.host,
                 started=started,
@@ -305,7 +289,7 @@ class HTTPModel(Model):
 
     def _sync_client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False)
+            self._client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)
         return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
@@ -313,7 +297,7 @@ class HTTPModel(Model):
         # several loops (asyncio.run twice, or trio) gets one client per loop.
         token = anyio.lowlevel.current_token()
         if self._aclient is None or (self._owns_aclient and self._aclient_token != token):
-            self._aclient = httpx.AsyncClient(timeout=self._timeout, limits=DEFAULT_LIMITS, follow_redirects=False)
+            self._aclient = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)
             self._aclient_token = token
         return self._aclient
 
@@ -347,24 +331,13 @@ class HTTPModel(Model):
             headers = {**headers, **auth_headers, **(extra or {})}
             if stream:
                 headers["accept"] = "text/event-stream, application/x-ndjson, application/json"
-        call_timeout = settings.get("timeout")
-        timeout = httpx.Timeout(call_timeout, connect=min(5.0, call_timeout)) if call_timeout is not None else None
-        if timeout is None and self._timeout_given:
-            timeout = self._timeout
-        # Without a per-call or per-model timeout the client's own applies: ours carry the defaults,
-        # and a client the user passed in keeps the timeouts they configured on it.
-        return httpx.Request(
+        request = httpx.Request(
             "POST",
             self._url,
             headers=headers,
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-            extensions={"timeout": timeout.as_dict()} if timeout is not None else {},
         )
-
-    def _check_declared_size(self, response: httpx.Response) -> None:
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self._max_response_bytes:
-            raise self._too_large()
+        return with_timeout(request, request_timeout(settings.get("timeout"), self._model_timeout))
 
     def _too_large(self) -> ResponseTooLargeError:
         return ResponseTooLargeError(
@@ -375,28 +348,6 @@ class HTTPModel(Model):
             host=self.host,
             phase="local",
         )
-
-    def _read_capped(self, response: httpx.Response) -> bytes:
-        self._check_declared_size(response)
-        parts: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > self._max_response_bytes:
-                raise self._too_large()
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def _aread_capped(self, response: httpx.Response) -> bytes:
-        self._check_declared_size(response)
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > self._max_response_bytes:
-                raise self._too_large()
-            parts.append(chunk)
-        return b"".join(parts)
 
     def _complete(self, response: httpx.Response, body: bytes, started: float) -> ChatResponse:
         if response.status_code >= 300:
@@ -473,23 +424,6 @@ class HTTPModel(Model):
                 if secret and secret in item.message:
                     item.message = item.message.replace(secret, hint)
                     item.args = (item.message,)
-
-
-def _send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
-    if "timeout" not in request.extensions:
-        request.extensions["timeout"] = client.timeout.as_dict()
-    return client.send(request, stream=True)
-
-
-async def _asend(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    if "timeout" not in request.extensions:
-        request.extensions["timeout"] = client.timeout.as_dict()
-    try:
-        return await client.send(request, stream=True)
-    except BaseException:
-        # A failed or cancelled send is the only way httpcore orphans a pool slot (_pool_guard).
-        await heal_async_pool(client)
-        raise
 
 
 def _is_plain_json(response: httpx.Response) -> bool:

@@ -490,10 +490,10 @@ class AsyncStream(_StreamBase):
                 with anyio.CancelScope(shield=True):
                     await result
             # Finalise the byte iterator too: left to the GC, trio warns (ResourceWarning).
-            chunks = opened.chunks
-            if isinstance(chunks, AsyncGeneratorType) and not chunks.ag_running:
+            closer = getattr(opened.chunks, "aclose", None)
+            if closer is not None and not getattr(opened.chunks, "ag_running", False):
                 with anyio.CancelScope(shield=True):
-                    await chunks.aclose()
+                    await closer()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:
@@ -537,14 +537,32 @@ class AsyncStream(_StreamBase):
         finally:
             await self._release()
 
-    async def text_deltas(self) -> AsyncIterator[str]:
+    def text_deltas(self) -> AsyncIterator[str]:
         """Only the text pieces, in order."""
-        async for event in self:
-            if isinstance(event, TextDelta):
-                yield event.text
+        return _AsyncTextDeltas(self.__aiter__())
 
     async def until_done(self) -> ChatResponse:
         """Read the rest of the stream and return the final response."""
         async for _ in self:
             pass
         return self.response
+
+
+class _AsyncTextDeltas:
+    """`AsyncStream.text_deltas`: an iterator object rather than an async generator, so a caller
+    that breaks out of the loop leaves nothing for the garbage collector to finalise (trio warns
+    about every async generator it has to)."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
+        self._events = events
+
+    def __aiter__(self) -> _AsyncTextDeltas:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            event = await self._events.__anext__()
+            if isinstance(event, TextDelta):
+                return event.text
