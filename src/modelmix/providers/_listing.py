@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from .._exceptions import ConfigurationError, ProviderError, translate_httpx_errors
+from .._driver import afetch, fetch, request_timeout, with_timeout
+from .._exceptions import ConfigurationError, ProviderError, ResponseTooLargeError, translate_httpx_errors
 from ._error_bodies import error_from_body
 
 __all__ = ["AvailableModel", "aget_json", "alist_models", "get_json", "list_models"]
 
 LIST_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
+
+MAX_LISTING_BYTES = 8 << 20
+"""Cap on a listing body (a large Ollama library or vLLM server lists well under 1 MiB)."""
 
 _LISTERS = {
     "ollama": "modelmix.providers.ollama",
@@ -82,6 +86,24 @@ async def alist_models(provider: str = "local", **options: Any) -> list[Availabl
     return result
 
 
+def _too_large(provider: str, host: str) -> Callable[[], ResponseTooLargeError]:
+    def build() -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"the model listing exceeds the {MAX_LISTING_BYTES}-byte cap; the connection was closed",
+            limit=MAX_LISTING_BYTES,
+            provider=provider,
+            host=host,
+            phase="local",
+        )
+
+    return build
+
+
+def _request(url: httpx.URL, headers: Mapping[str, str], timeout: httpx.Timeout | float | None) -> httpx.Request:
+    request = httpx.Request("GET", url, headers=dict(headers))
+    return with_timeout(request, request_timeout(timeout, None))
+
+
 def _decode(response: httpx.Response, body: bytes, provider: str) -> Any:
     if response.status_code >= 300:
         error = error_from_body(response.status_code, response.headers, body)
@@ -107,15 +129,16 @@ def get_json(
     timeout: httpx.Timeout | float | None = None,
     client: httpx.Client | None = None,
 ) -> Any:
-    """GET a small JSON document with modelmix's error mapping."""
-    owned = client is None
-    http = client or httpx.Client(timeout=timeout or LIST_TIMEOUT, follow_redirects=False)
+    """GET a small JSON document through the driver, with modelmix's error mapping."""
+    http = client or httpx.Client(timeout=LIST_TIMEOUT, follow_redirects=False)
     try:
         with translate_httpx_errors(provider=provider, model=None, host=url.host):
-            response = http.get(url, headers=dict(headers), timeout=timeout or LIST_TIMEOUT)
-        return _decode(response, response.content, provider)
+            response, body = fetch(
+                http, _request(url, headers, timeout), limit=MAX_LISTING_BYTES, too_large=_too_large(provider, url.host)
+            )
+        return _decode(response, body, provider)
     finally:
-        if owned:
+        if client is None:
             http.close()
 
 
@@ -128,12 +151,13 @@ async def aget_json(
     client: httpx.AsyncClient | None = None,
 ) -> Any:
     """Async `get_json`."""
-    owned = client is None
-    http = client or httpx.AsyncClient(timeout=timeout or LIST_TIMEOUT, follow_redirects=False)
+    http = client or httpx.AsyncClient(timeout=LIST_TIMEOUT, follow_redirects=False)
     try:
         with translate_httpx_errors(provider=provider, model=None, host=url.host):
-            response = await http.get(url, headers=dict(headers), timeout=timeout or LIST_TIMEOUT)
-        return _decode(response, response.content, provider)
+            response, body = await afetch(
+                http, _request(url, headers, timeout), limit=MAX_LISTING_BYTES, too_large=_too_large(provider, url.host)
+            )
+        return _decode(response, body, provider)
     finally:
-        if owned:
+        if client is None:
             await http.aclose()

@@ -26,6 +26,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from .._auth import Auth, resolve_secret
+from .._driver import afetch, fetch, request_timeout, with_timeout
 from .._exceptions import ConfigurationError, ProviderError
 from .._http import HTTPModel
 from .._settings import Settings
@@ -167,15 +168,19 @@ class AzureModel(HTTPModel):
         """``GET /info`` of a Model Inference API endpoint: the model's name, type and provider."""
         request = self._info_request(self._sync_auth())
         with self._translate("sent_no_response"):
-            response = self._sync_client().send(request)
-        return self._info_result(response)
+            response, body = fetch(
+                self._sync_client(), request, limit=self._max_response_bytes, too_large=self._too_large
+            )
+        return self._info_result(response, body)
 
     async def ainfo(self) -> AzureModelInfo:
         """Async `info`."""
         request = self._info_request(await self._async_auth())
         with self._translate("sent_no_response"):
-            response = await self._async_client().send(request)
-        return self._info_result(response)
+            response, body = await afetch(
+                self._async_client(), request, limit=self._max_response_bytes, too_large=self._too_large
+            )
+        return self._info_result(response, body)
 
     def _info_request(self, auth_headers: Mapping[str, str]) -> httpx.Request:
         if self.route.info_url is None:
@@ -184,10 +189,10 @@ class AzureModel(HTTPModel):
                 "Model Inference API endpoints (*.models.ai.azure.com, …/models)"
             )
         headers = {k: v for k, v in self._base_headers.items() if k.lower() != "content-type"}
-        return httpx.Request("GET", self.route.info_url, headers={**headers, **auth_headers})
+        request = httpx.Request("GET", self.route.info_url, headers={**headers, **auth_headers})
+        return with_timeout(request, request_timeout(None, self._model_timeout))
 
-    def _info_result(self, response: httpx.Response) -> AzureModelInfo:
-        body = response.content
+    def _info_result(self, response: httpx.Response, body: bytes) -> AzureModelInfo:
         if response.status_code >= 300:
             raise self._status_error(response, body)
         try:
