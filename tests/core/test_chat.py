@@ -15,7 +15,7 @@ from modelmix.providers._error_bodies import error_from_body, error_info
 from modelmix.providers._openai_wire import OpenAIChatCodec
 from modelmix.providers.openai import OpenAIModel
 
-from ._helpers import Driver, completion
+from ._helpers import Driver, completion, provider
 from .conftest import MakeModel
 
 
@@ -189,12 +189,14 @@ async def test_body_cap_while_reading(driver: Driver, stream: bool) -> None:
         async with httpx.AsyncClient(transport=transport) as aclient:
             model = HTTPModel(
                 "m",
-                provider="local",
-                base_url="http://127.0.0.1:9/v1",
+                provider=provider(
+                    "local",
+                    base_url="http://127.0.0.1:9/v1",
+                    auth=NoAuth(),
+                    http_client=client,
+                    async_http_client=aclient,
+                ),
                 codec=OpenAIChatCodec(),
-                auth=NoAuth(),
-                http_client=client,
-                async_http_client=aclient,
                 max_response_bytes=2048,
             )
             call = driver.events(model) if stream else driver.chat(model, "hi")
@@ -206,9 +208,9 @@ async def test_body_cap_while_reading(driver: Driver, stream: bool) -> None:
 
 def test_http_model_configuration_errors() -> None:
     with pytest.raises(mm.ConfigurationError, match="model name is required"):
-        HTTPModel("", provider="x", base_url="http://h", codec=OpenAIChatCodec(), auth=NoAuth())
+        HTTPModel("", provider=provider("x", base_url="http://h", auth=NoAuth()), codec=OpenAIChatCodec())
     with pytest.raises(mm.ConfigurationError, match="must start with http"):
-        HTTPModel("m", provider="x", base_url="ftp://h", codec=OpenAIChatCodec(), auth=NoAuth())
+        HTTPModel("m", provider=provider("x", base_url="ftp://h", auth=NoAuth()), codec=OpenAIChatCodec())
 
 
 def test_query_parameters_and_context_window() -> None:
@@ -221,12 +223,14 @@ def test_query_parameters_and_context_window() -> None:
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
         model = HTTPModel(
             "dep",
-            provider="azure",
-            base_url="https://r.openai.azure.test/openai/deployments/dep/",
+            provider=provider(
+                "azure",
+                base_url="https://r.openai.azure.test/openai/deployments/dep/",
+                auth=NoAuth(),
+                query={"api-version": "2024-10-21"},
+                http_client=client,
+            ),
             codec=OpenAIChatCodec(),
-            auth=NoAuth(),
-            query={"api-version": "2024-10-21"},
-            http_client=client,
             context_window=128_000,
         )
         model.chat("hi")

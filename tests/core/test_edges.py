@@ -22,7 +22,7 @@ from modelmix._streaming import NoByteParser, OpenedStream, Stream, StreamAccumu
 from modelmix.providers._error_bodies import error_from_body
 from modelmix.providers._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_message
 
-from ._helpers import Chunks, Driver, chunk, completion, sse_body, sse_response
+from ._helpers import Chunks, Driver, chunk, completion, provider, sse_body, sse_response
 from .conftest import MakeModel
 
 
@@ -69,12 +69,10 @@ async def token_model() -> Any:
         made.append(clients)
         return HTTPModel(
             "m",
-            provider="tok",
-            base_url="https://tok.test/v1",
+            provider=provider(
+                "tok", base_url="https://tok.test/v1", auth=auth, http_client=clients[0], async_http_client=clients[1]
+            ),
             codec=OpenAIChatCodec(),
-            auth=auth,
-            http_client=clients[0],
-            async_http_client=clients[1],
         )
 
     yield build

@@ -1,17 +1,16 @@
 """What models a backend offers: `list_models("llamacpp")`, `list_models("ollama")`, ...
 
 Each backend answers from its own listing route (``GET /v1/models`` on OpenAI-compatible
-servers, ``GET /api/tags`` on Ollama) or, for ``local``, from the GGUF files it can find. The
-providers implement ``list_models(prefix, **options)`` / ``alist_models(prefix, **options)``;
-this module holds the shared type, the dispatch and the small HTTP GET both use.
+servers, ``GET /api/tags`` on Ollama) or, for ``local``, from the GGUF files it can find. Every
+`Provider` lists (``Provider.available``); this module holds the shared type, the dispatch by
+registry prefix and the small GET (through the I/O driver) that listing uses.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,21 +19,15 @@ from .._driver import afetch, fetch, request_timeout, with_timeout
 from .._exceptions import ConfigurationError, ProviderError, ResponseTooLargeError, translate_httpx_errors
 from ._error_bodies import error_from_body
 
-__all__ = ["AvailableModel", "aget_json", "alist_models", "get_json", "list_models"]
+if TYPE_CHECKING:
+    from ._provider import Provider
+
+__all__ = ["AvailableModel", "aget_json", "alist_models", "alist_with", "get_json", "list_models", "list_with"]
 
 LIST_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
 MAX_LISTING_BYTES = 8 << 20
 """Cap on a listing body (a large Ollama library or vLLM server lists well under 1 MiB)."""
-
-_LISTERS = {
-    "ollama": "modelmix.providers.ollama",
-    "llamacpp": "modelmix.providers.openai_compatible",
-    "vllm": "modelmix.providers.openai_compatible",
-    "lmstudio": "modelmix.providers.openai_compatible",
-    "openai-compatible": "modelmix.providers.openai_compatible",
-    "local": "modelmix.providers.local",
-}
 
 
 class AvailableModel(BaseModel):
@@ -57,33 +50,53 @@ class AvailableModel(BaseModel):
         return f"{self.provider}:{self.id}"
 
 
-def _module_for(provider: str) -> Any:
-    prefix = provider.strip().lower().rstrip(":")
-    module = _LISTERS.get(prefix)
-    if module is None:
-        raise ConfigurationError(
-            f"listing models is not supported for {provider!r}; supported: {', '.join(sorted(_LISTERS))}"
-        )
-    return prefix, importlib.import_module(module)
-
-
 def list_models(provider: str = "local", **options: Any) -> list[AvailableModel]:
     """The models a backend offers right now, e.g. ``mm.list_models("llamacpp")``.
 
-    `options` are the provider's connection options (``base_url=``, ``api_key=``, ``timeout=``,
-    ``http_client=``); anything not given comes from the same environment variables the
-    provider reads. Raises the usual typed errors (`TransportError` when nothing listens).
+    `provider` is a registry prefix, built in or registered (`register_provider`, the
+    ``modelmix.providers`` entry-point group). `options` are the provider's connection options
+    (``base_url=``, ``api_key=``, ``timeout=``, ``http_client=``); anything not given comes from
+    the same environment variables the provider reads. Raises the usual typed errors
+    (`TransportError` when nothing listens).
     """
-    prefix, module = _module_for(provider)
-    result: list[AvailableModel] = module.list_models(prefix, **options)
-    return result
+    return _provider_class(provider).available(**options)
 
 
 async def alist_models(provider: str = "local", **options: Any) -> list[AvailableModel]:
     """Async `list_models`."""
-    prefix, module = _module_for(provider)
-    result: list[AvailableModel] = await module.alist_models(prefix, **options)
-    return result
+    return await _provider_class(provider).aavailable(**options)
+
+
+def _provider_class(prefix: str) -> type[Provider]:
+    from .._registry import provider_class
+
+    try:
+        found = provider_class(prefix.strip().lower().rstrip(":"))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"listing models is not supported for {prefix!r}: {exc}") from None
+    if found is None:
+        raise ConfigurationError(
+            f"listing models is not supported for {prefix!r}: it is registered as a plain factory, not a Provider"
+        )
+    return found
+
+
+def list_with(provider_class: type[Provider], **options: Any) -> list[AvailableModel]:
+    """List with a provider built from `options` for the call (and closed after it)."""
+    provider = provider_class(**options)
+    try:
+        return provider.list_models()
+    finally:
+        provider.close()
+
+
+async def alist_with(provider_class: type[Provider], **options: Any) -> list[AvailableModel]:
+    """Async `list_with`."""
+    provider = provider_class(**options)
+    try:
+        return await provider.alist_models()
+    finally:
+        await provider.aclose()
 
 
 def _too_large(provider: str, host: str) -> Callable[[], ResponseTooLargeError]:

@@ -24,8 +24,10 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from .._exceptions import APIStatusError, ConfigurationError, NotFoundError, StreamDecodeError, StreamErrorEvent
+from .._codec import RequestContext
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
+from .._profile import ModelProfile
 from .._response import (
     ChatResponse,
     FinishEvent,
@@ -36,8 +38,8 @@ from .._response import (
     Usage,
     UsageEvent,
 )
-from .._settings import Settings
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
+from ._compat_quirks import fold_system_messages
 from ._error_bodies import error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
 
@@ -150,12 +152,14 @@ class OllamaCodec:
         self.model = model
         self.keep_alive = keep_alive
 
-    def build_body(self, model: str, messages: list[Message], settings: Settings, *, stream: bool) -> dict[str, Any]:
+    def build_body(self, call: RequestContext) -> dict[str, Any]:
+        settings = call.settings
+        messages = call.messages if call.profile.system_role else fold_system_messages(call.messages)
         id_to_name: dict[str, str] = {}
         body: dict[str, Any] = {
-            "model": model,
+            "model": call.model,
             "messages": [_encode_message(m, id_to_name) for m in messages],
-            "stream": stream,
+            "stream": call.stream,
         }
         options: dict[str, Any] = {}
         for key, option in _OPTION_NAMES.items():
@@ -184,7 +188,9 @@ class OllamaCodec:
             body.update(extra)
         return body
 
-    def parse_response(self, data: Any, *, status: int, headers: httpx.Headers) -> ChatResponse:
+    def parse_response(
+        self, data: Any, *, status: int, headers: httpx.Headers, call: RequestContext | None = None
+    ) -> ChatResponse:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("message"), Mapping):
             info = error_info(data, fallback="Ollama answered without a message")
             raise self._typed(status if status >= 400 else 500, info.message, headers)
@@ -209,7 +215,9 @@ class OllamaCodec:
             raw=dict(data),
         )
 
-    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIStatusError:
+    def parse_error(
+        self, status: int, headers: httpx.Headers, body: bytes, *, profile: ModelProfile | None = None
+    ) -> APIStatusError:
         error = error_from_body(status, headers, body)
         if isinstance(error, NotFoundError) or (status == 404 and "not found" in error.message):
             return self._typed(404, error.message, headers)
@@ -227,7 +235,7 @@ class OllamaCodec:
             )
         return typed_error(status, error_info(message, fallback=message), headers)
 
-    def stream_parser(self) -> OllamaStreamParser:
+    def stream_parser(self, call: RequestContext | None = None) -> OllamaStreamParser:
         return OllamaStreamParser(self)
 
 
@@ -241,7 +249,7 @@ class OllamaStreamParser:
         self._done = False
         self._model: str | None = None
         self._next_tool = 0
-        self._pending_error: StreamErrorEvent | None = None
+        self._pending_error: InBandStreamError | None = None
 
     @property
     def done(self) -> bool:
@@ -265,7 +273,7 @@ class OllamaStreamParser:
         for line in lines:
             try:
                 self._on_line(line, events)
-            except StreamErrorEvent as exc:
+            except InBandStreamError as exc:
                 if not events:
                     raise
                 # Deliver the content that arrived before the error line first (it may already
@@ -292,7 +300,7 @@ class OllamaStreamParser:
             info = error_info(data, fallback="Ollama reported an error inside the stream")
             mapped = self._codec._typed(500, info.message, {})
             mapped.phase = "pre_commit_stream"
-            raise StreamErrorEvent(f"error inside the stream: {info.message}", mapped=mapped, status=None)
+            raise InBandStreamError(f"error inside the stream: {info.message}", mapped=mapped, status=None)
         if self._model is None and data.get("model"):
             self._model = str(data["model"])
         message = data.get("message")

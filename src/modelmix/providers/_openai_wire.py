@@ -1,21 +1,25 @@
 """The OpenAI chat-completions wire protocol, sans-I/O.
 
 Served by OpenAI, Azure OpenAI (both routes), Azure catalog models, Ollama's ``/v1``, llama.cpp,
-vLLM, LM Studio and many more; their differences are `WireQuirks` flags, not new classes.
+vLLM, LM Studio and many more; their differences are `ModelProfile` fields, not new classes: the
+field that carries ``max_tokens``, whether to ask for usage in a stream, a system message folded
+for families without a system role, and the compatibility repairs (usage counted offline,
+``<tool_call>`` text turned into tool calls) that `_compat_quirks` implements.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
-from .._exceptions import APIStatusError, ConfigurationError, StreamDecodeError, StreamErrorEvent
+from .._codec import RequestContext
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
+from .._profile import ModelProfile
 from .._response import (
     ChatResponse,
     ContentFilterEvent,
@@ -27,25 +31,15 @@ from .._response import (
     Usage,
     UsageEvent,
 )
-from .._settings import Settings, Tool
+from .._settings import Tool
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
-from ._error_bodies import error_from_body, error_info, typed_error
+from .._streaming import StreamParser
+from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
+from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 
-__all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "WireQuirks", "parse_usage"]
+__all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "parse_usage"]
 
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
-
-
-@dataclass(frozen=True)
-class WireQuirks:
-    """How one server family deviates from OpenAI."""
-
-    stream_usage: bool = True
-    """Send ``stream_options.include_usage`` (servers that reject it set False)."""
-    max_tokens_field: str = "max_tokens"
-    """``max_completion_tokens`` for reasoning models that refuse ``max_tokens``."""
-    retry_conflict: bool = False
-    """OpenAI uses 409 for transient lock timeouts, so it is retryable there only."""
 
 
 _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls")
@@ -172,16 +166,15 @@ class OpenAIChatCodec:
 
     chat_path = "chat/completions"
 
-    def __init__(self, quirks: WireQuirks | None = None) -> None:
-        self.quirks = quirks or WireQuirks()
-
-    def build_body(self, model: str, messages: list[Message], settings: Settings, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "messages": [encode_message(m) for m in messages]}
+    def build_body(self, call: RequestContext) -> dict[str, Any]:
+        settings, profile = call.settings, call.profile
+        messages = call.messages if profile.system_role else fold_system_messages(call.messages)
+        body: dict[str, Any] = {"model": call.model, "messages": [encode_message(m) for m in messages]}
         for key in _PASSTHROUGH:
             if key in settings:
                 body[key] = settings[key]  # type: ignore[literal-required]
         if "max_tokens" in settings:
-            body[self.quirks.max_tokens_field] = settings["max_tokens"]
+            body[profile.max_tokens_field] = settings["max_tokens"]
         if "stop" in settings:
             stop = settings["stop"]
             body["stop"] = stop if isinstance(stop, str) else list(stop)
@@ -191,20 +184,21 @@ class OpenAIChatCodec:
             body["tool_choice"] = encode_tool_choice(settings["tool_choice"])
         if "response_format" in settings:
             body["response_format"] = encode_response_format(settings["response_format"])
-        if stream:
+        if call.stream:
             body["stream"] = True
-            if self.quirks.stream_usage:
+            if profile.stream_usage:
                 body["stream_options"] = {"include_usage": True}
         extra = settings.get("extra_body")
         if extra:
             body.update(extra)
         return body
 
-    def parse_response(self, data: Any, *, status: int, headers: httpx.Headers) -> ChatResponse:
+    def parse_response(
+        self, data: Any, *, status: int, headers: httpx.Headers, call: RequestContext | None = None
+    ) -> ChatResponse:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("choices"), list):
-            # LM Studio and some proxies answer HTTP 200 with an error body.
-            info = error_info(data, fallback="the server answered without any choices")
-            raise typed_error(status if status >= 400 else 500, info, headers)
+            # LM Studio, Azure gateways and some proxies answer HTTP 200 with an error body.
+            raise error_in_ok_body(data, status, headers, fallback="the server answered without any choices")
         choice = _choice0(data["choices"]) or {}
         raw_message = choice.get("message") or {}
         tool_calls = [_tool_call(call) for call in raw_message.get("tool_calls") or [] if isinstance(call, Mapping)]
@@ -214,7 +208,7 @@ class OpenAIChatCodec:
             finish = "tool_calls"
         filter_results = choice.get("content_filter_results")
         prompt_filters = data.get("prompt_filter_results")
-        return ChatResponse(
+        response = ChatResponse(
             message=Message(
                 role="assistant",
                 content=content if isinstance(content, str) else (None if tool_calls else ""),
@@ -229,15 +223,16 @@ class OpenAIChatCodec:
             prompt_filter_results=list(prompt_filters) if isinstance(prompt_filters, list) else None,
             raw=dict(data),
         )
+        return repair_response(response, call) if call is not None else response
 
-    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIStatusError:
-        error = error_from_body(status, headers, body)
-        if status == 409 and self.quirks.retry_conflict and "x-should-retry" not in headers:
-            error.retryable = True
-        return error
+    def parse_error(
+        self, status: int, headers: httpx.Headers, body: bytes, *, profile: ModelProfile | None = None
+    ) -> APIStatusError:
+        return error_from_body(status, headers, body, retry_conflict=profile is not None and profile.retry_conflict)
 
-    def stream_parser(self) -> OpenAIStreamParser:
-        return OpenAIStreamParser()
+    def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
+        parser = OpenAIStreamParser()
+        return repairing_parser(parser, call) if call is not None else parser
 
 
 class OpenAIStreamParser:
@@ -352,12 +347,12 @@ class OpenAIStreamParser:
             arguments=arguments if isinstance(arguments, str) else "",
         )
 
-    def _in_band_error(self, payload: Mapping[str, Any]) -> StreamErrorEvent:
+    def _in_band_error(self, payload: Mapping[str, Any]) -> InBandStreamError:
         info = error_info(payload, fallback="the server reported an error inside the stream")
         status = _status_for_in_band(info.type, info.code)
         mapped = typed_error(status, info, {})
         mapped.phase = "pre_commit_stream"
-        return StreamErrorEvent(
+        return InBandStreamError(
             f"error inside the stream: {info.message}", mapped=mapped, code=info.code, error_type=info.type, status=None
         )
 
@@ -374,7 +369,3 @@ def _status_for_in_band(error_type: str | None, code: str | None) -> int:
     if "not_found" in text:
         return 404
     return 500
-
-
-# Re-exported for providers that need the codec's error parsing directly.
-parse_error_body = error_from_body

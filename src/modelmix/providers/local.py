@@ -57,8 +57,9 @@ from ._llama_runtime import (
     resolve_gguf,
 )
 from ._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_tool, encode_tool_choice
+from ._provider import Provider
 
-__all__ = ["DEFAULT_N_CTX", "LocalModel", "alist_models", "create", "list_models"]
+__all__ = ["DEFAULT_N_CTX", "LocalModel", "LocalProvider", "alist_models", "create", "list_models"]
 
 DEFAULT_N_CTX = 2048
 """Context window used unless ``n_ctx=`` says otherwise (SmolLM2 supports 8192; 2048 keeps
@@ -479,6 +480,34 @@ def _estimated(event: StreamEvent) -> StreamEvent:
 
 
 # --------------------------------------------------------------------------------- registry & listing
+
+
+class LocalProvider(Provider):
+    """GGUF models run in this process: nothing to connect to, models found on disk."""
+
+    name = "local"
+    label = "in-process llama.cpp"
+    in_process = True
+    listing_path = None
+
+    def __init__(self, **options: Any) -> None:
+        # Nothing to connect to: connection options have no meaning here.
+        self.timeout = None
+
+    @classmethod
+    def create_model(cls, name: str, **options: Any) -> LocalModel:
+        return LocalModel(name, **options)
+
+    @classmethod
+    def available(cls, **options: Any) -> list[AvailableModel]:
+        return list_models("local", **options)
+
+    @classmethod
+    async def aavailable(cls, **options: Any) -> list[AvailableModel]:
+        return list_models("local", **options)
+
+    def __repr__(self) -> str:
+        return "<LocalProvider in-process>"
 
 
 def create(name: str, **options: Any) -> LocalModel:
