@@ -57,7 +57,7 @@ def main() -> None:
         print("hedge:", text, "| usage estimated:", usage is not None and usage.estimated)
 
         mini = mm.model("acme:acme-mini", max_retries=0)
-        print("profile:", mini.unwrap().profile.family, "| tools:", mini.unwrap().profile.tools)
+        print("profile:", mini.profile.family, "| tools:", mini.profile.tools)
 
         print("listed:", [m.spec for m in mm.list_models("acme")])
         modelmix_cli(["models"])  # the Acme server shows up next to the built-in backends

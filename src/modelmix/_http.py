@@ -104,8 +104,7 @@ class HTTPModel(Model):
         self.base_url = provider.base_url
         self.host = provider.host
         self._profile_override = profile
-        self.profile = provider.model_profile(name, override=profile)
-        """What this model enforces (see `ModelProfile`); `discover_profile()` refines it."""
+        self._profile = provider.model_profile(name, override=profile)
         self._url = self.base_url.join(self.codec.chat_path)
         query = provider.query()
         if query:
@@ -123,6 +122,11 @@ class HTTPModel(Model):
         self._context_window = context_window
 
     # ----------------------------------------------------------------------------- public API
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What this model enforces (see `ModelProfile`); `discover_profile()` refines it."""
+        return self._profile
 
     @property
     def endpoint(self) -> str:
@@ -299,8 +303,8 @@ class HTTPModel(Model):
     def _refine_profile(self, response: httpx.Response, body: bytes) -> ModelProfile:
         data = self._json_document(response, body)
         discovered = self.backend.profile_from_discovery(data)
-        self.profile = self.backend.model_profile(self.name, discovered=discovered, override=self._profile_override)
-        return self.profile
+        self._profile = self.backend.model_profile(self.name, discovered=discovered, override=self._profile_override)
+        return self._profile
 
     def _json_document(self, response: httpx.Response, body: bytes) -> Any:
         """A small JSON document (discovery, info): typed errors for error statuses and non-JSON."""

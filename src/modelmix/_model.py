@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self, Unpack
 
 from ._messages import MessagesInput
+from ._profile import ModelProfile
 from ._response import ChatResponse
 from ._settings import Settings
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from ._streaming import AsyncStream, Stream
 
 __all__ = ["Model"]
+
+_PERMISSIVE = ModelProfile()
 
 
 class Model(ABC):
@@ -57,6 +60,13 @@ class Model(ABC):
         """Where this model's calls go, as ``scheme://host:port`` for network models (never a path,
         query or key); the provider name otherwise. Per-endpoint state (breakers, budgets) is keyed by it."""
         return self.provider
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What the model enforces (`ModelProfile`). A wrapper reports its innermost model's; a
+        model that declares nothing gets the permissive default."""
+        inner = self.unwrap()
+        return _PERMISSIVE if inner is self else inner.profile
 
     def unwrap(self) -> Model:
         """The model under every wrapper (retry, breaker, ...); a model that wraps nothing returns itself."""
