@@ -9,7 +9,7 @@ calls) lives in the codec or its stream parser, never in an overridden ``chat``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -19,6 +19,9 @@ from ._profile import ModelProfile
 from ._response import ChatResponse
 from ._settings import Settings
 from ._streaming import StreamParser
+
+if TYPE_CHECKING:
+    from .providers._error_bodies import ErrorContext
 
 __all__ = ["RequestContext", "WireCodec"]
 
@@ -46,15 +49,28 @@ class WireCodec(Protocol):
         """The JSON body for `call`."""
 
     def parse_response(
-        self, data: Any, *, status: int, headers: httpx.Headers, call: RequestContext | None = None
+        self,
+        data: Any,
+        *,
+        status: int,
+        headers: httpx.Headers,
+        call: RequestContext | None = None,
+        context: ErrorContext | None = None,
     ) -> ChatResponse:
         """Decode a complete (non-streamed) body, with the repairs `call`'s profile asks for.
-        Raises a typed error for error bodies."""
+        Raises a typed error, complete with `context`, for an error body."""
 
     def parse_error(
-        self, status: int, headers: httpx.Headers, body: bytes, *, profile: ModelProfile | None = None
+        self,
+        status: int,
+        headers: httpx.Headers,
+        body: bytes,
+        *,
+        profile: ModelProfile | None = None,
+        context: ErrorContext | None = None,
     ) -> APIStatusError:
-        """The typed error for an error response."""
+        """The typed error for an error response, complete with `context` (provider, model, host,
+        request id, key hint; credentials redacted)."""
 
     def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
         """A fresh parser for one streamed call."""

@@ -44,6 +44,7 @@ from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream
 from ._version import __version__
+from .providers._error_bodies import ErrorContext
 from .providers._provider import ConnectionOptions
 from .tokens import cost_of, model_info
 
@@ -422,11 +423,13 @@ class HTTPModel(Model):
                 retryable=True,
                 code="invalid_json",
             )
-        try:
-            parsed = self.codec.parse_response(data, status=response.status_code, headers=response.headers, call=call)
-        except ProviderError as exc:
-            raise self._enrich(exc, response) from None
-        return parsed
+        return self.codec.parse_response(
+            data,
+            status=response.status_code,
+            headers=response.headers,
+            call=call,
+            context=self._error_context(response),
+        )
 
     def _opened_from_body(
         self, response: httpx.Response, body: bytes, started: float, call: RequestContext
@@ -442,18 +445,19 @@ class HTTPModel(Model):
         )
 
     def _status_error(self, response: httpx.Response, body: bytes) -> ProviderError:
-        error = self.codec.parse_error(response.status_code, response.headers, body, profile=self.profile)
-        return self._enrich(error, response)
+        return self.codec.parse_error(
+            response.status_code, response.headers, body, profile=self.profile, context=self._error_context(response)
+        )
 
-    def _enrich(self, error: ProviderError, response: httpx.Response) -> ProviderError:
-        error.provider = self.provider
-        error.model = self.name
-        error.host = self.host
-        error.request_id = error.request_id or request_id_of(response.headers)
-        if isinstance(error, AuthenticationError):
-            error.key_hint = key_hint(self.auth.secret)
-        self._redact(error)
-        return error
+    def _error_context(self, response: httpx.Response) -> ErrorContext:
+        return ErrorContext(
+            provider=self.provider,
+            model=self.name,
+            host=self.host,
+            request_id=request_id_of(response.headers),
+            key_hint=key_hint(self.auth.secret),
+            secrets=tuple(self.auth.secrets()),
+        )
 
     def _redact(self, error: ProviderError) -> None:
         """The server may echo the key back in its message (also inside a stream); never let it

@@ -18,7 +18,7 @@ from .._exceptions import APIStatusError, NotFoundError
 from .._profile import ModelProfile
 from .._response import ChatResponse
 from ._azure_routes import AzureRoute
-from ._error_bodies import rate_limit_reset
+from ._error_bodies import NO_CONTEXT, ErrorContext, rate_limit_reset
 from ._openai_wire import OpenAIChatCodec
 
 __all__ = ["AzureChatCodec", "rate_limit_reset"]
@@ -41,19 +41,31 @@ class AzureChatCodec(OpenAIChatCodec):
         return body
 
     def parse_response(
-        self, data: Any, *, status: int, headers: httpx.Headers, call: RequestContext | None = None
+        self,
+        data: Any,
+        *,
+        status: int,
+        headers: httpx.Headers,
+        call: RequestContext | None = None,
+        context: ErrorContext | None = None,
     ) -> ChatResponse:
         try:
-            return super().parse_response(data, status=status, headers=headers, call=call)
+            return super().parse_response(data, status=status, headers=headers, call=call, context=context)
         except APIStatusError as error:
-            raise self._not_found(error) from None
+            raise self._not_found(error, context) from None
 
     def parse_error(
-        self, status: int, headers: httpx.Headers, body: bytes, *, profile: ModelProfile | None = None
+        self,
+        status: int,
+        headers: httpx.Headers,
+        body: bytes,
+        *,
+        profile: ModelProfile | None = None,
+        context: ErrorContext | None = None,
     ) -> APIStatusError:
-        return self._not_found(super().parse_error(status, headers, body, profile=profile))
+        return self._not_found(super().parse_error(status, headers, body, profile=profile, context=context), context)
 
-    def _not_found(self, error: APIStatusError) -> APIStatusError:
+    def _not_found(self, error: APIStatusError, context: ErrorContext | None) -> APIStatusError:
         if not (isinstance(error, NotFoundError) or error.code in _NOT_FOUND_CODES):
             return error
         return NotFoundError(
@@ -64,4 +76,5 @@ class AzureChatCodec(OpenAIChatCodec):
             error_type=error.error_type,
             retry_after=error.retry_after,
             phase="status",
+            **(context or NO_CONTEXT).fields(404),
         )

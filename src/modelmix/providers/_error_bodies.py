@@ -27,7 +27,16 @@ from .._exceptions import (
     status_error,
 )
 
-__all__ = ["ErrorInfo", "error_from_body", "error_in_ok_body", "error_info", "rate_limit_reset", "typed_error"]
+__all__ = [
+    "NO_CONTEXT",
+    "ErrorContext",
+    "ErrorInfo",
+    "error_from_body",
+    "error_in_ok_body",
+    "error_info",
+    "rate_limit_reset",
+    "typed_error",
+]
 
 _MAX_MESSAGE = 1000
 
@@ -41,6 +50,42 @@ _CONTEXT_MARKERS = (
     "too many tokens",
     "prompt is too long",
 )
+
+
+@dataclass(frozen=True)
+class ErrorContext:
+    """Everything an error should carry about where it happened, known before it is built, so
+    errors leave the classifier complete and are never patched afterwards."""
+
+    provider: str | None = None
+    model: str | None = None
+    host: str | None = None
+    request_id: str | None = None
+    key_hint: str | None = None
+    """At most the last characters of the credential, for a 401's message."""
+    secrets: tuple[str, ...] = ()
+    """Credentials a server may echo back; they never reach an error message."""
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret and secret in text:
+                text = text.replace(secret, self.key_hint or "…")
+        return text
+
+    def fields(self, status: int) -> dict[str, Any]:
+        """Constructor keywords of an error for `status`."""
+        found: dict[str, Any] = {
+            "provider": self.provider,
+            "model": self.model,
+            "host": self.host,
+            "request_id": self.request_id,
+        }
+        if status == 401:
+            found["key_hint"] = self.key_hint
+        return found
+
+
+NO_CONTEXT = ErrorContext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,20 +141,32 @@ def _ints(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"\d{3,}", text)]
 
 
-def typed_error(status: int, info: ErrorInfo, headers: Mapping[str, str]) -> APIStatusError:
-    """The most specific error for this status and body."""
+def typed_error(
+    status: int, info: ErrorInfo, headers: Mapping[str, str], context: ErrorContext = NO_CONTEXT
+) -> APIStatusError:
+    """The most specific error for this status and body, complete with `context`."""
     lowered = f"{info.code or ''} {info.type or ''} {info.message}".lower()
+    message = context.redact(info.message)
+    where = context.fields(status)
     common: dict[str, Any] = {"status": status, "code": info.code, "error_type": info.type}
     if info.code == "content_filter" or (info.raw is not None and _has_filter_result(info.raw)):
-        return PromptFilteredError(info.message, categories=_filter_categories(info.raw), **common)
+        where.pop("key_hint", None)
+        return PromptFilteredError(message, categories=_filter_categories(info.raw), **common, **where)
     if status in (400, 413, 422, 500) and any(marker in lowered for marker in _CONTEXT_MARKERS):
         limit, requested = _context_numbers(info)
-        return ContextLengthExceededError(info.message, limit=limit, requested=requested, **common)
-    return status_error(status, info.message, headers=headers, code=info.code, error_type=info.type, param=info.param)
+        return ContextLengthExceededError(message, limit=limit, requested=requested, **common, **where)
+    return status_error(
+        status, message, headers=headers, code=info.code, error_type=info.type, param=info.param, **where
+    )
 
 
 def error_from_body(
-    status: int, headers: Mapping[str, str], body: bytes, *, retry_conflict: bool = False
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    retry_conflict: bool = False,
+    context: ErrorContext = NO_CONTEXT,
 ) -> APIStatusError:
     """Decode an error response body (JSON or text) into a typed error.
 
@@ -128,7 +185,8 @@ def error_from_body(
         info = dataclasses.replace(
             info, message=f"{info.message}: the server is still loading the model; retry in a few seconds"
         )
-    error = typed_error(status, info, headers)
+    error = typed_error(status, info, headers, context)
+    # Hints read from the headers and the body are settled here, before the error leaves.
     if error.retry_after is None:
         error.retry_after = parse_retry_after(headers)
     if error.retry_after is None and status == 429:
@@ -141,7 +199,9 @@ def error_from_body(
     return error
 
 
-def error_in_ok_body(data: Any, status: int, headers: Mapping[str, str], *, fallback: str) -> APIStatusError:
+def error_in_ok_body(
+    data: Any, status: int, headers: Mapping[str, str], *, fallback: str, context: ErrorContext = NO_CONTEXT
+) -> APIStatusError:
     """The error an HTTP-200 body describes (LM Studio, Azure gateways, proxies). The status it
     deserved decides retrying: the one the body states, else one read from its message."""
     info = error_info(data, fallback=fallback)
@@ -153,7 +213,7 @@ def error_in_ok_body(data: Any, status: int, headers: Mapping[str, str], *, fall
         effective = status
     else:
         effective = _status_from_text(info.message) if raw_error else 500
-    return typed_error(effective, info, headers)
+    return typed_error(effective, info, headers, context)
 
 
 def _status_from_text(message: str) -> int:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._driver import afetch, fetch, request_timeout, with_timeout
 from .._exceptions import ConfigurationError, ProviderError, ResponseTooLargeError, translate_httpx_errors
-from ._error_bodies import error_from_body
+from ._error_bodies import ErrorContext, error_from_body
 
 if TYPE_CHECKING:
     from ._provider import Provider
@@ -119,10 +119,8 @@ def _request(url: httpx.URL, headers: Mapping[str, str], timeout: httpx.Timeout 
 
 def _decode(response: httpx.Response, body: bytes, provider: str) -> Any:
     if response.status_code >= 300:
-        error = error_from_body(response.status_code, response.headers, body)
-        error.provider = provider
-        error.host = response.request.url.host
-        raise error
+        context = ErrorContext(provider=provider, host=response.request.url.host)
+        raise error_from_body(response.status_code, response.headers, body, context=context)
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):

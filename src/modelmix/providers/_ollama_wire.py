@@ -40,7 +40,7 @@ from .._response import (
 )
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
 from ._compat_quirks import fold_system_messages
-from ._error_bodies import error_from_body, error_info, typed_error
+from ._error_bodies import NO_CONTEXT, ErrorContext, error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
 
 __all__ = ["OllamaCodec", "OllamaStreamParser", "ollama_usage"]
@@ -189,11 +189,17 @@ class OllamaCodec:
         return body
 
     def parse_response(
-        self, data: Any, *, status: int, headers: httpx.Headers, call: RequestContext | None = None
+        self,
+        data: Any,
+        *,
+        status: int,
+        headers: httpx.Headers,
+        call: RequestContext | None = None,
+        context: ErrorContext | None = None,
     ) -> ChatResponse:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("message"), Mapping):
             info = error_info(data, fallback="Ollama answered without a message")
-            raise self._typed(status if status >= 400 else 500, info.message, headers)
+            raise self._typed(status if status >= 400 else 500, info.message, headers, context or NO_CONTEXT)
         raw_message = data["message"]
         tool_calls = _tool_calls(raw_message.get("tool_calls"))
         content = raw_message.get("content")
@@ -216,24 +222,34 @@ class OllamaCodec:
         )
 
     def parse_error(
-        self, status: int, headers: httpx.Headers, body: bytes, *, profile: ModelProfile | None = None
+        self,
+        status: int,
+        headers: httpx.Headers,
+        body: bytes,
+        *,
+        profile: ModelProfile | None = None,
+        context: ErrorContext | None = None,
     ) -> APIStatusError:
-        error = error_from_body(status, headers, body)
+        where = context or NO_CONTEXT
+        error = error_from_body(status, headers, body, context=where)
         if isinstance(error, NotFoundError) or (status == 404 and "not found" in error.message):
-            return self._typed(404, error.message, headers)
+            return self._typed(404, error.message, headers, where)
         return error
 
-    def _typed(self, status: int, message: str, headers: Mapping[str, str]) -> APIStatusError:
+    def _typed(
+        self, status: int, message: str, headers: Mapping[str, str], context: ErrorContext = NO_CONTEXT
+    ) -> APIStatusError:
         found = _MODEL_IN_MESSAGE.search(message)
         if found or (status == 404 and "not found" in message.lower()):
             name = found.group(1) if found else self.model
             return NotFoundError(
-                f"{message}. The model is not on this Ollama server: run `ollama pull {name}` (or check the name "
-                "with `ollama list`)",
+                f"{context.redact(message)}. The model is not on this Ollama server: run `ollama pull {name}` "
+                "(or check the name with `ollama list`)",
                 status=404,
                 phase="status",
+                **context.fields(404),
             )
-        return typed_error(status, error_info(message, fallback=message), headers)
+        return typed_error(status, error_info(message, fallback=message), headers, context)
 
     def stream_parser(self, call: RequestContext | None = None) -> OllamaStreamParser:
         return OllamaStreamParser(self)

@@ -1,0 +1,58 @@
+"""Errors leave the codec complete: provider, model, host, request id and key hint are set when
+the error is built, and a credential the server echoed never reaches the message."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import modelmix as mm
+from modelmix.providers._error_bodies import ErrorContext
+from modelmix.providers._ollama_wire import OllamaCodec
+from modelmix.providers._openai_wire import OpenAIChatCodec
+
+KEY = "sk-echoed-0123456789abcdef"
+CONTEXT = ErrorContext(
+    provider="openai", model="gpt-4o", host="api.test", request_id="req_1", key_hint="…cdef", secrets=(KEY,)
+)
+
+
+def test_a_status_error_is_built_with_its_context() -> None:
+    body = (
+        b'{"error": {"message": "Incorrect API key provided: sk-echoed-0123456789abcdef", "code": "invalid_api_key"}}'
+    )
+    error = OpenAIChatCodec().parse_error(401, httpx.Headers(), body, context=CONTEXT)
+    assert isinstance(error, mm.AuthenticationError)
+    assert (error.provider, error.model, error.host, error.request_id) == ("openai", "gpt-4o", "api.test", "req_1")
+    assert error.key_hint == "…cdef"
+    assert KEY not in error.message
+    assert KEY not in repr(error.args)
+
+
+def test_an_error_body_sent_with_200_is_built_with_its_context() -> None:
+    data = {"error": {"message": "Model not loaded", "status": 404}}
+    with pytest.raises(mm.NotFoundError) as caught:
+        OpenAIChatCodec().parse_response(data, status=200, headers=httpx.Headers(), context=CONTEXT)
+    assert (caught.value.provider, caught.value.request_id, caught.value.status) == ("openai", "req_1", 404)
+
+
+def test_ollama_missing_model_is_built_with_its_context() -> None:
+    body = b'{"error": "model \\"llama9\\" not found, try pulling it first"}'
+    error = OllamaCodec("llama9").parse_error(404, httpx.Headers(), body, context=CONTEXT)
+    assert isinstance(error, mm.NotFoundError)
+    assert (error.provider, error.host, error.request_id) == ("openai", "api.test", "req_1")
+    assert "ollama pull llama9" in error.message
+
+
+def test_a_loading_server_is_retryable_with_a_hint() -> None:
+    error = OpenAIChatCodec().parse_error(503, httpx.Headers(), b'{"error": {"message": "Loading model"}}')
+    assert error.retryable is True
+    assert error.retry_after == 1.0
+    assert "still loading" in error.message
+
+
+def test_a_rate_limit_reset_header_feeds_retry_after_on_any_backend() -> None:
+    headers = httpx.Headers({"x-ratelimit-reset-requests": "2s", "x-ratelimit-remaining-requests": "0"})
+    error = OpenAIChatCodec().parse_error(429, headers, b'{"error": {"message": "slow down"}}')
+    assert isinstance(error, mm.RateLimitError)
+    assert error.retry_after == 2.0
