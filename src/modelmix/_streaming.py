@@ -190,7 +190,8 @@ def events_from_response(response: ChatResponse) -> list[StreamEvent]:
 class OpenedStream:
     """What a driver hands the stream once the response headers arrived with a success status."""
 
-    chunks: Iterator[bytes] | AsyncIterator[bytes] | None
+    chunks: Iterator[Any] | AsyncIterator[Any] | None
+    """Raw bytes for the parser's `feed`, or decoded items for its ``feed_object`` (`decoded`)."""
     close: Callable[[], None] | Callable[[], Awaitable[None]]
     request_id: str | None
     host: str | None
@@ -199,6 +200,8 @@ class OpenedStream:
     """Set when the server answered with a complete (non-streamed) JSON body."""
     redact: Callable[[ProviderError], None] | None = None
     """Removes credentials a server echoed into an error (errors sent inside the stream)."""
+    decoded: bool = False
+    """The chunks are decoded objects (an in-process model), fed to the parser's ``feed_object``."""
 
 
 class _StreamState:
@@ -224,8 +227,10 @@ class _StreamState:
                 self.committed = True
         return events
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
+    def feed(self, chunk: Any) -> list[StreamEvent]:
         try:
+            if self.opened is not None and self.opened.decoded:
+                return self.accept(self.parser.feed_object(chunk))  # type: ignore[attr-defined]
             return self.accept(self.parser.feed(chunk))
         except DecoderLimitError as exc:
             raise ResponseTooLargeError(

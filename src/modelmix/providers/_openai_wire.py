@@ -300,6 +300,21 @@ class OpenAIStreamParser:
             raise StreamDecodeError("a stream event is not valid JSON", offset=self._sse.consumed, length=len(data))
         if type(payload) is not dict and not isinstance(payload, Mapping):
             raise StreamDecodeError("a stream event is not a JSON object", offset=self._sse.consumed, length=len(data))
+        self._on_payload(payload, event_type, out)
+
+    def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
+        """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,
+        no JSON round trip."""
+        events: list[StreamEvent] = []
+        if self._done:
+            return events
+        if isinstance(item, str):
+            self._done = item == "[DONE]"
+            return events
+        self._on_payload(item, None, events)
+        return events
+
+    def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
         if event_type == "error" or payload.get("error") or payload.get("type") in ("error", "response.failed"):
             raise self._in_band_error(payload)
         if self._model is None and payload.get("model"):
