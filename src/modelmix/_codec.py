@@ -9,7 +9,7 @@ calls) lives in the codec or its stream parser, never in an overridden ``chat``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -20,10 +20,7 @@ from ._response import ChatResponse
 from ._settings import Settings
 from ._streaming import StreamParser
 
-if TYPE_CHECKING:
-    from .providers._error_bodies import ErrorContext
-
-__all__ = ["RequestContext", "WireCodec"]
+__all__ = ["NO_CONTEXT", "ErrorContext", "Reply", "RequestContext", "WireCodec"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +36,54 @@ class RequestContext:
     stream: bool
 
 
+@dataclass(frozen=True)
+class ErrorContext:
+    """Everything an error should carry about where it happened, known before it is built, so
+    errors leave the classifier complete and are never patched afterwards."""
+
+    provider: str | None = None
+    model: str | None = None
+    host: str | None = None
+    request_id: str | None = None
+    key_hint: str | None = None
+    """At most the last characters of the credential, for a 401's message."""
+    secrets: tuple[str, ...] = ()
+    """Credentials a server may echo back; they never reach an error message."""
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret and secret in text:
+                text = text.replace(secret, self.key_hint or "…")
+        return text
+
+    def fields(self, status: int) -> dict[str, Any]:
+        """Constructor keywords of an error for `status`."""
+        found: dict[str, Any] = {
+            "provider": self.provider,
+            "model": self.model,
+            "host": self.host,
+            "request_id": self.request_id,
+        }
+        if status == 401:
+            found["key_hint"] = self.key_hint
+        return found
+
+
+NO_CONTEXT = ErrorContext()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What came back besides the body: the status and headers, the call it answers (None for a
+    document such as a listing), the profile, and what the errors it may raise must carry."""
+
+    status: int
+    headers: httpx.Headers
+    call: RequestContext | None = None
+    profile: ModelProfile | None = None
+    context: ErrorContext = NO_CONTEXT
+
+
 class WireCodec(Protocol):
     """Sans-I/O knowledge of one wire protocol."""
 
@@ -48,29 +93,13 @@ class WireCodec(Protocol):
     def build_body(self, call: RequestContext) -> dict[str, Any]:
         """The JSON body for `call`."""
 
-    def parse_response(
-        self,
-        data: Any,
-        *,
-        status: int,
-        headers: httpx.Headers,
-        call: RequestContext | None = None,
-        context: ErrorContext | None = None,
-    ) -> ChatResponse:
-        """Decode a complete (non-streamed) body, with the repairs `call`'s profile asks for.
-        Raises a typed error, complete with `context`, for an error body."""
+    def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
+        """Decode a complete (non-streamed) body, with the repairs the call's profile asks for.
+        Raises a typed error, complete with the reply's context, for an error body."""
 
-    def parse_error(
-        self,
-        status: int,
-        headers: httpx.Headers,
-        body: bytes,
-        *,
-        profile: ModelProfile | None = None,
-        context: ErrorContext | None = None,
-    ) -> APIStatusError:
-        """The typed error for an error response, complete with `context` (provider, model, host,
-        request id, key hint; credentials redacted)."""
+    def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
+        """The typed error for an error response, complete with the reply's context (provider,
+        model, host, request id, key hint; credentials redacted)."""
 
     def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
         """A fresh parser for one streamed call."""

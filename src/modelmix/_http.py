@@ -15,7 +15,7 @@ import httpx
 from typing_extensions import Unpack
 
 from ._auth import key_hint
-from ._codec import RequestContext, WireCodec
+from ._codec import ErrorContext, Reply, RequestContext, WireCodec
 from ._driver import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
@@ -44,7 +44,6 @@ from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream
 from ._version import __version__
-from .providers._error_bodies import ErrorContext
 from .providers._provider import ConnectionOptions
 from .tokens import cost_of, model_info
 
@@ -423,13 +422,7 @@ class HTTPModel(Model):
                 retryable=True,
                 code="invalid_json",
             )
-        return self.codec.parse_response(
-            data,
-            status=response.status_code,
-            headers=response.headers,
-            call=call,
-            context=self._error_context(response),
-        )
+        return self.codec.parse_response(data, self._reply(response, call))
 
     def _opened_from_body(
         self, response: httpx.Response, body: bytes, started: float, call: RequestContext
@@ -445,12 +438,10 @@ class HTTPModel(Model):
         )
 
     def _status_error(self, response: httpx.Response, body: bytes) -> ProviderError:
-        return self.codec.parse_error(
-            response.status_code, response.headers, body, profile=self.profile, context=self._error_context(response)
-        )
+        return self.codec.parse_error(body, self._reply(response))
 
-    def _error_context(self, response: httpx.Response) -> ErrorContext:
-        return ErrorContext(
+    def _reply(self, response: httpx.Response, call: RequestContext | None = None) -> Reply:
+        context = ErrorContext(
             provider=self.provider,
             model=self.name,
             host=self.host,
@@ -458,6 +449,7 @@ class HTTPModel(Model):
             key_hint=key_hint(self.auth.secret),
             secrets=tuple(self.auth.secrets()),
         )
+        return Reply(response.status_code, response.headers, call, self.profile, context)
 
     def _redact(self, error: ProviderError) -> None:
         """The server may echo the key back in its message (also inside a stream); never let it

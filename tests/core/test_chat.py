@@ -10,6 +10,7 @@ import pytest
 
 import modelmix as mm
 from modelmix._auth import NoAuth
+from modelmix._codec import Reply
 from modelmix._http import HTTPModel
 from modelmix.providers._error_bodies import error_from_body, error_info
 from modelmix.providers._openai_wire import OpenAIChatCodec
@@ -17,6 +18,10 @@ from modelmix.providers.openai import OpenAIModel
 
 from ._helpers import Driver, completion, provider
 from .conftest import MakeModel
+
+
+def _error_from_body(status: int, headers: dict[str, str], body: bytes) -> mm.APIStatusError:
+    return error_from_body(body, Reply(status, httpx.Headers(headers)))
 
 
 def respond(status: int, body: Any = None, *, headers: dict[str, str] | None = None, raw: bytes | None = None) -> Any:
@@ -121,19 +126,19 @@ async def test_error_bodies(
 
 
 def test_error_body_helpers() -> None:
-    text = error_from_body(502, {"retry-after": "4"}, b"<html>Bad gateway</html>")
+    text = _error_from_body(502, {"retry-after": "4"}, b"<html>Bad gateway</html>")
     assert isinstance(text, mm.ServerError)
     assert text.message == "<html>Bad gateway</html>"
     assert text.retry_after == 4.0
-    assert error_from_body(500, {}, b"\xff\xfe").message == "\ufffd\ufffd"
+    assert _error_from_body(500, {}, b"\xff\xfe").message == "\ufffd\ufffd"
     assert error_info({"message": "m", "code": 7}, fallback="f").code == "7"
     assert error_info({"error": ""}, fallback="f").message == "f"
     assert error_info(["odd"], fallback="f").message == "f"
     assert error_info({"error": {"message": None}}, fallback="f").message == "f"
-    only_number = error_from_body(400, {}, b'{"error": {"message": "context length is 4096"}}')
+    only_number = _error_from_body(400, {}, b'{"error": {"message": "context length is 4096"}}')
     assert isinstance(only_number, mm.ContextLengthExceededError)
     assert (only_number.limit, only_number.requested) == (4096, None)
-    assert error_from_body(400, {}, b'{"error": {"message": "m", "innererror": {"code": "Other"}}}').code is None
+    assert _error_from_body(400, {}, b'{"error": {"message": "m", "innererror": {"code": "Other"}}}').code is None
 
 
 async def test_non_json_success_body(driver: Driver, make_model: MakeModel) -> None:

@@ -15,6 +15,7 @@ import pytest
 import modelmix as mm
 from modelmix import _registry
 from modelmix._auth import Auth
+from modelmix._codec import Reply
 from modelmix._exceptions import AllModelsFailedError, _transport_error_for
 from modelmix._http import HTTPModel
 from modelmix._response import ContentFilterEvent, FinishEvent, UsageEvent
@@ -24,6 +25,10 @@ from modelmix.providers._openai_wire import OpenAIChatCodec, OpenAIStreamParser,
 
 from ._helpers import Chunks, Driver, chunk, completion, provider, sse_body, sse_response
 from .conftest import MakeModel
+
+
+def _error_from_body(status: int, headers: dict[str, str], body: bytes) -> mm.APIStatusError:
+    return error_from_body(body, Reply(status, httpx.Headers(headers)))
 
 
 class RotatingToken(Auth):
@@ -242,10 +247,10 @@ def test_wire_corners() -> None:
     }
     codec = OpenAIChatCodec()
     data = {"choices": [{"index": 1, "message": {"content": "not choice 0"}}], "model": "m"}
-    parsed = codec.parse_response(data, status=200, headers=httpx.Headers())
+    parsed = codec.parse_response(data, Reply(200, httpx.Headers()))
     assert parsed.text == ""
     weird_call = {"choices": [{"index": 0, "message": {"tool_calls": [{"id": "x", "function": "oops"}, 5]}}]}
-    (call,) = codec.parse_response(weird_call, status=200, headers=httpx.Headers()).tool_calls
+    (call,) = codec.parse_response(weird_call, Reply(200, httpx.Headers())).tool_calls
     assert (call.id, call.name) == ("x", "")
     parser = OpenAIStreamParser()
     events = parser.feed(
@@ -257,11 +262,11 @@ def test_wire_corners() -> None:
 
 
 def test_content_filter_error_without_details() -> None:
-    error = error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "blocked"}}')
+    error = _error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "blocked"}}')
     assert isinstance(error, mm.ContentFilterError)
     assert error.categories == {}
     assert error.source == "prompt"
-    odd = error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "b", "innererror": {"x": 1}}}')
+    odd = _error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "b", "innererror": {"x": 1}}}')
     assert isinstance(odd, mm.ContentFilterError)
     assert odd.categories == {}
 

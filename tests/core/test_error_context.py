@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 import modelmix as mm
-from modelmix.providers._error_bodies import ErrorContext
+from modelmix._codec import ErrorContext, Reply
 from modelmix.providers._ollama_wire import OllamaCodec
 from modelmix.providers._openai_wire import OpenAIChatCodec
 
@@ -21,7 +21,7 @@ def test_a_status_error_is_built_with_its_context() -> None:
     body = (
         b'{"error": {"message": "Incorrect API key provided: sk-echoed-0123456789abcdef", "code": "invalid_api_key"}}'
     )
-    error = OpenAIChatCodec().parse_error(401, httpx.Headers(), body, context=CONTEXT)
+    error = OpenAIChatCodec().parse_error(body, Reply(401, httpx.Headers(), context=CONTEXT))
     assert isinstance(error, mm.AuthenticationError)
     assert (error.provider, error.model, error.host, error.request_id) == ("openai", "gpt-4o", "api.test", "req_1")
     assert error.key_hint == "…cdef"
@@ -32,20 +32,20 @@ def test_a_status_error_is_built_with_its_context() -> None:
 def test_an_error_body_sent_with_200_is_built_with_its_context() -> None:
     data = {"error": {"message": "Model not loaded", "status": 404}}
     with pytest.raises(mm.NotFoundError) as caught:
-        OpenAIChatCodec().parse_response(data, status=200, headers=httpx.Headers(), context=CONTEXT)
+        OpenAIChatCodec().parse_response(data, Reply(200, httpx.Headers(), context=CONTEXT))
     assert (caught.value.provider, caught.value.request_id, caught.value.status) == ("openai", "req_1", 404)
 
 
 def test_ollama_missing_model_is_built_with_its_context() -> None:
     body = b'{"error": "model \\"llama9\\" not found, try pulling it first"}'
-    error = OllamaCodec("llama9").parse_error(404, httpx.Headers(), body, context=CONTEXT)
+    error = OllamaCodec("llama9").parse_error(body, Reply(404, httpx.Headers(), context=CONTEXT))
     assert isinstance(error, mm.NotFoundError)
     assert (error.provider, error.host, error.request_id) == ("openai", "api.test", "req_1")
     assert "ollama pull llama9" in error.message
 
 
 def test_a_loading_server_is_retryable_with_a_hint() -> None:
-    error = OpenAIChatCodec().parse_error(503, httpx.Headers(), b'{"error": {"message": "Loading model"}}')
+    error = OpenAIChatCodec().parse_error(b'{"error": {"message": "Loading model"}}', Reply(503, httpx.Headers()))
     assert error.retryable is True
     assert error.retry_after == 1.0
     assert "still loading" in error.message
@@ -53,6 +53,6 @@ def test_a_loading_server_is_retryable_with_a_hint() -> None:
 
 def test_a_rate_limit_reset_header_feeds_retry_after_on_any_backend() -> None:
     headers = httpx.Headers({"x-ratelimit-reset-requests": "2s", "x-ratelimit-remaining-requests": "0"})
-    error = OpenAIChatCodec().parse_error(429, headers, b'{"error": {"message": "slow down"}}')
+    error = OpenAIChatCodec().parse_error(b'{"error": {"message": "slow down"}}', Reply(429, headers))
     assert isinstance(error, mm.RateLimitError)
     assert error.retry_after == 2.0

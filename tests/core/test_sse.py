@@ -330,8 +330,8 @@ def test_the_openai_parser_takes_decoded_objects_without_a_json_round_trip() -> 
     parser = OpenAIStreamParser()
     events = parser.feed_object({"model": "m", "choices": [{"index": 0, "delta": {"content": "hi"}}]})
     events += parser.feed_object({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
-    assert not parser.done
-    assert parser.feed_object("[DONE]") == []
-    assert parser.done
+    before = parser.done
+    finished = parser.feed_object("[DONE]")
+    assert (before, finished, parser.done) == (False, [], True)
     assert [type(e) for e in events] == [TextDelta, UsageEvent]
     assert parser.model == "m"

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from .._codec import RequestContext
+from .._codec import ErrorContext, Reply, RequestContext
 from .._exceptions import APIStatusError, NotFoundError
-from .._profile import ModelProfile
 from .._response import ChatResponse
 from ._azure_routes import AzureRoute
-from ._error_bodies import NO_CONTEXT, ErrorContext, rate_limit_reset
+from ._error_bodies import rate_limit_reset
 from ._openai_wire import OpenAIChatCodec
 
 __all__ = ["AzureChatCodec", "rate_limit_reset"]
@@ -40,32 +37,16 @@ class AzureChatCodec(OpenAIChatCodec):
             body.pop("model", None)
         return body
 
-    def parse_response(
-        self,
-        data: Any,
-        *,
-        status: int,
-        headers: httpx.Headers,
-        call: RequestContext | None = None,
-        context: ErrorContext | None = None,
-    ) -> ChatResponse:
+    def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
         try:
-            return super().parse_response(data, status=status, headers=headers, call=call, context=context)
+            return super().parse_response(data, reply)
         except APIStatusError as error:
-            raise self._not_found(error, context) from None
+            raise self._not_found(error, reply.context) from None
 
-    def parse_error(
-        self,
-        status: int,
-        headers: httpx.Headers,
-        body: bytes,
-        *,
-        profile: ModelProfile | None = None,
-        context: ErrorContext | None = None,
-    ) -> APIStatusError:
-        return self._not_found(super().parse_error(status, headers, body, profile=profile, context=context), context)
+    def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
+        return self._not_found(super().parse_error(body, reply), reply.context)
 
-    def _not_found(self, error: APIStatusError, context: ErrorContext | None) -> APIStatusError:
+    def _not_found(self, error: APIStatusError, context: ErrorContext) -> APIStatusError:
         if not (isinstance(error, NotFoundError) or error.code in _NOT_FOUND_CODES):
             return error
         return NotFoundError(
@@ -76,5 +57,5 @@ class AzureChatCodec(OpenAIChatCodec):
             error_type=error.error_type,
             retry_after=error.retry_after,
             phase="status",
-            **(context or NO_CONTEXT).fields(404),
+            **context.fields(404),
         )

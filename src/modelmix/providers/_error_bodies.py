@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._codec import NO_CONTEXT, ErrorContext, Reply
 from .._exceptions import (
     APIStatusError,
     ContextLengthExceededError,
@@ -28,8 +29,6 @@ from .._exceptions import (
 )
 
 __all__ = [
-    "NO_CONTEXT",
-    "ErrorContext",
     "ErrorInfo",
     "error_from_body",
     "error_in_ok_body",
@@ -50,42 +49,6 @@ _CONTEXT_MARKERS = (
     "too many tokens",
     "prompt is too long",
 )
-
-
-@dataclass(frozen=True)
-class ErrorContext:
-    """Everything an error should carry about where it happened, known before it is built, so
-    errors leave the classifier complete and are never patched afterwards."""
-
-    provider: str | None = None
-    model: str | None = None
-    host: str | None = None
-    request_id: str | None = None
-    key_hint: str | None = None
-    """At most the last characters of the credential, for a 401's message."""
-    secrets: tuple[str, ...] = ()
-    """Credentials a server may echo back; they never reach an error message."""
-
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret and secret in text:
-                text = text.replace(secret, self.key_hint or "…")
-        return text
-
-    def fields(self, status: int) -> dict[str, Any]:
-        """Constructor keywords of an error for `status`."""
-        found: dict[str, Any] = {
-            "provider": self.provider,
-            "model": self.model,
-            "host": self.host,
-            "request_id": self.request_id,
-        }
-        if status == 401:
-            found["key_hint"] = self.key_hint
-        return found
-
-
-NO_CONTEXT = ErrorContext()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,19 +123,12 @@ def typed_error(
     )
 
 
-def error_from_body(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    retry_conflict: bool = False,
-    context: ErrorContext = NO_CONTEXT,
-) -> APIStatusError:
-    """Decode an error response body (JSON or text) into a typed error.
-
-    `retry_conflict`: the backend uses 409 for transient lock timeouts (OpenAI), so one is
-    retryable unless the server says otherwise with ``x-should-retry``.
-    """
+def error_from_body(body: bytes, reply: Reply) -> APIStatusError:
+    """Decode an error response body (JSON or text) into a typed error, complete with the
+    reply's context. A 409 is retryable where the profile says it is a transient lock (OpenAI)
+    unless the server says otherwise with ``x-should-retry``."""
+    status, headers, context = reply.status, reply.headers, reply.context
+    retry_conflict = reply.profile is not None and reply.profile.retry_conflict
     fallback = f"HTTP {status}"
     try:
         data: Any = json.loads(body) if body else None
@@ -199,11 +155,10 @@ def error_from_body(
     return error
 
 
-def error_in_ok_body(
-    data: Any, status: int, headers: Mapping[str, str], *, fallback: str, context: ErrorContext = NO_CONTEXT
-) -> APIStatusError:
+def error_in_ok_body(data: Any, reply: Reply, *, fallback: str) -> APIStatusError:
     """The error an HTTP-200 body describes (LM Studio, Azure gateways, proxies). The status it
     deserved decides retrying: the one the body states, else one read from its message."""
+    status, headers, context = reply.status, reply.headers, reply.context
     info = error_info(data, fallback=fallback)
     raw_error = data.get("error") if isinstance(data, Mapping) else None
     stated = raw_error.get("status") if isinstance(raw_error, Mapping) else None

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._codec import ErrorContext, Reply
 from .._driver import afetch, fetch, request_timeout, with_timeout
 from .._exceptions import ConfigurationError, ProviderError, ResponseTooLargeError, translate_httpx_errors
-from ._error_bodies import ErrorContext, error_from_body
+from ._error_bodies import error_from_body
 
 if TYPE_CHECKING:
     from ._provider import Provider
@@ -120,7 +121,7 @@ def _request(url: httpx.URL, headers: Mapping[str, str], timeout: httpx.Timeout 
 def _decode(response: httpx.Response, body: bytes, provider: str) -> Any:
     if response.status_code >= 300:
         context = ErrorContext(provider=provider, host=response.request.url.host)
-        raise error_from_body(response.status_code, response.headers, body, context=context)
+        raise error_from_body(body, Reply(response.status_code, response.headers, context=context))
     try:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError):

@@ -21,13 +21,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
-from .._codec import RequestContext
+from .._codec import NO_CONTEXT, ErrorContext, Reply, RequestContext
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
-from .._profile import ModelProfile
 from .._response import (
     ChatResponse,
     FinishEvent,
@@ -40,7 +38,7 @@ from .._response import (
 )
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
 from ._compat_quirks import fold_system_messages
-from ._error_bodies import NO_CONTEXT, ErrorContext, error_from_body, error_info, typed_error
+from ._error_bodies import error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
 
 __all__ = ["OllamaCodec", "OllamaStreamParser", "ollama_usage"]
@@ -188,18 +186,11 @@ class OllamaCodec:
             body.update(extra)
         return body
 
-    def parse_response(
-        self,
-        data: Any,
-        *,
-        status: int,
-        headers: httpx.Headers,
-        call: RequestContext | None = None,
-        context: ErrorContext | None = None,
-    ) -> ChatResponse:
+    def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("message"), Mapping):
             info = error_info(data, fallback="Ollama answered without a message")
-            raise self._typed(status if status >= 400 else 500, info.message, headers, context or NO_CONTEXT)
+            status = reply.status if reply.status >= 400 else 500
+            raise self._typed(status, info.message, reply.headers, reply.context)
         raw_message = data["message"]
         tool_calls = _tool_calls(raw_message.get("tool_calls"))
         content = raw_message.get("content")
@@ -221,19 +212,10 @@ class OllamaCodec:
             raw=dict(data),
         )
 
-    def parse_error(
-        self,
-        status: int,
-        headers: httpx.Headers,
-        body: bytes,
-        *,
-        profile: ModelProfile | None = None,
-        context: ErrorContext | None = None,
-    ) -> APIStatusError:
-        where = context or NO_CONTEXT
-        error = error_from_body(status, headers, body, context=where)
-        if isinstance(error, NotFoundError) or (status == 404 and "not found" in error.message):
-            return self._typed(404, error.message, headers, where)
+    def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
+        error = error_from_body(body, reply)
+        if isinstance(error, NotFoundError) or (reply.status == 404 and "not found" in error.message):
+            return self._typed(404, error.message, reply.headers, reply.context)
         return error
 
     def _typed(

@@ -13,13 +13,11 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
-from .._codec import RequestContext
+from .._codec import Reply, RequestContext
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
-from .._profile import ModelProfile
 from .._response import (
     ChatResponse,
     ContentFilterEvent,
@@ -35,7 +33,7 @@ from .._settings import Tool
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
 from .._streaming import StreamParser
 from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
-from ._error_bodies import NO_CONTEXT, ErrorContext, error_from_body, error_in_ok_body, error_info, typed_error
+from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 
 __all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "parse_usage"]
 
@@ -193,20 +191,10 @@ class OpenAIChatCodec:
             body.update(extra)
         return body
 
-    def parse_response(
-        self,
-        data: Any,
-        *,
-        status: int,
-        headers: httpx.Headers,
-        call: RequestContext | None = None,
-        context: ErrorContext | None = None,
-    ) -> ChatResponse:
+    def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("choices"), list):
             # LM Studio, Azure gateways and some proxies answer HTTP 200 with an error body.
-            raise error_in_ok_body(
-                data, status, headers, fallback="the server answered without any choices", context=context or NO_CONTEXT
-            )
+            raise error_in_ok_body(data, reply, fallback="the server answered without any choices")
         choice = _choice0(data["choices"]) or {}
         raw_message = choice.get("message") or {}
         tool_calls = [_tool_call(call) for call in raw_message.get("tool_calls") or [] if isinstance(call, Mapping)]
@@ -231,19 +219,10 @@ class OpenAIChatCodec:
             prompt_filter_results=list(prompt_filters) if isinstance(prompt_filters, list) else None,
             raw=dict(data),
         )
-        return repair_response(response, call) if call is not None else response
+        return repair_response(response, reply.call) if reply.call is not None else response
 
-    def parse_error(
-        self,
-        status: int,
-        headers: httpx.Headers,
-        body: bytes,
-        *,
-        profile: ModelProfile | None = None,
-        context: ErrorContext | None = None,
-    ) -> APIStatusError:
-        retry_conflict = profile is not None and profile.retry_conflict
-        return error_from_body(status, headers, body, retry_conflict=retry_conflict, context=context or NO_CONTEXT)
+    def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
+        return error_from_body(body, reply)
 
     def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
         parser = OpenAIStreamParser()

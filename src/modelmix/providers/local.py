@@ -33,6 +33,7 @@ import httpx
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
+from .._codec import Reply
 from .._exceptions import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -284,7 +285,7 @@ class LocalModel(Model):
                 raw = runtime.llama.create_chat_completion(messages=encoded, **call)
         finally:
             runtime.lock.release()
-        response = self._codec.parse_response(raw, status=200, headers=httpx.Headers())
+        response = self._codec.parse_response(raw, Reply(200, httpx.Headers()))
         return response.model_copy(
             update={"provider": self.provider, "model": self.name, "latency": time.perf_counter() - started}
         )
