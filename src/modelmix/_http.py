@@ -61,6 +61,15 @@ class HTTPModelOptions(ConnectionOptions, total=False):
     max_response_bytes: int
 
 
+_MODEL_KEYS = frozenset(HTTPModelOptions.__annotations__) - frozenset(ConnectionOptions.__annotations__)
+
+
+def split_model_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(the model's own options, everything else)`` — the rest configures the provider."""
+    own = {k: v for k, v in options.items() if k in _MODEL_KEYS}
+    return own, {k: v for k, v in options.items() if k not in _MODEL_KEYS}
+
+
 __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "HTTPModel", "HTTPModelOptions", "RequestContext", "WireCodec"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "request-id", "x-amzn-requestid")

@@ -23,7 +23,16 @@ from ._error_bodies import error_from_body
 if TYPE_CHECKING:
     from ._provider import Provider
 
-__all__ = ["AvailableModel", "aget_json", "alist_models", "alist_with", "get_json", "list_models", "list_with"]
+__all__ = [
+    "AvailableModel",
+    "aget_json",
+    "alist_models",
+    "alist_with",
+    "get_json",
+    "list_models",
+    "list_with",
+    "listing_request",
+]
 
 LIST_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 
@@ -113,9 +122,10 @@ def _too_large(provider: str, host: str) -> Callable[[], ResponseTooLargeError]:
     return build
 
 
-def _request(url: httpx.URL, headers: Mapping[str, str], timeout: httpx.Timeout | float | None) -> httpx.Request:
+def listing_request(url: httpx.URL, headers: Mapping[str, str], timeout: httpx.Timeout | float | None) -> httpx.Request:
+    """``GET url`` with `timeout` (else the listing default) for every phase."""
     request = httpx.Request("GET", url, headers=dict(headers))
-    return with_timeout(request, request_timeout(timeout, None))
+    return with_timeout(request, request_timeout(timeout if timeout is not None else LIST_TIMEOUT, None))
 
 
 def _decode(response: httpx.Response, body: bytes, provider: str) -> Any:
@@ -133,43 +143,15 @@ def _decode(response: httpx.Response, body: bytes, provider: str) -> Any:
         ) from None
 
 
-def get_json(
-    url: httpx.URL,
-    *,
-    provider: str,
-    headers: Mapping[str, str],
-    timeout: httpx.Timeout | float | None = None,
-    client: httpx.Client | None = None,
-) -> Any:
+def get_json(client: httpx.Client, request: httpx.Request, *, provider: str) -> Any:
     """GET a small JSON document through the driver, with modelmix's error mapping."""
-    http = client or httpx.Client(timeout=LIST_TIMEOUT, follow_redirects=False)
-    try:
-        with translate_httpx_errors(provider=provider, model=None, host=url.host):
-            response, body = fetch(
-                http, _request(url, headers, timeout), limit=MAX_LISTING_BYTES, too_large=_too_large(provider, url.host)
-            )
-        return _decode(response, body, provider)
-    finally:
-        if client is None:
-            http.close()
+    with translate_httpx_errors(provider=provider, model=None, host=request.url.host):
+        reply = fetch(client, request, limit=MAX_LISTING_BYTES, too_large=_too_large(provider, request.url.host))
+    return _decode(*reply, provider)
 
 
-async def aget_json(
-    url: httpx.URL,
-    *,
-    provider: str,
-    headers: Mapping[str, str],
-    timeout: httpx.Timeout | float | None = None,
-    client: httpx.AsyncClient | None = None,
-) -> Any:
+async def aget_json(client: httpx.AsyncClient, request: httpx.Request, *, provider: str) -> Any:
     """Async `get_json`."""
-    http = client or httpx.AsyncClient(timeout=LIST_TIMEOUT, follow_redirects=False)
-    try:
-        with translate_httpx_errors(provider=provider, model=None, host=url.host):
-            response, body = await afetch(
-                http, _request(url, headers, timeout), limit=MAX_LISTING_BYTES, too_large=_too_large(provider, url.host)
-            )
-        return _decode(response, body, provider)
-    finally:
-        if client is None:
-            await http.aclose()
+    with translate_httpx_errors(provider=provider, model=None, host=request.url.host):
+        reply = await afetch(client, request, limit=MAX_LISTING_BYTES, too_large=_too_large(provider, request.url.host))
+    return _decode(*reply, provider)

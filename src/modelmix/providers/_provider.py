@@ -21,7 +21,7 @@ from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
 from .._driver import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 from .._exceptions import ConfigurationError
 from .._profile import FamilyTable, ModelProfile, ProfileOverride, build_profile, family_fields
-from ._listing import LIST_TIMEOUT, AvailableModel, aget_json, alist_with, get_json, list_with
+from ._listing import AvailableModel, aget_json, alist_with, get_json, list_with, listing_request
 
 if TYPE_CHECKING:
     from .._codec import WireCodec
@@ -201,27 +201,11 @@ class Provider:
 
     def list_models(self) -> list[AvailableModel]:
         """The models this backend offers right now."""
-        url = self._listing_url()
-        data = get_json(
-            url,
-            provider=self.name,
-            headers=self._listing_headers(),
-            timeout=self._listing_timeout(),
-            client=self.sync_client(),
-        )
-        return self.parse_models(data)
+        return self.parse_models(get_json(self.sync_client(), self._listing_request(), provider=self.name))
 
     async def alist_models(self) -> list[AvailableModel]:
         """Async `list_models`."""
-        url = self._listing_url()
-        data = await aget_json(
-            url,
-            provider=self.name,
-            headers=self._listing_headers(),
-            timeout=self._listing_timeout(),
-            client=self.async_client(),
-        )
-        return self.parse_models(data)
+        return self.parse_models(await aget_json(self.async_client(), self._listing_request(), provider=self.name))
 
     def parse_models(self, data: Any) -> list[AvailableModel]:
         """The listing answer as models (OpenAI's ``{"data": [{"id": ...}]}`` unless overridden)."""
@@ -243,16 +227,11 @@ class Provider:
             )
         return models
 
-    def _listing_url(self) -> httpx.URL:
+    def _listing_request(self) -> httpx.Request:
         if self.listing_path is None:
             raise ConfigurationError(f"{self.name}: this backend cannot list its models")
-        return self.base_url.join(self.listing_path)
-
-    def _listing_headers(self) -> dict[str, str]:
-        return {"accept": "application/json", **self.headers, **self.auth.headers()}
-
-    def _listing_timeout(self) -> httpx.Timeout | float:
-        return self.timeout if self.timeout is not None else LIST_TIMEOUT
+        headers = {"accept": "application/json", **self.headers, **self.auth.headers()}
+        return listing_request(self.base_url.join(self.listing_path), headers, self.timeout)
 
     # ------------------------------------------------------------------------- clients
 

@@ -28,7 +28,7 @@ from typing_extensions import Unpack
 from .._auth import Auth, resolve_secret
 from .._driver import afetch, fetch
 from .._exceptions import ConfigurationError, ProviderError
-from .._http import HTTPModel, HTTPModelOptions
+from .._http import HTTPModel, HTTPModelOptions, split_model_options
 from .._profile import ModelProfile, ProfileOverride, build_profile, family_fields
 from ._azure_auth import (
     DEFAULT_REFRESH_MARGIN,
@@ -74,6 +74,23 @@ class AzureModelInfo(BaseModel):
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 
+class AzureConnectionOptions(ConnectionOptions, total=False):
+    """Where an Azure deployment is and how to authenticate (see the module docstring)."""
+
+    endpoint: str | None
+    token_provider: TokenProvider | None
+    credential: Any
+    scope: str
+    route: RouteName | None
+    api_version: str | None
+    refresh_margin: float
+    clock: Callable[[], float]
+
+
+class AzureModelOptions(AzureConnectionOptions, HTTPModelOptions, total=False):
+    """`AzureModel`'s options: the connection's and the model's own."""
+
+
 class AzureProvider(Provider):
     """One Azure endpoint on one route (chosen from the URL, or forced with ``route=``)."""
 
@@ -86,21 +103,8 @@ class AzureProvider(Provider):
     families = AZURE_FAMILIES
     named_profiles = PROFILES
 
-    def __init__(
-        self,
-        deployment: str,
-        *,
-        endpoint: str | None = None,
-        token_provider: TokenProvider | None = None,
-        credential: Any = None,
-        scope: str = DEFAULT_SCOPE,
-        route: RouteName | None = None,
-        api_version: str | None = None,
-        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
-        clock: Callable[[], float] = time.time,
-        **options: Unpack[ConnectionOptions],
-    ) -> None:
-        base_url = options.pop("base_url", None)
+    def __init__(self, deployment: str, **options: Unpack[AzureConnectionOptions]) -> None:
+        endpoint, base_url = options.pop("endpoint", None), options.pop("base_url", None)
         if endpoint and base_url and endpoint != base_url:
             raise ConfigurationError("give the Azure endpoint once: endpoint= or base_url=, not both")
         where = endpoint or base_url or os.environ.get(ENDPOINT_ENV)
@@ -113,19 +117,20 @@ class AzureProvider(Provider):
         self.route: AzureRoute = resolve_route(
             where,
             deployment,
-            route=route,
-            api_version=api_version,
+            route=options.pop("route", None),
+            api_version=options.pop("api_version", None),
             classic_api_version=os.environ.get(API_VERSION_ENV) or None,
         )
         self._credential_options: dict[str, Any] = {
-            "token_provider": token_provider,
-            "credential": credential,
-            "scope": scope,
-            "refresh_margin": refresh_margin,
-            "clock": clock,
+            "token_provider": options.pop("token_provider", None),
+            "credential": options.pop("credential", None),
+            "scope": options.pop("scope", DEFAULT_SCOPE),
+            "refresh_margin": options.pop("refresh_margin", DEFAULT_REFRESH_MARGIN),
+            "clock": options.pop("clock", time.time),
         }
-        options["base_url"] = self.route.base_url
-        super().__init__(**options)
+        connection, _ = split_connection_options(options)
+        connection["base_url"] = self.route.base_url
+        super().__init__(**connection)
 
     @property
     def catalog(self) -> bool:
@@ -176,36 +181,12 @@ class AzureModel(HTTPModel):
 
     backend: AzureProvider
 
-    def __init__(
-        self,
-        deployment: str,
-        *,
-        endpoint: str | None = None,
-        token_provider: TokenProvider | None = None,
-        credential: Any = None,
-        scope: str = DEFAULT_SCOPE,
-        route: RouteName | None = None,
-        api_version: str | None = None,
-        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
-        clock: Callable[[], float] = time.time,
-        **options: Unpack[HTTPModelOptions],
-    ) -> None:
+    def __init__(self, deployment: str, **options: Unpack[AzureModelOptions]) -> None:
         if not deployment:
             raise ConfigurationError("an Azure deployment name is required, e.g. 'azure:gpt-4o-mini'")
-        connection, rest = split_connection_options(options)
-        provider = AzureProvider(
-            deployment,
-            endpoint=endpoint,
-            token_provider=token_provider,
-            credential=credential,
-            scope=scope,
-            route=route,
-            api_version=api_version,
-            refresh_margin=refresh_margin,
-            clock=clock,
-            **connection,
-        )
-        super().__init__(deployment, provider=provider, **rest)
+        own, connection = split_model_options(options)
+        provider = AzureProvider(deployment, **connection)
+        super().__init__(deployment, provider=provider, **own)
         self.route = provider.route
         logger.debug(
             "azure:%s → %s route %s (profile %s, auth %r)",
