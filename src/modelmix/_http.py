@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -210,14 +210,7 @@ class HTTPModel(Model):
             except BaseException:
                 response.close()
                 raise
-            return OpenedStream(
-                chunks=response.iter_bytes(),
-                close=response.close,
-                request_id=request_id_of(response.headers),
-                host=self.host,
-                started=started,
-                redact=self._redact,
-            )
+            return self._opened(response, response.iter_bytes(), response.close, started)
 
         return Stream(open_stream, self.codec.stream_parser(call), provider=self.provider, model=self.name)
 
@@ -252,14 +245,7 @@ class HTTPModel(Model):
             except BaseException:
                 await body.aclose()
                 raise
-            return OpenedStream(
-                chunks=body,
-                close=body.aclose,
-                request_id=request_id_of(response.headers),
-                host=self.host,
-                started=started,
-                redact=self._redact,
-            )
+            return self._opened(response, body, body.aclose, started)
 
         return AsyncStream(open_stream, self.codec.stream_parser(call), provider=self.provider, model=self.name)
 
@@ -432,6 +418,11 @@ class HTTPModel(Model):
                 code="invalid_json",
             )
         return self.codec.parse_response(data, self._reply(response, call))
+
+    def _opened(self, response: httpx.Response, chunks: Any, close: Callable[[], Any], started: float) -> OpenedStream:
+        """A stream whose events will come from `chunks` (the response body)."""
+        request_id = request_id_of(response.headers)
+        return OpenedStream(chunks, close, request_id, self.host, started, redact=self._redact)
 
     def _opened_from_body(
         self, response: httpx.Response, body: bytes, started: float, call: RequestContext

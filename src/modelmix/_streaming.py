@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from types import AsyncGeneratorType, GeneratorType, TracebackType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import anyio
 
@@ -44,6 +44,7 @@ __all__ = [
     "AsyncStream",
     "NoByteParser",
     "OpenedStream",
+    "ParserBase",
     "Stream",
     "StreamAccumulator",
     "StreamParser",
@@ -68,6 +69,21 @@ class StreamParser(Protocol):
 
     def flush(self) -> list[StreamEvent]:
         """Called at end of input: decode whatever is buffered."""
+
+
+class ParserBase:
+    """`done` and `model` for parsers that track both in ``_done`` / ``_model``."""
+
+    _done = False
+    _model: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def model(self) -> str | None:
+        return self._model
 
 
 class NoByteParser:
@@ -299,6 +315,13 @@ class _StreamState:
         wrapped.__cause__ = exc
         return wrapped
 
+    def reraise(self, exc: ModelMixError) -> NoReturn:
+        """Raise `exc`, or — after the commit point — the error carrying the partial output."""
+        failure = self.fail(exc)
+        if failure is exc:
+            raise exc
+        raise failure from exc
+
     def translate(self) -> Any:
         host = self.opened.host if self.opened else None
         return translate_httpx_errors(provider=self.provider, model=self.model_name, host=host, phase=self.phase())
@@ -416,10 +439,7 @@ class Stream(_StreamBase):
             yield from state.end_of_input()
             state.complete()
         except ModelMixError as exc:
-            failure = state.fail(exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            state.reraise(exc)
         finally:
             self._release()
 
@@ -535,10 +555,7 @@ class AsyncStream(_StreamBase):
                 yield event
             state.complete()
         except ModelMixError as exc:
-            failure = state.fail(exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            state.reraise(exc)
         finally:
             await self._release()
 

@@ -37,6 +37,7 @@ from .._response import (
     UsageEvent,
 )
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
+from .._streaming import ParserBase
 from ._compat_quirks import fold_system_messages
 from ._error_bodies import error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
@@ -237,7 +238,7 @@ class OllamaCodec:
         return OllamaStreamParser(self)
 
 
-class OllamaStreamParser:
+class OllamaStreamParser(ParserBase):
     """NDJSON bytes → typed events. Every object carries a message fragment; tool calls arrive
     whole (one object per call list); the ``done: true`` object ends the stream."""
 
@@ -248,14 +249,6 @@ class OllamaStreamParser:
         self._model: str | None = None
         self._next_tool = 0
         self._pending_error: InBandStreamError | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         return self._lines_to_events(self._lines.feed(chunk))

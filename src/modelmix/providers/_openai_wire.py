@@ -31,7 +31,7 @@ from .._response import (
 )
 from .._settings import Tool
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
-from .._streaming import StreamParser
+from .._streaming import ParserBase, StreamParser
 from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
 from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 
@@ -229,7 +229,7 @@ class OpenAIChatCodec:
         return repairing_parser(parser, call) if call is not None else parser
 
 
-class OpenAIStreamParser:
+class OpenAIStreamParser(ParserBase):
     """SSE bytes → typed events for chat-completion chunks.
 
     Handles: Azure's leading chunk with empty ``choices`` and prompt-filter results; usage on a
@@ -243,14 +243,6 @@ class OpenAIStreamParser:
         self._model: str | None = None
         self._tool_slots: dict[str, int] = {}
         self._next_slot = 0
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
