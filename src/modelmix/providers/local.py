@@ -501,9 +501,11 @@ class LocalProvider(Provider):
     """GGUF models run in this process: nothing to connect to, models found on disk."""
 
     name = "local"
-    label = "in-process llama.cpp"
+    label = "llama.cpp"
     in_process = True
     listing_path = None
+    requires = "llama_cpp"
+    install_hint = "pip install 'modelmix[local]'"
 
     def __init__(self, **options: Any) -> None:
         # Nothing to connect to: connection options have no meaning here.
