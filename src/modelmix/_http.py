@@ -421,8 +421,8 @@ class HTTPModel(Model):
 
     def _opened(self, response: httpx.Response, chunks: Any, close: Callable[[], Any], started: float) -> OpenedStream:
         """A stream whose events will come from `chunks` (the response body)."""
-        request_id = request_id_of(response.headers)
-        return OpenedStream(chunks, close, request_id, self.host, started, redact=self._redact)
+        reply = self._reply(response)
+        return OpenedStream(chunks, close, reply.context.request_id, self.host, started, error_context=reply.context)
 
     def _opened_from_body(
         self, response: httpx.Response, body: bytes, started: float, call: RequestContext
@@ -450,17 +450,6 @@ class HTTPModel(Model):
             secrets=tuple(self.auth.secrets()),
         )
         return Reply(response.status_code, response.headers, call, self.profile, context)
-
-    def _redact(self, error: ProviderError) -> None:
-        """The server may echo the key back in its message (also inside a stream); never let it
-        travel further. `args` too, since reprs and error reporters read them."""
-        hint = key_hint(self.auth.secret) or "…"
-        mapped = getattr(error, "mapped", None)
-        for item in (error, mapped) if isinstance(mapped, ProviderError) else (error,):
-            for secret in self.auth.secrets():
-                if secret and secret in item.message:
-                    item.message = item.message.replace(secret, hint)
-                    item.args = (item.message,)
 
 
 def _is_plain_json(response: httpx.Response) -> bool:

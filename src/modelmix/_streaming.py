@@ -16,6 +16,7 @@ from typing import Any, NoReturn, Protocol
 
 import anyio
 
+from ._error_context import NO_CONTEXT, ErrorContext
 from ._exceptions import (
     ModelMixError,
     ProviderError,
@@ -72,10 +73,16 @@ class StreamParser(Protocol):
 
 
 class ParserBase:
-    """`done` and `model` for parsers that track both in ``_done`` / ``_model``."""
+    """`done` and `model` for parsers that track both in ``_done`` / ``_model``, and the
+    `ErrorContext` their in-stream errors are built with (bound when the response arrives)."""
 
     _done = False
     _model: str | None = None
+    context: ErrorContext = NO_CONTEXT
+
+    def bind(self, context: ErrorContext) -> None:
+        """Build errors with `context` from now on."""
+        self.context = context
 
     @property
     def done(self) -> bool:
@@ -214,8 +221,8 @@ class OpenedStream:
     started: float
     full_response: ChatResponse | None = None
     """Set when the server answered with a complete (non-streamed) JSON body."""
-    redact: Callable[[ProviderError], None] | None = None
-    """Removes credentials a server echoed into an error (errors sent inside the stream)."""
+    error_context: ErrorContext | None = None
+    """What errors raised inside the stream carry (the parser builds them with it)."""
     decoded: bool = False
     """The chunks are decoded objects (an in-process model), fed to the parser's ``feed_object``."""
 
@@ -290,14 +297,22 @@ class _StreamState:
         self.response = with_cost(built, self.model_name)
         return self.response
 
+    def start(self, opened: OpenedStream) -> OpenedStream:
+        """The response arrived: errors the parser raises from now on carry its context."""
+        self.opened = opened
+        bind = getattr(self.parser, "bind", None)
+        if bind is not None and opened.error_context is not None:
+            bind(opened.error_context)
+        return opened
+
     def fail(self, exc: ModelMixError) -> ModelMixError:
         """After the commit point, wrap a failure so the caller gets the partial output."""
+        # Only errors raised without context (the in-process model, transport failures) have
+        # gaps to fill; a parser bound to the response's context built its errors complete.
         if isinstance(exc, ProviderError):
             exc.with_context(provider=self.provider, model=self.model_name)
             if exc.request_id is None and self.opened is not None:
                 exc.request_id = self.opened.request_id
-            if self.opened is not None and self.opened.redact is not None:
-                self.opened.redact(exc)
         if not self.committed or isinstance(exc, StreamInterruptedError):
             return exc
         wrapped = StreamInterruptedError(
@@ -385,7 +400,7 @@ class Stream(_StreamBase):
         if self._state.opened is None:
             if self._closed:
                 raise ModelMixError("this stream was closed; start a new one with model.stream(...)")
-            self._state.opened = self._opener()
+            return self._state.start(self._opener())
         return self._state.opened
 
     def close(self) -> None:
@@ -492,7 +507,7 @@ class AsyncStream(_StreamBase):
         if self._state.opened is None:
             if self._closed:
                 raise ModelMixError("this stream was closed; start a new one with model.astream(...)")
-            self._state.opened = await self._opener()
+            return self._state.start(await self._opener())
         return self._state.opened
 
     async def aclose(self) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 import modelmix as mm
 from modelmix._codec import ErrorContext, Reply
+from modelmix._exceptions import InBandStreamError
 from modelmix.providers._ollama_wire import OllamaCodec
 from modelmix.providers._openai_wire import OpenAIChatCodec
 
@@ -56,3 +57,19 @@ def test_a_rate_limit_reset_header_feeds_retry_after_on_any_backend() -> None:
     error = OpenAIChatCodec().parse_error(b'{"error": {"message": "slow down"}}', Reply(429, headers))
     assert isinstance(error, mm.RateLimitError)
     assert error.retry_after == 2.0
+
+
+def test_an_error_inside_a_stream_is_built_with_the_bound_context() -> None:
+    from modelmix.providers._openai_wire import OpenAIStreamParser
+
+    parser = OpenAIStreamParser()
+    parser.bind(CONTEXT)
+    payload = b'data: {"error": {"message": "bad key sk-echoed-0123456789abcdef", "type": "server_error"}}\n\n'
+    with pytest.raises(InBandStreamError) as caught:
+        parser.feed(payload)
+    error = caught.value
+    assert (error.provider, error.model, error.host, error.request_id) == ("openai", "gpt-4o", "api.test", "req_1")
+    assert KEY not in error.message
+    assert error.mapped is not None
+    assert (error.mapped.provider, error.mapped.request_id) == ("openai", "req_1")
+    assert KEY not in error.mapped.message

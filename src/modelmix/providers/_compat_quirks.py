@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._codec import RequestContext
+from .._codec import ErrorContext, RequestContext
 from .._messages import Message, TextPart, ToolCall
 from .._response import ChatResponse, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
 from .._streaming import StreamParser
@@ -199,6 +199,12 @@ class CompatStreamParser:
     @property
     def done(self) -> bool:
         return self._inner.done
+
+    def bind(self, context: ErrorContext) -> None:
+        """Errors come from the wrapped parser: it gets the context."""
+        bind = getattr(self._inner, "bind", None)
+        if bind is not None:
+            bind(context)
 
     @property
     def model(self) -> str | None:

@@ -280,18 +280,25 @@ class OllamaStreamParser(ParserBase):
             data = json.loads(line)
         except json.JSONDecodeError:
             raise StreamDecodeError(
-                "an NDJSON line is not valid JSON", offset=self._lines.consumed, length=len(line)
+                "an NDJSON line is not valid JSON",
+                offset=self._lines.consumed,
+                length=len(line),
+                **self.context.fields(0),
             ) from None
         if not isinstance(data, Mapping):
             raise StreamDecodeError(
-                "an NDJSON line is not a JSON object", offset=self._lines.consumed, length=len(line)
+                "an NDJSON line is not a JSON object",
+                offset=self._lines.consumed,
+                length=len(line),
+                **self.context.fields(0),
             )
         if data.get("error"):
             # Ollama reports failures after the 200 status line as an {"error": ...} line.
             info = error_info(data, fallback="Ollama reported an error inside the stream")
-            mapped = self._codec._typed(500, info.message, {})
-            mapped.phase = "pre_commit_stream"
-            raise InBandStreamError(f"error inside the stream: {info.message}", mapped=mapped, status=None)
+            mapped = self._codec._typed(500, info.message, {}, self.context)
+            mapped.phase = "pre_commit_stream"  # still inside the builder: nobody has seen it yet
+            text = f"error inside the stream: {self.context.redact(info.message)}"
+            raise InBandStreamError(text, mapped=mapped, status=None, **self.context.fields(0))
         if self._model is None and data.get("model"):
             self._model = str(data["model"])
         message = data.get("message")

@@ -268,9 +268,19 @@ class OpenAIStreamParser(ParserBase):
         except json.JSONDecodeError:
             payload, valid = None, False
         if not valid:
-            raise StreamDecodeError("a stream event is not valid JSON", offset=self._sse.consumed, length=len(data))
+            raise StreamDecodeError(
+                "a stream event is not valid JSON",
+                offset=self._sse.consumed,
+                length=len(data),
+                **self.context.fields(0),
+            )
         if type(payload) is not dict and not isinstance(payload, Mapping):
-            raise StreamDecodeError("a stream event is not a JSON object", offset=self._sse.consumed, length=len(data))
+            raise StreamDecodeError(
+                "a stream event is not a JSON object",
+                offset=self._sse.consumed,
+                length=len(data),
+                **self.context.fields(0),
+            )
         self._on_payload(payload, event_type, out)
 
     def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
@@ -351,11 +361,11 @@ class OpenAIStreamParser(ParserBase):
     def _in_band_error(self, payload: Mapping[str, Any]) -> InBandStreamError:
         info = error_info(payload, fallback="the server reported an error inside the stream")
         status = _status_for_in_band(info.type, info.code)
-        mapped = typed_error(status, info, {})
-        mapped.phase = "pre_commit_stream"
-        return InBandStreamError(
-            f"error inside the stream: {info.message}", mapped=mapped, code=info.code, error_type=info.type, status=None
-        )
+        mapped = typed_error(status, info, {}, self.context)
+        mapped.phase = "pre_commit_stream"  # still inside the builder: nobody has seen it yet
+        message = f"error inside the stream: {self.context.redact(info.message)}"
+        where = self.context.fields(0)
+        return InBandStreamError(message, mapped=mapped, code=info.code, error_type=info.type, status=None, **where)
 
 
 def _status_for_in_band(error_type: str | None, code: str | None) -> int:
