@@ -124,6 +124,7 @@ class _StreamState:
 
     def __init__(self, parser: StreamParser, *, provider: str, model: str) -> None:
         self.parser = parser
+        self._decode: Callable[[Any], list[StreamEvent]] = parser.feed
         self.provider = provider
         self.model_name = model
         self.acc = StreamAccumulator()
@@ -144,9 +145,7 @@ class _StreamState:
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
         try:
-            if self.opened is not None and self.opened.decoded:
-                return self.accept(self.parser.feed_object(chunk))  # type: ignore[attr-defined]
-            return self.accept(self.parser.feed(chunk))
+            return self.accept(self._decode(chunk))
         except DecoderLimitError as exc:
             raise ResponseTooLargeError(
                 f"{exc.what} in the stream exceeds the {exc.limit}-byte cap; the connection was closed",
@@ -192,6 +191,8 @@ class _StreamState:
     def start(self, opened: OpenedStream) -> OpenedStream:
         """The response arrived: errors the parser raises from now on carry its context."""
         self.opened = opened
+        if opened.decoded:
+            self._decode = self.parser.feed_object  # type: ignore[attr-defined]
         bind = getattr(self.parser, "bind", None)
         if bind is not None and opened.error_context is not None:
             bind(opened.error_context)
