@@ -9,16 +9,14 @@ from typing import TYPE_CHECKING, Any
 from typing_extensions import Self, Unpack
 
 from ._messages import MessagesInput
-from ._profile import ModelProfile
 from ._response import ChatResponse
 from ._settings import Settings
 
 if TYPE_CHECKING:
+    from ._profile import ModelProfile
     from ._streaming import AsyncStream, Stream
 
 __all__ = ["Model"]
-
-_PERMISSIVE = ModelProfile()
 
 
 class Model(ABC):
@@ -66,7 +64,11 @@ class Model(ABC):
         """What the model enforces (`ModelProfile`). A wrapper reports its innermost model's; a
         model that declares nothing gets the permissive default."""
         inner = self.unwrap()
-        return _PERMISSIVE if inner is self else inner.profile
+        if inner is not self:
+            return inner.profile
+        from ._profile import PERMISSIVE  # imported on first use: `import modelmix` stays light
+
+        return PERMISSIVE
 
     def unwrap(self) -> Model:
         """The model under every wrapper (retry, breaker, ...); a model that wraps nothing returns itself."""

@@ -29,6 +29,7 @@ from ._settings import Settings
 
 __all__ = [
     "ALL_TOOL_CHOICES",
+    "PERMISSIVE",
     "FamilyTable",
     "ModelProfile",
     "ProfileOverride",
@@ -91,6 +92,9 @@ class ModelProfile:
         """A copy with some fields changed, e.g. ``profile.with_(tools=False)``."""
         return _replace(self, changes)
 
+
+PERMISSIVE = ModelProfile()
+"""The profile of a model that declares nothing: every capability allowed, no repairs."""
 
 ProfileOverride = Union[ModelProfile, Mapping[str, Any], str, None]
 """What ``profile=`` accepts: a complete profile, a mapping of fields, or a family name."""

@@ -12,12 +12,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import AsyncGeneratorType, GeneratorType, TracebackType
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 
 from ._accumulator import StreamAccumulator, events_from_response
-from ._error_context import NO_CONTEXT, ErrorContext
 from ._exceptions import (
     ModelMixError,
     ProviderError,
@@ -34,6 +33,9 @@ from ._response import (
 )
 from ._sse import DecoderLimitError
 from .tokens._catalog import with_cost
+
+if TYPE_CHECKING:
+    from ._error_context import ErrorContext
 
 __all__ = [
     "AsyncStream",
@@ -72,7 +74,8 @@ class ParserBase:
 
     _done = False
     _model: str | None = None
-    context: ErrorContext = NO_CONTEXT
+    context: ErrorContext
+    """Set by each parser class (``NO_CONTEXT`` until a response binds one)."""
 
     def bind(self, context: ErrorContext) -> None:
         """Build errors with `context` from now on."""

@@ -242,6 +242,8 @@ class OllamaStreamParser(ParserBase):
     """NDJSON bytes → typed events. Every object carries a message fragment; tool calls arrive
     whole (one object per call list); the ``done: true`` object ends the stream."""
 
+    context = NO_CONTEXT
+
     def __init__(self, codec: OllamaCodec | None = None, *, max_line: int = DEFAULT_MAX_LINE) -> None:
         self._codec = codec or OllamaCodec()
         self._lines = NDJSONDecoder(max_line=max_line)

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .._codec import Reply, RequestContext
+from .._codec import NO_CONTEXT, Reply, RequestContext
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._response import (
@@ -236,6 +236,8 @@ class OpenAIStreamParser(ParserBase):
     final ``choices: []`` chunk or on the finish chunk; tool-call deltas with or without
     ``index``/``id``; reasoning fields; error objects inside the stream.
     """
+
+    context = NO_CONTEXT
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
         self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
