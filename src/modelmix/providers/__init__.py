@@ -9,8 +9,6 @@ The built-in providers live in the submodules (``openai``, ``azure``, ``ollama``
 ``openai_compatible``, ``local``), imported on first use.
 """
 
-from __future__ import annotations
-
 from .._codec import RequestContext, WireCodec
 from .._profile import ModelProfile
 from .._registry import list_providers, register_provider
