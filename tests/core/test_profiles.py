@@ -182,3 +182,9 @@ async def test_azure_discovers_the_family_behind_a_deployment_from_info(driver: 
 def test_a_backend_that_cannot_tell_keeps_its_profile() -> None:
     model = OpenAIModel("gpt-4o", api_key=CANARY_KEY)
     assert model.discover_profile() is model.profile
+
+
+def test_a_wrapped_model_reports_the_profile_of_the_model_it_wraps() -> None:
+    wrapped = mm.model("openai:o3-mini", api_key=CANARY_KEY)  # retrying by default
+    assert wrapped.profile.family == "o-series"
+    wrapped.close()
