@@ -13,6 +13,7 @@ from ._response import ChatResponse
 from ._settings import Settings
 
 if TYPE_CHECKING:
+    from ._profile import ModelProfile
     from ._streaming import AsyncStream, Stream
 
 __all__ = ["Model"]
@@ -57,6 +58,21 @@ class Model(ABC):
         """Where this model's calls go, as ``scheme://host:port`` for network models (never a path,
         query or key); the provider name otherwise. Per-endpoint state (breakers, budgets) is keyed by it."""
         return self.provider
+
+    @property
+    def profile(self) -> ModelProfile:
+        """What the model enforces (`ModelProfile`). A wrapper reports its innermost model's; a
+        model that declares nothing gets the permissive default."""
+        inner = self.unwrap()
+        if inner is not self:
+            return inner.profile
+        if hasattr(type(self), "__getattr__"):
+            # A wrapper that forwards attributes rather than overriding unwrap(): an
+            # AttributeError from a property hands the lookup to its __getattr__.
+            raise AttributeError("profile")
+        from ._profile import PERMISSIVE  # imported on first use: `import modelmix` stays light
+
+        return PERMISSIVE
 
     def unwrap(self) -> Model:
         """The model under every wrapper (retry, breaker, ...); a model that wraps nothing returns itself."""

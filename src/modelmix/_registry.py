@@ -1,8 +1,10 @@
-"""``"provider:model"`` strings → Model instances, through a registry of lazily imported factories.
+"""The provider table: ``"provider:model"`` strings → models, and prefixes → `Provider` classes.
 
-Built-in providers are named by module path so importing modelmix stays cheap; third parties
-register with `register_provider` or the ``modelmix.providers`` entry-point group, whose entries
-point at a ``create(name, **options) -> Model`` callable.
+One table serves `modelmix.model`, `modelmix.list_models` and ``modelmix models``. Built-in
+providers are named by module path so importing modelmix stays cheap; third parties register
+with `register_provider` or the ``modelmix.providers`` entry-point group. An entry is a
+`Provider` subclass (it builds models, lists them and shows up in the CLI) or, as before, a
+``create(name, **options) -> Model`` callable (models only).
 """
 
 from __future__ import annotations
@@ -11,38 +13,54 @@ import importlib
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from ._exceptions import ConfigurationError
 from ._model import Model
 
-__all__ = ["ProviderFactory", "list_providers", "model", "parse_model_string", "register_provider"]
+if TYPE_CHECKING:
+    from .providers._provider import Provider
+
+__all__ = [
+    "ProviderEntry",
+    "ProviderFactory",
+    "list_providers",
+    "model",
+    "parse_model_string",
+    "provider_class",
+    "register_provider",
+]
 
 ProviderFactory = Callable[..., Model]
 """``factory(name, **options) -> Model``."""
+
+ProviderEntry = Union["type[Provider]", ProviderFactory, str]
+"""A `Provider` subclass, a factory, or a ``"module:attribute"`` path to either."""
 
 ENTRY_POINT_GROUP = "modelmix.providers"
 DEFAULT_MODEL_ENV = "MODELMIX_MODEL"
 
 _BUILTIN: dict[str, str] = {
-    "openai": "modelmix.providers.openai:create",
-    "azure": "modelmix.providers.azure:create",
-    "ollama": "modelmix.providers.ollama:create",
-    "llamacpp": "modelmix.providers.openai_compatible:create_llamacpp",
-    "vllm": "modelmix.providers.openai_compatible:create_vllm",
-    "lmstudio": "modelmix.providers.openai_compatible:create_lmstudio",
-    "openai-compatible": "modelmix.providers.openai_compatible:create",
-    "local": "modelmix.providers.local:create",
+    "openai": "modelmix.providers.openai:OpenAIProvider",
+    "azure": "modelmix.providers.azure:AzureProvider",
+    "ollama": "modelmix.providers.ollama:OllamaProvider",
+    "llamacpp": "modelmix.providers.openai_compatible:LlamaCppProvider",
+    "vllm": "modelmix.providers.openai_compatible:VLLMProvider",
+    "lmstudio": "modelmix.providers.openai_compatible:LMStudioProvider",
+    "openai-compatible": "modelmix.providers.openai_compatible:OpenAICompatibleProvider",
+    "local": "modelmix.providers.local:LocalProvider",
 }
-_registered: dict[str, ProviderFactory | str] = dict(_BUILTIN)
+_registered: dict[str, ProviderEntry] = dict(_BUILTIN)
 _state = {"entry_points_loaded": False}
 _lock = threading.Lock()
 
 
-def register_provider(prefix: str, factory: ProviderFactory | str, *, replace: bool = False) -> None:
+def register_provider(prefix: str, factory: ProviderEntry, *, replace: bool = False) -> None:
     """Make ``"<prefix>:<model>"`` strings build models with `factory`.
 
-    `factory` may be a callable or a ``"module:attribute"`` path imported on first use.
+    `factory` is a `Provider` subclass (models, listing and ``modelmix models`` all see it), a
+    ``create(name, **options) -> Model`` callable, or a ``"module:attribute"`` path to either,
+    imported on first use.
     """
     if not prefix or ":" in prefix or prefix != prefix.strip().lower():
         raise ConfigurationError(f"provider prefix {prefix!r} must be lower-case, non-empty and without ':'")
@@ -83,7 +101,7 @@ def parse_model_string(spec: str) -> tuple[str, str]:
     return provider, name.strip()
 
 
-def _factory_for(provider: str) -> ProviderFactory:
+def _entry_for(provider: str) -> type[Provider] | ProviderFactory:
     entry = _registered.get(provider)
     if entry is None:
         _load_entry_points()
@@ -97,10 +115,30 @@ def _factory_for(provider: str) -> ProviderFactory:
         raise ConfigurationError(f"unknown provider {provider!r}.{hint} Known providers: {', '.join(known)}")
     if isinstance(entry, str):
         module_name, _, attribute = entry.partition(":")
-        factory: ProviderFactory = getattr(importlib.import_module(module_name), attribute or "create")
-        _registered[provider] = factory
-        return factory
+        loaded: type[Provider] | ProviderFactory = getattr(importlib.import_module(module_name), attribute or "create")
+        _registered[provider] = loaded
+        return loaded
     return entry
+
+
+def _is_provider_class(entry: object) -> bool:
+    from .providers._provider import Provider
+
+    return isinstance(entry, type) and issubclass(entry, Provider)
+
+
+def provider_class(prefix: str) -> type[Provider] | None:
+    """The `Provider` class registered for `prefix`; None when it was registered as a plain
+    factory (such providers build models but can't list them). Unknown prefixes raise."""
+    entry = _entry_for(prefix)
+    return entry if _is_provider_class(entry) else None  # type: ignore[return-value]
+
+
+def _factory_for(provider: str) -> ProviderFactory:
+    entry = _entry_for(provider)
+    if _is_provider_class(entry):
+        return entry.create_model  # type: ignore[union-attr]
+    return entry  # type: ignore[return-value]
 
 
 def model(spec: str | None = None, *, max_retries: int = 2, **options: Any) -> Model:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import AsyncGeneratorType, GeneratorType, TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 
+from ._accumulator import StreamAccumulator, events_from_response
 from ._exceptions import (
     ModelMixError,
     ProviderError,
@@ -24,26 +25,23 @@ from ._exceptions import (
     StreamTruncatedError,
     translate_httpx_errors,
 )
-from ._messages import Message, ToolCall
 from ._response import (
     CONTENT_EVENTS,
     ChatResponse,
-    ContentFilterEvent,
-    FinishEvent,
-    ReasoningDelta,
     StreamEvent,
     TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageEvent,
 )
 from ._sse import DecoderLimitError
 from .tokens._catalog import with_cost
+
+if TYPE_CHECKING:
+    from ._error_context import ErrorContext
 
 __all__ = [
     "AsyncStream",
     "NoByteParser",
     "OpenedStream",
+    "ParserBase",
     "Stream",
     "StreamAccumulator",
     "StreamParser",
@@ -70,6 +68,28 @@ class StreamParser(Protocol):
         """Called at end of input: decode whatever is buffered."""
 
 
+class ParserBase:
+    """`done` and `model` for parsers that track both in ``_done`` / ``_model``, and the
+    `ErrorContext` their in-stream errors are built with (bound when the response arrives)."""
+
+    _done = False
+    _model: str | None = None
+    context: ErrorContext
+    """Set by each parser class (``NO_CONTEXT`` until a response binds one)."""
+
+    def bind(self, context: ErrorContext) -> None:
+        """Build errors with `context` from now on."""
+        self.context = context
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    @property
+    def model(self) -> str | None:
+        return self._model
+
+
 class NoByteParser:
     """The parser of streams whose events come from a complete response (`OpenedStream.full_response`)
     or from an in-process model, never from bytes."""
@@ -85,120 +105,21 @@ class NoByteParser:
 
 
 @dataclass
-class _ToolCallParts:
-    id: str | None = None
-    name: str | None = None
-    arguments: list[str] = field(default_factory=list)
-
-
-class StreamAccumulator:
-    """Folds stream events into the final `ChatResponse`."""
-
-    __slots__ = ("_filter", "_prompt_filter", "_reasoning", "_text", "_tools", "finish_reason", "n_events", "usage")
-
-    def __init__(self) -> None:
-        self._text: list[str] = []
-        self._reasoning: list[str] = []
-        self._tools: dict[int, _ToolCallParts] = {}
-        self._filter: dict[str, Any] | None = None
-        self._prompt_filter: list[dict[str, Any]] | None = None
-        self.finish_reason: str | None = None
-        self.usage: Usage | None = None
-        self.n_events = 0
-
-    def add(self, event: StreamEvent) -> None:
-        self.n_events += 1
-        if isinstance(event, TextDelta):
-            self._text.append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            parts = self._tools.get(event.index)
-            if parts is None:
-                parts = self._tools[event.index] = _ToolCallParts()
-            # id and name come from the first delta that carries them; repeats are not appended.
-            if parts.id is None and event.id is not None:
-                parts.id = event.id
-            if parts.name is None and event.name:
-                parts.name = event.name
-            if event.arguments:
-                parts.arguments.append(event.arguments)
-        elif isinstance(event, ReasoningDelta):
-            self._reasoning.append(event.text)
-        elif isinstance(event, FinishEvent):
-            self.finish_reason = event.finish_reason
-        elif isinstance(event, UsageEvent):
-            self.usage = event.usage
-        elif isinstance(event, ContentFilterEvent):
-            if event.source == "prompt":
-                self._prompt_filter = [*(self._prompt_filter or []), event.results]
-            else:
-                self._filter = {**(self._filter or {}), **event.results}
-
-    @property
-    def text(self) -> str:
-        return "".join(self._text)
-
-    def tool_calls(self) -> list[ToolCall]:
-        return [
-            ToolCall.from_raw(parts.id, parts.name or "", "".join(parts.arguments))
-            for _, parts in sorted(self._tools.items())
-        ]
-
-    def build(self, *, provider: str, model: str | None, request_id: str | None, latency: float) -> ChatResponse:
-        tool_calls = self.tool_calls()
-        finish = self.finish_reason
-        # Some backends end a tool-calling turn with "stop": the calls are what matters.
-        if tool_calls and finish == "stop":
-            finish = "tool_calls"
-        text = self.text
-        message = Message(role="assistant", content=text if text or not tool_calls else None, tool_calls=tool_calls)
-        return ChatResponse(
-            message=message,
-            finish_reason=finish,
-            usage=self.usage,
-            model=model,
-            provider=provider,
-            request_id=request_id,
-            latency=latency,
-            reasoning="".join(self._reasoning) or None,
-            content_filter_results=self._filter,
-            prompt_filter_results=self._prompt_filter,
-        )
-
-
-def events_from_response(response: ChatResponse) -> list[StreamEvent]:
-    """The events an equivalent stream would have produced (for servers that answer a stream
-    request with a plain JSON body)."""
-    events: list[StreamEvent] = []
-    if response.prompt_filter_results:
-        events.extend(ContentFilterEvent(results=r, source="prompt") for r in response.prompt_filter_results)
-    if response.reasoning:
-        events.append(ReasoningDelta(response.reasoning))
-    if response.text:
-        events.append(TextDelta(response.text))
-    for index, call in enumerate(response.tool_calls):
-        events.append(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.raw_arguments))
-    if response.content_filter_results:
-        events.append(ContentFilterEvent(results=response.content_filter_results))
-    if response.finish_reason is not None:
-        events.append(FinishEvent(response.finish_reason))
-    if response.usage is not None:
-        events.append(UsageEvent(response.usage))
-    return events
-
-
-@dataclass
 class OpenedStream:
     """What a driver hands the stream once the response headers arrived with a success status."""
 
-    chunks: Iterator[bytes] | AsyncIterator[bytes] | None
+    chunks: Iterator[Any] | AsyncIterator[Any] | None
+    """Raw bytes for the parser's `feed`, or decoded items for its ``feed_object`` (`decoded`)."""
     close: Callable[[], None] | Callable[[], Awaitable[None]]
     request_id: str | None
     host: str | None
     started: float
     full_response: ChatResponse | None = None
     """Set when the server answered with a complete (non-streamed) JSON body."""
-    redact: Callable[[ProviderError], None] | None = None
-    """Removes credentials a server echoed into an error (errors sent inside the stream)."""
+    error_context: ErrorContext | None = None
+    """What errors raised inside the stream carry (the parser builds them with it)."""
+    decoded: bool = False
+    """The chunks are decoded objects (an in-process model), fed to the parser's ``feed_object``."""
 
 
 class _StreamState:
@@ -206,6 +127,7 @@ class _StreamState:
 
     def __init__(self, parser: StreamParser, *, provider: str, model: str) -> None:
         self.parser = parser
+        self._decode: Callable[[Any], list[StreamEvent]] = parser.feed
         self.provider = provider
         self.model_name = model
         self.acc = StreamAccumulator()
@@ -224,9 +146,9 @@ class _StreamState:
                 self.committed = True
         return events
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
+    def feed(self, chunk: Any) -> list[StreamEvent]:
         try:
-            return self.accept(self.parser.feed(chunk))
+            return self.accept(self._decode(chunk))
         except DecoderLimitError as exc:
             raise ResponseTooLargeError(
                 f"{exc.what} in the stream exceeds the {exc.limit}-byte cap; the connection was closed",
@@ -269,14 +191,24 @@ class _StreamState:
         self.response = with_cost(built, self.model_name)
         return self.response
 
+    def start(self, opened: OpenedStream) -> OpenedStream:
+        """The response arrived: errors the parser raises from now on carry its context."""
+        self.opened = opened
+        if opened.decoded:
+            self._decode = self.parser.feed_object  # type: ignore[attr-defined]
+        bind = getattr(self.parser, "bind", None)
+        if bind is not None and opened.error_context is not None:
+            bind(opened.error_context)
+        return opened
+
     def fail(self, exc: ModelMixError) -> ModelMixError:
         """After the commit point, wrap a failure so the caller gets the partial output."""
+        # Only errors raised without context (the in-process model, transport failures) have
+        # gaps to fill; a parser bound to the response's context built its errors complete.
         if isinstance(exc, ProviderError):
             exc.with_context(provider=self.provider, model=self.model_name)
             if exc.request_id is None and self.opened is not None:
                 exc.request_id = self.opened.request_id
-            if self.opened is not None and self.opened.redact is not None:
-                self.opened.redact(exc)
         if not self.committed or isinstance(exc, StreamInterruptedError):
             return exc
         wrapped = StreamInterruptedError(
@@ -293,6 +225,13 @@ class _StreamState:
         )
         wrapped.__cause__ = exc
         return wrapped
+
+    def reraise(self, exc: ModelMixError) -> NoReturn:
+        """Raise `exc`, or — after the commit point — the error carrying the partial output."""
+        failure = self.fail(exc)
+        if failure is exc:
+            raise exc
+        raise failure from exc
 
     def translate(self) -> Any:
         host = self.opened.host if self.opened else None
@@ -357,7 +296,7 @@ class Stream(_StreamBase):
         if self._state.opened is None:
             if self._closed:
                 raise ModelMixError("this stream was closed; start a new one with model.stream(...)")
-            self._state.opened = self._opener()
+            return self._state.start(self._opener())
         return self._state.opened
 
     def close(self) -> None:
@@ -411,10 +350,7 @@ class Stream(_StreamBase):
             yield from state.end_of_input()
             state.complete()
         except ModelMixError as exc:
-            failure = state.fail(exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            state.reraise(exc)
         finally:
             self._release()
 
@@ -467,7 +403,7 @@ class AsyncStream(_StreamBase):
         if self._state.opened is None:
             if self._closed:
                 raise ModelMixError("this stream was closed; start a new one with model.astream(...)")
-            self._state.opened = await self._opener()
+            return self._state.start(await self._opener())
         return self._state.opened
 
     async def aclose(self) -> None:
@@ -490,10 +426,10 @@ class AsyncStream(_StreamBase):
                 with anyio.CancelScope(shield=True):
                     await result
             # Finalise the byte iterator too: left to the GC, trio warns (ResourceWarning).
-            chunks = opened.chunks
-            if isinstance(chunks, AsyncGeneratorType) and not chunks.ag_running:
+            closer = getattr(opened.chunks, "aclose", None)
+            if closer is not None and not getattr(opened.chunks, "ag_running", False):
                 with anyio.CancelScope(shield=True):
-                    await chunks.aclose()
+                    await closer()
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:
@@ -530,21 +466,36 @@ class AsyncStream(_StreamBase):
                 yield event
             state.complete()
         except ModelMixError as exc:
-            failure = state.fail(exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            state.reraise(exc)
         finally:
             await self._release()
 
-    async def text_deltas(self) -> AsyncIterator[str]:
+    def text_deltas(self) -> AsyncIterator[str]:
         """Only the text pieces, in order."""
-        async for event in self:
-            if isinstance(event, TextDelta):
-                yield event.text
+        return _AsyncTextDeltas(self.__aiter__())
 
     async def until_done(self) -> ChatResponse:
         """Read the rest of the stream and return the final response."""
         async for _ in self:
             pass
         return self.response
+
+
+class _AsyncTextDeltas:
+    """`AsyncStream.text_deltas`: an iterator object rather than an async generator, so a caller
+    that breaks out of the loop leaves nothing for the garbage collector to finalise (trio warns
+    about every async generator it has to)."""
+
+    __slots__ = ("_events",)
+
+    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
+        self._events = events
+
+    def __aiter__(self) -> _AsyncTextDeltas:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            event = await self._events.__anext__()
+            if isinstance(event, TextDelta):
+                return event.text

@@ -10,6 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 import modelmix as mm
+from modelmix._exceptions import UnsupportedCapabilityError
 from modelmix.providers._azure_profiles import PROFILES, AzureProfile, profile_for
 from modelmix.providers.azure import AzureModel
 
@@ -120,13 +121,13 @@ class Answer(BaseModel):
 
 def test_unsupported_features_fail_locally_with_a_clear_message() -> None:
     tool = mm.Tool(name="lookup", parameters={"type": "object", "properties": {}})
-    with pytest.raises(mm.UnprocessableEntityError, match="does not support tools") as no_tools:
+    with pytest.raises(UnsupportedCapabilityError, match="does not support tools") as no_tools:
         _sent("DeepSeek-R1", call={"tools": [tool]})
-    # Typed like the server's own 422 for an unsupported parameter, so a fallback chain moves on.
-    assert (no_tools.value.param, no_tools.value.phase, no_tools.value.retryable) == ("tools", "local", False)
-    with pytest.raises(mm.UnprocessableEntityError, match="JSON-schema") as no_schema:
+    # Its own type, raised before anything is sent: a fallback chain moves on, retries don't.
+    assert (no_tools.value.capability, no_tools.value.param, no_tools.value.model) == ("tools", "tools", "DeepSeek-R1")
+    with pytest.raises(UnsupportedCapabilityError, match="JSON-schema") as no_schema:
         _sent("Mistral-Large-2411", call={"response_format": Answer})
-    assert no_schema.value.param == "response_format"
+    assert (no_schema.value.capability, no_schema.value.param) == ("json_schema", "response_format")
     # plain JSON mode is fine
     assert _sent("Mistral-Large-2411", call={"response_format": "json"})["response_format"] == {"type": "json_object"}
 

@@ -11,6 +11,7 @@ import httpx
 
 from modelmix import ChatResponse, Model, StreamEvent
 from modelmix._streaming import AsyncStream, Stream
+from modelmix.providers import Provider
 
 CANARY_KEY = "sk-CANARY-0123456789abcdef"
 """A fake key that must never show up anywhere a user or a log could see it."""
@@ -147,3 +148,14 @@ class Driver:
         else:
             async with model.astream(messages):
                 pass
+
+
+def provider(name: str, *, query: dict[str, str] | None = None, **options: Any) -> Provider:
+    """A bare `Provider` registered as `name`, configured with connection `options`."""
+
+    class _Bare(Provider):
+        def query(self) -> dict[str, str] | None:
+            return query
+
+    _Bare.name = name
+    return _Bare(**options)

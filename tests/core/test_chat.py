@@ -10,13 +10,18 @@ import pytest
 
 import modelmix as mm
 from modelmix._auth import NoAuth
+from modelmix._codec import Reply
 from modelmix._http import HTTPModel
 from modelmix.providers._error_bodies import error_from_body, error_info
 from modelmix.providers._openai_wire import OpenAIChatCodec
 from modelmix.providers.openai import OpenAIModel
 
-from ._helpers import Driver, completion
+from ._helpers import Driver, completion, provider
 from .conftest import MakeModel
+
+
+def _error_from_body(status: int, headers: dict[str, str], body: bytes) -> mm.APIStatusError:
+    return error_from_body(body, Reply(status, httpx.Headers(headers)))
 
 
 def respond(status: int, body: Any = None, *, headers: dict[str, str] | None = None, raw: bytes | None = None) -> Any:
@@ -121,19 +126,19 @@ async def test_error_bodies(
 
 
 def test_error_body_helpers() -> None:
-    text = error_from_body(502, {"retry-after": "4"}, b"<html>Bad gateway</html>")
+    text = _error_from_body(502, {"retry-after": "4"}, b"<html>Bad gateway</html>")
     assert isinstance(text, mm.ServerError)
     assert text.message == "<html>Bad gateway</html>"
     assert text.retry_after == 4.0
-    assert error_from_body(500, {}, b"\xff\xfe").message == "\ufffd\ufffd"
+    assert _error_from_body(500, {}, b"\xff\xfe").message == "\ufffd\ufffd"
     assert error_info({"message": "m", "code": 7}, fallback="f").code == "7"
     assert error_info({"error": ""}, fallback="f").message == "f"
     assert error_info(["odd"], fallback="f").message == "f"
     assert error_info({"error": {"message": None}}, fallback="f").message == "f"
-    only_number = error_from_body(400, {}, b'{"error": {"message": "context length is 4096"}}')
+    only_number = _error_from_body(400, {}, b'{"error": {"message": "context length is 4096"}}')
     assert isinstance(only_number, mm.ContextLengthExceededError)
     assert (only_number.limit, only_number.requested) == (4096, None)
-    assert error_from_body(400, {}, b'{"error": {"message": "m", "innererror": {"code": "Other"}}}').code is None
+    assert _error_from_body(400, {}, b'{"error": {"message": "m", "innererror": {"code": "Other"}}}').code is None
 
 
 async def test_non_json_success_body(driver: Driver, make_model: MakeModel) -> None:
@@ -189,12 +194,14 @@ async def test_body_cap_while_reading(driver: Driver, stream: bool) -> None:
         async with httpx.AsyncClient(transport=transport) as aclient:
             model = HTTPModel(
                 "m",
-                provider="local",
-                base_url="http://127.0.0.1:9/v1",
+                provider=provider(
+                    "local",
+                    base_url="http://127.0.0.1:9/v1",
+                    auth=NoAuth(),
+                    http_client=client,
+                    async_http_client=aclient,
+                ),
                 codec=OpenAIChatCodec(),
-                auth=NoAuth(),
-                http_client=client,
-                async_http_client=aclient,
                 max_response_bytes=2048,
             )
             call = driver.events(model) if stream else driver.chat(model, "hi")
@@ -206,9 +213,9 @@ async def test_body_cap_while_reading(driver: Driver, stream: bool) -> None:
 
 def test_http_model_configuration_errors() -> None:
     with pytest.raises(mm.ConfigurationError, match="model name is required"):
-        HTTPModel("", provider="x", base_url="http://h", codec=OpenAIChatCodec(), auth=NoAuth())
+        HTTPModel("", provider=provider("x", base_url="http://h", auth=NoAuth()), codec=OpenAIChatCodec())
     with pytest.raises(mm.ConfigurationError, match="must start with http"):
-        HTTPModel("m", provider="x", base_url="ftp://h", codec=OpenAIChatCodec(), auth=NoAuth())
+        HTTPModel("m", provider=provider("x", base_url="ftp://h", auth=NoAuth()), codec=OpenAIChatCodec())
 
 
 def test_query_parameters_and_context_window() -> None:
@@ -221,12 +228,14 @@ def test_query_parameters_and_context_window() -> None:
     with httpx.Client(transport=httpx.MockTransport(handler)) as client:
         model = HTTPModel(
             "dep",
-            provider="azure",
-            base_url="https://r.openai.azure.test/openai/deployments/dep/",
+            provider=provider(
+                "azure",
+                base_url="https://r.openai.azure.test/openai/deployments/dep/",
+                auth=NoAuth(),
+                query={"api-version": "2024-10-21"},
+                http_client=client,
+            ),
             codec=OpenAIChatCodec(),
-            auth=NoAuth(),
-            query={"api-version": "2024-10-21"},
-            http_client=client,
             context_window=128_000,
         )
         model.chat("hi")

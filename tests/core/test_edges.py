@@ -15,6 +15,7 @@ import pytest
 import modelmix as mm
 from modelmix import _registry
 from modelmix._auth import Auth
+from modelmix._codec import Reply
 from modelmix._exceptions import AllModelsFailedError, _transport_error_for
 from modelmix._http import HTTPModel
 from modelmix._response import ContentFilterEvent, FinishEvent, UsageEvent
@@ -22,8 +23,12 @@ from modelmix._streaming import NoByteParser, OpenedStream, Stream, StreamAccumu
 from modelmix.providers._error_bodies import error_from_body
 from modelmix.providers._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_message
 
-from ._helpers import Chunks, Driver, chunk, completion, sse_body, sse_response
+from ._helpers import Chunks, Driver, chunk, completion, provider, sse_body, sse_response
 from .conftest import MakeModel
+
+
+def _error_from_body(status: int, headers: dict[str, str], body: bytes) -> mm.APIStatusError:
+    return error_from_body(body, Reply(status, httpx.Headers(headers)))
 
 
 class RotatingToken(Auth):
@@ -69,12 +74,10 @@ async def token_model() -> Any:
         made.append(clients)
         return HTTPModel(
             "m",
-            provider="tok",
-            base_url="https://tok.test/v1",
+            provider=provider(
+                "tok", base_url="https://tok.test/v1", auth=auth, http_client=clients[0], async_http_client=clients[1]
+            ),
             codec=OpenAIChatCodec(),
-            auth=auth,
-            http_client=clients[0],
-            async_http_client=clients[1],
         )
 
     yield build
@@ -244,10 +247,10 @@ def test_wire_corners() -> None:
     }
     codec = OpenAIChatCodec()
     data = {"choices": [{"index": 1, "message": {"content": "not choice 0"}}], "model": "m"}
-    parsed = codec.parse_response(data, status=200, headers=httpx.Headers())
+    parsed = codec.parse_response(data, Reply(200, httpx.Headers()))
     assert parsed.text == ""
     weird_call = {"choices": [{"index": 0, "message": {"tool_calls": [{"id": "x", "function": "oops"}, 5]}}]}
-    (call,) = codec.parse_response(weird_call, status=200, headers=httpx.Headers()).tool_calls
+    (call,) = codec.parse_response(weird_call, Reply(200, httpx.Headers())).tool_calls
     assert (call.id, call.name) == ("x", "")
     parser = OpenAIStreamParser()
     events = parser.feed(
@@ -259,11 +262,11 @@ def test_wire_corners() -> None:
 
 
 def test_content_filter_error_without_details() -> None:
-    error = error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "blocked"}}')
+    error = _error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "blocked"}}')
     assert isinstance(error, mm.ContentFilterError)
     assert error.categories == {}
     assert error.source == "prompt"
-    odd = error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "b", "innererror": {"x": 1}}}')
+    odd = _error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "b", "innererror": {"x": 1}}}')
     assert isinstance(odd, mm.ContentFilterError)
     assert odd.categories == {}
 

@@ -11,11 +11,12 @@ import pytest
 from pydantic import BaseModel
 
 import modelmix as mm
+from modelmix._codec import RequestContext
 from modelmix._messages import ImagePart, TextPart, to_messages
+from modelmix._profile import ModelProfile
 from modelmix._settings import Tool, merge_settings
 from modelmix.providers._openai_wire import (
     OpenAIChatCodec,
-    WireQuirks,
     encode_message,
     encode_response_format,
     encode_tool,
@@ -200,10 +201,11 @@ class Answer(BaseModel):
     city: str
 
 
-def build(settings: dict[str, Any], *, stream: bool = False, quirks: WireQuirks | None = None) -> dict[str, Any]:
-    return OpenAIChatCodec(quirks).build_body(
-        "gpt-4o", to_messages("hi"), merge_settings(None, settings), stream=stream
+def build(settings: dict[str, Any], *, stream: bool = False, profile: ModelProfile | None = None) -> dict[str, Any]:
+    call = RequestContext(
+        "gpt-4o", to_messages("hi"), merge_settings(None, settings), profile or ModelProfile(), stream
     )
+    return OpenAIChatCodec().build_body(call)
 
 
 def test_body_basics() -> None:
@@ -264,7 +266,7 @@ def test_body_stream_options_and_extra_body() -> None:
     assert body["stream"] is True
     assert body["stream_options"] == {"include_usage": True}
     assert body["reasoning_effort"] == "low"
-    assert "stream_options" not in build({}, stream=True, quirks=WireQuirks(stream_usage=False))
+    assert "stream_options" not in build({}, stream=True, profile=ModelProfile(stream_usage=False))
     assert "stream" not in build({})
 
 

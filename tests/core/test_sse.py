@@ -321,3 +321,17 @@ def test_openai_parser_in_band_errors(payload: dict[str, object], event_type: st
     assert error.mapped is not None
     assert error.retryable is error.mapped.retryable
     assert error.mapped.phase == "pre_commit_stream"
+
+
+def test_the_openai_parser_takes_decoded_objects_without_a_json_round_trip() -> None:
+    from modelmix._response import TextDelta, UsageEvent
+    from modelmix.providers._openai_wire import OpenAIStreamParser
+
+    parser = OpenAIStreamParser()
+    events = parser.feed_object({"model": "m", "choices": [{"index": 0, "delta": {"content": "hi"}}]})
+    events += parser.feed_object({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    before = parser.done
+    finished = parser.feed_object("[DONE]")
+    assert (before, finished, parser.done) == (False, [], True)
+    assert [type(e) for e in events] == [TextDelta, UsageEvent]
+    assert parser.model == "m"

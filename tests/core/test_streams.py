@@ -15,7 +15,7 @@ from modelmix._http import HTTPModel
 from modelmix._response import ContentFilterEvent, FinishEvent, ReasoningDelta, UsageEvent
 from modelmix.providers._openai_wire import OpenAIChatCodec
 
-from ._helpers import Chunks, Driver, chunk, completion, per_event, sse_body, sse_response
+from ._helpers import Chunks, Driver, chunk, completion, per_event, provider, sse_body, sse_response
 from .conftest import MakeModel
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7}
@@ -511,11 +511,8 @@ async def test_async_token_auth_is_fetched_at_open() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         model = HTTPModel(
             "m",
-            provider="local",
-            base_url="http://localhost:1/v1",
+            provider=provider("local", base_url="http://localhost:1/v1", auth=TokenAuth(), async_http_client=client),
             codec=OpenAIChatCodec(),
-            auth=TokenAuth(),
-            async_http_client=client,
         )
         stream = model.astream("hi")
         assert TokenAuth.calls == 0, "the token is fetched when the stream opens, not before"

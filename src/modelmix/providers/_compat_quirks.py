@@ -1,16 +1,18 @@
-"""Post-processing for OpenAI-compatible servers that don't quite speak OpenAI (sans-I/O).
+"""Repairs for servers that don't quite speak OpenAI (sans-I/O), switched on by `ModelProfile` fields.
 
-Two repairs, both used only by the OpenAI-compatible providers (llama.cpp, vLLM, LM Studio, any
-base URL):
+Three repairs; the OpenAI codec applies whichever the call's profile asks for:
 
-- **Usage a server did not send.** Older Ollama ``/v1``, LM Studio and llama-cpp-python never put
+- **No system role** (``system_role=False``: DeepSeek-R1, older Phi and Mistral on Azure): system
+  and developer messages are folded into the first user turn.
+
+- **Usage a server did not send** (``estimate_usage``). Older Ollama ``/v1``, LM Studio and llama-cpp-python never put
   usage in a stream. modelmix then counts it itself, offline, and marks it ``estimated=True``.
   There is no tokenizer file to download here (tiktoken needs one, and many hosts cannot reach
   it), so the count is a heuristic tuned for BPE vocabularies: a short word is one token, a
   long word about one token per five characters, each punctuation mark and each non-Latin
   character one token, plus OpenAI's documented framing overhead of 4 tokens per message and 3
   for the reply. Expect ±20 % on English prose; exact counts need the server to report usage.
-- **Tool calls written as text.** Small models served without a tool parser (Qwen and Hermes
+- **Tool calls written as text** (``text_tool_calls``). Small models served without a tool parser (Qwen and Hermes
   templates on Ollama ``/v1``, llama.cpp without ``--jinja``) print
   ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` as plain content. When the
   request offered tools, those blocks become real tool calls (streamed and not), and the tags
@@ -25,7 +27,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._messages import Message, ToolCall
+from .._codec import ErrorContext, RequestContext
+from .._messages import Message, TextPart, ToolCall
 from .._response import ChatResponse, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
 from .._streaming import StreamParser
 
@@ -34,7 +37,9 @@ __all__ = [
     "estimate_prompt_tokens",
     "estimate_text_tokens",
     "extract_text_tool_calls",
+    "fold_system_messages",
     "repair_response",
+    "repairing_parser",
 ]
 
 _PIECES = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
@@ -102,7 +107,52 @@ def extract_text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
     return remaining.strip(), calls
 
 
-def repair_response(
+def fold_system_messages(messages: list[Message]) -> list[Message]:
+    """System/developer messages folded into the first user turn (or one made of them)."""
+    instructions = [m.text for m in messages if m.role in ("system", "developer") and m.text]
+    rest = [m for m in messages if m.role not in ("system", "developer")]
+    if not instructions:
+        return rest
+    preamble = "\n\n".join(instructions)
+    for index, message in enumerate(rest):
+        if message.role == "user":
+            content = message.content
+            if isinstance(content, list):
+                folded: Message = message.model_copy(update={"content": [TextPart(text=preamble + "\n\n"), *content]})
+            else:
+                folded = message.model_copy(update={"content": f"{preamble}\n\n{content or ''}".rstrip()})
+            return [*rest[:index], folded, *rest[index + 1 :]]
+    return [Message(role="user", content=preamble), *rest]
+
+
+def _prompt_estimate(call: RequestContext) -> int | None:
+    if not call.profile.estimate_usage:
+        return None
+    return estimate_prompt_tokens(call.messages, call.settings.get("tools"))
+
+
+def repair_response(response: ChatResponse, call: RequestContext) -> ChatResponse:
+    """The repairs `call`'s profile asks for, applied to a complete answer."""
+    text_calls = call.profile.text_tool_calls and "<tool_call>" in response.text
+    if (response.usage is not None or not call.profile.estimate_usage) and not text_calls:
+        return response
+    return _repair(
+        response,
+        prompt_tokens=_prompt_estimate(call),
+        tools_offered=bool(call.settings.get("tools")),
+        text_tool_calls=call.profile.text_tool_calls,
+    )
+
+
+def repairing_parser(parser: StreamParser, call: RequestContext) -> StreamParser:
+    """`parser`, wrapped with the stream repairs `call`'s profile asks for (or as it is)."""
+    parse_tags = call.profile.text_tool_calls and bool(call.settings.get("tools"))
+    if not parse_tags and not call.profile.estimate_usage:
+        return parser
+    return CompatStreamParser(parser, prompt_tokens=_prompt_estimate(call), parse_text_tool_calls=parse_tags)
+
+
+def _repair(
     response: ChatResponse,
     *,
     prompt_tokens: int | None,
@@ -149,6 +199,12 @@ class CompatStreamParser:
     @property
     def done(self) -> bool:
         return self._inner.done
+
+    def bind(self, context: ErrorContext) -> None:
+        """Errors come from the wrapped parser: it gets the context."""
+        bind = getattr(self._inner, "bind", None)
+        if bind is not None:
+            bind(context)
 
     @property
     def model(self) -> str | None:

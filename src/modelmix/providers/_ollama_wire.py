@@ -21,10 +21,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
-from .._exceptions import APIStatusError, ConfigurationError, NotFoundError, StreamDecodeError, StreamErrorEvent
+from .._codec import NO_CONTEXT, ErrorContext, Reply, RequestContext
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._response import (
     ChatResponse,
@@ -36,8 +36,9 @@ from .._response import (
     Usage,
     UsageEvent,
 )
-from .._settings import Settings
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
+from .._streaming import ParserBase
+from ._compat_quirks import fold_system_messages
 from ._error_bodies import error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
 
@@ -150,12 +151,14 @@ class OllamaCodec:
         self.model = model
         self.keep_alive = keep_alive
 
-    def build_body(self, model: str, messages: list[Message], settings: Settings, *, stream: bool) -> dict[str, Any]:
+    def build_body(self, call: RequestContext) -> dict[str, Any]:
+        settings = call.settings
+        messages = call.messages if call.profile.system_role else fold_system_messages(call.messages)
         id_to_name: dict[str, str] = {}
         body: dict[str, Any] = {
-            "model": model,
+            "model": call.model,
             "messages": [_encode_message(m, id_to_name) for m in messages],
-            "stream": stream,
+            "stream": call.stream,
         }
         options: dict[str, Any] = {}
         for key, option in _OPTION_NAMES.items():
@@ -184,10 +187,11 @@ class OllamaCodec:
             body.update(extra)
         return body
 
-    def parse_response(self, data: Any, *, status: int, headers: httpx.Headers) -> ChatResponse:
+    def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("message"), Mapping):
             info = error_info(data, fallback="Ollama answered without a message")
-            raise self._typed(status if status >= 400 else 500, info.message, headers)
+            status = reply.status if reply.status >= 400 else 500
+            raise self._typed(status, info.message, reply.headers, reply.context)
         raw_message = data["message"]
         tool_calls = _tool_calls(raw_message.get("tool_calls"))
         content = raw_message.get("content")
@@ -209,31 +213,36 @@ class OllamaCodec:
             raw=dict(data),
         )
 
-    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIStatusError:
-        error = error_from_body(status, headers, body)
-        if isinstance(error, NotFoundError) or (status == 404 and "not found" in error.message):
-            return self._typed(404, error.message, headers)
+    def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
+        error = error_from_body(body, reply)
+        if isinstance(error, NotFoundError) or (reply.status == 404 and "not found" in error.message):
+            return self._typed(404, error.message, reply.headers, reply.context)
         return error
 
-    def _typed(self, status: int, message: str, headers: Mapping[str, str]) -> APIStatusError:
+    def _typed(
+        self, status: int, message: str, headers: Mapping[str, str], context: ErrorContext = NO_CONTEXT
+    ) -> APIStatusError:
         found = _MODEL_IN_MESSAGE.search(message)
         if found or (status == 404 and "not found" in message.lower()):
             name = found.group(1) if found else self.model
             return NotFoundError(
-                f"{message}. The model is not on this Ollama server: run `ollama pull {name}` (or check the name "
-                "with `ollama list`)",
+                f"{context.redact(message)}. The model is not on this Ollama server: run `ollama pull {name}` "
+                "(or check the name with `ollama list`)",
                 status=404,
                 phase="status",
+                **context.fields(404),
             )
-        return typed_error(status, error_info(message, fallback=message), headers)
+        return typed_error(status, error_info(message, fallback=message), headers, context)
 
-    def stream_parser(self) -> OllamaStreamParser:
+    def stream_parser(self, call: RequestContext | None = None) -> OllamaStreamParser:
         return OllamaStreamParser(self)
 
 
-class OllamaStreamParser:
+class OllamaStreamParser(ParserBase):
     """NDJSON bytes → typed events. Every object carries a message fragment; tool calls arrive
     whole (one object per call list); the ``done: true`` object ends the stream."""
+
+    context = NO_CONTEXT
 
     def __init__(self, codec: OllamaCodec | None = None, *, max_line: int = DEFAULT_MAX_LINE) -> None:
         self._codec = codec or OllamaCodec()
@@ -241,15 +250,7 @@ class OllamaStreamParser:
         self._done = False
         self._model: str | None = None
         self._next_tool = 0
-        self._pending_error: StreamErrorEvent | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def model(self) -> str | None:
-        return self._model
+        self._pending_error: InBandStreamError | None = None
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         return self._lines_to_events(self._lines.feed(chunk))
@@ -265,7 +266,7 @@ class OllamaStreamParser:
         for line in lines:
             try:
                 self._on_line(line, events)
-            except StreamErrorEvent as exc:
+            except InBandStreamError as exc:
                 if not events:
                     raise
                 # Deliver the content that arrived before the error line first (it may already
@@ -281,18 +282,25 @@ class OllamaStreamParser:
             data = json.loads(line)
         except json.JSONDecodeError:
             raise StreamDecodeError(
-                "an NDJSON line is not valid JSON", offset=self._lines.consumed, length=len(line)
+                "an NDJSON line is not valid JSON",
+                offset=self._lines.consumed,
+                length=len(line),
+                **self.context.fields(0),
             ) from None
         if not isinstance(data, Mapping):
             raise StreamDecodeError(
-                "an NDJSON line is not a JSON object", offset=self._lines.consumed, length=len(line)
+                "an NDJSON line is not a JSON object",
+                offset=self._lines.consumed,
+                length=len(line),
+                **self.context.fields(0),
             )
         if data.get("error"):
             # Ollama reports failures after the 200 status line as an {"error": ...} line.
             info = error_info(data, fallback="Ollama reported an error inside the stream")
-            mapped = self._codec._typed(500, info.message, {})
-            mapped.phase = "pre_commit_stream"
-            raise StreamErrorEvent(f"error inside the stream: {info.message}", mapped=mapped, status=None)
+            mapped = self._codec._typed(500, info.message, {}, self.context)
+            mapped.phase = "pre_commit_stream"  # still inside the builder: nobody has seen it yet
+            text = f"error inside the stream: {self.context.redact(info.message)}"
+            raise InBandStreamError(text, mapped=mapped, status=None, **self.context.fields(0))
         if self._model is None and data.get("model"):
             self._model = str(data["model"])
         message = data.get("message")

@@ -1,20 +1,22 @@
 """The OpenAI chat-completions wire protocol, sans-I/O.
 
 Served by OpenAI, Azure OpenAI (both routes), Azure catalog models, Ollama's ``/v1``, llama.cpp,
-vLLM, LM Studio and many more; their differences are `WireQuirks` flags, not new classes.
+vLLM, LM Studio and many more; their differences are `ModelProfile` fields, not new classes: the
+field that carries ``max_tokens``, whether to ask for usage in a stream, a system message folded
+for families without a system role, and the compatibility repairs (usage counted offline,
+``<tool_call>`` text turned into tool calls) that `_compat_quirks` implements.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 
-from .._exceptions import APIStatusError, ConfigurationError, StreamDecodeError, StreamErrorEvent
+from .._codec import NO_CONTEXT, Reply, RequestContext
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._response import (
     ChatResponse,
@@ -27,25 +29,15 @@ from .._response import (
     Usage,
     UsageEvent,
 )
-from .._settings import Settings, Tool
+from .._settings import Tool
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
-from ._error_bodies import error_from_body, error_info, typed_error
+from .._streaming import ParserBase, StreamParser
+from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
+from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 
-__all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "WireQuirks", "parse_usage"]
+__all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "parse_usage"]
 
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
-
-
-@dataclass(frozen=True)
-class WireQuirks:
-    """How one server family deviates from OpenAI."""
-
-    stream_usage: bool = True
-    """Send ``stream_options.include_usage`` (servers that reject it set False)."""
-    max_tokens_field: str = "max_tokens"
-    """``max_completion_tokens`` for reasoning models that refuse ``max_tokens``."""
-    retry_conflict: bool = False
-    """OpenAI uses 409 for transient lock timeouts, so it is retryable there only."""
 
 
 _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls")
@@ -172,16 +164,15 @@ class OpenAIChatCodec:
 
     chat_path = "chat/completions"
 
-    def __init__(self, quirks: WireQuirks | None = None) -> None:
-        self.quirks = quirks or WireQuirks()
-
-    def build_body(self, model: str, messages: list[Message], settings: Settings, *, stream: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": model, "messages": [encode_message(m) for m in messages]}
+    def build_body(self, call: RequestContext) -> dict[str, Any]:
+        settings, profile = call.settings, call.profile
+        messages = call.messages if profile.system_role else fold_system_messages(call.messages)
+        body: dict[str, Any] = {"model": call.model, "messages": [encode_message(m) for m in messages]}
         for key in _PASSTHROUGH:
             if key in settings:
                 body[key] = settings[key]  # type: ignore[literal-required]
         if "max_tokens" in settings:
-            body[self.quirks.max_tokens_field] = settings["max_tokens"]
+            body[profile.max_tokens_field] = settings["max_tokens"]
         if "stop" in settings:
             stop = settings["stop"]
             body["stop"] = stop if isinstance(stop, str) else list(stop)
@@ -191,20 +182,19 @@ class OpenAIChatCodec:
             body["tool_choice"] = encode_tool_choice(settings["tool_choice"])
         if "response_format" in settings:
             body["response_format"] = encode_response_format(settings["response_format"])
-        if stream:
+        if call.stream:
             body["stream"] = True
-            if self.quirks.stream_usage:
+            if profile.stream_usage:
                 body["stream_options"] = {"include_usage": True}
         extra = settings.get("extra_body")
         if extra:
             body.update(extra)
         return body
 
-    def parse_response(self, data: Any, *, status: int, headers: httpx.Headers) -> ChatResponse:
+    def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("choices"), list):
-            # LM Studio and some proxies answer HTTP 200 with an error body.
-            info = error_info(data, fallback="the server answered without any choices")
-            raise typed_error(status if status >= 400 else 500, info, headers)
+            # LM Studio, Azure gateways and some proxies answer HTTP 200 with an error body.
+            raise error_in_ok_body(data, reply, fallback="the server answered without any choices")
         choice = _choice0(data["choices"]) or {}
         raw_message = choice.get("message") or {}
         tool_calls = [_tool_call(call) for call in raw_message.get("tool_calls") or [] if isinstance(call, Mapping)]
@@ -214,7 +204,7 @@ class OpenAIChatCodec:
             finish = "tool_calls"
         filter_results = choice.get("content_filter_results")
         prompt_filters = data.get("prompt_filter_results")
-        return ChatResponse(
+        response = ChatResponse(
             message=Message(
                 role="assistant",
                 content=content if isinstance(content, str) else (None if tool_calls else ""),
@@ -229,18 +219,17 @@ class OpenAIChatCodec:
             prompt_filter_results=list(prompt_filters) if isinstance(prompt_filters, list) else None,
             raw=dict(data),
         )
+        return repair_response(response, reply.call) if reply.call is not None else response
 
-    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> APIStatusError:
-        error = error_from_body(status, headers, body)
-        if status == 409 and self.quirks.retry_conflict and "x-should-retry" not in headers:
-            error.retryable = True
-        return error
+    def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
+        return error_from_body(body, reply)
 
-    def stream_parser(self) -> OpenAIStreamParser:
-        return OpenAIStreamParser()
+    def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
+        parser = OpenAIStreamParser()
+        return repairing_parser(parser, call) if call is not None else parser
 
 
-class OpenAIStreamParser:
+class OpenAIStreamParser(ParserBase):
     """SSE bytes → typed events for chat-completion chunks.
 
     Handles: Azure's leading chunk with empty ``choices`` and prompt-filter results; usage on a
@@ -248,20 +237,14 @@ class OpenAIStreamParser:
     ``index``/``id``; reasoning fields; error objects inside the stream.
     """
 
+    context = NO_CONTEXT
+
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
         self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
         self._done = False
         self._model: str | None = None
         self._tool_slots: dict[str, int] = {}
         self._next_slot = 0
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    @property
-    def model(self) -> str | None:
-        return self._model
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -287,9 +270,34 @@ class OpenAIStreamParser:
         except json.JSONDecodeError:
             payload, valid = None, False
         if not valid:
-            raise StreamDecodeError("a stream event is not valid JSON", offset=self._sse.consumed, length=len(data))
+            raise StreamDecodeError(
+                "a stream event is not valid JSON",
+                offset=self._sse.consumed,
+                length=len(data),
+                **self.context.fields(0),
+            )
         if type(payload) is not dict and not isinstance(payload, Mapping):
-            raise StreamDecodeError("a stream event is not a JSON object", offset=self._sse.consumed, length=len(data))
+            raise StreamDecodeError(
+                "a stream event is not a JSON object",
+                offset=self._sse.consumed,
+                length=len(data),
+                **self.context.fields(0),
+            )
+        self._on_payload(payload, event_type, out)
+
+    def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
+        """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,
+        no JSON round trip."""
+        events: list[StreamEvent] = []
+        if self._done:
+            return events
+        if isinstance(item, str):
+            self._done = item == "[DONE]"
+            return events
+        self._on_payload(item, None, events)
+        return events
+
+    def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
         if event_type == "error" or payload.get("error") or payload.get("type") in ("error", "response.failed"):
             raise self._in_band_error(payload)
         if self._model is None and payload.get("model"):
@@ -352,14 +360,14 @@ class OpenAIStreamParser:
             arguments=arguments if isinstance(arguments, str) else "",
         )
 
-    def _in_band_error(self, payload: Mapping[str, Any]) -> StreamErrorEvent:
+    def _in_band_error(self, payload: Mapping[str, Any]) -> InBandStreamError:
         info = error_info(payload, fallback="the server reported an error inside the stream")
         status = _status_for_in_band(info.type, info.code)
-        mapped = typed_error(status, info, {})
-        mapped.phase = "pre_commit_stream"
-        return StreamErrorEvent(
-            f"error inside the stream: {info.message}", mapped=mapped, code=info.code, error_type=info.type, status=None
-        )
+        mapped = typed_error(status, info, {}, self.context)
+        mapped.phase = "pre_commit_stream"  # still inside the builder: nobody has seen it yet
+        message = f"error inside the stream: {self.context.redact(info.message)}"
+        where = self.context.fields(0)
+        return InBandStreamError(message, mapped=mapped, code=info.code, error_type=info.type, status=None, **where)
 
 
 def _status_for_in_band(error_type: str | None, code: str | None) -> int:
@@ -374,7 +382,3 @@ def _status_for_in_band(error_type: str | None, code: str | None) -> int:
     if "not_found" in text:
         return 404
     return 500
-
-
-# Re-exported for providers that need the codec's error parsing directly.
-parse_error_body = error_from_body

@@ -15,7 +15,6 @@ Configuration, first found wins:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,11 +23,13 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from typing_extensions import Unpack
 
 from .._auth import Auth, resolve_secret
+from .._driver import afetch, fetch
 from .._exceptions import ConfigurationError, ProviderError
-from .._http import HTTPModel
-from .._settings import Settings
+from .._http import HTTPModel, HTTPModelOptions, split_model_options
+from .._profile import ModelProfile, ProfileOverride, build_profile, family_fields
 from ._azure_auth import (
     DEFAULT_REFRESH_MARGIN,
     DEFAULT_SCOPE,
@@ -39,9 +40,10 @@ from ._azure_auth import (
     default_credential,
     token_provider_from_credential,
 )
-from ._azure_profiles import PROFILES, AzureProfile, profile_for
+from ._azure_profiles import AZURE_FAMILIES, CATALOG_DEFAULT, PROFILES, AzureProfile
 from ._azure_routes import CLASSIC_API_VERSION, MODEL_INFERENCE_API_VERSION, AzureRoute, RouteName, resolve_route
 from ._azure_wire import AzureChatCodec
+from ._provider import ConnectionOptions, Provider, split_connection_options
 
 __all__ = [
     "CLASSIC_API_VERSION",
@@ -50,6 +52,7 @@ __all__ = [
     "AzureModel",
     "AzureModelInfo",
     "AzureProfile",
+    "AzureProvider",
     "BearerToken",
     "create",
 ]
@@ -71,6 +74,102 @@ class AzureModelInfo(BaseModel):
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
 
+class AzureConnectionOptions(ConnectionOptions, total=False):
+    """Where an Azure deployment is and how to authenticate (see the module docstring)."""
+
+    endpoint: str | None
+    token_provider: TokenProvider | None
+    credential: Any
+    scope: str
+    route: RouteName | None
+    api_version: str | None
+    refresh_margin: float
+    clock: Callable[[], float]
+
+
+class AzureModelOptions(AzureConnectionOptions, HTTPModelOptions, total=False):
+    """`AzureModel`'s options: the connection's and the model's own."""
+
+
+class AzureProvider(Provider):
+    """One Azure endpoint on one route (chosen from the URL, or forced with ``route=``)."""
+
+    name = "azure"
+    label = "Azure"
+    base_url_env = ENDPOINT_ENV
+    api_key_env = API_KEY_ENV
+    api_key_required = True
+    listing_path = None
+    families = AZURE_FAMILIES
+    named_profiles = PROFILES
+
+    def __init__(self, deployment: str, **options: Unpack[AzureConnectionOptions]) -> None:
+        endpoint, base_url = options.pop("endpoint", None), options.pop("base_url", None)
+        if endpoint and base_url and endpoint != base_url:
+            raise ConfigurationError("give the Azure endpoint once: endpoint= or base_url=, not both")
+        where = endpoint or base_url or os.environ.get(ENDPOINT_ENV)
+        if not where:
+            raise ConfigurationError(
+                f"Azure needs an endpoint: set the {ENDPOINT_ENV} environment variable or pass "
+                "endpoint='https://<resource>.openai.azure.com' (or a catalog endpoint URL)"
+            )
+        self.deployment = deployment
+        self.route: AzureRoute = resolve_route(
+            where,
+            deployment,
+            route=options.pop("route", None),
+            api_version=options.pop("api_version", None),
+            classic_api_version=os.environ.get(API_VERSION_ENV) or None,
+        )
+        self._credential_options: dict[str, Any] = {
+            "token_provider": options.pop("token_provider", None),
+            "credential": options.pop("credential", None),
+            "scope": options.pop("scope", DEFAULT_SCOPE),
+            "refresh_margin": options.pop("refresh_margin", DEFAULT_REFRESH_MARGIN),
+            "clock": options.pop("clock", time.time),
+        }
+        connection, _ = split_connection_options(options)
+        connection["base_url"] = self.route.base_url
+        super().__init__(**connection)
+
+    @property
+    def catalog(self) -> bool:
+        """A catalog route (Model Inference API, serverless ``/v1``) rather than Azure OpenAI."""
+        return self.route.name in ("model-inference", "serverless-v1")
+
+    def resolve_auth(self, api_key: str | SecretStr | None) -> Auth:
+        return _choose_auth(api_key=api_key, key_style=self.route.key_style, **self._credential_options)
+
+    def default_headers(self) -> dict[str, str]:
+        return dict(self.route.headers)
+
+    def query(self) -> Mapping[str, str] | None:
+        return self.route.query
+
+    def model_profile(
+        self, model_name: str, *, discovered: Mapping[str, Any] | None = None, override: ProfileOverride = None
+    ) -> ModelProfile:
+        family = family_fields(model_name, AZURE_FAMILIES) or (CATALOG_DEFAULT if self.catalog else {})
+        return build_profile([family, discovered or {}], override, named=PROFILES, kind="Azure profile")
+
+    def codec(self, model_name: str) -> AzureChatCodec:
+        return AzureChatCodec(model_name, self.route, self.host)
+
+    def discovery_request(self, model_name: str) -> httpx.Request | None:
+        if self.route.info_url is None:
+            return None
+        return httpx.Request("GET", self.route.info_url)
+
+    def profile_from_discovery(self, data: Any) -> Mapping[str, Any]:
+        # /info names the model behind a deployment whose own name may say nothing about it.
+        model_name = data.get("model_name") if isinstance(data, Mapping) else None
+        return family_fields(str(model_name), AZURE_FAMILIES) if model_name else {}
+
+    @classmethod
+    def create_model(cls, name: str, **options: Any) -> AzureModel:
+        return AzureModel(name, **options)
+
+
 class AzureModel(HTTPModel):
     """An Azure OpenAI deployment or an Azure catalog model.
 
@@ -80,126 +179,50 @@ class AzureModel(HTTPModel):
     or an ``AccessToken``.
     """
 
-    def __init__(
-        self,
-        deployment: str,
-        *,
-        endpoint: str | None = None,
-        base_url: str | None = None,
-        api_key: str | SecretStr | None = None,
-        token_provider: TokenProvider | None = None,
-        credential: Any = None,
-        scope: str = DEFAULT_SCOPE,
-        route: RouteName | None = None,
-        api_version: str | None = None,
-        profile: AzureProfile | str | None = None,
-        settings: Settings | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | float | None = None,
-        http_client: httpx.Client | None = None,
-        async_http_client: httpx.AsyncClient | None = None,
-        context_window: int | None = None,
-        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    backend: AzureProvider
+
+    def __init__(self, deployment: str, **options: Unpack[AzureModelOptions]) -> None:
         if not deployment:
             raise ConfigurationError("an Azure deployment name is required, e.g. 'azure:gpt-4o-mini'")
-        if endpoint and base_url and endpoint != base_url:
-            raise ConfigurationError("give the Azure endpoint once: endpoint= or base_url=, not both")
-        where = endpoint or base_url or os.environ.get(ENDPOINT_ENV)
-        if not where:
-            raise ConfigurationError(
-                f"Azure needs an endpoint: set the {ENDPOINT_ENV} environment variable or pass "
-                "endpoint='https://<resource>.openai.azure.com' (or a catalog endpoint URL)"
-            )
-        self.route: AzureRoute = resolve_route(
-            where,
-            deployment,
-            route=route,
-            api_version=api_version,
-            classic_api_version=os.environ.get(API_VERSION_ENV) or None,
-        )
-        catalog = self.route.name in ("model-inference", "serverless-v1")
-        if isinstance(profile, str):
-            if profile.lower() not in PROFILES:
-                raise ConfigurationError(
-                    f"unknown Azure profile {profile!r}; use one of {', '.join(sorted(PROFILES))} "
-                    "or an AzureProfile(...)"
-                )
-            profile = PROFILES[profile.lower()]
-        self.profile: AzureProfile = profile or profile_for(deployment, catalog=catalog)
-        auth = _choose_auth(
-            api_key=api_key,
-            token_provider=token_provider,
-            credential=credential,
-            scope=scope,
-            key_style=self.route.key_style,
-            refresh_margin=refresh_margin,
-            clock=clock,
-        )
-        host = httpx.URL(self.route.base_url).host
-        super().__init__(
-            deployment,
-            provider="azure",
-            base_url=self.route.base_url,
-            codec=AzureChatCodec(deployment, self.route, self.profile, host),
-            auth=auth,
-            settings=settings,
-            default_headers={**self.route.headers, **(default_headers or {})},
-            query=self.route.query,
-            timeout=timeout,
-            http_client=http_client,
-            async_http_client=async_http_client,
-            context_window=context_window,
-        )
+        own, connection = split_model_options(options)
+        provider = AzureProvider(deployment, **connection)
+        super().__init__(deployment, provider=provider, **own)
+        self.route = provider.route
         logger.debug(
             "azure:%s → %s route %s (profile %s, auth %r)",
             deployment,
             self.route.name,
             self.route.chat_url,
             self.profile.family,
-            auth,
+            self.auth,
         )
 
     # ----------------------------------------------------------------------------- model info
 
     def info(self) -> AzureModelInfo:
         """``GET /info`` of a Model Inference API endpoint: the model's name, type and provider."""
-        request = self._info_request(self._sync_auth())
+        request = self._discovery(self._info_request())
         with self._translate("sent_no_response"):
-            response = self._sync_client().send(request)
-        return self._info_result(response)
+            response, body = fetch(
+                self._sync_client(), request, limit=self._max_response_bytes, too_large=self._too_large
+            )
+        return self._info_result(self._json_document(response, body))
 
     async def ainfo(self) -> AzureModelInfo:
         """Async `info`."""
-        request = self._info_request(await self._async_auth())
+        request = self._discovery(self._info_request(), await self._async_auth())
         with self._translate("sent_no_response"):
-            response = await self._async_client().send(request)
-        return self._info_result(response)
-
-    def _info_request(self, auth_headers: Mapping[str, str]) -> httpx.Request:
-        if self.route.info_url is None:
-            raise ConfigurationError(
-                f"the {self.route.name} route offers no model-info document; GET /info exists only on "
-                "Model Inference API endpoints (*.models.ai.azure.com, …/models)"
+            response, body = await afetch(
+                self._async_client(), request, limit=self._max_response_bytes, too_large=self._too_large
             )
-        headers = {k: v for k, v in self._base_headers.items() if k.lower() != "content-type"}
-        return httpx.Request("GET", self.route.info_url, headers={**headers, **auth_headers})
+        return self._info_result(self._json_document(response, body))
 
-    def _info_result(self, response: httpx.Response) -> AzureModelInfo:
-        body = response.content
-        if response.status_code >= 300:
-            raise self._status_error(response, body)
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
+    def _info_result(self, data: Any) -> AzureModelInfo:
         if not isinstance(data, dict):
             raise ProviderError(
                 "GET /info answered with a body that is not a JSON object",
                 provider=self.provider,
                 model=self.name,
-                status=response.status_code,
                 host=self.host,
                 code="invalid_json",
             )
@@ -209,6 +232,15 @@ class AzureModel(HTTPModel):
             model_provider_name=_opt(data.get("model_provider_name")),
             raw=data,
         )
+
+    def _info_request(self) -> httpx.Request:
+        request = self.backend.discovery_request(self.name)
+        if request is None:
+            raise ConfigurationError(
+                f"the {self.route.name} route offers no model-info document; GET /info exists only on "
+                "Model Inference API endpoints (*.models.ai.azure.com, …/models)"
+            )
+        return request
 
 
 def _opt(value: Any) -> str | None:

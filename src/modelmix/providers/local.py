@@ -33,6 +33,7 @@ import httpx
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
+from .._codec import Reply
 from .._exceptions import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -57,8 +58,9 @@ from ._llama_runtime import (
     resolve_gguf,
 )
 from ._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_tool, encode_tool_choice
+from ._provider import Provider
 
-__all__ = ["DEFAULT_N_CTX", "LocalModel", "alist_models", "create", "list_models"]
+__all__ = ["DEFAULT_N_CTX", "LocalModel", "LocalProvider", "alist_models", "create", "list_models"]
 
 DEFAULT_N_CTX = 2048
 """Context window used unless ``n_ctx=`` says otherwise (SmolLM2 supports 8192; 2048 keeps
@@ -210,7 +212,9 @@ class LocalModel(Model):
             started = time.perf_counter()
             runtime.lock.acquire()
             source = _Chunks(self, runtime, encoded, options)
-            return OpenedStream(chunks=source, close=source.close, request_id=None, host=None, started=started)
+            return OpenedStream(
+                chunks=source, close=source.close, request_id=None, host=None, started=started, decoded=True
+            )
 
         return Stream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
 
@@ -223,7 +227,12 @@ class LocalModel(Model):
             await _acquire_async(runtime.lock)
             source = _Chunks(self, runtime, encoded, options)
             return OpenedStream(
-                chunks=_AsyncChunks(source), close=source.aclose, request_id=None, host=None, started=started
+                chunks=_AsyncChunks(source),
+                close=source.aclose,
+                request_id=None,
+                host=None,
+                started=started,
+                decoded=True,
             )
 
         return AsyncStream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
@@ -276,7 +285,7 @@ class LocalModel(Model):
                 raw = runtime.llama.create_chat_completion(messages=encoded, **call)
         finally:
             runtime.lock.release()
-        response = self._codec.parse_response(raw, status=200, headers=httpx.Headers())
+        response = self._codec.parse_response(raw, Reply(200, httpx.Headers()))
         return response.model_copy(
             update={"provider": self.provider, "model": self.name, "latency": time.perf_counter() - started}
         )
@@ -367,8 +376,9 @@ def _stopper(runtime: LlamaRuntime, stop: threading.Event) -> Any:
 
 
 class _Chunks:
-    """llama.cpp's chunk dicts as SSE bytes for the OpenAI stream parser, plus a usage chunk
-    counted with the model's tokenizer at the end. Owns the model lock until closed."""
+    """llama.cpp's chunk dicts, handed to the OpenAI stream parser as they are (no SSE bytes),
+    then a usage chunk counted with the model's tokenizer and ``"[DONE]"``. Owns the model lock
+    until closed."""
 
     def __init__(
         self, model: LocalModel, runtime: LlamaRuntime, encoded: list[dict[str, Any]], options: dict[str, Any]
@@ -382,17 +392,20 @@ class _Chunks:
         self._released = False
         self._release_lock = threading.Lock()
         self._text: list[str] = []
+        self._pending: list[str] = []
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[Mapping[str, Any] | str]:
         return self
 
-    def __next__(self) -> bytes:
+    def __next__(self) -> Mapping[str, Any] | str:
         chunk = self.next_or_none()
         if chunk is None:
             raise StopIteration
         return chunk
 
-    def next_or_none(self) -> bytes | None:
+    def next_or_none(self) -> Mapping[str, Any] | str | None:
+        if self._pending:
+            return self._pending.pop(0)
         if self._finished or self._released:
             return None
         with self._model._translate():
@@ -403,10 +416,10 @@ class _Chunks:
             item = next(self._source, None)
             if item is None:
                 self._finished = True
-                return self._usage_chunk() + b"data: [DONE]\n\n"
+                self._pending.append("[DONE]")
+                return self._usage_chunk()
         self._collect(item)
-        item = {**item, "model": self._model.name}  # llama.cpp reports the file path
-        return b"data: " + json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n\n"
+        return {**item, "model": self._model.name}  # llama.cpp reports the file path
 
     def _collect(self, item: Mapping[str, Any]) -> None:
         for choice in item.get("choices") or []:
@@ -420,13 +433,13 @@ class _Chunks:
                 if isinstance(function, Mapping) and isinstance(function.get("arguments"), str):
                     self._text.append(function["arguments"])
 
-    def _usage_chunk(self) -> bytes:
+    def _usage_chunk(self) -> dict[str, Any]:
         runtime = self._runtime
         prompt = runtime.count_prompt_tokens(self._encoded, self._options.get("tools"))
         if prompt is None:
             prompt = sum(runtime.count_tokens(m["content"]) + 4 for m in self._encoded) + 3
         usage = {"prompt_tokens": prompt, "completion_tokens": runtime.count_tokens("".join(self._text))}
-        return b"data: " + json.dumps({"choices": [], "usage": usage}).encode("utf-8") + b"\n\n"
+        return {"choices": [], "usage": usage}
 
     def close(self) -> None:
         with self._release_lock:
@@ -454,7 +467,7 @@ class _AsyncChunks:
     def __aiter__(self) -> _AsyncChunks:
         return self
 
-    async def __anext__(self) -> bytes:
+    async def __anext__(self) -> Mapping[str, Any] | str:
         chunk = await anyio.to_thread.run_sync(self._source.next_or_none)
         if chunk is None:
             raise StopAsyncIteration
@@ -468,6 +481,9 @@ class _LocalStreamParser(OpenAIStreamParser):
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         return [_estimated(e) for e in super().feed(chunk)]
 
+    def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
+        return [_estimated(e) for e in super().feed_object(item)]
+
     def flush(self) -> list[StreamEvent]:
         return [_estimated(e) for e in super().flush()]
 
@@ -479,6 +495,36 @@ def _estimated(event: StreamEvent) -> StreamEvent:
 
 
 # --------------------------------------------------------------------------------- registry & listing
+
+
+class LocalProvider(Provider):
+    """GGUF models run in this process: nothing to connect to, models found on disk."""
+
+    name = "local"
+    label = "llama.cpp"
+    in_process = True
+    listing_path = None
+    requires = "llama_cpp"
+    install_hint = "pip install 'modelmix[local]'"
+
+    def __init__(self, **options: Any) -> None:
+        # Nothing to connect to: connection options have no meaning here.
+        self.timeout = None
+
+    @classmethod
+    def create_model(cls, name: str, **options: Any) -> LocalModel:
+        return LocalModel(name, **options)
+
+    @classmethod
+    def available(cls, **options: Any) -> list[AvailableModel]:
+        return list_models("local", **options)
+
+    @classmethod
+    async def aavailable(cls, **options: Any) -> list[AvailableModel]:
+        return list_models("local", **options)
+
+    def __repr__(self) -> str:
+        return "<LocalProvider in-process>"
 
 
 def create(name: str, **options: Any) -> LocalModel:

@@ -11,18 +11,27 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
+from typing_extensions import Unpack
 
-from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
-from .._http import HTTPModel
-from .._settings import Settings
-from ._listing import AvailableModel, aget_json, get_json
+from .._http import HTTPModel, HTTPModelOptions
+from ._listing import AvailableModel, alist_with, list_with
 from ._ollama_wire import OllamaCodec
+from ._provider import Provider, split_connection_options
 
-__all__ = ["DEFAULT_OLLAMA_PORT", "OllamaModel", "alist_models", "create", "list_models", "ollama_base_url"]
+__all__ = [
+    "DEFAULT_OLLAMA_PORT",
+    "OllamaModel",
+    "OllamaProvider",
+    "alist_models",
+    "create",
+    "list_models",
+    "ollama_base_url",
+]
 
 DEFAULT_OLLAMA_PORT = 11434
 
@@ -67,6 +76,57 @@ def _client_address(host: str) -> str:
     return host
 
 
+class OllamaProvider(Provider):
+    """An Ollama server on its native API (``/api/chat``, ``/api/tags``, ``/api/show``)."""
+
+    name = "ollama"
+    label = "Ollama"
+    base_url_env = "OLLAMA_HOST"
+    api_key_env = "OLLAMA_API_KEY"
+    listing_path = "api/tags"
+    # Ollama's usage arrives in the final NDJSON object of every stream, unasked; a JSON schema
+    # travels in ``format``.
+    profile_defaults: ClassVar[Mapping[str, Any]] = {"json_schema_via": "format"}
+
+    @classmethod
+    def resolve_base_url(cls, given: str | None) -> str:
+        return given or ollama_base_url()
+
+    @classmethod
+    def configured_base_url(cls) -> str | None:
+        return ollama_base_url()
+
+    def codec(self, model_name: str) -> OllamaCodec:
+        return OllamaCodec(model_name)
+
+    def parse_models(self, data: Any) -> list[AvailableModel]:
+        return _models_from(data)
+
+    def discovery_request(self, model_name: str) -> httpx.Request | None:
+        return httpx.Request("POST", self.base_url.join("api/show"), json={"model": model_name})
+
+    def profile_from_discovery(self, data: Any) -> Mapping[str, Any]:
+        """``/api/show`` lists the model's capabilities (``tools``, ``vision``, ``thinking``) and
+        its parameters, among them the ``num_ctx`` it is served with."""
+        if not isinstance(data, Mapping):
+            return {}
+        fields: dict[str, Any] = {}
+        capabilities = data.get("capabilities")
+        if isinstance(capabilities, list):
+            fields["tools"] = "tools" in capabilities
+            fields["images"] = "vision" in capabilities
+            fields["reasoning"] = "think" if "thinking" in capabilities else None
+        parameters = data.get("parameters")
+        found = re.search(r"^num_ctx\s+(\d+)", parameters, re.MULTILINE) if isinstance(parameters, str) else None
+        if found:
+            fields["context_window"] = int(found.group(1))
+        return fields
+
+    @classmethod
+    def create_model(cls, name: str, **options: Any) -> OllamaModel:
+        return OllamaModel(name, **options)
+
+
 class OllamaModel(HTTPModel):
     """A model served by Ollama's native ``/api/chat``.
 
@@ -76,45 +136,19 @@ class OllamaModel(HTTPModel):
     """
 
     def __init__(
-        self,
-        name: str,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        settings: Settings | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | float | None = None,
-        http_client: httpx.Client | None = None,
-        async_http_client: httpx.AsyncClient | None = None,
-        context_window: int | None = None,
-        keep_alive: str | float | None = None,
+        self, name: str, *, keep_alive: str | float | None = None, **options: Unpack[HTTPModelOptions]
     ) -> None:
-        super().__init__(
-            name,
-            provider="ollama",
-            base_url=base_url or ollama_base_url(),
-            codec=OllamaCodec(name, keep_alive=keep_alive),
-            auth=_auth(api_key),
-            settings=settings,
-            default_headers=default_headers,
-            timeout=timeout,
-            http_client=http_client,
-            async_http_client=async_http_client,
-            context_window=context_window,
-        )
+        connection, rest = split_connection_options(options)
+        codec = OllamaCodec(name, keep_alive=keep_alive)
+        super().__init__(name, provider=OllamaProvider(**connection), codec=codec, **rest)
 
     def list_models(self) -> list[AvailableModel]:
         """The models pulled on this Ollama server (``GET /api/tags``)."""
-        return _models_from(get_json(self.base_url.join("api/tags"), provider="ollama", headers=self.auth.headers()))
+        return self.backend.list_models()
 
     async def alist_models(self) -> list[AvailableModel]:
-        data = await aget_json(self.base_url.join("api/tags"), provider="ollama", headers=self.auth.headers())
-        return _models_from(data)
-
-
-def _auth(api_key: str | None) -> Auth:
-    secret = resolve_secret(api_key, "OLLAMA_API_KEY")
-    return APIKeyAuth(secret) if secret is not None else NoAuth()
+        """Async `list_models`."""
+        return await self.backend.alist_models()
 
 
 def _models_from(data: Any) -> list[AvailableModel]:
@@ -138,31 +172,14 @@ def _models_from(data: Any) -> list[AvailableModel]:
     return models
 
 
-def _tags_url(options: Mapping[str, Any]) -> httpx.URL:
-    return httpx.URL(str(options.get("base_url") or ollama_base_url()).rstrip("/") + "/api/tags")
-
-
 def list_models(prefix: str = "ollama", **options: Any) -> list[AvailableModel]:
     """``GET /api/tags`` (used by `modelmix.list_models`)."""
-    data = get_json(
-        _tags_url(options),
-        provider="ollama",
-        headers=_auth(options.get("api_key")).headers(),
-        timeout=options.get("timeout"),
-        client=options.get("http_client"),
-    )
-    return _models_from(data)
+    return list_with(OllamaProvider, **options)
 
 
 async def alist_models(prefix: str = "ollama", **options: Any) -> list[AvailableModel]:
-    data = await aget_json(
-        _tags_url(options),
-        provider="ollama",
-        headers=_auth(options.get("api_key")).headers(),
-        timeout=options.get("timeout"),
-        client=options.get("async_http_client"),
-    )
-    return _models_from(data)
+    """Async `list_models`."""
+    return await alist_with(OllamaProvider, **options)
 
 
 def create(name: str, **options: Any) -> OllamaModel:

@@ -8,23 +8,60 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-import httpx
-from pydantic import SecretStr
+from typing_extensions import Unpack
 
-from .._auth import APIKeyAuth, resolve_secret
-from .._exceptions import ConfigurationError
-from .._http import HTTPModel
-from .._settings import Settings
-from ._openai_wire import OpenAIChatCodec, WireQuirks
+from .._http import HTTPModel, HTTPModelOptions
+from .._profile import FamilyTable
+from ._provider import ConnectionOptions, Provider, split_connection_options
 
-__all__ = ["OPENAI_BASE_URL", "OpenAIModel", "create"]
+__all__ = ["OPENAI_BASE_URL", "OPENAI_FAMILIES", "OpenAIModel", "OpenAIProvider", "create"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-# Reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``.
-_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
+_REASONING: dict[str, Any] = {"max_tokens_field": "max_completion_tokens", "reasoning": "reasoning_effort"}
+
+OPENAI_FAMILIES: FamilyTable = (
+    # Reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``.
+    (r"^gpt-5", {"family": "gpt-5", **_REASONING}),
+    (r"^o[134]", {"family": "o-series", **_REASONING}),
+    (r"^gpt", {"family": "gpt"}),
+)
+
+
+class OpenAIProvider(Provider):
+    """api.openai.com (or a base URL speaking its API) with the official SDK's variables."""
+
+    name = "openai"
+    label = "OpenAI"
+    default_base_url = OPENAI_BASE_URL
+    base_url_env = "OPENAI_BASE_URL"
+    api_key_env = "OPENAI_API_KEY"
+    api_key_required = True
+    missing_key_hint = " (for a local OpenAI-compatible server use 'openai-compatible:<model>')"
+    families = OPENAI_FAMILIES
+    # OpenAI answers 409 for transient lock timeouts: worth a retry there (and only there).
+    profile_defaults: ClassVar[Mapping[str, Any]] = {"retry_conflict": True}
+
+    def __init__(
+        self, *, organization: str | None = None, project: str | None = None, **options: Unpack[ConnectionOptions]
+    ) -> None:
+        self.organization = organization or os.environ.get("OPENAI_ORG_ID")
+        self.project = project or os.environ.get("OPENAI_PROJECT_ID")
+        super().__init__(**options)
+
+    def default_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.organization:
+            headers["openai-organization"] = self.organization
+        if self.project:
+            headers["openai-project"] = self.project
+        return headers
+
+    @classmethod
+    def create_model(cls, name: str, **options: Any) -> OpenAIModel:
+        return OpenAIModel(name, **options)
 
 
 class OpenAIModel(HTTPModel):
@@ -37,47 +74,13 @@ class OpenAIModel(HTTPModel):
         self,
         name: str,
         *,
-        api_key: str | SecretStr | None = None,
-        base_url: str | None = None,
         organization: str | None = None,
         project: str | None = None,
-        settings: Settings | None = None,
-        default_headers: Mapping[str, str] | None = None,
-        timeout: httpx.Timeout | float | None = None,
-        http_client: httpx.Client | None = None,
-        async_http_client: httpx.AsyncClient | None = None,
-        context_window: int | None = None,
+        **options: Unpack[HTTPModelOptions],
     ) -> None:
-        secret = resolve_secret(api_key, "OPENAI_API_KEY")
-        if secret is None:
-            raise ConfigurationError(
-                "OpenAI needs an API key: set the OPENAI_API_KEY environment variable or pass "
-                "api_key=... (for a local OpenAI-compatible server use 'openai-compatible:<model>')"
-            )
-        headers: dict[str, str] = {}
-        organization = organization or os.environ.get("OPENAI_ORG_ID")
-        project = project or os.environ.get("OPENAI_PROJECT_ID")
-        if organization:
-            headers["openai-organization"] = organization
-        if project:
-            headers["openai-project"] = project
-        headers.update(default_headers or {})
-        quirks = WireQuirks(
-            max_tokens_field="max_completion_tokens" if name.startswith(_REASONING_PREFIXES) else "max_tokens",
-            retry_conflict=True,
-        )
+        connection, rest = split_connection_options(options)
         super().__init__(
-            name,
-            provider="openai",
-            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL,
-            codec=OpenAIChatCodec(quirks),
-            auth=APIKeyAuth(secret),
-            settings=settings,
-            default_headers=headers,
-            timeout=timeout,
-            http_client=http_client,
-            async_http_client=async_http_client,
-            context_window=context_window,
+            name, provider=OpenAIProvider(organization=organization, project=project, **connection), **rest
         )
 
 

@@ -162,6 +162,10 @@ class FakeOpenAIServer:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
+        except asyncio.CancelledError:
+            # The server is stopping with a client's keep-alive connection still open. Ending the
+            # task normally keeps asyncio from logging its cancellation as an error.
+            pass
         finally:
             writer.close()
 

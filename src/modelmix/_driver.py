@@ -1,0 +1,237 @@
+"""The I/O driver: every network call modelmix makes goes through these few functions.
+
+Chat, streams, model listing, Azure ``GET /info`` and profile discovery all send here, so each of
+them gets the same per-phase timeouts (shortened by the attempt deadline, never widened), the same
+body size cap, the same pool healing after a failed async send and the same careful closing.
+
+Hand-written twins (``send``/``asend``, ``fetch``/``afetch``, ``read_capped``/``aread_capped``)
+over pure helpers: each twin is a handful of lines, which is less to maintain than a code
+generator and its CI check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import httpx
+
+from ._call_deadline import clamp_timeout
+from ._pool_guard import heal_async_pool
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "MAX_RESPONSE_BYTES",
+    "AsyncBody",
+    "afetch",
+    "aread_capped",
+    "asend",
+    "fetch",
+    "phase_timeouts",
+    "read_capped",
+    "request_timeout",
+    "send",
+    "with_timeout",
+]
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=10.0)
+"""connect 5 s, write 30 s, pool wait 10 s; read 600 s because a non-streamed answer may take
+minutes before its headers arrive. Deadlines (resilience layer) bound the whole call."""
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=20, keepalive_expiry=30.0)
+"""Sized for many concurrent calls to one endpoint; idle connections are kept for reuse.
+
+Few idle connections on purpose: httpcore's pool does work proportional to idle × open
+connections on every request and response, so 64 kept-alive connections made a warm burst of 200
+concurrent calls 3-5x slower than a cold one (benchmarks/README.md). Sequential calls and streams
+still reuse one connection."""
+
+MAX_RESPONSE_BYTES = 32 << 20
+"""Cap on a non-streamed body: bounded memory whatever the server sends."""
+
+_UNWIND_STEPS = 1024
+"""Upper bound on chunks a closed body may still hand out from buffers while it unwinds."""
+
+TooLarge = Callable[[], BaseException]
+
+
+def phase_timeouts(value: float | httpx.Timeout) -> httpx.Timeout:
+    """A timeout given as one number bounds every phase, but never *widens* the library's own
+    connect/write/pool defaults: ``timeout=100`` means "read up to 100 s", not "wait 100 s for a
+    free pool slot". An `httpx.Timeout` is taken as given."""
+    if isinstance(value, httpx.Timeout):
+        return value
+    seconds = float(value)
+    return httpx.Timeout(
+        connect=_min(DEFAULT_TIMEOUT.connect, seconds),
+        read=seconds,
+        write=_min(DEFAULT_TIMEOUT.write, seconds),
+        pool=_min(DEFAULT_TIMEOUT.pool, seconds),
+    )
+
+
+def _min(default: float | None, seconds: float) -> float:
+    return seconds if default is None else min(default, seconds)
+
+
+def request_timeout(call: float | httpx.Timeout | None, model: float | httpx.Timeout | None) -> httpx.Timeout | None:
+    """The call's ``timeout`` setting, else the model's ``timeout=``; None lets the client's own
+    timeout apply (a user's client keeps what they configured on it; ours carries the defaults)."""
+    if call is not None:
+        return phase_timeouts(call)
+    if model is not None:
+        return phase_timeouts(model)
+    return None
+
+
+_BASE_TIMEOUT = "modelmix.timeout"
+"""Extension key of the timeout a request was built with, before any deadline cut it."""
+
+
+def with_timeout(request: httpx.Request, timeout: httpx.Timeout | None) -> httpx.Request:
+    """Record the call's or model's timeout on `request` (None: the client's own applies)."""
+    if timeout is not None:
+        request.extensions[_BASE_TIMEOUT] = timeout
+    return request
+
+
+def _stamp(request: httpx.Request, client_timeout: httpx.Timeout) -> None:
+    # The attempt deadline is read at send time, not when the request was built: a stream is
+    # built at the call site and opened later, inside the attempt.
+    base = request.extensions.get(_BASE_TIMEOUT) or client_timeout
+    request.extensions["timeout"] = clamp_timeout(base).as_dict()
+
+
+def send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
+    """Send and return as soon as the headers arrived; the caller reads and closes the body."""
+    _stamp(request, client.timeout)
+    return client.send(request, stream=True)
+
+
+async def asend(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Async `send`."""
+    _stamp(request, client.timeout)
+    try:
+        return await client.send(request, stream=True)
+    except BaseException:
+        # A failed or cancelled send is the only way httpcore orphans a pool slot (_pool_guard).
+        await heal_async_pool(client)
+        raise
+
+
+def _check_declared_size(response: httpx.Response, limit: int, too_large: TooLarge) -> None:
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large()
+
+
+def read_capped(response: httpx.Response, limit: int, too_large: TooLarge) -> bytes:
+    """The whole body, refusing (with `too_large()`) more than `limit` bytes."""
+    _check_declared_size(response, limit, too_large)
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def aread_capped(response: httpx.Response, limit: int, too_large: TooLarge) -> bytes:
+    """Async `read_capped`."""
+    _check_declared_size(response, limit, too_large)
+    parts: list[bytes] = []
+    size = 0
+    body = AsyncBody(response)
+    try:
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:
+                raise too_large()
+            parts.append(chunk)
+    finally:
+        await body.aclose()
+    return b"".join(parts)
+
+
+def fetch(
+    client: httpx.Client, request: httpx.Request, *, limit: int, too_large: TooLarge
+) -> tuple[httpx.Response, bytes]:
+    """Send, read the capped body and release the connection, whatever happens."""
+    response = send(client, request)
+    try:
+        return response, read_capped(response, limit, too_large)
+    finally:
+        response.close()
+
+
+async def afetch(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    limit: int,
+    too_large: TooLarge,
+) -> tuple[httpx.Response, bytes]:
+    """Async `fetch`; the connection is released even inside a cancelled scope."""
+    response = await asend(client, request)
+    try:
+        return response, await aread_capped(response, limit, too_large)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+
+
+class AsyncBody:
+    """The body of a streamed async response, closable at any point without leaving work for the
+    garbage collector.
+
+    httpx reads a body through a chain of nested async generators (httpx → httpcore). Closing the
+    outermost one leaves every inner one suspended; the garbage collector then finalises them,
+    which trio reports as a ``ResourceWarning`` per generator. `aclose` therefore closes the
+    response first and then resumes the chain once under a cancelled scope: the cancellation is
+    raised at the innermost read and travels out through every layer, so each one finishes.
+    """
+
+    __slots__ = ("_chunks", "_finished", "_response", "_started")
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._chunks: AsyncIterator[bytes] = response.aiter_bytes()
+        self._started = False
+        self._finished = False
+
+    def __aiter__(self) -> AsyncBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        self._started = True
+        try:
+            return await self._chunks.__anext__()
+        except BaseException:
+            # End of body, a read error or a cancellation: each has finished the whole chain.
+            self._finished = True
+            raise
+
+    async def aclose(self) -> None:
+        """Release the connection and finish the reader chain. Idempotent; safe when cancelled."""
+        with anyio.CancelScope(shield=True):
+            await self._response.aclose()
+            if self._started and not self._finished:
+                await self._unwind()
+
+    async def _unwind(self) -> None:
+        self._finished = True
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            for _ in range(_UNWIND_STEPS):
+                try:
+                    await self._chunks.__anext__()
+                except (Exception, anyio.get_cancelled_exc_class()):
+                    # StopAsyncIteration, our own cancellation, or a read on the closed socket.
+                    return
+        closer: Any = getattr(self._chunks, "aclose", None)
+        if closer is not None:  # pragma: no cover - a body that kept yielding past the bound
+            await closer()

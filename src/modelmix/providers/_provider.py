@@ -1,0 +1,278 @@
+"""`Provider`: one backend — where it is, how to authenticate, what its models can do, how to
+build them and how to list them. The registry, `modelmix.list_models` and ``modelmix models`` all
+read providers from one table, so a provider registered by a plugin shows up everywhere.
+
+A provider over HTTP is mostly data (class attributes); the hooks below exist for the backends
+that need more (Azure's routes, Ollama's native wire format, discovery of a server's limits).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio.lowlevel
+import httpx
+from pydantic import SecretStr
+from typing_extensions import TypedDict, Unpack
+
+from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
+from .._driver import DEFAULT_LIMITS, DEFAULT_TIMEOUT
+from .._exceptions import ConfigurationError
+from .._profile import FamilyTable, ModelProfile, ProfileOverride, build_profile, family_fields
+from ._listing import AvailableModel, aget_json, alist_with, get_json, list_with, listing_request
+
+if TYPE_CHECKING:
+    from .._codec import WireCodec
+    from .._model import Model
+
+__all__ = ["ConnectionOptions", "Provider", "split_connection_options"]
+
+
+class ConnectionOptions(TypedDict, total=False):
+    """Options that say where a backend is and how to reach it (they go to the `Provider`)."""
+
+    base_url: str | None
+    api_key: str | SecretStr | None
+    auth: Auth | None
+    """A ready credential (a token provider, a custom header...); replaces ``api_key``."""
+    default_headers: Mapping[str, str] | None
+    timeout: httpx.Timeout | float | None
+    http_client: httpx.Client | None
+    async_http_client: httpx.AsyncClient | None
+
+
+_CONNECTION_KEYS = frozenset(ConnectionOptions.__annotations__)
+
+
+def split_connection_options(options: Mapping[str, Any]) -> tuple[ConnectionOptions, dict[str, Any]]:
+    """``(connection options, everything else)``."""
+    connection: dict[str, Any] = {k: v for k, v in options.items() if k in _CONNECTION_KEYS}
+    rest = {k: v for k, v in options.items() if k not in _CONNECTION_KEYS}
+    return ConnectionOptions(**connection), rest  # type: ignore[typeddict-item]
+
+
+class Provider:
+    """A backend reached over HTTP. Subclass it, set the class attributes, register it::
+
+        class AcmeProvider(Provider):
+            name = "acme"  # the registry prefix: mm.model("acme:<model>")
+            default_base_url = "http://127.0.0.1:9000/v1"
+            base_url_env = "ACME_BASE_URL"
+            api_key_env = "ACME_API_KEY"
+
+        mm.register_provider("acme", AcmeProvider)
+
+    By default it speaks OpenAI's chat completions and lists models with ``GET {base}/models``.
+    """
+
+    name: ClassVar[str] = ""
+    """The registry prefix (``"openai"``, ``"ollama"``...)."""
+    label: ClassVar[str] = ""
+    """A human name for messages and listings."""
+    default_base_url: ClassVar[str | None] = None
+    """Where the server is when neither ``base_url=`` nor `base_url_env` says (None: required)."""
+    base_url_env: ClassVar[str | None] = None
+    api_key_env: ClassVar[str | None] = None
+    api_key_required: ClassVar[bool] = False
+    """A cloud service: without a key nothing works (and ``modelmix models`` never calls it)."""
+    missing_key_hint: ClassVar[str] = ""
+    """Appended to the "needs an API key" message."""
+    api_root: ClassVar[str] = ""
+    """A path the API is mounted under (``/v1``), added when a base URL is given as ``http://host:port``."""
+    listing_path: ClassVar[str | None] = "models"
+    """Where ``GET`` lists the models, relative to the base URL (None: the backend can't list)."""
+    families: ClassVar[FamilyTable] = ()
+    """The family table: model-name patterns → profile fields."""
+    profile_defaults: ClassVar[Mapping[str, Any]] = {}
+    """Profile fields every model of this backend gets (what the server enforces or repairs)."""
+    named_profiles: ClassVar[Mapping[str, ModelProfile]] = {}
+    """Profiles ``profile="<family>"`` may name."""
+    in_process: ClassVar[bool] = False
+    """Runs in this process (no server to probe)."""
+    requires: ClassVar[str | None] = None
+    """A module the provider needs (``modelmix models`` reports it "not installed" without it)."""
+    install_hint: ClassVar[str] = ""
+    """How to install what the provider needs."""
+
+    def __init__(self, **options: Unpack[ConnectionOptions]) -> None:
+        self.base_url = httpx.URL(self.resolve_base_url(options.get("base_url")).rstrip("/") + "/")
+        if self.base_url.scheme not in ("http", "https"):
+            raise ConfigurationError(
+                f"{self.name}: base URL must start with http:// or https://, got {options.get('base_url')!r}"
+            )
+        self.host: str = self.base_url.host
+        given_auth = options.get("auth")
+        self.auth: Auth = given_auth if given_auth is not None else self.resolve_auth(options.get("api_key"))
+        self.headers: dict[str, str] = {**self.default_headers(), **(options.get("default_headers") or {})}
+        self.timeout = options.get("timeout")
+        self._client = options.get("http_client")
+        self._owns_client = self._client is None
+        self._aclient = options.get("async_http_client")
+        self._owns_aclient = self._aclient is None
+        self._aclient_token: object | None = None
+
+    # ------------------------------------------------------------------------- configuration
+
+    @classmethod
+    def environment(cls) -> tuple[str, ...]:
+        """The environment variables this provider reads."""
+        return tuple(name for name in (cls.base_url_env, cls.api_key_env) if name)
+
+    @classmethod
+    def configured_base_url(cls) -> str | None:
+        """The base URL without arguments, or None when the provider is not configured at all."""
+        if cls.default_base_url is None and not (cls.base_url_env and os.environ.get(cls.base_url_env)):
+            return None
+        return cls.resolve_base_url(None)
+
+    @classmethod
+    def resolve_base_url(cls, given: str | None) -> str:
+        """``base_url=``, then `base_url_env`, then `default_base_url`."""
+        url = given or (os.environ.get(cls.base_url_env) if cls.base_url_env else None) or cls.default_base_url
+        if not url:
+            where = f" or set {cls.base_url_env}" if cls.base_url_env else ""
+            raise ConfigurationError(f"{cls.name}: no base URL; pass base_url='http://host:port/v1'{where}")
+        parsed = httpx.URL(url if "://" in url else f"http://{url}")
+        if cls.api_root and parsed.path in ("", "/"):
+            parsed = parsed.copy_with(path=cls.api_root)
+        return str(parsed)
+
+    def resolve_auth(self, api_key: str | SecretStr | None) -> Auth:
+        """A bearer key from ``api_key=`` or `api_key_env`; no credential when neither is set."""
+        secret = resolve_secret(api_key, *((self.api_key_env,) if self.api_key_env else ()))
+        if secret is None and self.api_key_required:
+            raise ConfigurationError(
+                f"{self.label or self.name} needs an API key: set the {self.api_key_env} environment variable "
+                f"or pass api_key=...{self.missing_key_hint}"
+            )
+        return APIKeyAuth(secret) if secret is not None else NoAuth()
+
+    def default_headers(self) -> dict[str, str]:
+        """Headers every request carries (besides auth and the user's ``default_headers``)."""
+        return {}
+
+    def query(self) -> Mapping[str, str] | None:
+        """Query parameters every chat request carries (Azure's ``api-version``)."""
+        return None
+
+    def model_profile(
+        self, model_name: str, *, discovered: Mapping[str, Any] | None = None, override: ProfileOverride = None
+    ) -> ModelProfile:
+        """The profile of `model_name`: family table → provider defaults → discovery → override."""
+        layers = (family_fields(model_name, self.families), self.profile_defaults, discovered or {})
+        return build_profile(layers, override, named=self.named_profiles)
+
+    def codec(self, model_name: str) -> WireCodec:
+        """The wire format for one model (OpenAI chat completions unless overridden)."""
+        from ._openai_wire import OpenAIChatCodec
+
+        return OpenAIChatCodec()
+
+    # ------------------------------------------------------------------------- models
+
+    @classmethod
+    def create_model(cls, name: str, **options: Any) -> Model:
+        """Build a model from ``"<name>:<model>"`` options: connection options configure the
+        provider; the rest (``settings=``, ``profile=``, ``context_window=``) the model."""
+        from .._http import HTTPModel
+
+        connection, rest = split_connection_options(options)
+        return HTTPModel(name, provider=cls(**connection), **rest)
+
+    # ------------------------------------------------------------------------- discovery
+
+    def discovery_request(self, model_name: str) -> httpx.Request | None:
+        """The request whose answer tells this server's limits (None: the server can't tell)."""
+        return None
+
+    def profile_from_discovery(self, data: Any) -> Mapping[str, Any]:
+        """Profile fields read from the discovery answer."""
+        return {}
+
+    # ------------------------------------------------------------------------- listing
+
+    @classmethod
+    def available(cls, **options: Any) -> list[AvailableModel]:
+        """The models the backend configured by `options` offers (``mm.list_models(prefix)``)."""
+        return list_with(cls, **options)
+
+    @classmethod
+    async def aavailable(cls, **options: Any) -> list[AvailableModel]:
+        """Async `available`."""
+        return await alist_with(cls, **options)
+
+    def list_models(self) -> list[AvailableModel]:
+        """The models this backend offers right now."""
+        return self.parse_models(get_json(self.sync_client(), self._listing_request(), provider=self.name))
+
+    async def alist_models(self) -> list[AvailableModel]:
+        """Async `list_models`."""
+        return self.parse_models(await aget_json(self.async_client(), self._listing_request(), provider=self.name))
+
+    def parse_models(self, data: Any) -> list[AvailableModel]:
+        """The listing answer as models (OpenAI's ``{"data": [{"id": ...}]}`` unless overridden)."""
+        entries = data.get("data") if isinstance(data, Mapping) else None
+        models: list[AvailableModel] = []
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, Mapping) or not entry.get("id"):
+                continue
+            created = entry.get("created")
+            owner = entry.get("owned_by")
+            models.append(
+                AvailableModel(
+                    provider=self.name,
+                    id=str(entry["id"]),
+                    owned_by=owner if isinstance(owner, str) else None,
+                    created=created if isinstance(created, int) else None,
+                    details={k: v for k, v in entry.items() if k not in ("id", "object", "owned_by", "created")},
+                )
+            )
+        return models
+
+    def _listing_request(self) -> httpx.Request:
+        if self.listing_path is None:
+            raise ConfigurationError(f"{self.name}: this backend cannot list its models")
+        headers = {"accept": "application/json", **self.headers, **self.auth.headers()}
+        return listing_request(self.base_url.join(self.listing_path), headers, self.timeout)
+
+    # ------------------------------------------------------------------------- clients
+
+    def sync_client(self) -> httpx.Client:
+        """The sync client (the user's, or one this provider owns)."""
+        if self._client is None:
+            self._client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)
+        return self._client
+
+    def async_client(self) -> httpx.AsyncClient:
+        """The async client. An AsyncClient's connections belong to the event loop that opened
+        them, so a provider used from several loops (asyncio.run twice, or trio) gets one per loop."""
+        token = anyio.lowlevel.current_token()
+        if self._aclient is None or (self._owns_aclient and self._aclient_token != token):
+            self._aclient = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)
+            self._aclient_token = token
+        return self._aclient
+
+    def close(self) -> None:
+        """Close the sync client if this provider made it."""
+        if self._client is not None and self._owns_client:
+            self._client.close()
+            self._client = None
+
+    async def aclose(self) -> None:
+        """Close the clients this provider made."""
+        self.close()
+        if self._aclient is not None and self._owns_aclient:
+            await self._aclient.aclose()
+            self._aclient = None
+
+    def __del__(self) -> None:
+        # Dropped without close(): give idle sync connections back now rather than leaving open
+        # sockets to the garbage collector. (An async pool can only be closed from its loop.)
+        client = getattr(self, "_client", None)
+        if client is not None and getattr(self, "_owns_client", False):
+            client.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} at {self.base_url} auth={self.auth!r}>"
