@@ -120,7 +120,7 @@ async def test_row25_in_band_server_error_retries_like_a_500(server: FaultServer
     async with chain(server, clock, "a", "b") as model:
         stream = await read_all(model)
         assert server.order() == ["a", "a", "a", "b"]
-        assert [a.error for a in stream.response.attempts] == ["StreamErrorEvent"] * 3 + [None]
+        assert [a.error for a in stream.response.attempts] == ["InBandStreamError"] * 3 + [None]
 
 
 async def test_row25_in_band_invalid_request_is_not_retried(server: FaultServer, clock: FakeClock) -> None:

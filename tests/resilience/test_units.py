@@ -15,8 +15,8 @@ from tenacity import RetryCallState, Retrying
 import modelmix as mm
 from modelmix._exceptions import status_error
 from modelmix.resilience import BreakerConfig, BreakerState, CircuitBreaker, RetryBudget, retries_allowed
-from modelmix.resilience.hedge import TTFTHistogram
-from modelmix.resilience.policy import default_wait
+from modelmix.resilience._hedge import TTFTHistogram
+from modelmix.resilience._policy import default_wait
 
 from .conftest import (
     CANARY,

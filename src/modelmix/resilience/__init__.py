@@ -8,13 +8,13 @@ The policy and its numbers are documented in the guides "Retries and fallback ch
 circuit breakers and hedging".
 """
 
+from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, classify
 from ._clock import Clock, Deadline
 from ._endpoints import EndpointRegistry, registry
-from .breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, classify
-from .fallback import FallbackModel, fallback, should_fall_back
-from .hedge import HedgedModel, hedge
-from .policy import RetryBudget, RetryPolicy, retries_allowed
-from .retrying import ResilientModel, circuit_breaker, retrying
+from ._fallback import FallbackModel, fallback, should_fall_back
+from ._hedge import HedgedModel, hedge
+from ._policy import RetryBudget, RetryPolicy, retries_allowed
+from ._retrying import ResilientModel, circuit_breaker, retrying
 
 __all__ = [
     "BreakerConfig",

@@ -7,8 +7,8 @@ import threading
 from typing import Any
 
 from .._model import Model
-from .breaker import BreakerConfig, CircuitBreaker
-from .policy import RetryBudget
+from ._breaker import BreakerConfig, CircuitBreaker
+from ._policy import RetryBudget
 
 __all__ = ["EndpointRegistry", "endpoint_of", "registry"]
 
@@ -28,6 +28,11 @@ def endpoint_of(model: Model) -> str:
 
 
 class EndpointRegistry:
+    """Per-endpoint shared state: a retry budget per endpoint and a breaker per (endpoint, model).
+
+    Wrappers use the process-wide `registry` unless given their own (tests, isolated tenants).
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._budgets: dict[str, RetryBudget] = {}

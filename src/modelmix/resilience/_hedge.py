@@ -23,9 +23,9 @@ from .._streaming import AsyncStream, Stream
 from ._attempts import logger
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline, using_deadline
 from ._endpoints import endpoint_of, registry
+from ._fallback import FallbackModel
+from ._policy import RetryBudget
 from ._streams import Connected, GuardedAsyncStream, _deadline_error, aclose_quietly, apull_to_commit, stream_attempts
-from .fallback import FallbackModel
-from .policy import RetryBudget
 
 __all__ = ["HedgedModel", "hedge"]
 

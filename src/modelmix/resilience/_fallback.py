@@ -28,8 +28,10 @@ from .._response import Attempt, ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._attempts import attempt_record, logger
+from ._breaker import BreakerConfig, CircuitBreaker
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline, using_deadline
 from ._endpoints import EndpointRegistry, registry
+from ._retrying import ResilientModel, circuit_breaker
 from ._streams import (
     Connected,
     GuardedAsyncStream,
@@ -40,8 +42,6 @@ from ._streams import (
     pull_to_commit,
     stream_attempts,
 )
-from .breaker import BreakerConfig, CircuitBreaker
-from .retrying import ResilientModel, circuit_breaker
 
 __all__ = ["FallbackModel", "fallback", "should_fall_back"]
 

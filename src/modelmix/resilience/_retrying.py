@@ -18,8 +18,18 @@ from .._response import Attempt, ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._attempts import attempt_record, log_attempt, logger, prompt_preview
+from ._breaker import BreakerConfig, CircuitBreaker, classify
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline
 from ._endpoints import EndpointRegistry, endpoint_of, registry
+from ._policy import (
+    RetryBudget,
+    RetryPolicy,
+    default_wait,
+    is_budget_failure,
+    is_reset_before_headers,
+    retry_if_retryable,
+    stop_on_deadline_or_budget,
+)
 from ._streams import (
     Connected,
     GuardedAsyncStream,
@@ -29,16 +39,6 @@ from ._streams import (
     apull_to_commit,
     pull_to_commit,
     stream_attempts,
-)
-from .breaker import BreakerConfig, CircuitBreaker, classify
-from .policy import (
-    RetryBudget,
-    RetryPolicy,
-    default_wait,
-    is_budget_failure,
-    is_reset_before_headers,
-    retry_if_retryable,
-    stop_on_deadline_or_budget,
 )
 
 __all__ = ["ResilientModel", "circuit_breaker", "retrying"]
@@ -72,7 +72,9 @@ class ResilientModel(Model):
         self.policy = policy or RetryPolicy()
         self.clock = clock or SYSTEM_CLOCK
         self.endpoints = endpoints or registry
-        self.budget = budget if budget is not None else (self.endpoints.budget(endpoint_of(inner)) if use_budget else None)
+        self.budget = (
+            budget if budget is not None else (self.endpoints.budget(endpoint_of(inner)) if use_budget else None)
+        )
         self.breaker = breaker
         self.log_content = log_content
 
