@@ -11,6 +11,7 @@ import anyio
 from tenacity import AsyncRetrying, RetryCallState, Retrying
 from typing_extensions import Unpack
 
+from .._call_deadline import attempt_ends_in
 from .._exceptions import ModelMixError, ProviderError, TransportError
 from .._messages import MessagesInput
 from .._model import Model
@@ -165,15 +166,10 @@ class ResilientModel(Model):
             logger.debug("%s:%s prompt: %s", self.provider, self.name, prompt_preview(messages))
         return self.breaker is not None and admission == "probe"
 
-    def _attempt_settings(self, settings: Mapping[str, Any], deadline: Deadline, *, stream_read: float | None) -> Any:
-        limits = [settings.get("timeout", math.inf), deadline.remaining() - 0.02]
-        if stream_read is not None:
-            limits.append(stream_read)
-        timeout = min(limits)
-        if math.isinf(timeout):
-            return settings
-        # httpx's own timeouts (connect, pool, read) then end an attempt cleanly just before the deadline.
-        return {**settings, "timeout": max(timeout, 0.01)}
+    def _attempt_bound(self, deadline: Deadline, *, stream_read: float | None = None) -> float:
+        """Seconds the attempt may take: the deadline, less a margin so the HTTP layer's own
+        timeout ends it cleanly first (and, for sync streams, the first-token/idle limit)."""
+        return min(deadline.remaining() - 0.02, math.inf if stream_read is None else stream_read)
 
     def _failure(self, error: BaseException, deadline: Deadline, *, streaming: bool = False) -> BaseException:
         """A timeout the deadline caused is the deadline's error, not the endpoint's."""
@@ -283,7 +279,8 @@ class ResilientModel(Model):
         probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
         try:
-            response = self.inner.chat(messages, **self._attempt_settings(settings, deadline, stream_read=None))
+            with attempt_ends_in(self._attempt_bound(deadline)):
+                response = self.inner.chat(messages, **settings)
         except BaseException as raw:
             error = self._attempt_failed(raw, deadline, attempts, started=started, retry_no=retry_no, probe=probe)
             if error is raw:
@@ -324,10 +321,8 @@ class ResilientModel(Model):
         started = self.clock.now()
         response: ChatResponse | None = None
         try:
-            with anyio.move_on_after(max(deadline.remaining(), 0.0)):
-                response = await self.inner.achat(
-                    messages, **self._attempt_settings(settings, deadline, stream_read=None)
-                )
+            with anyio.move_on_after(max(deadline.remaining(), 0.0)), attempt_ends_in(self._attempt_bound(deadline)):
+                response = await self.inner.achat(messages, **settings)
             if response is None:
                 raise _deadline_error(deadline, "attempt")
         except BaseException as raw:
@@ -374,14 +369,13 @@ class ResilientModel(Model):
         probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
         try:
-            inner = self.inner.stream(
-                messages, **self._attempt_settings(settings, deadline, stream_read=self._stream_read_timeout())
-            )
+            inner = self.inner.stream(messages, **settings)
         except BaseException:
             self._health(None, retry_no=retry_no, probe=probe, completed=False)  # bad input: give the slot back
             raise
         try:
-            iterator, buffered = pull_to_commit(inner)
+            with attempt_ends_in(self._attempt_bound(deadline, stream_read=self._stream_read_timeout())):
+                iterator, buffered = pull_to_commit(inner)
         except BaseException as raw:
             inner.close()
             error = self._failure(raw, deadline, streaming=True)
@@ -430,14 +424,15 @@ class ResilientModel(Model):
         probe = self._before_attempt(deadline, retry_no, messages)
         started = self.clock.now()
         try:
-            inner = self.inner.astream(messages, **self._attempt_settings(settings, deadline, stream_read=None))
+            inner = self.inner.astream(messages, **settings)
         except BaseException:
             self._health(None, retry_no=retry_no, probe=probe, completed=False)  # bad input: give the slot back
             raise
         try:
             left = max(deadline.remaining(), 0.0)
             ttft = self.policy.ttft_timeout if self.policy.ttft_timeout is not None else math.inf
-            pulled = await apull_to_commit(inner, min(ttft, left))
+            with attempt_ends_in(self._attempt_bound(deadline)):
+                pulled = await apull_to_commit(inner, min(ttft, left))
             if pulled is None:
                 if ttft < left:
                     raise TransportError(
