@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import anyio
 import pytest
 
 import modelmix as mm
@@ -12,7 +13,7 @@ from modelmix import _call_deadline
 from modelmix._messages import Message
 from modelmix.testing import FunctionModel
 
-from .conftest import CANARY
+from .conftest import CANARY, FakeClock, assert_pool_released, chain, resilient
 from .faultserver import Fault, FaultServer
 
 MSG = "hello"
@@ -56,3 +57,43 @@ def test_retry_wrapper_leaves_the_timeout_setting_alone_and_bounds_the_attempt()
     # The deadline travels on its own channel, for the driver to cut each HTTP phase with.
     assert 45.0 < first_left <= 50.0
     assert 45.0 < second_left <= 50.0
+
+
+# ------------------------------------------------------- the caller's cancellation stays the caller's
+
+
+class FastClock(FakeClock):
+    """Every reading is 50 ms later than the last: any timer modelmix derives from the caller's
+    cancel scope would fire before the caller's own, every time, however loaded the machine."""
+
+    def now(self) -> float:
+        self.offset += 0.05
+        return super().now()
+
+
+async def test_callers_move_on_after_is_never_turned_into_our_deadline_error(server: FaultServer) -> None:
+    server.script("a", Fault("stall", chunks=2))
+    clock = FastClock()
+    async with chain(server, clock, "a", "b") as model:
+        got: list[str] = []
+        with anyio.move_on_after(0.3) as scope:
+            async with model.astream(MSG) as stream:
+                async for delta in stream.text_deltas():
+                    got.append(delta)
+        assert scope.cancelled_caught
+        assert got == ["w0 ", "w1 "]
+        with anyio.move_on_after(0.3) as scope:
+            await model.achat(MSG)
+        assert scope.cancelled_caught
+        assert_pool_released(model)
+
+
+async def test_a_short_caller_scope_still_lets_a_fast_answer_through(server: FaultServer, clock: FakeClock) -> None:
+    # Without modelmix a 0.5 s scope around a 0.05 s call just returns the answer; modelmix's
+    # "no attempt with less than min_attempt_time left" rule applies to its own deadline only.
+    server.script("a", Fault.ok(delay=0.05))
+    async with mm.fallback(resilient(server, "a", clock, min_attempt_time=1.0), min_attempt_time=1.0) as model:
+        with anyio.move_on_after(0.5) as scope:
+            response = await model.achat(MSG)
+        assert not scope.cancelled_caught
+        assert response.text == "Hello"

@@ -38,15 +38,28 @@ SYSTEM_CLOCK = Clock()
 
 @dataclass(frozen=True, slots=True)
 class Deadline:
-    """An instant on `clock` by which a whole call (attempts, waits, fallbacks) must be done."""
+    """An instant on `clock` by which a whole call (attempts, waits, fallbacks) must be done.
+
+    `at` is the tightest limit, the caller's cancel scope included; `own_at` is the part modelmix
+    enforces itself (``deadline=`` and enclosing wrappers). The caller's scope is never raced with a
+    timer of ours: when it is the tighter limit, the caller's own cancellation ends the call, so a
+    caller's ``move_on_after`` behaves exactly as it would without modelmix.
+    """
 
     at: float
     clock: Clock
     seconds: float | None = None
     """The budget it was created with, for error messages."""
+    own_at: float | None = None
+    """modelmix's own limit; None: the same as `at`."""
 
     def remaining(self) -> float:
+        """Seconds until the tightest limit: for deciding whether a wait or another attempt fits."""
         return self.at - self.clock.now()
+
+    def own_remaining(self) -> float:
+        """Seconds until modelmix's own limit: for timers and `DeadlineExceededError` (inf if none)."""
+        return (self.at if self.own_at is None else self.own_at) - self.clock.now()
 
     @property
     def unbounded(self) -> bool:
@@ -74,12 +87,14 @@ def using_deadline(deadline: Deadline) -> Iterator[None]:
 def effective_deadline(clock: Clock, seconds: float | None, *, in_async: bool) -> Deadline:
     """min(own `seconds`, the enclosing wrapper's deadline, the caller's anyio cancel scope)."""
     now = clock.now()
-    at = math.inf if seconds is None else now + seconds
+    own = math.inf if seconds is None else now + seconds
+    at = own
     ambient = _AMBIENT.get()
     if ambient is not None:
-        at = min(at, now + ambient.remaining())
+        own = min(own, now + ambient.own_remaining())
+        at = min(own, now + ambient.remaining())
     if in_async:
         scope_deadline = anyio.current_effective_deadline()
         if not math.isinf(scope_deadline):
             at = min(at, now + (scope_deadline - anyio.current_time()))
-    return Deadline(at=at, clock=clock, seconds=None if math.isinf(at) else at - now)
+    return Deadline(at=at, clock=clock, seconds=None if math.isinf(at) else at - now, own_at=own)

@@ -192,7 +192,7 @@ class FallbackModel(Model):
             return True
 
         def check_time(self) -> None:
-            if self.deadline.remaining() < self.chain.min_attempt_time:
+            if self.deadline.own_remaining() < self.chain.min_attempt_time:
                 last = self.errors[-1] if self.errors else None
                 raise self.chain._deadline_exceeded(self.deadline, self.attempts, last)
 
@@ -219,7 +219,7 @@ class FallbackModel(Model):
             return response.model_copy(update={"attempts": list(self.attempts)})
 
         def exhausted(self) -> ModelMixError:
-            if self.errors and self.deadline.remaining() < self.chain.min_attempt_time:
+            if self.errors and self.deadline.own_remaining() < self.chain.min_attempt_time:
                 # The members stopped retrying because time ran out: that is what the caller should see.
                 return self.chain._deadline_exceeded(self.deadline, self.attempts, self.errors[-1])
             return self.chain._exhausted(self.errors, self.attempts, self.skipped)
@@ -251,7 +251,7 @@ class FallbackModel(Model):
             started = self.clock.now()
             response: ChatResponse | None = None
             try:
-                with using_deadline(run.deadline), anyio.move_on_after(max(run.deadline.remaining(), 0.0)):
+                with using_deadline(run.deadline), anyio.move_on_after(max(run.deadline.own_remaining(), 0.0)):
                     response = await member.achat(messages, **settings)
                 if response is None:
                     raise _deadline_error(run.deadline, "attempt")
@@ -297,7 +297,7 @@ class FallbackModel(Model):
                 inner = member.astream(messages, **settings)
                 try:
                     with using_deadline(run.deadline):
-                        pulled = await apull_to_commit(inner, max(run.deadline.remaining(), 0.0))
+                        pulled = await apull_to_commit(inner, max(run.deadline.own_remaining(), 0.0))
                     if pulled is None:
                         raise _deadline_error(run.deadline, "first token")
                 except ModelMixError as error:

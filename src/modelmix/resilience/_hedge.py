@@ -187,7 +187,7 @@ class HedgedModel(Model):
             return None
 
         race: _Race[ChatResponse] = _Race(drop)
-        with anyio.move_on_after(max(deadline.remaining(), 0.0)):
+        with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
             await race.run(lambda: call(self.primary), lambda: call(self.backup), self.hedge_delay(), self._may_hedge)
         if race.winner is not None:
             label, response = race.winner
@@ -214,7 +214,7 @@ class HedgedModel(Model):
                 inner = model.astream(messages, **settings)
                 try:
                     with using_deadline(deadline):
-                        pulled = await apull_to_commit(inner, max(deadline.remaining(), 0.0))
+                        pulled = await apull_to_commit(inner, max(deadline.own_remaining(), 0.0))
                     if pulled is None:
                         raise _deadline_error(deadline, "first token")
                 except BaseException:
@@ -229,7 +229,7 @@ class HedgedModel(Model):
                 await aclose_quietly(stream)
 
             race: _Race[Connected] = _Race(close_loser)
-            with anyio.move_on_after(max(deadline.remaining(), 0.0)):
+            with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
                 await race.run(
                     lambda: open_one(self.primary), lambda: open_one(self.backup), self.hedge_delay(), self._may_hedge
                 )

@@ -154,7 +154,7 @@ class ResilientModel(Model):
     def _before_attempt(self, deadline: Deadline, retry_no: int, messages: MessagesInput) -> bool:
         """Check the deadline and the breaker; True when this attempt is the breaker's probe."""
         admission = None
-        if deadline.remaining() < self.policy.min_attempt_time:
+        if deadline.own_remaining() < self.policy.min_attempt_time:
             raise _deadline_error(deadline, "before attempt")
         if self.breaker is not None:
             now = self.clock.now()
@@ -169,13 +169,13 @@ class ResilientModel(Model):
     def _attempt_bound(self, deadline: Deadline, *, stream_read: float | None = None) -> float:
         """Seconds the attempt may take: the deadline, less a margin so the HTTP layer's own
         timeout ends it cleanly first (and, for sync streams, the first-token/idle limit)."""
-        return min(deadline.remaining() - 0.02, math.inf if stream_read is None else stream_read)
+        return min(deadline.own_remaining() - 0.02, math.inf if stream_read is None else stream_read)
 
     def _failure(self, error: BaseException, deadline: Deadline, *, streaming: bool = False) -> BaseException:
         """A timeout the deadline caused is the deadline's error, not the endpoint's."""
         if streaming and isinstance(error, ProviderError) and error.phase is None:
             error.phase = "pre_commit_stream"  # decoder errors don't know where they happened
-        if isinstance(error, TransportError) and error.kind in _TIMEOUT_KINDS and deadline.remaining() <= 0.05:
+        if isinstance(error, TransportError) and error.kind in _TIMEOUT_KINDS and deadline.own_remaining() <= 0.05:
             exc = _deadline_error(deadline, "queue" if error.kind == "pool_timeout" else "attempt")
             exc.__cause__ = error
             return exc
@@ -321,7 +321,10 @@ class ResilientModel(Model):
         started = self.clock.now()
         response: ChatResponse | None = None
         try:
-            with anyio.move_on_after(max(deadline.remaining(), 0.0)), attempt_ends_in(self._attempt_bound(deadline)):
+            with (
+                anyio.move_on_after(max(deadline.own_remaining(), 0.0)),
+                attempt_ends_in(self._attempt_bound(deadline)),
+            ):
                 response = await self.inner.achat(messages, **settings)
             if response is None:
                 raise _deadline_error(deadline, "attempt")
@@ -429,7 +432,7 @@ class ResilientModel(Model):
             self._health(None, retry_no=retry_no, probe=probe, completed=False)  # bad input: give the slot back
             raise
         try:
-            left = max(deadline.remaining(), 0.0)
+            left = max(deadline.own_remaining(), 0.0)
             ttft = self.policy.ttft_timeout if self.policy.ttft_timeout is not None else math.inf
             with attempt_ends_in(self._attempt_bound(deadline)):
                 pulled = await apull_to_commit(inner, min(ttft, left))

@@ -187,7 +187,7 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
             while conn.buffered:
                 yield conn.buffered.pop(0)
             while True:
-                left = conn.deadline.remaining()
+                left = conn.deadline.own_remaining()
                 idle = conn.idle_timeout if conn.idle_timeout is not None else math.inf
                 event: StreamEvent | None = None
                 finished = False
@@ -258,7 +258,7 @@ class GuardedStream(_GuardedMixin, Stream):
             while conn.buffered:
                 yield conn.buffered.pop(0)
             for event in iterator:
-                if conn.deadline.remaining() <= 0:
+                if conn.deadline.own_remaining() <= 0:
                     raise _deadline_error(conn.deadline, "stream")
                 yield event
             conn.finish(None, True)
