@@ -11,9 +11,10 @@ import pytest
 import modelmix as mm
 from modelmix import _call_deadline
 from modelmix._messages import Message
+from modelmix.resilience import BreakerConfig
 from modelmix.testing import FunctionModel
 
-from .conftest import CANARY, FakeClock, assert_pool_released, chain, resilient
+from .conftest import CANARY, FakeClock, assert_pool_released, base_model, chain, resilient
 from .faultserver import Fault, FaultServer
 
 MSG = "hello"
@@ -97,3 +98,65 @@ async def test_a_short_caller_scope_still_lets_a_fast_answer_through(server: Fau
             response = await model.achat(MSG)
         assert not scope.cancelled_caught
         assert response.text == "Hello"
+
+
+# -------------------------------------------------------------- composition never drops behaviour
+
+
+def _failing() -> FunctionModel:
+    def answer(messages: list[Message], settings: dict[str, Any]) -> str:
+        raise mm.ServerError("down", status=503)
+
+    return FunctionModel(answer, name="sick")
+
+
+NESTINGS = {
+    "retrying(circuit_breaker(m))": lambda m, cfg, clock: mm.retrying(
+        mm.circuit_breaker(m, config=cfg, clock=clock), max_retries=1, clock=clock, use_budget=False
+    ),
+    "circuit_breaker(retrying(m))": lambda m, cfg, clock: mm.circuit_breaker(
+        mm.retrying(m, max_retries=1, clock=clock, use_budget=False), config=cfg, clock=clock
+    ),
+    "retrying(retrying(circuit_breaker(m)))": lambda m, cfg, clock: mm.retrying(
+        mm.retrying(mm.circuit_breaker(m, config=cfg, clock=clock), max_retries=5, clock=clock, use_budget=False),
+        max_retries=1,
+        clock=clock,
+        use_budget=False,
+    ),
+}
+
+
+@pytest.mark.parametrize("nesting", sorted(NESTINGS))
+def test_every_nesting_keeps_both_retries_and_the_breaker(nesting: str, clock: FakeClock) -> None:
+    model = _failing()
+    config = BreakerConfig(consecutive_failures=4)
+    wrapped = NESTINGS[nesting](model, config, clock)
+    with pytest.raises(mm.ServerError):
+        wrapped.chat(MSG)
+    assert len(model.calls) == 2  # the outer retry policy: one retry
+    with pytest.raises(mm.ServerError):
+        wrapped.chat(MSG)
+    # Four failures in a row open the breaker: the next call is refused without reaching the model.
+    with pytest.raises(mm.CircuitOpenError):
+        wrapped.chat(MSG)
+    assert len(model.calls) == 4
+
+
+# ------------------------------------------------------------ hedging learns from first tokens only
+
+
+async def test_hedge_delay_is_learnt_from_time_to_first_token_only(server: FaultServer) -> None:
+    # The primary answers whole calls slowly (0.3 s) but streams its first token fast.
+    server.script("p", *[Fault.ok(delay=0.3)] * 3, Fault.ok())
+    hedged = mm.hedge(base_model(server, "p"), base_model(server, "b"), after="p50", min_samples=3, initial_after=5.0)
+    for _ in range(3):
+        await hedged.achat(MSG)
+    assert len(hedged.ttft) == 0
+    assert hedged.hedge_delay() == 5.0  # whole-call latency was not mixed in
+    for _ in range(3):
+        async with hedged.astream(MSG) as stream:
+            async for _ in stream:
+                pass
+    assert len(hedged.ttft) == 3
+    assert hedged.hedge_delay() < 0.3
+    await hedged.aclose()

@@ -18,6 +18,7 @@ from .._exceptions import (
     DeadlineExceededError,
     ModelMixError,
     ProviderError,
+    RetryBudgetExhaustedError,
     StreamErrorEvent,
     StreamInterruptedError,
     UnprocessableEntityError,
@@ -66,7 +67,7 @@ def should_fall_back(error: BaseException, *, on_content_filter: bool = False) -
         return error.param is not None or "support" in error.message.lower()
     if isinstance(error, BadRequestError):
         return False
-    return isinstance(error, (ProviderError, CircuitOpenError))
+    return isinstance(error, (ProviderError, CircuitOpenError, RetryBudgetExhaustedError))
 
 
 class FallbackModel(Model):

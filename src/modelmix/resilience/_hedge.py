@@ -177,7 +177,6 @@ class HedgedModel(Model):
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         deadline = effective_deadline(self.clock, self.deadline, in_async=True)
-        started = self.clock.now()
 
         async def call(model: Model) -> ChatResponse:
             with using_deadline(deadline):
@@ -190,10 +189,9 @@ class HedgedModel(Model):
         with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
             await race.run(lambda: call(self.primary), lambda: call(self.backup), self.hedge_delay(), self._may_hedge)
         if race.winner is not None:
-            label, response = race.winner
-            if label == "primary":
-                self.ttft.add(self.clock.now() - started)
-            return response
+            # A whole answer's latency says nothing about time to first token (it grows with the
+            # answer's length), so only streams feed the histogram.
+            return race.winner[1]
         raise self._failure(race.errors, deadline)
 
     def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:

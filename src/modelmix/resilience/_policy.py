@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 INF = math.inf
+BUDGET_SPENT = "the endpoint's retry budget is spent"
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,7 @@ def stop_on_deadline_or_budget(
             on_stop(f"a {wait:.2f} s wait would not fit the deadline")
             return True
         if budget is not None and not budget.allows_retry():
-            on_stop("the endpoint's retry budget is spent")
+            on_stop(BUDGET_SPENT)
             return True
         return False
 

@@ -12,7 +12,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying
 from typing_extensions import Unpack
 
 from .._call_deadline import attempt_ends_in
-from .._exceptions import ModelMixError, ProviderError, TransportError
+from .._exceptions import ModelMixError, ProviderError, RetryBudgetExhaustedError, TransportError
 from .._messages import MessagesInput
 from .._model import Model
 from .._response import Attempt, ChatResponse
@@ -23,6 +23,7 @@ from ._breaker import BreakerConfig, CircuitBreaker, classify
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline
 from ._endpoints import EndpointRegistry, endpoint_of, registry
 from ._policy import (
+    BUDGET_SPENT,
     RetryBudget,
     RetryPolicy,
     default_wait,
@@ -127,8 +128,9 @@ class ResilientModel(Model):
     def _deadline(self, *, in_async: bool) -> Deadline:
         return effective_deadline(self.clock, self.policy.deadline, in_async=in_async)
 
-    def _tenacity(self, deadline: Deadline) -> dict[str, Any]:
+    def _tenacity(self, deadline: Deadline, stops: list[str]) -> dict[str, Any]:
         def on_stop(reason: str) -> None:
+            stops.append(reason)
             logger.info("%s:%s: not retrying: %s", self.provider, self.name, reason)
 
         def before_sleep(state: RetryCallState) -> None:
@@ -249,13 +251,14 @@ class ResilientModel(Model):
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         deadline = self._deadline(in_async=False)
         attempts: list[Attempt] = []
+        stops: list[str] = []
         response: ChatResponse | None = None
         try:
             # Fast path: most calls succeed first time, so tenacity is only set up after a failure.
             try:
                 response = self._chat_once(messages, settings, deadline, 0, attempts)
             except ModelMixError as first_failure:
-                for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline)):
+                for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline, stops)):
                     with attempt:
                         retry_no = attempt.retry_state.attempt_number - 1
                         if retry_no == 0:
@@ -263,8 +266,10 @@ class ResilientModel(Model):
                             raise first_failure
                         response = self._chat_once(messages, settings, deadline, retry_no, attempts)
         except ModelMixError as exc:
-            exc.attempts = attempts
-            raise
+            final = _final_error(exc, attempts, stops)
+            if final is exc:
+                raise
+            raise final from exc
         assert response is not None
         return response.model_copy(update={"attempts": attempts})
 
@@ -292,20 +297,23 @@ class ResilientModel(Model):
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         deadline = self._deadline(in_async=True)
         attempts: list[Attempt] = []
+        stops: list[str] = []
         response: ChatResponse | None = None
         try:
             try:
                 response = await self._achat_once(messages, settings, deadline, 0, attempts)
             except ModelMixError as first_failure:
-                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline)):
+                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline, stops)):
                     with attempt:
                         retry_no = attempt.retry_state.attempt_number - 1
                         if retry_no == 0:
                             raise first_failure
                         response = await self._achat_once(messages, settings, deadline, retry_no, attempts)
         except ModelMixError as exc:
-            exc.attempts = attempts
-            raise
+            final = _final_error(exc, attempts, stops)
+            if final is exc:
+                raise
+            raise final from exc
         assert response is not None
         return response.model_copy(update={"attempts": attempts})
 
@@ -342,16 +350,19 @@ class ResilientModel(Model):
         def connect() -> Connected:
             deadline = self._deadline(in_async=False)
             attempts: list[Attempt] = []
+            stops: list[str] = []
             connected: Connected | None = None
             try:
-                for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline)):
+                for attempt in Retrying(sleep=self.clock.sleep, **self._tenacity(deadline, stops)):
                     with attempt:
                         connected = self._open_once(
                             messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
                         )
             except ModelMixError as exc:
-                exc.attempts = attempts
-                raise
+                final = _final_error(exc, attempts, stops)
+                if final is exc:
+                    raise
+                raise final from exc
             assert connected is not None
             return connected
 
@@ -401,16 +412,19 @@ class ResilientModel(Model):
         async def connect() -> Connected:
             deadline = self._deadline(in_async=True)
             attempts: list[Attempt] = []
+            stops: list[str] = []
             connected: Connected | None = None
             try:
-                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline)):
+                async for attempt in AsyncRetrying(sleep=self.clock.asleep, **self._tenacity(deadline, stops)):
                     with attempt:
                         connected = await self._aopen_once(
                             messages, settings, deadline, attempt.retry_state.attempt_number - 1, attempts
                         )
             except ModelMixError as exc:
-                exc.attempts = attempts
-                raise
+                final = _final_error(exc, attempts, stops)
+                if final is exc:
+                    raise
+                raise final from exc
             assert connected is not None
             return connected
 
@@ -468,6 +482,19 @@ class ResilientModel(Model):
         )
 
 
+def _final_error(error: ModelMixError, attempts: list[Attempt], stops: list[str]) -> ModelMixError:
+    """The error a call ends with: the last attempt's, or `RetryBudgetExhaustedError` (caused by it)
+    when the endpoint's retry budget is what stopped a retry the error deserved."""
+    error.attempts = attempts
+    if stops and stops[-1] == BUDGET_SPENT:
+        exhausted = RetryBudgetExhaustedError(
+            f"{BUDGET_SPENT}, so {type(error).__name__} was not retried: the endpoint is failing often"
+        )
+        exhausted.attempts = attempts
+        return exhausted
+    return error
+
+
 def _nested(error: BaseException) -> list[Attempt] | None:
     """Attempts recorded by a wrapper inside this one (so they are not recorded twice)."""
     return list(error.attempts) if isinstance(error, ModelMixError) and error.attempts else None
@@ -500,8 +527,6 @@ def retrying(
         model = build(model, max_retries=0, **options)
     elif options:
         raise TypeError(f"unexpected options {sorted(options)}: they apply only when a model string is given")
-    if isinstance(model, ResilientModel):
-        model = model.inner
     if policy is None:
         policy = RetryPolicy(
             max_retries=max_retries,
@@ -509,6 +534,16 @@ def retrying(
             ttft_timeout=ttft_timeout,
             idle_timeout=idle_timeout,
             min_attempt_time=min_attempt_time,
+        )
+    if isinstance(model, ResilientModel):
+        # Same kind of wrapper: this retry policy replaces the one inside (no retries of retries),
+        # and everything else it does stays — its circuit breaker above all.
+        return model.replace(
+            policy=policy,
+            clock=clock or model.clock,
+            budget=budget if budget is not None else (model.budget if use_budget else None),
+            use_budget=use_budget,
+            log_content=log_content or model.log_content,
         )
     return ResilientModel(
         model, policy=policy, clock=clock, budget=budget, use_budget=use_budget, log_content=log_content
