@@ -11,6 +11,7 @@ import pytest
 import modelmix as mm
 from modelmix import _call_deadline
 from modelmix._messages import Message
+from modelmix._settings import Settings
 from modelmix.resilience import BreakerConfig
 from modelmix.testing import FunctionModel
 
@@ -45,7 +46,7 @@ async def test_model_timeout_survives_the_default_retry_wrapper(server: FaultSer
 def test_retry_wrapper_leaves_the_timeout_setting_alone_and_bounds_the_attempt() -> None:
     seen: list[tuple[dict[str, Any], float]] = []
 
-    def answer(messages: list[Message], settings: dict[str, Any]) -> str:
+    def answer(messages: list[Message], settings: Settings) -> str:
         seen.append((dict(settings), _call_deadline.remaining()))
         return "ok"
 
@@ -104,7 +105,7 @@ async def test_a_short_caller_scope_still_lets_a_fast_answer_through(server: Fau
 
 
 def _failing() -> FunctionModel:
-    def answer(messages: list[Message], settings: dict[str, Any]) -> str:
+    def answer(messages: list[Message], settings: Settings) -> str:
         raise mm.ServerError("down", status=503)
 
     return FunctionModel(answer, name="sick")

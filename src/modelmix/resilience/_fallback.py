@@ -9,19 +9,10 @@ from typing_extensions import Unpack
 
 from .._exceptions import (
     AllModelsFailedError,
-    BadRequestError,
-    CircuitOpenError,
     ConfigurationError,
-    ContentFilteredError,
-    ContentFilterError,
     ContextLengthExceededError,
     DeadlineExceededError,
     ModelMixError,
-    ProviderError,
-    RetryBudgetExhaustedError,
-    StreamErrorEvent,
-    StreamInterruptedError,
-    UnprocessableEntityError,
 )
 from .._messages import MessagesInput
 from .._model import Model
@@ -32,6 +23,7 @@ from ._attempts import attempt_record, logger
 from ._breaker import BreakerConfig, CircuitBreaker
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline, using_deadline
 from ._endpoints import EndpointRegistry, registry
+from ._faults import fault_of
 from ._retrying import ResilientModel, circuit_breaker
 from ._streams import (
     Connected,
@@ -51,23 +43,13 @@ FallbackPredicate = Callable[[ModelMixError], "bool | None"]
 
 
 def should_fall_back(error: BaseException, *, on_content_filter: bool = False) -> bool:
-    """The default rule: which failures move the chain to the next model."""
-    if isinstance(error, StreamErrorEvent) and error.mapped is not None:
-        return should_fall_back(error.mapped, on_content_filter=on_content_filter)
-    if isinstance(
-        error, (StreamInterruptedError, ContentFilteredError, ConfigurationError, DeadlineExceededError)
-    ) or not isinstance(error, ModelMixError):
-        return False  # after the commit point, a filtered answer, caller bugs, the deadline, cancellation
-    if isinstance(error, ContentFilterError):
-        return on_content_filter  # don't route around a safety policy unless asked to
-    if isinstance(error, ContextLengthExceededError):
-        return True  # only to models with a larger window (see FallbackModel)
-    if isinstance(error, UnprocessableEntityError):
-        # A parameter this model doesn't support is a capability gap another model may not have.
-        return error.param is not None or "support" in error.message.lower()
-    if isinstance(error, BadRequestError):
-        return False
-    return isinstance(error, (ProviderError, CircuitOpenError, RetryBudgetExhaustedError))
+    """The default rule, read from the fault table: which failures move the chain to the next model.
+
+    A context-window overflow moves on only to models with a larger window (the chain checks);
+    a rejected prompt only with ``on_content_filter=True``.
+    """
+    rule = fault_of(error).fall_back
+    return rule in ("yes", "larger_window") or (rule == "opt_in" and on_content_filter)
 
 
 class FallbackModel(Model):

@@ -15,19 +15,9 @@ from dataclasses import dataclass, field
 
 from tenacity import RetryCallState
 
-from .._exceptions import (
-    ModelMixError,
-    ProviderError,
-    RateLimitError,
-    ServerError,
-    StreamDecodeError,
-    StreamErrorEvent,
-    StreamInterruptedError,
-    StreamStalledError,
-    StreamTruncatedError,
-    TransportError,
-)
+from .._exceptions import ModelMixError, RateLimitError
 from ._clock import Deadline
+from ._faults import fault_kind, fault_of
 
 __all__ = [
     "RetryBudget",
@@ -72,35 +62,17 @@ class RetryPolicy:
 
 
 def retries_allowed(exc: BaseException, policy: RetryPolicy) -> int:
-    """How many retries this kind of failure deserves on the same deployment (the matrix's R column)."""
-    if not isinstance(exc, ProviderError) or isinstance(exc, StreamInterruptedError):
-        return 0  # cancellation, deadline, open circuit, caller bugs, post-commit failures
-    if isinstance(exc, StreamErrorEvent) and exc.mapped is not None:
-        return retries_allowed(exc.mapped, policy) if exc.retryable else 0
-    if not exc.retryable:
+    """How many retries this kind of failure deserves on the same deployment (read from the fault table)."""
+    fault = fault_of(exc)
+    if fault.retries == "none" or not getattr(exc, "retryable", False):
         return 0
-    limit = policy.max_retries
-    if isinstance(exc, ServerError) and exc.status == 504:
-        limit = 1  # each 504 burned a whole gateway timeout and may be billed
-    elif isinstance(exc, TransportError):
-        if exc.kind == "pool_timeout":
-            return 0  # local saturation: not the endpoint's fault, retrying adds load
-        if exc.kind in ("connect", "dns", "read_timeout", "ttft_timeout") or exc.phase in (
-            "sent_no_response",
-            "pre_commit_stream",
-        ):
-            limit = 1
-    elif isinstance(exc, (StreamTruncatedError, StreamDecodeError, StreamStalledError)):
-        limit = 1
-    return min(limit, policy.max_retries)
+    return min(1, policy.max_retries) if fault.retries == "once" else policy.max_retries
 
 
 def is_reset_before_headers(error: BaseException) -> bool:
     """The connection dropped before any response header (FIN or RST): most often a keep-alive
-    connection the server had already closed (a stale keep-alive connection)."""
-    return (
-        isinstance(error, TransportError) and error.kind in ("protocol", "read") and error.phase == "sent_no_response"
-    )
+    connection the server had already closed."""
+    return fault_kind(error) == "reset_before_headers"
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:
@@ -159,16 +131,16 @@ def wait_server_hint(policy: RetryPolicy) -> WaitStrategy:
 
 
 def wait_fixed_for_kind(policy: RetryPolicy) -> WaitStrategy:
-    """Connect/DNS failures (never sent): a short fixed wait. A reset before the headers (likely a
-    stale keep-alive connection): the first retry is immediate."""
+    """The fault table's fixed waits: a short pause after a connect/DNS failure (never sent); the
+    first retry at once after a reset before the headers (likely a stale keep-alive connection)."""
 
     def wait(state: RetryCallState) -> float | None:
         error = _error_of(state)
-        if isinstance(error, TransportError):
-            if error.kind in ("connect", "dns"):
-                return policy.connect_retry_wait
-            if is_reset_before_headers(error) and state.attempt_number == 1:
-                return 0.0
+        rule = fault_of(error).wait if error is not None else "none"
+        if rule == "connect_pause":
+            return policy.connect_retry_wait
+        if rule == "immediate_then_backoff" and state.attempt_number == 1:
+            return 0.0
         return None
 
     return wait
