@@ -283,7 +283,11 @@ def test_model_retries_by_default_and_can_opt_out() -> None:
     assert isinstance(wrapped, mm.ResilientModel)
     assert (wrapped.provider, wrapped.name) == ("openai", "gpt-4o-mini")
     assert wrapped.policy.max_retries == 2
-    assert str(wrapped.base_url).startswith("https://api.openai.com")  # the provider's attributes show through
+    # Identity is the wrapped model's; the provider model's own attributes are one unwrap() away.
+    assert wrapped.endpoint == wrapped.unwrap().endpoint
+    assert wrapped.host == "api.openai.com"
+    assert str(wrapped.unwrap().base_url).startswith("https://api.openai.com")  # type: ignore[attr-defined]
+    assert not hasattr(wrapped, "base_url")
     bare = mm.model("openai:gpt-4o-mini", api_key=CANARY, max_retries=0)
     assert not isinstance(bare, mm.ResilientModel)
     assert CANARY not in repr(wrapped)

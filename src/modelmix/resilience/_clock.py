@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import anyio
 
-__all__ = ["Clock", "Deadline", "ambient_deadline", "effective_deadline", "using_deadline"]
+from .._exceptions import DeadlineExceededError
+
+__all__ = ["Clock", "Deadline", "ambient_deadline", "deadline_error", "effective_deadline", "using_deadline"]
 
 
 class Clock:
@@ -61,6 +63,15 @@ class Deadline:
         """Seconds until modelmix's own limit: for timers and `DeadlineExceededError` (inf if none)."""
         return (self.at if self.own_at is None else self.own_at) - self.clock.now()
 
+    def narrowed(self, seconds: float | None) -> Deadline:
+        """This deadline, or `seconds` from now if that is sooner (a chain member's own deadline)."""
+        if seconds is None:
+            return self
+        now = self.clock.now()
+        at = min(self.at, now + seconds)
+        own = min(self.at if self.own_at is None else self.own_at, now + seconds)
+        return Deadline(at=at, clock=self.clock, seconds=None if math.isinf(at) else at - now, own_at=own)
+
     @property
     def unbounded(self) -> bool:
         return math.isinf(self.at)
@@ -98,3 +109,11 @@ def effective_deadline(clock: Clock, seconds: float | None, *, in_async: bool) -
         if not math.isinf(scope_deadline):
             at = min(at, now + (scope_deadline - anyio.current_time()))
     return Deadline(at=at, clock=clock, seconds=None if math.isinf(at) else at - now, own_at=own)
+
+
+def deadline_error(deadline: Deadline, phase: str) -> DeadlineExceededError:
+    """The error for a call whose deadline passed (`phase`: where it was at the time)."""
+    seconds = f"{deadline.seconds:.2f} s " if deadline.seconds is not None else ""
+    return DeadlineExceededError(
+        f"the call's {seconds}deadline passed ({phase})", deadline=deadline.seconds, phase=phase
+    )

@@ -21,11 +21,12 @@ from .._response import ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._attempts import logger
-from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline, using_deadline
-from ._endpoints import endpoint_of, registry
+from ._clock import SYSTEM_CLOCK, Clock, Deadline, deadline_error, effective_deadline, using_deadline
+from ._endpoints import registry
 from ._fallback import FallbackModel
 from ._policy import RetryBudget
-from ._streams import Connected, GuardedAsyncStream, _deadline_error, aclose_quietly, apull_to_commit, stream_attempts
+from ._streams import Connected, GuardedAsyncStream, aclose_quietly, apull_to_commit, stream_attempts
+from ._wrapper import WrapperModel
 
 __all__ = ["HedgedModel", "hedge"]
 
@@ -99,8 +100,8 @@ class _Race(Generic[T]):
             group.start_soon(hedge_later)
 
 
-class HedgedModel(Model):
-    """See `hedge`."""
+class HedgedModel(WrapperModel):
+    """See `hedge`. `wrapped` (also `primary`) is the primary model; `backup` races it."""
 
     def __init__(
         self,
@@ -119,22 +120,16 @@ class HedgedModel(Model):
                 raise ConfigurationError(f"hedge(after=...) takes seconds or a percentile like 'p95', not {after!r}")
         elif after < 0:
             raise ConfigurationError("hedge(after=...) must not be negative")
+        super().__init__(primary)
         self.primary = primary
         self.backup = backup
-        self.provider = primary.provider
-        self.name = primary.name
-        self.settings = primary.settings
         self.after = after
         self.initial_after = initial_after
         self.min_samples = min_samples
         self.deadline = deadline
         self.clock = clock or SYSTEM_CLOCK
-        self.budget = budget or registry.budget(endpoint_of(primary))
+        self.budget = budget or registry.budget(primary.endpoint)
         self.ttft = TTFTHistogram()
-
-    @property
-    def context_window(self) -> int | None:
-        return self.primary.context_window
 
     def close(self) -> None:
         self.primary.close()
@@ -159,7 +154,7 @@ class HedgedModel(Model):
         # Hedges spend from the primary endpoint's retry budget, so a sick endpoint can't double its load.
         if self.budget.spend():
             return True
-        logger.info("hedge: skipped, the retry budget of %s is spent", endpoint_of(self.primary))
+        logger.info("hedge: skipped, the retry budget of %s is spent", self.primary.endpoint)
         return False
 
     def _as_fallback(self) -> FallbackModel:
@@ -196,7 +191,7 @@ class HedgedModel(Model):
 
     def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:
         if not errors:
-            return _deadline_error(deadline, "hedged call")
+            return deadline_error(deadline, "hedged call")
         if len(errors) == 1:
             return next(iter(errors.values()))
         ordered = [errors[k] for k in ("primary", "backup") if k in errors]
@@ -214,7 +209,7 @@ class HedgedModel(Model):
                     with using_deadline(deadline):
                         pulled = await apull_to_commit(inner, max(deadline.own_remaining(), 0.0))
                     if pulled is None:
-                        raise _deadline_error(deadline, "first token")
+                        raise deadline_error(deadline, "first token")
                 except BaseException:
                     await aclose_quietly(inner)
                     raise

@@ -15,10 +15,10 @@ from types import TracebackType
 
 import anyio
 
-from .._exceptions import DeadlineExceededError, ModelMixError, StreamStalledError
+from .._exceptions import ModelMixError, StreamStalledError
 from .._response import CONTENT_EVENTS, Attempt, ChatResponse, StreamEvent
 from .._streaming import AsyncStream, Stream, _StreamState
-from ._clock import Deadline
+from ._clock import Deadline, deadline_error
 
 __all__ = ["Connected", "GuardedAsyncStream", "GuardedStream", "apull_to_commit", "pull_to_commit"]
 
@@ -114,13 +114,6 @@ def _stall_error(stream: Stream | AsyncStream, idle: float, provider: str, model
     )
 
 
-def _deadline_error(deadline: Deadline, phase: str) -> DeadlineExceededError:
-    seconds = f"{deadline.seconds:.2f} s " if deadline.seconds is not None else ""
-    return DeadlineExceededError(
-        f"the call's {seconds}deadline passed ({phase})", deadline=deadline.seconds, phase=phase
-    )
-
-
 class _GuardedMixin:
     _conn: Connected | None
     _final: ChatResponse | None
@@ -202,7 +195,7 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
                     raise (
                         _stall_error(conn.stream, idle, self._state.provider, self._state.model_name)
                         if idle < left
-                        else _deadline_error(conn.deadline, "stream")
+                        else deadline_error(conn.deadline, "stream")
                     )
                 yield event
             conn.finish(None, True)
@@ -259,7 +252,7 @@ class GuardedStream(_GuardedMixin, Stream):
                 yield conn.buffered.pop(0)
             for event in iterator:
                 if conn.deadline.own_remaining() <= 0:
-                    raise _deadline_error(conn.deadline, "stream")
+                    raise deadline_error(conn.deadline, "stream")
                 yield event
             conn.finish(None, True)
         except ModelMixError as exc:
