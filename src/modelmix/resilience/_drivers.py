@@ -9,16 +9,27 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
+from typing_extensions import Unpack
 
 from .._call_deadline import attempt_ends_in
 from .._messages import MessagesInput
+from .._model import Model
 from .._response import ChatResponse, StreamEvent
+from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._clock import using_deadline
 from ._planner import Call, CallPlan, GiveUp, Sleep
-from ._streams import Connected, aclose_quietly, apull_to_commit, pull_to_commit, stream_attempts
+from ._streams import (
+    Connected,
+    GuardedAsyncStream,
+    GuardedStream,
+    aclose_quietly,
+    apull_to_commit,
+    pull_to_commit,
+    stream_attempts,
+)
 
-__all__ = ["achat", "aopen_stream", "chat", "open_stream"]
+__all__ = ["PlannedModel", "achat", "aopen_stream", "chat", "open_stream"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -126,3 +137,31 @@ async def aopen_stream(plan: CallPlan, messages: MessagesInput, settings: Mappin
         return stream, *pulled
 
     return await _arun(plan, attempt, lambda call, opened: _connected(plan, call, opened))
+
+
+class PlannedModel(Model):
+    """A model whose four calls each run one `CallPlan` (a retrying model, a fallback chain)."""
+
+    provider: str
+    name: str
+
+    def _plan(self, messages: MessagesInput, *, in_async: bool, streaming: bool = False) -> CallPlan:
+        raise NotImplementedError
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        return chat(self._plan(messages, in_async=False), messages, settings)
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        return await achat(self._plan(messages, in_async=True), messages, settings)
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        def connect() -> Connected:
+            return open_stream(self._plan(messages, in_async=False, streaming=True), messages, settings)
+
+        return GuardedStream(connect, provider=self.provider, model=self.name)
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        async def connect() -> Connected:
+            return await aopen_stream(self._plan(messages, in_async=True, streaming=True), messages, settings)
+
+        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)

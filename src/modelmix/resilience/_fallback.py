@@ -9,23 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from typing_extensions import Unpack
-
 from .._exceptions import ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
-from .._response import ChatResponse
-from .._settings import Settings
-from .._streaming import AsyncStream, Stream
-from . import _drivers
 from ._breaker import BreakerConfig, CircuitBreaker
 from ._clock import SYSTEM_CLOCK, Clock, effective_deadline
+from ._drivers import PlannedModel
 from ._endpoints import EndpointRegistry, registry
 from ._faults import fault_of
 from ._planner import CallPlan, ChainRules, Leg
 from ._policy import RetryPolicy
 from ._retrying import ResilientModel, circuit_breaker
-from ._streams import Connected, GuardedAsyncStream, GuardedStream
 
 __all__ = ["FallbackModel", "fallback", "should_fall_back"]
 
@@ -43,7 +37,7 @@ def should_fall_back(error: BaseException, *, on_content_filter: bool = False) -
     return rule in ("yes", "larger_window") or (rule == "opt_in" and on_content_filter)
 
 
-class FallbackModel(Model):
+class FallbackModel(PlannedModel):
     """Models tried in order; the first answer wins. See `fallback`."""
 
     provider = "fallback"
@@ -113,24 +107,6 @@ class FallbackModel(Model):
         rules = ChainRules(min_attempt_time=self.min_attempt_time, falls_back=self._falls_back, name=self.name)
         legs = [self._leg(member) for member in self.models]
         return CallPlan(legs, deadline, self.clock, messages, chain=rules, streaming=streaming)
-
-    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        return _drivers.chat(self._plan(messages, in_async=False), messages, settings)
-
-    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        return await _drivers.achat(self._plan(messages, in_async=True), messages, settings)
-
-    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
-        def connect() -> Connected:
-            return _drivers.open_stream(self._plan(messages, in_async=False, streaming=True), messages, settings)
-
-        return GuardedStream(connect, provider=self.provider, model=self.name)
-
-    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
-        async def connect() -> Connected:
-            return await _drivers.aopen_stream(self._plan(messages, in_async=True, streaming=True), messages, settings)
-
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
 
 
 def fallback(

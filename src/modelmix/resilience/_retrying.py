@@ -7,26 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from typing_extensions import Unpack
-
 from .._messages import MessagesInput
 from .._model import Model
-from .._response import ChatResponse
-from .._settings import Settings
-from .._streaming import AsyncStream, Stream
-from . import _drivers
 from ._breaker import BreakerConfig, CircuitBreaker
 from ._clock import SYSTEM_CLOCK, Clock, effective_deadline
+from ._drivers import PlannedModel
 from ._endpoints import EndpointRegistry, registry
 from ._planner import CallPlan, Leg
 from ._policy import RetryBudget, RetryPolicy
-from ._streams import Connected, GuardedAsyncStream, GuardedStream
 from ._wrapper import WrapperModel
 
 __all__ = ["ResilientModel", "circuit_breaker", "retrying"]
 
 
-class ResilientModel(WrapperModel):
+class ResilientModel(WrapperModel, PlannedModel):
     """A model whose calls retry (retryable errors, backoff, server hints, budget) within one deadline.
 
     It is a `Model` itself, so it composes (fallback chains, hedging). `wrapped` is the model it
@@ -88,24 +82,6 @@ class ResilientModel(WrapperModel):
     def _plan(self, messages: MessagesInput, *, in_async: bool, streaming: bool = False) -> CallPlan:
         deadline = effective_deadline(self.clock, self.policy.deadline, in_async=in_async)
         return CallPlan([self.leg()], deadline, self.clock, messages, streaming=streaming)
-
-    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        return _drivers.chat(self._plan(messages, in_async=False), messages, settings)
-
-    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        return await _drivers.achat(self._plan(messages, in_async=True), messages, settings)
-
-    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
-        def connect() -> Connected:
-            return _drivers.open_stream(self._plan(messages, in_async=False, streaming=True), messages, settings)
-
-        return GuardedStream(connect, provider=self.provider, model=self.name)
-
-    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
-        async def connect() -> Connected:
-            return await _drivers.aopen_stream(self._plan(messages, in_async=True, streaming=True), messages, settings)
-
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
 
 
 def retrying(
