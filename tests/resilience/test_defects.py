@@ -161,3 +161,39 @@ async def test_hedge_delay_is_learnt_from_time_to_first_token_only(server: Fault
     assert len(hedged.ttft) == 3
     assert hedged.hedge_delay() < 0.3
     await hedged.aclose()
+
+
+# ------------------------------------------------------------- a slow member cannot starve a chain
+
+
+async def test_a_slow_member_with_its_own_timeout_leaves_time_for_the_others(server: FaultServer) -> None:
+    server.script("slow", Fault.ok(delay=30.0))
+
+    def member(label: str, **options: Any) -> mm.Model:
+        return mm.model(f"openai-compatible:{label}", base_url=server.url(label), api_key=CANARY, **options)
+
+    chain = mm.fallback(member("slow", timeout=3), member("h1"), member("h2"), deadline=10)
+    started = time.monotonic()
+    response = await chain.achat(MSG)
+    assert response.text == "Hello"
+    assert response.model is not None
+    assert [a.model for a in response.attempts][-1] == "h1"
+    assert time.monotonic() - started < 10.0
+    await chain.aclose()
+
+
+async def test_a_member_silent_before_its_first_token_leaves_time_for_the_others(server: FaultServer) -> None:
+    # No timeout of its own: the chain gives each member at most its share of the time left.
+    server.script("silent", Fault("stall", chunks=0))
+
+    def member(label: str) -> mm.Model:
+        return mm.model(f"openai-compatible:{label}", base_url=server.url(label), api_key=CANARY)
+
+    chain = mm.fallback(member("silent"), member("h1"), member("h2"), deadline=10)
+    started = time.monotonic()
+    async with chain.astream(MSG) as stream:
+        text = "".join([delta async for delta in stream.text_deltas()])
+    assert text == "Hello"
+    assert stream.response.attempts[-1].model == "h1"
+    assert time.monotonic() - started < 10.0
+    await chain.aclose()
