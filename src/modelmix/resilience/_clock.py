@@ -17,7 +17,7 @@ import anyio
 
 from .._exceptions import DeadlineExceededError
 
-__all__ = ["Clock", "Deadline", "ambient_deadline", "deadline_error", "effective_deadline", "using_deadline"]
+__all__ = ["Clock", "Deadline", "deadline_error", "effective_deadline", "using_deadline"]
 
 
 class Clock:
@@ -72,17 +72,8 @@ class Deadline:
         own = min(self.at if self.own_at is None else self.own_at, now + seconds)
         return Deadline(at=at, clock=self.clock, seconds=None if math.isinf(at) else at - now, own_at=own)
 
-    @property
-    def unbounded(self) -> bool:
-        return math.isinf(self.at)
-
 
 _AMBIENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("modelmix_deadline", default=None)
-
-
-def ambient_deadline() -> Deadline | None:
-    """The deadline set by an enclosing wrapper (a fallback chain around a retrying model)."""
-    return _AMBIENT.get()
 
 
 @contextlib.contextmanager

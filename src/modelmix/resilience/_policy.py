@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from tenacity import RetryCallState
 
 from .._exceptions import ModelMixError, RateLimitError
-from ._clock import Deadline
-from ._faults import fault_kind, fault_of
+from ._faults import fault_of
 
 __all__ = [
     "RetryBudget",
     "RetryPolicy",
+    "default_wait",
     "retries_allowed",
-    "retry_if_retryable",
-    "stop_on_deadline_or_budget",
     "wait_backoff",
     "wait_first",
     "wait_fixed_for_kind",
@@ -37,7 +35,7 @@ BUDGET_SPENT = "the endpoint's retry budget is spent"
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Per-deployment retry settings. The defaults are listed in the retries guide."""
+    """Per-deployment retry settings (the planner reads them). The defaults are listed in the retries guide."""
 
     max_retries: int = 2
     """Retries after the first attempt (3 attempts in all)."""
@@ -69,30 +67,11 @@ def retries_allowed(exc: BaseException, policy: RetryPolicy) -> int:
     return min(1, policy.max_retries) if fault.retries == "once" else policy.max_retries
 
 
-def is_reset_before_headers(error: BaseException) -> bool:
-    """The connection dropped before any response header (FIN or RST): most often a keep-alive
-    connection the server had already closed."""
-    return fault_kind(error) == "reset_before_headers"
-
-
 def _error_of(state: RetryCallState) -> BaseException | None:
     outcome = state.outcome
     if outcome is None or not outcome.failed:
         return None
     return outcome.exception()
-
-
-# ------------------------------------------------------------------------------------ retry
-
-
-def retry_if_retryable(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
-    """Retry while the failure is retryable and its per-kind retry count is not used up."""
-
-    def retry(state: RetryCallState) -> bool:
-        error = _error_of(state)
-        return error is not None and state.attempt_number <= retries_allowed(error, policy)
-
-    return retry
 
 
 # ------------------------------------------------------------------------------------- waits
@@ -162,31 +141,6 @@ def wait_backoff(policy: RetryPolicy) -> WaitStrategy:
 
 def default_wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait_first(wait_server_hint(policy), wait_fixed_for_kind(policy), wait_backoff(policy))
-
-
-# -------------------------------------------------------------------------------------- stop
-
-
-def stop_on_deadline_or_budget(
-    policy: RetryPolicy, deadline: Deadline, budget: RetryBudget | None, *, on_stop: Callable[[str], None]
-) -> Callable[[RetryCallState], bool]:
-    """Stop when the wait (a server hint included) would not leave `min_attempt_time` before the
-    deadline, or when the endpoint's retry budget is spent. tenacity then re-raises the last error."""
-
-    def stop(state: RetryCallState) -> bool:
-        wait = state.upcoming_sleep
-        if math.isinf(wait):
-            on_stop("the server's retry hint is longer than the cap")
-            return True
-        if deadline.remaining() - wait < policy.min_attempt_time:
-            on_stop(f"a {wait:.2f} s wait would not fit the deadline")
-            return True
-        if budget is not None and not budget.allows_retry():
-            on_stop(BUDGET_SPENT)
-            return True
-        return False
-
-    return stop
 
 
 # -------------------------------------------------------------------------------- retry budget
