@@ -197,3 +197,12 @@ async def test_a_member_silent_before_its_first_token_leaves_time_for_the_others
     assert stream.response.attempts[-1].model == "h1"
     assert time.monotonic() - started < 10.0
     await chain.aclose()
+
+
+def test_a_second_breaker_that_would_replace_the_first_is_refused(clock: FakeClock) -> None:
+    guarded = mm.circuit_breaker(_failing(), config=BreakerConfig(consecutive_failures=4), clock=clock)
+    assert mm.circuit_breaker(guarded).breaker is guarded.breaker  # the same breaker: nothing is lost
+    with pytest.raises(mm.ConfigurationError, match="already has a circuit breaker"):
+        mm.circuit_breaker(guarded, config=BreakerConfig(consecutive_failures=9))
+    with pytest.raises(mm.ConfigurationError, match="already has a circuit breaker"):
+        mm.circuit_breaker(guarded, breaker=mm.CircuitBreaker("other"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._exceptions import ConfigurationError
 from .._messages import MessagesInput
 from .._model import Model
 from ._breaker import BreakerConfig, CircuitBreaker
@@ -154,7 +155,16 @@ def circuit_breaker(
         model = build(model)
     table = endpoints or (model.endpoints if isinstance(model, ResilientModel) else registry)
     if isinstance(model, ResilientModel):
-        chosen = breaker or model.breaker or table.breaker(model.endpoint, model.name, config)
+        existing = model.breaker
+        if existing is not None and (
+            (breaker is not None and breaker is not existing) or (config is not None and config != existing.config)
+        ):
+            # Swapping the breaker would silently drop the state and thresholds the inner one has.
+            raise ConfigurationError(
+                f"{model.provider}:{model.name} already has a circuit breaker ({existing.name}); "
+                "pass that one (or none) instead of a different breaker or config"
+            )
+        chosen = existing or breaker or table.breaker(model.endpoint, model.name, config)
         return model.replace(breaker=chosen, clock=clock or model.clock, endpoints=table)
     chosen = breaker or table.breaker(model.endpoint, model.name, config)
     return ResilientModel(
