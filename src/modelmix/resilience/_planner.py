@@ -242,6 +242,8 @@ class CallPlan:
 
     def _after_failure(self, call: Call, error: ModelMixError) -> Action:
         policy = call.leg.policy
+        # Tenacity's strategies read a RetryCallState; no tenacity loop drives this call (the
+        # planner is the loop), so there is no retry object to point to.
         state = self._retry or RetryCallState(None, None, (), {})  # type: ignore[arg-type]
         self._retry = state
         state.set_exception((type(error), error, error.__traceback__))
