@@ -177,26 +177,9 @@ class HedgedModel(WrapperModel):
             with using_deadline(deadline):
                 return await model.achat(messages, **settings)
 
-        async def drop(_: ChatResponse) -> None:
-            return None
-
-        race: _Race[ChatResponse] = _Race(drop)
-        with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
-            await race.run(lambda: call(self.primary), lambda: call(self.backup), self.hedge_delay(), self._may_hedge)
-        if race.winner is not None:
-            # A whole answer's latency says nothing about time to first token (it grows with the
-            # answer's length), so only streams feed the histogram.
-            return race.winner[1]
-        raise self._failure(race.errors, deadline)
-
-    def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:
-        if not errors:
-            return deadline_error(deadline, "hedged call")
-        if len(errors) == 1:
-            return next(iter(errors.values()))
-        ordered = [errors[k] for k in ("primary", "backup") if k in errors]
-        attempts = [a for e in ordered for a in e.attempts]
-        return AllModelsFailedError("both the primary and the hedge failed", ordered, attempts=attempts)
+        # A whole answer's latency says nothing about time to first token (it grows with the
+        # answer's length), so only streams feed the histogram.
+        return (await self._race(deadline, call, _drop))[1]
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         async def connect() -> Connected:
@@ -216,24 +199,47 @@ class HedgedModel(WrapperModel):
                 iterator, buffered = pulled
                 return Connected(inner, iterator, buffered, stream_attempts(inner) or [], deadline)
 
-            async def close_loser(connected: Connected) -> None:
-                stream = connected.stream
-                assert isinstance(stream, AsyncStream)
-                await aclose_quietly(stream)
-
-            race: _Race[Connected] = _Race(close_loser)
-            with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
-                await race.run(
-                    lambda: open_one(self.primary), lambda: open_one(self.backup), self.hedge_delay(), self._may_hedge
-                )
-            if race.winner is None:
-                raise self._failure(race.errors, deadline)
-            label, connected = race.winner
+            label, connected = await self._race(deadline, open_one, _close_stream)
             if label == "primary":
                 self.ttft.add(self.clock.now() - started)
             return connected
 
         return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+
+    async def _race(
+        self,
+        deadline: Deadline,
+        contender: Callable[[Model], Awaitable[T]],
+        close_loser: Callable[[T], Awaitable[None]],
+    ) -> tuple[str, T]:
+        """Primary now, backup after the hedge delay; the first success, or the call's error."""
+        race: _Race[T] = _Race(close_loser)
+        with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
+            await race.run(
+                lambda: contender(self.primary), lambda: contender(self.backup), self.hedge_delay(), self._may_hedge
+            )
+        if race.winner is None:
+            raise self._failure(race.errors, deadline)
+        return race.winner
+
+    def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:
+        if not errors:
+            return deadline_error(deadline, "hedged call")
+        if len(errors) == 1:
+            return next(iter(errors.values()))
+        ordered = [errors[k] for k in ("primary", "backup") if k in errors]
+        attempts = [a for e in ordered for a in e.attempts]
+        return AllModelsFailedError("both the primary and the hedge failed", ordered, attempts=attempts)
+
+
+async def _drop(_: ChatResponse) -> None:
+    """A losing whole answer needs no cleanup."""
+
+
+async def _close_stream(loser: Connected) -> None:
+    stream = loser.stream
+    assert isinstance(stream, AsyncStream)
+    await aclose_quietly(stream)
 
 
 def hedge(
