@@ -11,36 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .._exceptions import (
-    AllModelsFailedError,
-    APIStatusError,
-    AuthenticationError,
-    BadRequestError,
-    CircuitOpenError,
-    ConfigurationError,
-    ConflictError,
-    ContextLengthExceededError,
-    DeadlineExceededError,
-    InBandStreamError,
-    ModelMixError,
-    NotFoundError,
-    PermissionDeniedError,
-    PromptFilteredError,
-    ProviderError,
-    RateLimitError,
-    ResponseFilteredError,
-    ResponseTooLargeError,
-    RetryBudgetExhaustedError,
-    ServerError,
-    StreamDecodeError,
-    StreamInterruptedError,
-    StreamStalledError,
-    StreamTruncatedError,
-    TransportError,
-    UnexpectedRedirectError,
-    UnprocessableEntityError,
-    UnsupportedCapabilityError,
-)
+from .. import _exceptions as errors
 
 __all__ = ["FAULTS", "Fault", "fault_kind", "fault_of"]
 
@@ -106,30 +77,30 @@ FAULTS: dict[str, Fault] = {
     "not_ours": Fault("none", "ignored", "no", "none"),  # cancellation and programming errors
 }
 
-_STATUS_KINDS: tuple[tuple[type[APIStatusError], str], ...] = (
+_STATUS_KINDS: tuple[tuple[type[errors.APIStatusError], str], ...] = (
     # Subclasses before their bases: the most specific class wins.
-    (RateLimitError, "rate_limited"),
-    (AuthenticationError, "unauthorized"),
-    (PermissionDeniedError, "unauthorized"),
-    (NotFoundError, "not_found"),
-    (ContextLengthExceededError, "context_too_long"),
-    (PromptFilteredError, "prompt_filtered"),
-    (BadRequestError, "bad_request"),
-    (ConflictError, "conflict"),
-    (UnexpectedRedirectError, "redirect"),
+    (errors.RateLimitError, "rate_limited"),
+    (errors.AuthenticationError, "unauthorized"),
+    (errors.PermissionDeniedError, "unauthorized"),
+    (errors.NotFoundError, "not_found"),
+    (errors.ContextLengthExceededError, "context_too_long"),
+    (errors.PromptFilteredError, "prompt_filtered"),
+    (errors.BadRequestError, "bad_request"),
+    (errors.ConflictError, "conflict"),
+    (errors.UnexpectedRedirectError, "redirect"),
 )
 
-_LOCAL_KINDS: tuple[tuple[type[ModelMixError], str], ...] = (
-    (UnsupportedCapabilityError, "unsupported_capability"),
-    (RetryBudgetExhaustedError, "retry_budget_exhausted"),
-    (CircuitOpenError, "circuit_open"),
-    (DeadlineExceededError, "deadline"),
-    (ConfigurationError, "configuration"),
-    (AllModelsFailedError, "chain_failed"),
+_LOCAL_KINDS: tuple[tuple[type[errors.ModelMixError], str], ...] = (
+    (errors.UnsupportedCapabilityError, "unsupported_capability"),
+    (errors.RetryBudgetExhaustedError, "retry_budget_exhausted"),
+    (errors.CircuitOpenError, "circuit_open"),
+    (errors.DeadlineExceededError, "deadline"),
+    (errors.ConfigurationError, "configuration"),
+    (errors.AllModelsFailedError, "chain_failed"),
 )
 
 
-def _transport_kind(error: TransportError) -> str:
+def _transport_kind(error: errors.TransportError) -> str:
     if error.kind == "tls":
         return "tls"
     if error.kind == "pool_timeout":
@@ -145,15 +116,15 @@ def _transport_kind(error: TransportError) -> str:
     return "transport"
 
 
-def _status_kind(error: APIStatusError) -> str:
+def _status_kind(error: errors.APIStatusError) -> str:
     for cls, kind in _STATUS_KINDS:
         if isinstance(error, cls):
             return kind
-    if isinstance(error, UnprocessableEntityError):
+    if isinstance(error, errors.UnprocessableEntityError):
         # A parameter this model doesn't support is a capability gap another model may not have.
         supported = error.param is not None or "support" in error.message.lower()
         return "unsupported_param" if supported else "unprocessable"
-    if isinstance(error, ServerError):
+    if isinstance(error, errors.ServerError):
         return "gateway_timeout" if error.status == 504 else "server_error"
     if error.status is not None and 400 <= error.status < 500:
         return "client_error"
@@ -162,26 +133,26 @@ def _status_kind(error: APIStatusError) -> str:
 
 def fault_kind(error: BaseException) -> str:
     """The fault table's key for `error`."""
-    if not isinstance(error, ModelMixError):
+    if not isinstance(error, errors.ModelMixError):
         return "not_ours"
-    if isinstance(error, InBandStreamError) and error.mapped is not None:
+    if isinstance(error, errors.InBandStreamError) and error.mapped is not None:
         return fault_kind(error.mapped)  # an error event inside a stream means what its status means
     for cls, kind in _LOCAL_KINDS:
         if isinstance(error, cls):
             return kind
-    if not isinstance(error, ProviderError):
+    if not isinstance(error, errors.ProviderError):
         return "other"
-    if isinstance(error, TransportError):
+    if isinstance(error, errors.TransportError):
         return _transport_kind(error)
-    if isinstance(error, APIStatusError):
+    if isinstance(error, errors.APIStatusError):
         return _status_kind(error)
-    if isinstance(error, StreamInterruptedError):
+    if isinstance(error, errors.StreamInterruptedError):
         return "stream_interrupted"
-    if isinstance(error, (StreamTruncatedError, StreamDecodeError, StreamStalledError)):
+    if isinstance(error, (errors.StreamTruncatedError, errors.StreamDecodeError, errors.StreamStalledError)):
         return "stream_broken"
-    if isinstance(error, ResponseFilteredError):
+    if isinstance(error, errors.ResponseFilteredError):
         return "response_filtered"
-    if isinstance(error, ResponseTooLargeError):
+    if isinstance(error, errors.ResponseTooLargeError):
         return "response_too_large"
     return "provider_error"
 
