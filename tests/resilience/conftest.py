@@ -130,7 +130,7 @@ def leaves(model: Any) -> list[HTTPModel]:
     if isinstance(model, HTTPModel):
         return [model]
     found: list[HTTPModel] = []
-    for attr in ("inner", "primary", "backup"):
+    for attr in ("wrapped", "primary", "backup"):
         child = getattr(model, "__dict__", {}).get(attr)
         if child is not None:
             found += leaves(child)

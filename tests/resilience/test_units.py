@@ -15,8 +15,8 @@ from tenacity import RetryCallState, Retrying
 import modelmix as mm
 from modelmix._exceptions import status_error
 from modelmix.resilience import BreakerConfig, BreakerState, CircuitBreaker, RetryBudget, retries_allowed
-from modelmix.resilience.hedge import TTFTHistogram
-from modelmix.resilience.policy import default_wait
+from modelmix.resilience._hedge import TTFTHistogram
+from modelmix.resilience._policy import default_wait
 
 from .conftest import (
     CANARY,
@@ -235,10 +235,16 @@ async def test_spent_budget_skips_retries(server: FaultServer, clock: FakeClock)
     for _ in range(5):
         budget.record_failure()
     model = mm.ResilientModel(base_model(server, "a"), policy=policy(), clock=clock, budget=budget)
-    with pytest.raises(mm.ServerError):
+    with pytest.raises(mm.RetryBudgetExhaustedError) as caught:
         await model.achat("hi")
+    assert isinstance(caught.value.__cause__, mm.ServerError)
+    assert [a.error for a in caught.value.attempts] == ["ServerError"]
     assert server.count("a") == 1
-    await model.aclose()
+    # A chain moves on from a spent budget: another endpoint may be healthy.
+    server.script("b", Fault.ok())
+    chained = mm.fallback(model, base_model(server, "b"), breakers=False, clock=clock, min_attempt_time=0.05)
+    assert (await chained.achat("hi")).text == "Hello"
+    await chained.aclose()
 
 
 # --------------------------------------------------------------------------- AllModelsFailedError
@@ -277,7 +283,11 @@ def test_model_retries_by_default_and_can_opt_out() -> None:
     assert isinstance(wrapped, mm.ResilientModel)
     assert (wrapped.provider, wrapped.name) == ("openai", "gpt-4o-mini")
     assert wrapped.policy.max_retries == 2
-    assert str(wrapped.base_url).startswith("https://api.openai.com")  # the provider's attributes show through
+    # Identity is the wrapped model's; the provider model's own attributes are one unwrap() away.
+    assert wrapped.endpoint == wrapped.unwrap().endpoint
+    assert wrapped.host == "api.openai.com"
+    assert str(wrapped.unwrap().base_url).startswith("https://api.openai.com")  # type: ignore[attr-defined]
+    assert not hasattr(wrapped, "base_url")
     bare = mm.model("openai:gpt-4o-mini", api_key=CANARY, max_retries=0)
     assert not isinstance(bare, mm.ResilientModel)
     assert CANARY not in repr(wrapped)
@@ -382,7 +392,6 @@ async def test_hedge_not_needed_when_primary_is_fast(server: FaultServer, leaks:
     assert (await hedged.achat("hi")).text == "Hello"
     await anyio.sleep(0.05)
     assert server.order() == ["p"]
-    assert len(hedged.ttft) == 1
     await hedged.aclose()
 
 

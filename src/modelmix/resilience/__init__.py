@@ -4,17 +4,21 @@ Every wrapper is itself a `modelmix.Model`, so they compose::
 
     chain = mm.fallback(mm.hedge("azure:gpt-4o", "openai:gpt-4o", after="p95"), "ollama:llama3.2", deadline=30)
 
-The policy and its numbers are documented in the guides "Retries and fallback chains", "Deadlines,
-circuit breakers and hedging".
+Every call runs one sans-I/O call plan (deadline, breaker admission, retry budget, waits, attempt
+records, fallback order, stream commit point), and retries, breakers and chains read one fault
+table. `WrapperModel` is the base of every wrapper: ``wrapped`` and ``unwrap()`` reach the model
+inside. The policy and its numbers are documented in the guides "Retries and fallback chains",
+"Deadlines, circuit breakers and hedging".
 """
 
+from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, classify
 from ._clock import Clock, Deadline
 from ._endpoints import EndpointRegistry, registry
-from .breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, classify
-from .fallback import FallbackModel, fallback, should_fall_back
-from .hedge import HedgedModel, hedge
-from .policy import RetryBudget, RetryPolicy, retries_allowed
-from .retrying import ResilientModel, circuit_breaker, retrying
+from ._fallback import FallbackModel, fallback, should_fall_back
+from ._hedge import HedgedModel, hedge
+from ._policy import RetryBudget, RetryPolicy, retries_allowed
+from ._retrying import ResilientModel, circuit_breaker, retrying
+from ._wrapper import WrapperModel
 
 __all__ = [
     "BreakerConfig",
@@ -29,6 +33,7 @@ __all__ = [
     "ResilientModel",
     "RetryBudget",
     "RetryPolicy",
+    "WrapperModel",
     "circuit_breaker",
     "classify",
     "fallback",

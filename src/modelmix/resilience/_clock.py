@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import anyio
 
-__all__ = ["Clock", "Deadline", "ambient_deadline", "effective_deadline", "using_deadline"]
+from .._exceptions import DeadlineExceededError
+
+__all__ = ["Clock", "Deadline", "deadline_error", "effective_deadline", "using_deadline"]
 
 
 class Clock:
@@ -38,27 +40,40 @@ SYSTEM_CLOCK = Clock()
 
 @dataclass(frozen=True, slots=True)
 class Deadline:
-    """An instant on `clock` by which a whole call (attempts, waits, fallbacks) must be done."""
+    """An instant on `clock` by which a whole call (attempts, waits, fallbacks) must be done.
+
+    `at` is the tightest limit, the caller's cancel scope included; `own_at` is the part modelmix
+    enforces itself (``deadline=`` and enclosing wrappers). The caller's scope is never raced with a
+    timer of ours: when it is the tighter limit, the caller's own cancellation ends the call, so a
+    caller's ``move_on_after`` behaves exactly as it would without modelmix.
+    """
 
     at: float
     clock: Clock
     seconds: float | None = None
     """The budget it was created with, for error messages."""
+    own_at: float | None = None
+    """modelmix's own limit; None: the same as `at`."""
 
     def remaining(self) -> float:
+        """Seconds until the tightest limit: for deciding whether a wait or another attempt fits."""
         return self.at - self.clock.now()
 
-    @property
-    def unbounded(self) -> bool:
-        return math.isinf(self.at)
+    def own_remaining(self) -> float:
+        """Seconds until modelmix's own limit: for timers and `DeadlineExceededError` (inf if none)."""
+        return (self.at if self.own_at is None else self.own_at) - self.clock.now()
+
+    def narrowed(self, seconds: float | None) -> Deadline:
+        """This deadline, or `seconds` from now if that is sooner (a chain member's own deadline)."""
+        if seconds is None:
+            return self
+        now = self.clock.now()
+        at = min(self.at, now + seconds)
+        own = min(self.at if self.own_at is None else self.own_at, now + seconds)
+        return Deadline(at=at, clock=self.clock, seconds=None if math.isinf(at) else at - now, own_at=own)
 
 
 _AMBIENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("modelmix_deadline", default=None)
-
-
-def ambient_deadline() -> Deadline | None:
-    """The deadline set by an enclosing wrapper (a fallback chain around a retrying model)."""
-    return _AMBIENT.get()
 
 
 @contextlib.contextmanager
@@ -74,12 +89,22 @@ def using_deadline(deadline: Deadline) -> Iterator[None]:
 def effective_deadline(clock: Clock, seconds: float | None, *, in_async: bool) -> Deadline:
     """min(own `seconds`, the enclosing wrapper's deadline, the caller's anyio cancel scope)."""
     now = clock.now()
-    at = math.inf if seconds is None else now + seconds
+    own = math.inf if seconds is None else now + seconds
+    at = own
     ambient = _AMBIENT.get()
     if ambient is not None:
-        at = min(at, now + ambient.remaining())
+        own = min(own, now + ambient.own_remaining())
+        at = min(own, now + ambient.remaining())
     if in_async:
         scope_deadline = anyio.current_effective_deadline()
         if not math.isinf(scope_deadline):
             at = min(at, now + (scope_deadline - anyio.current_time()))
-    return Deadline(at=at, clock=clock, seconds=None if math.isinf(at) else at - now)
+    return Deadline(at=at, clock=clock, seconds=None if math.isinf(at) else at - now, own_at=own)
+
+
+def deadline_error(deadline: Deadline, phase: str) -> DeadlineExceededError:
+    """The error for a call whose deadline passed (`phase`: where it was at the time)."""
+    seconds = f"{deadline.seconds:.2f} s " if deadline.seconds is not None else ""
+    return DeadlineExceededError(
+        f"the call's {seconds}deadline passed ({phase})", deadline=deadline.seconds, phase=phase
+    )

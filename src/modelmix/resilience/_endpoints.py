@@ -4,30 +4,19 @@ so every wrapper pointing at the same deployment sees the same health."""
 from __future__ import annotations
 
 import threading
-from typing import Any
 
-from .._model import Model
-from .breaker import BreakerConfig, CircuitBreaker
-from .policy import RetryBudget
+from ._breaker import BreakerConfig, CircuitBreaker
+from ._policy import RetryBudget
 
-__all__ = ["EndpointRegistry", "endpoint_of", "registry"]
-
-
-def endpoint_of(model: Model) -> str:
-    """``scheme://host:port`` for HTTP models, else ``provider``; never a path, query or key."""
-    base: Any = getattr(model, "base_url", None)
-    if base is not None:
-        try:
-            return f"{base.scheme}://{base.netloc.decode('ascii')}"
-        except (AttributeError, UnicodeDecodeError):
-            return str(getattr(model, "host", None) or model.provider)
-    inner = getattr(model, "inner", None)
-    if isinstance(inner, Model):
-        return endpoint_of(inner)
-    return model.provider
+__all__ = ["EndpointRegistry", "registry"]
 
 
 class EndpointRegistry:
+    """Per-endpoint shared state: a retry budget per endpoint and a breaker per (endpoint, model).
+
+    Wrappers use the process-wide `registry` unless given their own (tests, isolated tenants).
+    """
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._budgets: dict[str, RetryBudget] = {}

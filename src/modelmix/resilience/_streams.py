@@ -15,10 +15,10 @@ from types import TracebackType
 
 import anyio
 
-from .._exceptions import DeadlineExceededError, ModelMixError, StreamStalledError
+from .._exceptions import ModelMixError, StreamStalledError
 from .._response import CONTENT_EVENTS, Attempt, ChatResponse, StreamEvent
 from .._streaming import AsyncStream, Stream, _StreamState
-from ._clock import Deadline
+from ._clock import Deadline, deadline_error
 
 __all__ = ["Connected", "GuardedAsyncStream", "GuardedStream", "apull_to_commit", "pull_to_commit"]
 
@@ -114,17 +114,43 @@ def _stall_error(stream: Stream | AsyncStream, idle: float, provider: str, model
     )
 
 
-def _deadline_error(deadline: Deadline, phase: str) -> DeadlineExceededError:
-    seconds = f"{deadline.seconds:.2f} s " if deadline.seconds is not None else ""
-    return DeadlineExceededError(
-        f"the call's {seconds}deadline passed ({phase})", deadline=deadline.seconds, phase=phase
-    )
-
-
 class _GuardedMixin:
+    """What the sync and async guarded streams share: the state of one opening and its end."""
+
     _conn: Connected | None
     _final: ChatResponse | None
     _state: _StreamState
+    _closed: bool
+
+    def _setup(self, provider: str, model: str) -> None:
+        self._state = _StreamState(_NoParser(), provider=provider, model=model)
+        self._conn = None
+        self._final = None
+        self._closed = False
+
+    def _opened(self, conn: Connected) -> Connected:
+        self._conn = conn
+        # committed / text / response now read the inner stream's state.
+        self._state = conn.stream._state
+        return conn
+
+    def _check_open(self, method: str) -> None:
+        if self._closed:
+            raise ModelMixError(f"this stream was closed; start a new one with model.{method}(...)")
+
+    def _closing(self) -> Connected | None:
+        """Mark the stream closed; the connection to close, the first time only."""
+        if self._closed:
+            return None
+        self._closed = True
+        if self._conn is not None:
+            self._conn.finish(None, False)
+        return self._conn
+
+    def _failed(self, exc: ModelMixError) -> None:
+        if self._conn is not None:
+            exc.attempts = list(self._conn.attempts)
+            self._conn.finish(exc, False)
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -144,11 +170,8 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
 
     def __init__(self, connect: Callable[[], Awaitable[Connected]], *, provider: str, model: str) -> None:
         self._connect = connect
-        self._state = _StreamState(_NoParser(), provider=provider, model=model)
-        self._conn: Connected | None = None
-        self._final: ChatResponse | None = None
         self._iterator: AsyncIterator[StreamEvent] | None = None
-        self._closed = False
+        self._setup(provider, model)
 
     async def __aenter__(self) -> GuardedAsyncStream:
         await self._connect_once()
@@ -160,34 +183,26 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
         await self.aclose()
 
     async def _connect_once(self) -> Connected:
-        if self._conn is None:
-            if self._closed:
-                raise ModelMixError("this stream was closed; start a new one with model.astream(...)")
-            self._conn = await self._connect()
-            # committed / text / response now read the inner stream's state.
-            self._state = self._conn.stream._state
-        return self._conn
+        if self._conn is not None:
+            return self._conn
+        self._check_open("astream")
+        return self._opened(await self._connect())
 
     async def _release(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        conn = self._conn
+        conn = self._closing()
         if conn is not None:
-            conn.finish(None, False)
-            stream = conn.stream
-            assert isinstance(stream, AsyncStream)
-            await aclose_quietly(stream)
+            assert isinstance(conn.stream, AsyncStream)
+            await aclose_quietly(conn.stream)
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         try:
             conn = await self._connect_once()
             iterator = conn.iterator
             assert isinstance(iterator, AsyncIterator)
-            while conn.buffered:
-                yield conn.buffered.pop(0)
+            for buffered in _drain(conn.buffered):
+                yield buffered
             while True:
-                left = conn.deadline.remaining()
+                left = conn.deadline.own_remaining()
                 idle = conn.idle_timeout if conn.idle_timeout is not None else math.inf
                 event: StreamEvent | None = None
                 finished = False
@@ -202,14 +217,12 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
                     raise (
                         _stall_error(conn.stream, idle, self._state.provider, self._state.model_name)
                         if idle < left
-                        else _deadline_error(conn.deadline, "stream")
+                        else deadline_error(conn.deadline, "stream")
                     )
                 yield event
             conn.finish(None, True)
         except ModelMixError as exc:
-            if self._conn is not None:
-                exc.attempts = list(self._conn.attempts)
-                self._conn.finish(exc, False)
+            self._failed(exc)
             raise
         finally:
             await self._release()
@@ -221,51 +234,38 @@ class GuardedStream(_GuardedMixin, Stream):
 
     def __init__(self, connect: Callable[[], Connected], *, provider: str, model: str) -> None:
         self._connect = connect
-        self._state = _StreamState(_NoParser(), provider=provider, model=model)
-        self._conn: Connected | None = None
-        self._final: ChatResponse | None = None
         self._iterator: Iterator[StreamEvent] | None = None
-        self._closed = False
+        self._setup(provider, model)
 
     def __enter__(self) -> GuardedStream:
         self._connect_once()
         return self
 
     def _connect_once(self) -> Connected:
-        if self._conn is None:
-            if self._closed:
-                raise ModelMixError("this stream was closed; start a new one with model.stream(...)")
-            self._conn = self._connect()
-            self._state = self._conn.stream._state
-        return self._conn
+        if self._conn is not None:
+            return self._conn
+        self._check_open("stream")
+        return self._opened(self._connect())
 
     def _release(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        conn = self._conn
+        conn = self._closing()
         if conn is not None:
-            conn.finish(None, False)
-            stream = conn.stream
-            assert isinstance(stream, Stream)
-            stream.close()
+            assert isinstance(conn.stream, Stream)
+            conn.stream.close()
 
     def _events(self) -> Iterator[StreamEvent]:
         try:
             conn = self._connect_once()
             iterator = conn.iterator
             assert isinstance(iterator, Iterator)
-            while conn.buffered:
-                yield conn.buffered.pop(0)
+            yield from _drain(conn.buffered)
             for event in iterator:
-                if conn.deadline.remaining() <= 0:
-                    raise _deadline_error(conn.deadline, "stream")
+                if conn.deadline.own_remaining() <= 0:
+                    raise deadline_error(conn.deadline, "stream")
                 yield event
             conn.finish(None, True)
         except ModelMixError as exc:
-            if self._conn is not None:
-                exc.attempts = list(self._conn.attempts)
-                self._conn.finish(exc, False)
+            self._failed(exc)
             raise
         finally:
             self._release()
@@ -273,3 +273,9 @@ class GuardedStream(_GuardedMixin, Stream):
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_conn", None) is not None:
             self._release()
+
+
+def _drain(buffered: list[StreamEvent]) -> Iterator[StreamEvent]:
+    """The events read while looking for the commit point, handed out once."""
+    while buffered:
+        yield buffered.pop(0)

@@ -14,29 +14,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from .._exceptions import (
-    AuthenticationError,
-    BadRequestError,
-    CircuitOpenError,
-    ConfigurationError,
-    ContentFilteredError,
-    DeadlineExceededError,
-    ModelMixError,
-    NotFoundError,
-    PermissionDeniedError,
-    ProviderError,
-    RateLimitError,
-    StreamErrorEvent,
-    TransportError,
-    UnexpectedRedirectError,
-    UnprocessableEntityError,
-)
+from .._exceptions import CircuitOpenError
+from ._faults import BreakerOutcome, fault_of
 
 __all__ = ["BreakerConfig", "BreakerSnapshot", "BreakerState", "CircuitBreaker", "Outcome", "classify"]
 
 logger = logging.getLogger("modelmix")
 
-Outcome = Literal["success", "failure", "cooldown", "misconfigured", "ignored"]
+Outcome = BreakerOutcome
 
 
 class BreakerState(str, enum.Enum):
@@ -78,39 +63,8 @@ class BreakerSnapshot:
 
 
 def classify(exc: BaseException) -> Outcome:
-    """What a failure means for the endpoint's health (the matrix's CB column)."""
-    if not isinstance(exc, ModelMixError):
-        return "ignored"  # cancellation and programming errors say nothing about the endpoint
-    if isinstance(exc, StreamErrorEvent) and exc.mapped is not None:
-        return classify(exc.mapped)
-    if isinstance(exc, RateLimitError):
-        return "cooldown"
-    if isinstance(exc, (AuthenticationError, PermissionDeniedError, NotFoundError)):
-        return "misconfigured"
-    if isinstance(exc, TransportError):
-        if exc.kind == "tls":
-            return "misconfigured"
-        if exc.kind == "pool_timeout":
-            return "ignored"  # local saturation
-        return "failure"
-    if isinstance(
-        exc,
-        (
-            BadRequestError,
-            UnprocessableEntityError,
-            UnexpectedRedirectError,
-            ContentFilteredError,
-            DeadlineExceededError,
-            CircuitOpenError,
-            ConfigurationError,
-        ),
-    ):
-        return "ignored"
-    if isinstance(exc, ProviderError):
-        if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 409):
-            return "ignored"
-        return "failure"
-    return "ignored"
+    """What a failure means for the endpoint's health (read from the fault table)."""
+    return fault_of(exc).breaker
 
 
 class CircuitBreaker:

@@ -15,26 +15,14 @@ from dataclasses import dataclass, field
 
 from tenacity import RetryCallState
 
-from .._exceptions import (
-    ModelMixError,
-    ProviderError,
-    RateLimitError,
-    ServerError,
-    StreamDecodeError,
-    StreamErrorEvent,
-    StreamInterruptedError,
-    StreamStalledError,
-    StreamTruncatedError,
-    TransportError,
-)
-from ._clock import Deadline
+from .._exceptions import ModelMixError, RateLimitError
+from ._faults import fault_of
 
 __all__ = [
     "RetryBudget",
     "RetryPolicy",
+    "default_wait",
     "retries_allowed",
-    "retry_if_retryable",
-    "stop_on_deadline_or_budget",
     "wait_backoff",
     "wait_first",
     "wait_fixed_for_kind",
@@ -42,11 +30,12 @@ __all__ = [
 ]
 
 INF = math.inf
+BUDGET_SPENT = "the endpoint's retry budget is spent"
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Per-deployment retry settings. The defaults are listed in the retries guide."""
+    """Per-deployment retry settings (the planner reads them). The defaults are listed in the retries guide."""
 
     max_retries: int = 2
     """Retries after the first attempt (3 attempts in all)."""
@@ -71,35 +60,11 @@ class RetryPolicy:
 
 
 def retries_allowed(exc: BaseException, policy: RetryPolicy) -> int:
-    """How many retries this kind of failure deserves on the same deployment (the matrix's R column)."""
-    if not isinstance(exc, ProviderError) or isinstance(exc, StreamInterruptedError):
-        return 0  # cancellation, deadline, open circuit, caller bugs, post-commit failures
-    if isinstance(exc, StreamErrorEvent) and exc.mapped is not None:
-        return retries_allowed(exc.mapped, policy) if exc.retryable else 0
-    if not exc.retryable:
+    """How many retries this kind of failure deserves on the same deployment (read from the fault table)."""
+    fault = fault_of(exc)
+    if fault.retries == "none" or not getattr(exc, "retryable", False):
         return 0
-    limit = policy.max_retries
-    if isinstance(exc, ServerError) and exc.status == 504:
-        limit = 1  # each 504 burned a whole gateway timeout and may be billed
-    elif isinstance(exc, TransportError):
-        if exc.kind == "pool_timeout":
-            return 0  # local saturation: not the endpoint's fault, retrying adds load
-        if exc.kind in ("connect", "dns", "read_timeout", "ttft_timeout") or exc.phase in (
-            "sent_no_response",
-            "pre_commit_stream",
-        ):
-            limit = 1
-    elif isinstance(exc, (StreamTruncatedError, StreamDecodeError, StreamStalledError)):
-        limit = 1
-    return min(limit, policy.max_retries)
-
-
-def is_reset_before_headers(error: BaseException) -> bool:
-    """The connection dropped before any response header (FIN or RST): most often a keep-alive
-    connection the server had already closed (a stale keep-alive connection)."""
-    return (
-        isinstance(error, TransportError) and error.kind in ("protocol", "read") and error.phase == "sent_no_response"
-    )
+    return min(1, policy.max_retries) if fault.retries == "once" else policy.max_retries
 
 
 def _error_of(state: RetryCallState) -> BaseException | None:
@@ -107,19 +72,6 @@ def _error_of(state: RetryCallState) -> BaseException | None:
     if outcome is None or not outcome.failed:
         return None
     return outcome.exception()
-
-
-# ------------------------------------------------------------------------------------ retry
-
-
-def retry_if_retryable(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
-    """Retry while the failure is retryable and its per-kind retry count is not used up."""
-
-    def retry(state: RetryCallState) -> bool:
-        error = _error_of(state)
-        return error is not None and state.attempt_number <= retries_allowed(error, policy)
-
-    return retry
 
 
 # ------------------------------------------------------------------------------------- waits
@@ -158,16 +110,16 @@ def wait_server_hint(policy: RetryPolicy) -> WaitStrategy:
 
 
 def wait_fixed_for_kind(policy: RetryPolicy) -> WaitStrategy:
-    """Connect/DNS failures (never sent): a short fixed wait. A reset before the headers (likely a
-    stale keep-alive connection): the first retry is immediate."""
+    """The fault table's fixed waits: a short pause after a connect/DNS failure (never sent); the
+    first retry at once after a reset before the headers (likely a stale keep-alive connection)."""
 
     def wait(state: RetryCallState) -> float | None:
         error = _error_of(state)
-        if isinstance(error, TransportError):
-            if error.kind in ("connect", "dns"):
-                return policy.connect_retry_wait
-            if is_reset_before_headers(error) and state.attempt_number == 1:
-                return 0.0
+        rule = fault_of(error).wait if error is not None else "none"
+        if rule == "connect_pause":
+            return policy.connect_retry_wait
+        if rule == "immediate_then_backoff" and state.attempt_number == 1:
+            return 0.0
         return None
 
     return wait
@@ -189,31 +141,6 @@ def wait_backoff(policy: RetryPolicy) -> WaitStrategy:
 
 def default_wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait_first(wait_server_hint(policy), wait_fixed_for_kind(policy), wait_backoff(policy))
-
-
-# -------------------------------------------------------------------------------------- stop
-
-
-def stop_on_deadline_or_budget(
-    policy: RetryPolicy, deadline: Deadline, budget: RetryBudget | None, *, on_stop: Callable[[str], None]
-) -> Callable[[RetryCallState], bool]:
-    """Stop when the wait (a server hint included) would not leave `min_attempt_time` before the
-    deadline, or when the endpoint's retry budget is spent. tenacity then re-raises the last error."""
-
-    def stop(state: RetryCallState) -> bool:
-        wait = state.upcoming_sleep
-        if math.isinf(wait):
-            on_stop("the server's retry hint is longer than the cap")
-            return True
-        if deadline.remaining() - wait < policy.min_attempt_time:
-            on_stop(f"a {wait:.2f} s wait would not fit the deadline")
-            return True
-        if budget is not None and not budget.allows_retry():
-            on_stop("the endpoint's retry budget is spent")
-            return True
-        return False
-
-    return stop
 
 
 # -------------------------------------------------------------------------------- retry budget

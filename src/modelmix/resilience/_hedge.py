@@ -21,11 +21,12 @@ from .._response import ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._attempts import logger
-from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline, using_deadline
-from ._endpoints import endpoint_of, registry
-from ._streams import Connected, GuardedAsyncStream, _deadline_error, aclose_quietly, apull_to_commit, stream_attempts
-from .fallback import FallbackModel
-from .policy import RetryBudget
+from ._clock import SYSTEM_CLOCK, Clock, Deadline, deadline_error, effective_deadline, using_deadline
+from ._endpoints import registry
+from ._fallback import FallbackModel
+from ._policy import RetryBudget
+from ._streams import Connected, GuardedAsyncStream, aclose_quietly, apull_to_commit, stream_attempts
+from ._wrapper import WrapperModel
 
 __all__ = ["HedgedModel", "hedge"]
 
@@ -99,8 +100,8 @@ class _Race(Generic[T]):
             group.start_soon(hedge_later)
 
 
-class HedgedModel(Model):
-    """See `hedge`."""
+class HedgedModel(WrapperModel):
+    """See `hedge`. `wrapped` (also `primary`) is the primary model; `backup` races it."""
 
     def __init__(
         self,
@@ -119,22 +120,16 @@ class HedgedModel(Model):
                 raise ConfigurationError(f"hedge(after=...) takes seconds or a percentile like 'p95', not {after!r}")
         elif after < 0:
             raise ConfigurationError("hedge(after=...) must not be negative")
+        super().__init__(primary)
         self.primary = primary
         self.backup = backup
-        self.provider = primary.provider
-        self.name = primary.name
-        self.settings = primary.settings
         self.after = after
         self.initial_after = initial_after
         self.min_samples = min_samples
         self.deadline = deadline
         self.clock = clock or SYSTEM_CLOCK
-        self.budget = budget or registry.budget(endpoint_of(primary))
+        self.budget = budget or registry.budget(primary.endpoint)
         self.ttft = TTFTHistogram()
-
-    @property
-    def context_window(self) -> int | None:
-        return self.primary.context_window
 
     def close(self) -> None:
         self.primary.close()
@@ -159,7 +154,7 @@ class HedgedModel(Model):
         # Hedges spend from the primary endpoint's retry budget, so a sick endpoint can't double its load.
         if self.budget.spend():
             return True
-        logger.info("hedge: skipped, the retry budget of %s is spent", endpoint_of(self.primary))
+        logger.info("hedge: skipped, the retry budget of %s is spent", self.primary.endpoint)
         return False
 
     def _as_fallback(self) -> FallbackModel:
@@ -177,33 +172,14 @@ class HedgedModel(Model):
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         deadline = effective_deadline(self.clock, self.deadline, in_async=True)
-        started = self.clock.now()
 
         async def call(model: Model) -> ChatResponse:
             with using_deadline(deadline):
                 return await model.achat(messages, **settings)
 
-        async def drop(_: ChatResponse) -> None:
-            return None
-
-        race: _Race[ChatResponse] = _Race(drop)
-        with anyio.move_on_after(max(deadline.remaining(), 0.0)):
-            await race.run(lambda: call(self.primary), lambda: call(self.backup), self.hedge_delay(), self._may_hedge)
-        if race.winner is not None:
-            label, response = race.winner
-            if label == "primary":
-                self.ttft.add(self.clock.now() - started)
-            return response
-        raise self._failure(race.errors, deadline)
-
-    def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:
-        if not errors:
-            return _deadline_error(deadline, "hedged call")
-        if len(errors) == 1:
-            return next(iter(errors.values()))
-        ordered = [errors[k] for k in ("primary", "backup") if k in errors]
-        attempts = [a for e in ordered for a in e.attempts]
-        return AllModelsFailedError("both the primary and the hedge failed", ordered, attempts=attempts)
+        # A whole answer's latency says nothing about time to first token (it grows with the
+        # answer's length), so only streams feed the histogram.
+        return (await self._race(deadline, call, _drop))[1]
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         async def connect() -> Connected:
@@ -214,33 +190,56 @@ class HedgedModel(Model):
                 inner = model.astream(messages, **settings)
                 try:
                     with using_deadline(deadline):
-                        pulled = await apull_to_commit(inner, max(deadline.remaining(), 0.0))
+                        pulled = await apull_to_commit(inner, max(deadline.own_remaining(), 0.0))
                     if pulled is None:
-                        raise _deadline_error(deadline, "first token")
+                        raise deadline_error(deadline, "first token")
                 except BaseException:
                     await aclose_quietly(inner)
                     raise
                 iterator, buffered = pulled
                 return Connected(inner, iterator, buffered, stream_attempts(inner) or [], deadline)
 
-            async def close_loser(connected: Connected) -> None:
-                stream = connected.stream
-                assert isinstance(stream, AsyncStream)
-                await aclose_quietly(stream)
-
-            race: _Race[Connected] = _Race(close_loser)
-            with anyio.move_on_after(max(deadline.remaining(), 0.0)):
-                await race.run(
-                    lambda: open_one(self.primary), lambda: open_one(self.backup), self.hedge_delay(), self._may_hedge
-                )
-            if race.winner is None:
-                raise self._failure(race.errors, deadline)
-            label, connected = race.winner
+            label, connected = await self._race(deadline, open_one, _close_stream)
             if label == "primary":
                 self.ttft.add(self.clock.now() - started)
             return connected
 
         return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+
+    async def _race(
+        self,
+        deadline: Deadline,
+        contender: Callable[[Model], Awaitable[T]],
+        close_loser: Callable[[T], Awaitable[None]],
+    ) -> tuple[str, T]:
+        """Primary now, backup after the hedge delay; the first success, or the call's error."""
+        race: _Race[T] = _Race(close_loser)
+        with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
+            await race.run(
+                lambda: contender(self.primary), lambda: contender(self.backup), self.hedge_delay(), self._may_hedge
+            )
+        if race.winner is None:
+            raise self._failure(race.errors, deadline)
+        return race.winner
+
+    def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:
+        if not errors:
+            return deadline_error(deadline, "hedged call")
+        if len(errors) == 1:
+            return next(iter(errors.values()))
+        ordered = [errors[k] for k in ("primary", "backup") if k in errors]
+        attempts = [a for e in ordered for a in e.attempts]
+        return AllModelsFailedError("both the primary and the hedge failed", ordered, attempts=attempts)
+
+
+async def _drop(_: ChatResponse) -> None:
+    """A losing whole answer needs no cleanup."""
+
+
+async def _close_stream(loser: Connected) -> None:
+    stream = loser.stream
+    assert isinstance(stream, AsyncStream)
+    await aclose_quietly(stream)
 
 
 def hedge(

@@ -1,0 +1,167 @@
+"""Thin drivers that carry out a `CallPlan`'s actions: the only resilience code that calls a model,
+sleeps or waits on a timer. One sync and one async loop serve chat and streams alike; what
+differs is the attempt (a call, or opening a stream up to its commit point)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+from typing_extensions import Unpack
+
+from .._call_deadline import attempt_ends_in
+from .._messages import MessagesInput
+from .._model import Model
+from .._response import ChatResponse, StreamEvent
+from .._settings import Settings
+from .._streaming import AsyncStream, Stream
+from ._clock import using_deadline
+from ._planner import Call, CallPlan, GiveUp, Sleep
+from ._streams import (
+    Connected,
+    GuardedAsyncStream,
+    GuardedStream,
+    aclose_quietly,
+    apull_to_commit,
+    pull_to_commit,
+    stream_attempts,
+)
+
+__all__ = ["PlannedModel", "achat", "aopen_stream", "chat", "open_stream"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _no_limit(call: Call) -> float:
+    return math.inf
+
+
+def _run(
+    plan: CallPlan,
+    attempt: Callable[[Call], T],
+    done: Callable[[Call, T], R],
+    read_limit: Callable[[Call], float] = _no_limit,
+) -> R:
+    while True:
+        action = plan.next()
+        if isinstance(action, Sleep):
+            plan.clock.sleep(action.seconds)
+            continue
+        if isinstance(action, GiveUp):
+            raise action.error
+        try:
+            # The deadline reaches the HTTP layer on its own channel, never through `timeout`.
+            with using_deadline(action.deadline), attempt_ends_in(min(action.bound, read_limit(action))):
+                result = attempt(action)
+        except BaseException as exc:
+            plan.failed(action, exc)
+            continue
+        return done(action, result)
+
+
+async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: Callable[[Call, T], R]) -> R:
+    while True:
+        action = plan.next()
+        if isinstance(action, Sleep):
+            await plan.clock.asleep(action.seconds)
+            continue
+        if isinstance(action, GiveUp):
+            raise action.error
+        try:
+            result: T | None = None
+            with using_deadline(action.deadline), attempt_ends_in(action.bound), anyio.move_on_after(action.timer):
+                result = await attempt(action)
+            if result is None:
+                raise plan.attempt_timed_out(action)
+        except BaseException as exc:
+            plan.failed(action, exc)
+            continue
+        return done(action, result)
+
+
+def chat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
+    return _run(plan, lambda call: call.leg.model.chat(messages, **settings), plan.succeeded)
+
+
+async def achat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
+    async def attempt(call: Call) -> ChatResponse:
+        return await call.leg.model.achat(messages, **settings)
+
+    return await _arun(plan, attempt, plan.succeeded)
+
+
+Opened = tuple[Stream | AsyncStream, Any, list[StreamEvent]]
+
+
+def _connected(plan: CallPlan, call: Call, opened: Opened) -> Connected:
+    stream, iterator, buffered = opened
+    on_done = plan.committed(call, stream_attempts(stream))
+    idle = call.leg.policy.idle_timeout
+    return Connected(stream, iterator, buffered, plan.attempts, call.deadline, idle_timeout=idle, on_done=on_done)
+
+
+def open_stream(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> Connected:
+    """Open a stream up to its commit point, retrying and falling back as the plan says."""
+
+    def attempt(call: Call) -> Opened:
+        stream = call.leg.model.stream(messages, **settings)
+        try:
+            iterator, buffered = pull_to_commit(stream)
+        except BaseException:
+            stream.close()
+            raise
+        return stream, iterator, buffered
+
+    def read_limit(call: Call) -> float:
+        # Sync code can't interrupt a blocked read: the first-token and idle limits bound each
+        # HTTP read instead, alongside the deadline.
+        policy = call.leg.policy
+        return max((t for t in (policy.ttft_timeout, policy.idle_timeout) if t is not None), default=math.inf)
+
+    return _run(plan, attempt, lambda call, opened: _connected(plan, call, opened), read_limit)
+
+
+async def aopen_stream(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> Connected:
+    async def attempt(call: Call) -> Opened:
+        stream = call.leg.model.astream(messages, **settings)
+        try:
+            pulled = await apull_to_commit(stream, min(call.first_token, call.timer))
+            if pulled is None:
+                raise plan.no_first_token(call)
+        except BaseException:
+            await aclose_quietly(stream)
+            raise
+        return stream, *pulled
+
+    return await _arun(plan, attempt, lambda call, opened: _connected(plan, call, opened))
+
+
+class PlannedModel(Model):
+    """A model whose four calls each run one `CallPlan` (a retrying model, a fallback chain)."""
+
+    provider: str
+    name: str
+
+    def _plan(self, messages: MessagesInput, *, in_async: bool, streaming: bool = False) -> CallPlan:
+        raise NotImplementedError
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        return chat(self._plan(messages, in_async=False), messages, settings)
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        return await achat(self._plan(messages, in_async=True), messages, settings)
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        def connect() -> Connected:
+            return open_stream(self._plan(messages, in_async=False, streaming=True), messages, settings)
+
+        return GuardedStream(connect, provider=self.provider, model=self.name)
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        async def connect() -> Connected:
+            return await aopen_stream(self._plan(messages, in_async=True, streaming=True), messages, settings)
+
+        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
