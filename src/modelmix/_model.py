@@ -66,10 +66,6 @@ class Model(ABC):
         inner = self.unwrap()
         if inner is not self:
             return inner.profile
-        if hasattr(type(self), "__getattr__"):
-            # A wrapper that forwards attributes rather than overriding unwrap(): an
-            # AttributeError from a property hands the lookup to its __getattr__.
-            raise AttributeError("profile")
         from ._profile import PERMISSIVE  # imported on first use: `import modelmix` stays light
 
         return PERMISSIVE

@@ -89,7 +89,7 @@ def _check_error(error: mm.ModelMixError, expected: dict[str, Any], deployment: 
         assert repr(deployment) in error.message  # the message names the deployment
         assert not error.retryable
     elif facts["code"] == "content_filter":
-        assert isinstance(error, mm.ContentFilterError)
+        assert isinstance(error, mm.PromptFilteredError)
         assert expected["content_filtered"]
         # The recording carries HTTP 200 but its body states status 400; modelmix reports the body's.
         assert error.status == 400

@@ -67,9 +67,9 @@ def test_prompt_rejected_by_the_filter(route: str) -> None:
         return httpx.Response(400, json=PROMPT_FILTERED, headers={"apim-request-id": "req-cf"})
 
     with _model(route, respond) as model:
-        with pytest.raises(mm.ContentFilterError) as caught:
+        with pytest.raises(mm.PromptFilteredError) as caught:
             model.chat("something bad")
-        with pytest.raises(mm.ContentFilterError), model.stream("something bad") as stream:
+        with pytest.raises(mm.PromptFilteredError), model.stream("something bad") as stream:
             stream.until_done()
     error = caught.value
     assert error.categories == {"jailbreak": "detected", "violence": "medium"}

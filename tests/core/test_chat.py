@@ -95,7 +95,7 @@ async def test_null_content_without_tools_is_empty_text(driver: Driver, make_mod
                     },
                 }
             },
-            mm.ContentFilterError,
+            mm.PromptFilteredError,
             "filtered",
         ),
         (409, {"error": {"message": "lock timeout"}}, mm.ConflictError, "lock timeout"),
@@ -117,7 +117,7 @@ async def test_error_bodies(
         assert (error.limit, error.requested) == (512, 900)
     elif isinstance(error, mm.ContextLengthExceededError):
         assert (error.limit, error.requested) == (8192, 9000)
-    if isinstance(error, mm.ContentFilterError):
+    if isinstance(error, mm.PromptFilteredError):
         assert error.categories == {"violence": "medium", "jailbreak": "detected"}
     if isinstance(error, mm.ConflictError):
         assert error.retryable is True, "OpenAI's 409 is a transient lock timeout"

@@ -263,11 +263,11 @@ def test_wire_corners() -> None:
 
 def test_content_filter_error_without_details() -> None:
     error = _error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "blocked"}}')
-    assert isinstance(error, mm.ContentFilterError)
+    assert isinstance(error, mm.PromptFilteredError)
     assert error.categories == {}
     assert error.source == "prompt"
     odd = _error_from_body(400, {}, b'{"error": {"code": "content_filter", "message": "b", "innererror": {"x": 1}}}')
-    assert isinstance(odd, mm.ContentFilterError)
+    assert isinstance(odd, mm.PromptFilteredError)
     assert odd.categories == {}
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmix import StreamDecodeError, StreamErrorEvent, TextDelta, ToolCallDelta
+from modelmix import InBandStreamError, StreamDecodeError, TextDelta, ToolCallDelta
 from modelmix._response import FinishEvent, StreamEvent, UsageEvent
 from modelmix._sse import DecoderLimitError, NDJSONDecoder, SSEDecoder, SSEEvent
 from modelmix.providers._openai_wire import OpenAIStreamParser
@@ -314,7 +314,7 @@ def test_openai_parser_decode_errors_give_position_not_payload() -> None:
 )
 def test_openai_parser_in_band_errors(payload: dict[str, object], event_type: str | None, mapped: str) -> None:
     prefix = f"event: {event_type}\n" if event_type else ""
-    with pytest.raises(StreamErrorEvent) as info:
+    with pytest.raises(InBandStreamError) as info:
         OpenAIStreamParser().feed(f"{prefix}data: {json.dumps(payload)}\n\n".encode())
     error = info.value
     assert type(error.mapped).__name__ == mapped

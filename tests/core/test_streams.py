@@ -269,7 +269,7 @@ async def test_interrupted_carries_partial_tool_calls_and_usage(driver: Driver, 
 
 async def test_error_event_before_content(driver: Driver, make_model: MakeModel) -> None:
     body = sse_body({"error": {"message": "Rate limit reached", "type": "rate_limit_exceeded", "code": "rate_limit"}})
-    with pytest.raises(mm.StreamErrorEvent) as info:
+    with pytest.raises(mm.InBandStreamError) as info:
         await driver.events(make_model(answer(body)))
     error = info.value
     assert isinstance(error.mapped, mm.RateLimitError)
@@ -282,7 +282,7 @@ async def test_error_event_before_content(driver: Driver, make_model: MakeModel)
 async def test_error_in_the_same_chunk_as_content_is_pre_commit(driver: Driver, make_model: MakeModel) -> None:
     # Nothing reached the caller yet, so the failure may still be retried invisibly.
     body = sse_body(chunk("never seen"), {"error": {"message": "server overloaded", "type": "server_error"}})
-    with pytest.raises(mm.StreamErrorEvent):
+    with pytest.raises(mm.InBandStreamError):
         await driver.events(make_model(answer(body)))
 
 
@@ -292,7 +292,7 @@ async def test_error_event_after_content(driver: Driver, make_model: MakeModel) 
         await driver.events(make_model(answer(per_event(body))))
     assert info.value.partial_text == "partial"
     cause = info.value.__cause__
-    assert isinstance(cause, mm.StreamErrorEvent)
+    assert isinstance(cause, mm.InBandStreamError)
     assert isinstance(cause.mapped, mm.ServerError)
 
 

@@ -187,7 +187,7 @@ def test_parser_is_indifferent_to_chunk_boundaries() -> None:
 def test_error_line_before_content_is_a_typed_stream_error() -> None:
     body = ndjson({"error": "an error was encountered while running the model: unexpected EOF"})
     model = model_with(lambda r: httpx.Response(200, headers={"content-type": "application/x-ndjson"}, content=body))
-    with pytest.raises(mm.StreamErrorEvent) as caught, model.stream("hi") as s:
+    with pytest.raises(mm.InBandStreamError) as caught, model.stream("hi") as s:
         s.until_done()
     assert "unexpected EOF" in str(caught.value)
     assert isinstance(caught.value.mapped, mm.ServerError)
@@ -203,7 +203,7 @@ def test_error_line_after_content_interrupts_with_the_partial_text() -> None:
     with pytest.raises(mm.StreamInterruptedError) as caught, model.stream("story") as s:
         s.until_done()
     assert caught.value.partial_text == "Once upon"
-    assert isinstance(caught.value.__cause__, mm.StreamErrorEvent)
+    assert isinstance(caught.value.__cause__, mm.InBandStreamError)
 
 
 def test_stream_without_done_is_truncated() -> None:

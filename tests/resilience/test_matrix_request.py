@@ -391,7 +391,7 @@ FILTER_BODY = {
 async def test_row17_content_filter_does_not_fall_back(server: FaultServer, clock: FakeClock) -> None:
     server.script("a", Fault.error(400, FILTER_BODY))
     async with chain(server, clock, "a", "b") as model:
-        with pytest.raises(mm.ContentFilterError) as caught:
+        with pytest.raises(mm.PromptFilteredError) as caught:
             await model.achat(MSG)
         assert caught.value.categories == {"violence": "medium"}
         assert server.order() == ["a"]

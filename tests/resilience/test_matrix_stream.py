@@ -127,7 +127,7 @@ async def test_row25_in_band_invalid_request_is_not_retried(server: FaultServer,
     body = {"error": {"message": "bad", "type": "invalid_request_error"}}
     server.script("a", Fault("error_event", chunks=0, body=body))
     async with chain(server, clock, "a", "b") as model:
-        with pytest.raises(mm.StreamErrorEvent) as caught:
+        with pytest.raises(mm.InBandStreamError) as caught:
             await read_all(model)
     assert isinstance(caught.value.mapped, mm.BadRequestError)
     assert server.order() == ["a"]
@@ -138,7 +138,7 @@ async def test_row25_in_band_error_after_commit(server: FaultServer, clock: Fake
     async with chain(server, clock, "a", "b") as model:
         with pytest.raises(mm.StreamInterruptedError) as caught:
             await read_all(model)
-    assert isinstance(caught.value.__cause__, mm.StreamErrorEvent)
+    assert isinstance(caught.value.__cause__, mm.InBandStreamError)
     assert caught.value.partial_text == "w0 w1 "
     assert server.order() == ["a"]
 

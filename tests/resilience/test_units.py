@@ -140,7 +140,7 @@ def test_breaker_ignored_outcomes_leave_counters_unchanged() -> None:
     for error in (
         mm.BadRequestError("x", status=400),
         mm.UnprocessableEntityError("x", status=422),
-        mm.ContentFilterError("x", status=400),
+        mm.PromptFilteredError("x", status=400),
         mm.ContextLengthExceededError("x", status=400),
         mm.DeadlineExceededError("x"),
         mm.TransportError("x", kind="pool_timeout"),

@@ -103,19 +103,11 @@ def _read_prompt(words: list[str]) -> str:
     return text
 
 
-def _innermost(model: Model) -> Model:
-    seen = 0
-    while seen < 10 and isinstance(getattr(model, "inner", None), Model):
-        model = model.inner  # type: ignore[attr-defined]
-        seen += 1
-    return model
-
-
 def _announce_load(model: Model, err: TextIO) -> None:
     """Load an in-process model up front, saying so, so the wait is not mistaken for a hang."""
     from ..providers.local import LocalModel
 
-    local = _innermost(model)
+    local = model.unwrap()
     if not isinstance(local, LocalModel) or local.loaded:
         return
     size = local.path.stat().st_size / 1e6

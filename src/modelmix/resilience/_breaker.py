@@ -25,6 +25,10 @@ Outcome = BreakerOutcome
 
 
 class BreakerState(str, enum.Enum):
+    """Where a circuit breaker stands: closed (calls flow), open (calls refused until the cooldown
+    ends), half-open (one probe allowed), misconfigured (after an auth or not-found failure: open
+    for a longer cooldown, and never picked for a panic-mode probe)."""
+
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
