@@ -10,6 +10,7 @@ import typing as _typing
 import warnings as _warnings
 
 from ._auth import APIKeyAuth, Auth, NoAuth
+from ._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
 from ._exceptions import DEPRECATED_NAMES as _DEPRECATED_NAMES
 from ._exceptions import (
     AllModelsFailedError,
@@ -58,18 +59,7 @@ from ._messages import (
 )
 from ._model import Model
 from ._registry import list_providers, model, register_provider
-from ._response import (
-    Attempt,
-    ChatResponse,
-    ContentFilterEvent,
-    FinishEvent,
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageEvent,
-)
+from ._response import Attempt, ChatResponse, Usage
 from ._settings import Settings, Tool
 from ._streaming import AsyncStream, Stream
 from ._version import __version__

@@ -6,18 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
 from ._messages import Message, ToolCall
-from ._response import (
-    ChatResponse,
-    ContentFilterEvent,
-    FinishEvent,
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageEvent,
-)
+from ._response import ChatResponse, Usage
 
 __all__ = ["StreamAccumulator", "events_from_response"]
 

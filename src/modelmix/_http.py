@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from typing_extensions import Unpack
+from typing_extensions import TypedDict, Unpack
 
 from ._auth import key_hint
 from ._codec import ErrorContext, Reply, RequestContext, WireCodec
@@ -310,11 +310,9 @@ class HTTPModel(Model):
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ProviderError(
                 f"{response.request.method} {response.request.url.path} answered with a body that is not JSON",
-                provider=self.provider,
-                model=self.name,
                 status=response.status_code,
-                host=self.host,
                 code="invalid_json",
+                **self._where(),
             ) from None
 
     # ----------------------------------------------------------------------------- internals
@@ -345,7 +343,11 @@ class HTTPModel(Model):
         return {} if self.auth.static else await self.auth.aheaders()
 
     def _translate(self, phase: Any) -> Any:
-        return translate_httpx_errors(provider=self.provider, model=self.name, host=self.host, phase=phase)
+        return translate_httpx_errors(phase=phase, **self._where())
+
+    def _where(self) -> _Where:
+        """Who failed, for errors built here: every error names its provider, model and host."""
+        return _Where(provider=self.provider, model=self.name, host=self.host)
 
     def _build_request(
         self,
@@ -377,10 +379,8 @@ class HTTPModel(Model):
         return ResponseTooLargeError(
             f"the response body exceeds the {self._max_response_bytes}-byte cap; the connection was closed",
             limit=self._max_response_bytes,
-            provider=self.provider,
-            model=self.name,
-            host=self.host,
             phase="local",
+            **self._where(),
         )
 
     def _complete(self, response: httpx.Response, body: bytes, started: float, call: RequestContext) -> ChatResponse:
@@ -409,13 +409,11 @@ class HTTPModel(Model):
         if not valid:
             raise ProviderError(
                 f"the server answered HTTP {response.status_code} with a body that is not JSON ({len(body)} bytes)",
-                provider=self.provider,
-                model=self.name,
                 status=response.status_code,
                 request_id=request_id,
-                host=self.host,
                 retryable=True,
                 code="invalid_json",
+                **self._where(),
             )
         return self.codec.parse_response(data, self._reply(response, call))
 
@@ -450,6 +448,12 @@ class HTTPModel(Model):
             secrets=tuple(self.auth.secrets()),
         )
         return Reply(response.status_code, response.headers, call, self.profile, context)
+
+
+class _Where(TypedDict):
+    provider: str
+    model: str
+    host: str | None
 
 
 def _is_plain_json(response: httpx.Response) -> bool:

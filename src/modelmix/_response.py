@@ -1,9 +1,8 @@
-"""What a call returns: `ChatResponse`, `Usage`, `Attempt`, and the typed stream events."""
+"""What a call returns: `ChatResponse`, `Usage` and `Attempt` (stream events are in `_events`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,15 +11,8 @@ from ._messages import Message, ToolCall
 __all__ = [
     "Attempt",
     "ChatResponse",
-    "ContentFilterEvent",
-    "FinishEvent",
     "FinishReason",
-    "ReasoningDelta",
-    "StreamEvent",
-    "TextDelta",
-    "ToolCallDelta",
     "Usage",
-    "UsageEvent",
 ]
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -104,65 +96,3 @@ class ChatResponse(BaseModel):
             return True
         results = self.content_filter_results or {}
         return any(isinstance(v, dict) and v.get("filtered") for v in results.values())
-
-
-# Stream events are small, hot-path objects: slotted dataclasses rather than pydantic models.
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """A piece of the answer's text."""
-
-    text: str
-    type: Literal["text"] = "text"
-
-
-@dataclass(frozen=True, slots=True)
-class ReasoningDelta:
-    """A piece of the model's visible reasoning, where a server streams it separately."""
-
-    text: str
-    type: Literal["reasoning"] = "reasoning"
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
-    """Part of a tool call: `id`/`name` on the first delta of a call, then argument fragments."""
-
-    index: int
-    id: str | None = None
-    name: str | None = None
-    arguments: str = ""
-    type: Literal["tool_call"] = "tool_call"
-
-
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
-    """Token usage, usually at the end of a stream."""
-
-    usage: Usage
-    type: Literal["usage"] = "usage"
-
-
-@dataclass(frozen=True, slots=True)
-class ContentFilterEvent:
-    """Content-filter annotations for the prompt or the answer (Azure)."""
-
-    results: dict[str, Any]
-    source: Literal["prompt", "completion"] = "completion"
-    type: Literal["content_filter"] = "content_filter"
-
-
-@dataclass(frozen=True, slots=True)
-class FinishEvent:
-    """The model finished; the stream may still carry usage after this."""
-
-    finish_reason: FinishReason | str
-    type: Literal["finish"] = "finish"
-
-
-StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageEvent, ContentFilterEvent, FinishEvent]
-"""Everything a stream yields; match on the class or on ``event.type``."""
-
-CONTENT_EVENTS = (TextDelta, ReasoningDelta, ToolCallDelta)
-"""Events that carry answer content: the first one to reach the caller is the commit point."""

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 import anyio
 
 from ._accumulator import StreamAccumulator, events_from_response
+from ._events import CONTENT_EVENTS, StreamEvent, TextDelta
 from ._exceptions import (
     ModelMixError,
     ProviderError,
@@ -25,12 +26,7 @@ from ._exceptions import (
     StreamTruncatedError,
     translate_httpx_errors,
 )
-from ._response import (
-    CONTENT_EVENTS,
-    ChatResponse,
-    StreamEvent,
-    TextDelta,
-)
+from ._response import ChatResponse
 from ._sse import DecoderLimitError
 from .tokens._catalog import with_cost
 

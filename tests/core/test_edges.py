@@ -16,9 +16,9 @@ import modelmix as mm
 from modelmix import _registry
 from modelmix._auth import Auth
 from modelmix._codec import Reply
+from modelmix._events import ContentFilterEvent, FinishEvent, UsageEvent
 from modelmix._exceptions import AllModelsFailedError, _transport_error_for
 from modelmix._http import HTTPModel
-from modelmix._response import ContentFilterEvent, FinishEvent, UsageEvent
 from modelmix._streaming import NoByteParser, OpenedStream, Stream, StreamAccumulator, events_from_response
 from modelmix.providers._error_bodies import error_from_body
 from modelmix.providers._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_message

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelmix import InBandStreamError, StreamDecodeError, TextDelta, ToolCallDelta
-from modelmix._response import FinishEvent, StreamEvent, UsageEvent
+from modelmix._events import FinishEvent, StreamEvent, UsageEvent
 from modelmix._sse import DecoderLimitError, NDJSONDecoder, SSEDecoder, SSEEvent
 from modelmix.providers._openai_wire import OpenAIStreamParser
 
@@ -324,7 +324,7 @@ def test_openai_parser_in_band_errors(payload: dict[str, object], event_type: st
 
 
 def test_the_openai_parser_takes_decoded_objects_without_a_json_round_trip() -> None:
-    from modelmix._response import TextDelta, UsageEvent
+    from modelmix._events import TextDelta, UsageEvent
     from modelmix.providers._openai_wire import OpenAIStreamParser
 
     parser = OpenAIStreamParser()

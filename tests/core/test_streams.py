@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 import modelmix as mm
+from modelmix._events import ContentFilterEvent, FinishEvent, ReasoningDelta, UsageEvent
 from modelmix._http import HTTPModel
-from modelmix._response import ContentFilterEvent, FinishEvent, ReasoningDelta, UsageEvent
 from modelmix.providers._openai_wire import OpenAIChatCodec
 
 from ._helpers import Chunks, Driver, chunk, completion, per_event, provider, sse_body, sse_response

@@ -28,8 +28,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._codec import ErrorContext, RequestContext
+from .._events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
 from .._messages import Message, TextPart, ToolCall
-from .._response import ChatResponse, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageEvent
+from .._response import ChatResponse, Usage
 from .._streaming import StreamParser
 
 __all__ = [

@@ -24,18 +24,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from .._codec import NO_CONTEXT, ErrorContext, Reply, RequestContext
+from .._events import FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
-from .._response import (
-    ChatResponse,
-    FinishEvent,
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageEvent,
-)
+from .._response import ChatResponse, Usage
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
 from .._streaming import ParserBase
 from ._compat_quirks import fold_system_messages

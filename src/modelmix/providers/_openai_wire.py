@@ -16,19 +16,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from .._codec import NO_CONTEXT, Reply, RequestContext
+from .._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, StreamDecodeError
 from .._messages import ImagePart, Message, TextPart, ToolCall
-from .._response import (
-    ChatResponse,
-    ContentFilterEvent,
-    FinishEvent,
-    ReasoningDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageEvent,
-)
+from .._response import ChatResponse, Usage
 from .._settings import Tool
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
 from .._streaming import ParserBase, StreamParser

@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from typing_extensions import Unpack
 
 from .._codec import Reply
+from .._events import StreamEvent, UsageEvent
 from .._exceptions import (
     ConfigurationError,
     ContextLengthExceededError,
@@ -43,7 +44,7 @@ from .._exceptions import (
 )
 from .._messages import ImagePart, Message, MessagesInput, to_messages
 from .._model import Model
-from .._response import ChatResponse, StreamEvent, Usage, UsageEvent
+from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
 from ._listing import AvailableModel

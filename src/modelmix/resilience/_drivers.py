@@ -12,9 +12,10 @@ import anyio
 from typing_extensions import Unpack
 
 from .._call_deadline import attempt_ends_in
+from .._events import StreamEvent
 from .._messages import MessagesInput
 from .._model import Model
-from .._response import ChatResponse, StreamEvent
+from .._response import ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._clock import using_deadline

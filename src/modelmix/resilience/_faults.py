@@ -77,8 +77,14 @@ FAULTS: dict[str, Fault] = {
     "not_ours": Fault("none", "ignored", "no", "none"),  # cancellation and programming errors
 }
 
-_STATUS_KINDS: tuple[tuple[type[errors.APIStatusError], str], ...] = (
+_CLASS_KINDS: tuple[tuple[type[errors.ModelMixError], str], ...] = (
     # Subclasses before their bases: the most specific class wins.
+    (errors.UnsupportedCapabilityError, "unsupported_capability"),
+    (errors.RetryBudgetExhaustedError, "retry_budget_exhausted"),
+    (errors.CircuitOpenError, "circuit_open"),
+    (errors.DeadlineExceededError, "deadline"),
+    (errors.ConfigurationError, "configuration"),
+    (errors.AllModelsFailedError, "chain_failed"),
     (errors.RateLimitError, "rate_limited"),
     (errors.AuthenticationError, "unauthorized"),
     (errors.PermissionDeniedError, "unauthorized"),
@@ -88,15 +94,6 @@ _STATUS_KINDS: tuple[tuple[type[errors.APIStatusError], str], ...] = (
     (errors.BadRequestError, "bad_request"),
     (errors.ConflictError, "conflict"),
     (errors.UnexpectedRedirectError, "redirect"),
-)
-
-_LOCAL_KINDS: tuple[tuple[type[errors.ModelMixError], str], ...] = (
-    (errors.UnsupportedCapabilityError, "unsupported_capability"),
-    (errors.RetryBudgetExhaustedError, "retry_budget_exhausted"),
-    (errors.CircuitOpenError, "circuit_open"),
-    (errors.DeadlineExceededError, "deadline"),
-    (errors.ConfigurationError, "configuration"),
-    (errors.AllModelsFailedError, "chain_failed"),
 )
 
 
@@ -117,9 +114,6 @@ def _transport_kind(error: errors.TransportError) -> str:
 
 
 def _status_kind(error: errors.APIStatusError) -> str:
-    for cls, kind in _STATUS_KINDS:
-        if isinstance(error, cls):
-            return kind
     if isinstance(error, errors.UnprocessableEntityError):
         # A parameter this model doesn't support is a capability gap another model may not have.
         supported = error.param is not None or "support" in error.message.lower()
@@ -137,7 +131,7 @@ def fault_kind(error: BaseException) -> str:
         return "not_ours"
     if isinstance(error, errors.InBandStreamError) and error.mapped is not None:
         return fault_kind(error.mapped)  # an error event inside a stream means what its status means
-    for cls, kind in _LOCAL_KINDS:
+    for cls, kind in _CLASS_KINDS:
         if isinstance(error, cls):
             return kind
     if not isinstance(error, errors.ProviderError):

@@ -8,15 +8,16 @@ stream's own commit tracking turns failures into `StreamInterruptedError` with t
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import anyio
 
+from .._events import CONTENT_EVENTS, StreamEvent
 from .._exceptions import ModelMixError, StreamStalledError
-from .._response import CONTENT_EVENTS, Attempt, ChatResponse, StreamEvent
+from .._response import Attempt, ChatResponse
 from .._streaming import AsyncStream, Stream, _StreamState
 from ._clock import Deadline, deadline_error
 
@@ -105,12 +106,9 @@ async def aclose_quietly(stream: AsyncStream) -> None:
 
 
 def _stall_error(stream: Stream | AsyncStream, idle: float, provider: str, model: str) -> StreamStalledError:
+    message = f"no stream event for {idle:.1f} s after content had started"
     return StreamStalledError(
-        f"no stream event for {idle:.1f} s after content had started",
-        partial_text=stream.text,
-        provider=provider,
-        model=model,
-        phase="post_commit_stream",
+        message, partial_text=stream.text, provider=provider, model=model, phase="post_commit_stream"
     )
 
 
@@ -147,10 +145,16 @@ class _GuardedMixin:
             self._conn.finish(None, False)
         return self._conn
 
-    def _failed(self, exc: ModelMixError) -> None:
-        if self._conn is not None:
-            exc.attempts = list(self._conn.attempts)
-            self._conn.finish(exc, False)
+    @contextlib.contextmanager
+    def _reporting_failures(self) -> Iterator[None]:
+        """A failure while reading carries every attempt and tells the plan this connection failed."""
+        try:
+            yield
+        except ModelMixError as exc:
+            if self._conn is not None:
+                exc.attempts = list(self._conn.attempts)
+                self._conn.finish(exc, False)
+            raise
 
     @property
     def attempts(self) -> list[Attempt]:
@@ -177,11 +181,6 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
         await self._connect_once()
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
     async def _connect_once(self) -> Connected:
         if self._conn is not None:
             return self._conn
@@ -196,34 +195,18 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
         try:
-            conn = await self._connect_once()
-            iterator = conn.iterator
-            assert isinstance(iterator, AsyncIterator)
-            for buffered in _drain(conn.buffered):
-                yield buffered
-            while True:
-                left = conn.deadline.own_remaining()
-                idle = conn.idle_timeout if conn.idle_timeout is not None else math.inf
-                event: StreamEvent | None = None
-                finished = False
-                with anyio.move_on_after(min(idle, max(left, 0.0))):
-                    try:
-                        event = await anext(iterator)
-                    except StopAsyncIteration:
-                        finished = True
-                if finished:
-                    break
-                if event is None:
-                    raise (
-                        _stall_error(conn.stream, idle, self._state.provider, self._state.model_name)
-                        if idle < left
-                        else deadline_error(conn.deadline, "stream")
-                    )
-                yield event
-            conn.finish(None, True)
-        except ModelMixError as exc:
-            self._failed(exc)
-            raise
+            with self._reporting_failures():
+                conn = await self._connect_once()
+                iterator = conn.iterator
+                assert isinstance(iterator, AsyncIterator)
+                for buffered in _drain(conn.buffered):
+                    yield buffered
+                while True:
+                    event = await _next_within_limits(conn, iterator, self._state)
+                    if event is None:
+                        break
+                    yield event
+                conn.finish(None, True)
         finally:
             await self._release()
 
@@ -255,18 +238,16 @@ class GuardedStream(_GuardedMixin, Stream):
 
     def _events(self) -> Iterator[StreamEvent]:
         try:
-            conn = self._connect_once()
-            iterator = conn.iterator
-            assert isinstance(iterator, Iterator)
-            yield from _drain(conn.buffered)
-            for event in iterator:
-                if conn.deadline.own_remaining() <= 0:
-                    raise deadline_error(conn.deadline, "stream")
-                yield event
-            conn.finish(None, True)
-        except ModelMixError as exc:
-            self._failed(exc)
-            raise
+            with self._reporting_failures():
+                conn = self._connect_once()
+                iterator = conn.iterator
+                assert isinstance(iterator, Iterator)
+                yield from _drain(conn.buffered)
+                for event in iterator:
+                    if conn.deadline.own_remaining() <= 0:
+                        raise deadline_error(conn.deadline, "stream")
+                    yield event
+                conn.finish(None, True)
         finally:
             self._release()
 
@@ -279,3 +260,21 @@ def _drain(buffered: list[StreamEvent]) -> Iterator[StreamEvent]:
     """The events read while looking for the commit point, handed out once."""
     while buffered:
         yield buffered.pop(0)
+
+
+async def _next_within_limits(
+    conn: Connected, iterator: AsyncIterator[StreamEvent], state: _StreamState
+) -> StreamEvent | None:
+    """The next event, or None at the end; raises when the idle timeout or the deadline passes first."""
+    left = conn.deadline.own_remaining()
+    idle = conn.idle_timeout if conn.idle_timeout is not None else math.inf
+    with anyio.move_on_after(min(idle, max(left, 0.0))):
+        try:
+            return await anext(iterator)
+        except StopAsyncIteration:
+            return None
+    raise (
+        _stall_error(conn.stream, idle, state.provider, state.model_name)
+        if idle < left
+        else deadline_error(conn.deadline, "stream")
+    )
