@@ -9,15 +9,13 @@ a test injects a fake clock into the planner (it converts "seconds left" on the 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 import httpx
 
-__all__ = ["attempt_end", "attempt_ends_in", "clamp_timeout", "remaining"]
+__all__ = ["attempt_end", "attempt_ends_in", "clamp_phases", "clamp_timeout", "remaining"]
 
 _MIN_PHASE = 0.001
 """httpx treats 0 as "no time at all"; a phase with nothing left still gets a sliver, and fails at once."""
@@ -36,33 +34,48 @@ def remaining() -> float:
     return math.inf if end is None else end - time.monotonic()
 
 
-@contextlib.contextmanager
-def attempt_ends_in(seconds: float | None) -> Iterator[None]:
+class attempt_ends_in:
     """Bound every network call made in this block to `seconds` from now (None: no new bound).
 
     Nested blocks keep the earlier of the two ends: an inner wrapper can never extend an outer one.
+    (A class rather than a generator-based context manager: it is entered on every attempt.)
     """
-    end = _ATTEMPT_END.get()
-    if seconds is not None and math.isfinite(seconds):
-        proposed = time.monotonic() + max(seconds, 0.0)
-        end = proposed if end is None else min(end, proposed)
-    token = _ATTEMPT_END.set(end)
-    try:
-        yield
-    finally:
-        _ATTEMPT_END.reset(token)
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        end = _ATTEMPT_END.get()
+        seconds = self._seconds
+        if seconds is not None and math.isfinite(seconds):
+            proposed = time.monotonic() + max(seconds, 0.0)
+            end = proposed if end is None else min(end, proposed)
+        self._token = _ATTEMPT_END.set(end)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _ATTEMPT_END.reset(self._token)
+            self._token = None
+
+
+def clamp_phases(timeout: httpx.Timeout) -> dict[str, float | None]:
+    """`timeout`'s phases as httpx's request extension wants them, each cut to the time the
+    current attempt has left."""
+    left = remaining()
+    if math.isinf(left):
+        return timeout.as_dict()
+    cap = max(left, _MIN_PHASE)
+    return {
+        "connect": cap if timeout.connect is None else min(timeout.connect, cap),
+        "read": cap if timeout.read is None else min(timeout.read, cap),
+        "write": cap if timeout.write is None else min(timeout.write, cap),
+        "pool": cap if timeout.pool is None else min(timeout.pool, cap),
+    }
 
 
 def clamp_timeout(timeout: httpx.Timeout) -> httpx.Timeout:
     """`timeout` with each phase cut to the time the current attempt has left."""
-    left = remaining()
-    if math.isinf(left):
-        return timeout
-    cap = max(left, _MIN_PHASE)
-
-    def phase(value: float | None) -> float:
-        return cap if value is None else min(value, cap)
-
-    return httpx.Timeout(
-        connect=phase(timeout.connect), read=phase(timeout.read), write=phase(timeout.write), pool=phase(timeout.pool)
-    )
+    return httpx.Timeout(**clamp_phases(timeout))

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import httpx
 
-from ._call_deadline import clamp_timeout
+from ._call_deadline import clamp_phases
 from ._pool_guard import heal_async_pool
 
 __all__ = [
@@ -101,7 +101,7 @@ def _stamp(request: httpx.Request, client_timeout: httpx.Timeout) -> None:
     # The attempt deadline is read at send time, not when the request was built: a stream is
     # built at the call site and opened later, inside the attempt.
     base = request.extensions.get(_BASE_TIMEOUT) or client_timeout
-    request.extensions["timeout"] = clamp_timeout(base).as_dict()
+    request.extensions["timeout"] = clamp_phases(base)
 
 
 def send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
@@ -195,35 +195,29 @@ class AsyncBody:
     raised at the innermost read and travels out through every layer, so each one finishes.
     """
 
-    __slots__ = ("_chunks", "_finished", "_response", "_started")
+    __slots__ = ("_chunks", "_response", "_started")
 
     def __init__(self, response: httpx.Response) -> None:
         self._response = response
         self._chunks: AsyncIterator[bytes] = response.aiter_bytes()
         self._started = False
-        self._finished = False
 
-    def __aiter__(self) -> AsyncBody:
-        return self
-
-    async def __anext__(self) -> bytes:
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # The reader chain itself, not a wrapper around it: a wrapper's frame would be paid on
+        # every chunk of every stream.
         self._started = True
-        try:
-            return await self._chunks.__anext__()
-        except BaseException:
-            # End of body, a read error or a cancellation: each has finished the whole chain.
-            self._finished = True
-            raise
+        return self._chunks
 
     async def aclose(self) -> None:
         """Release the connection and finish the reader chain. Idempotent; safe when cancelled."""
         with anyio.CancelScope(shield=True):
             await self._response.aclose()
-            if self._started and not self._finished:
+            if self._started:
                 await self._unwind()
 
     async def _unwind(self) -> None:
-        self._finished = True
+        # A chain that already finished (end of body, a read error) answers at once.
+        self._started = False
         with anyio.CancelScope() as scope:
             scope.cancel()
             for _ in range(_UNWIND_STEPS):

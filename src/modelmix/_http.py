@@ -76,12 +76,20 @@ _REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "re
 _USER_AGENT = f"modelmix/{__version__}"
 
 
+_REQUEST_ID_RANK = {name.encode("ascii"): rank for rank, name in enumerate(_REQUEST_ID_HEADERS)}
+
+
 def request_id_of(headers: httpx.Headers) -> str | None:
-    for name in _REQUEST_ID_HEADERS:
-        value: str | None = headers.get(name)
-        if value:
-            return value
-    return None
+    """The request id a server or gateway sent, by the preference order of `_REQUEST_ID_HEADERS`.
+
+    One pass over the raw headers: it runs on every response, and ``Headers.get`` scans and
+    decodes every header on each lookup."""
+    found, found_rank = b"", len(_REQUEST_ID_HEADERS)
+    for key, value in headers.raw:
+        rank = _REQUEST_ID_RANK.get(key.lower(), found_rank)
+        if rank < found_rank and value:
+            found, found_rank = value, rank
+    return found.decode("latin-1") if found else None
 
 
 class HTTPModel(Model):
@@ -384,13 +392,14 @@ class HTTPModel(Model):
         )
 
     def _complete(self, response: httpx.Response, body: bytes, started: float, call: RequestContext) -> ChatResponse:
+        reply = self._reply(response, call)
         if response.status_code >= 300:
-            raise self._status_error(response, body)
-        parsed = self._parse_body(response, body, call)
+            raise self.codec.parse_error(body, reply)
+        parsed = self._parse_body(response, body, reply)
         # One copy for everything the driver adds (pydantic copies are a visible share of a call).
         update: dict[str, Any] = {
             "provider": self.provider,
-            "request_id": request_id_of(response.headers),
+            "request_id": reply.context.request_id,
             "latency": time.perf_counter() - started,
         }
         if parsed.cost is None and parsed.usage is not None:
@@ -399,8 +408,8 @@ class HTTPModel(Model):
                 update["cost"] = cost_of(self.name, parsed.usage)
         return parsed.model_copy(update=update)
 
-    def _parse_body(self, response: httpx.Response, body: bytes, call: RequestContext) -> ChatResponse:
-        request_id = request_id_of(response.headers)
+    def _parse_body(self, response: httpx.Response, body: bytes, reply: Reply) -> ChatResponse:
+        request_id = reply.context.request_id
         # Raised outside the except block: the decode error's context would carry the whole body.
         try:
             data, valid = json.loads(body), True
@@ -415,7 +424,7 @@ class HTTPModel(Model):
                 code="invalid_json",
                 **self._where(),
             )
-        return self.codec.parse_response(data, self._reply(response, call))
+        return self.codec.parse_response(data, reply)
 
     def _opened(self, response: httpx.Response, chunks: Any, close: Callable[[], Any], started: float) -> OpenedStream:
         """A stream whose events will come from `chunks` (the response body)."""
@@ -426,10 +435,11 @@ class HTTPModel(Model):
         self, response: httpx.Response, body: bytes, started: float, call: RequestContext
     ) -> OpenedStream:
         """A stream request answered with an error status or one complete JSON body."""
+        reply = self._reply(response, call)
         if response.status_code >= 300:
-            raise self._status_error(response, body)
-        full = self._parse_body(response, body, call).model_copy(
-            update={"provider": self.provider, "request_id": request_id_of(response.headers)}
+            raise self.codec.parse_error(body, reply)
+        full = self._parse_body(response, body, reply).model_copy(
+            update={"provider": self.provider, "request_id": reply.context.request_id}
         )
         return OpenedStream(
             chunks=None, close=_noop, request_id=full.request_id, host=self.host, started=started, full_response=full

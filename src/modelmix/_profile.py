@@ -133,7 +133,7 @@ def build_profile(
     named: Mapping[str, ModelProfile] | None = None,
     kind: str = "profile",
 ) -> ModelProfile:
-    """Merge `layers` (family table, provider defaults, discovery) in order, then the user's override.
+    """Merge `layers` (provider defaults, family table, discovery) in order, then the user's override.
 
     A string override picks a profile from `named` by family name.
     """

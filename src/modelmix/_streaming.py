@@ -384,6 +384,7 @@ class AsyncStream(_StreamBase):
         self._opener = opener
         self._state = _StreamState(parser, provider=provider, model=model)
         self._iterator: AsyncIterator[StreamEvent] | None = None
+        self._text_iterators: list[AsyncIterator[str]] = []
         self._closed = False
 
     async def __aenter__(self) -> AsyncStream:
@@ -405,9 +406,13 @@ class AsyncStream(_StreamBase):
     async def aclose(self) -> None:
         """Release the connection. Safe to call more than once, and safe inside a cancelled scope."""
         await self._release()
-        iterator = self._iterator
-        if isinstance(iterator, AsyncGeneratorType) and not iterator.ag_running:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            for deltas in self._text_iterators:
+                if isinstance(deltas, AsyncGeneratorType) and not deltas.ag_running:
+                    await deltas.aclose()
+            self._text_iterators.clear()
+            iterator = self._iterator
+            if isinstance(iterator, AsyncGeneratorType) and not iterator.ag_running:
                 await iterator.aclose()
 
     async def _release(self) -> None:
@@ -468,30 +473,19 @@ class AsyncStream(_StreamBase):
 
     def text_deltas(self) -> AsyncIterator[str]:
         """Only the text pieces, in order."""
-        return _AsyncTextDeltas(self.__aiter__())
+        deltas = self._text_deltas()
+        # Closed with the stream: a caller that breaks out of the loop leaves nothing for the
+        # garbage collector to finalise (trio warns about every async generator it has to).
+        self._text_iterators.append(deltas)
+        return deltas
+
+    async def _text_deltas(self) -> AsyncIterator[str]:
+        async for event in self:
+            if isinstance(event, TextDelta):
+                yield event.text
 
     async def until_done(self) -> ChatResponse:
         """Read the rest of the stream and return the final response."""
         async for _ in self:
             pass
         return self.response
-
-
-class _AsyncTextDeltas:
-    """`AsyncStream.text_deltas`: an iterator object rather than an async generator, so a caller
-    that breaks out of the loop leaves nothing for the garbage collector to finalise (trio warns
-    about every async generator it has to)."""
-
-    __slots__ = ("_events",)
-
-    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
-        self._events = events
-
-    def __aiter__(self) -> _AsyncTextDeltas:
-        return self
-
-    async def __anext__(self) -> str:
-        while True:
-            event = await self._events.__anext__()
-            if isinstance(event, TextDelta):
-                return event.text

@@ -31,13 +31,13 @@ class Layered(Provider):
     profile_defaults = {"stream_usage": False, "context_window": 8192}  # noqa: RUF012 - read-only data
 
 
-def test_layers_merge_in_order_family_then_provider_then_override() -> None:
+def test_layers_merge_in_order_provider_then_family_then_discovery_then_override() -> None:
     provider = Layered()
     small = provider.model_profile("small-1")
     assert (small.family, small.tools, small.stream_usage) == ("small", False, False)
-    assert small.context_window == 8192, "the provider's defaults override the family table"
+    assert small.context_window == 4096, "a family is more specific than the provider's defaults"
     other = provider.model_profile("big-1")
-    assert (other.family, other.tools) == ("default", True)
+    assert (other.family, other.tools, other.context_window) == ("default", True, 8192)
     discovered = provider.model_profile("small-1", discovered={"context_window": 2048})
     assert discovered.context_window == 2048
     overridden = provider.model_profile("small-1", discovered={"tools": False}, override={"tools": True})

@@ -160,8 +160,9 @@ class Provider:
     def model_profile(
         self, model_name: str, *, discovered: Mapping[str, Any] | None = None, override: ProfileOverride = None
     ) -> ModelProfile:
-        """The profile of `model_name`: family table → provider defaults → discovery → override."""
-        layers = (family_fields(model_name, self.families), self.profile_defaults, discovered or {})
+        """The profile of `model_name`: provider defaults → its family table → discovery → override,
+        each more specific than the one before (a family can take back what the backend allows)."""
+        layers = (self.profile_defaults, family_fields(model_name, self.families), discovered or {})
         return build_profile(layers, override, named=self.named_profiles)
 
     def codec(self, model_name: str) -> WireCodec:

@@ -6,11 +6,9 @@ advances instantly instead of really sleeping.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import anyio
@@ -76,14 +74,25 @@ class Deadline:
 _AMBIENT: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("modelmix_deadline", default=None)
 
 
-@contextlib.contextmanager
-def using_deadline(deadline: Deadline) -> Iterator[None]:
-    """Make `deadline` the ambient deadline for inner wrappers called from this block."""
-    token = _AMBIENT.set(deadline)
-    try:
-        yield
-    finally:
-        _AMBIENT.reset(token)
+class using_deadline:
+    """Make `deadline` the ambient deadline for inner wrappers called from this block.
+
+    (A class rather than a generator-based context manager: it is entered on every attempt.)
+    """
+
+    __slots__ = ("_deadline", "_token")
+
+    def __init__(self, deadline: Deadline) -> None:
+        self._deadline = deadline
+        self._token: contextvars.Token[Deadline | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _AMBIENT.set(self._deadline)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _AMBIENT.reset(self._token)
+            self._token = None
 
 
 def effective_deadline(clock: Clock, seconds: float | None, *, in_async: bool) -> Deadline:

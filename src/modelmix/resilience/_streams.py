@@ -175,6 +175,7 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
     def __init__(self, connect: Callable[[], Awaitable[Connected]], *, provider: str, model: str) -> None:
         self._connect = connect
         self._iterator: AsyncIterator[StreamEvent] | None = None
+        self._text_iterators: list[AsyncIterator[str]] = []
         self._setup(provider, model)
 
     async def __aenter__(self) -> GuardedAsyncStream:
