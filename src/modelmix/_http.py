@@ -1,7 +1,9 @@
-"""The thin sync and async HTTP drivers shared by every wire protocol.
+"""`HTTPModel`: the one model class for every backend reached over HTTP.
 
-Everything protocol-specific (request bodies, response and stream parsing, error bodies) is in a
-sans-I/O `WireCodec`; this module only sends, reads with size caps, times, and maps failures.
+It is built from three parts: a `Provider` (where, auth, clients), a sans-I/O `WireCodec`
+(request bodies, response and stream parsing, error bodies) and a `ModelProfile` (what the model
+enforces). This module checks a request against the profile, builds it, hands it to the I/O
+driver (`_driver`) and turns the reply into a response or a complete, typed error.
 """
 
 from __future__ import annotations
