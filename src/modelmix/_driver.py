@@ -146,14 +146,17 @@ async def aread_capped(response: httpx.Response, limit: int, too_large: TooLarge
     parts: list[bytes] = []
     size = 0
     body = AsyncBody(response)
+    read_to_the_end = False
     try:
         async for chunk in body:
             size += len(chunk)
             if size > limit:
                 raise too_large()
             parts.append(chunk)
+        read_to_the_end = True
     finally:
-        await body.aclose()
+        if not read_to_the_end:  # a body read to its end has finished its reader chain already
+            await body.aclose()
     return b"".join(parts)
 
 
@@ -212,7 +215,8 @@ class AsyncBody:
         """Release the connection and finish the reader chain. Idempotent; safe when cancelled."""
         with anyio.CancelScope(shield=True):
             await self._response.aclose()
-            if self._started:
+            # An async generator that finished (end of body, a read error) has no frame left.
+            if self._started and getattr(self._chunks, "ag_frame", True) is not None:
                 await self._unwind()
 
     async def _unwind(self) -> None:

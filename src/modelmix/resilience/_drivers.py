@@ -88,10 +88,8 @@ def chat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -
 
 
 async def achat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
-    async def attempt(call: Call) -> ChatResponse:
-        return await call.leg.model.achat(messages, **settings)
-
-    return await _arun(plan, attempt, plan.succeeded)
+    # The lambda hands back the model's own coroutine: no extra coroutine layer per attempt.
+    return await _arun(plan, lambda call: call.leg.model.achat(messages, **settings), plan.succeeded)
 
 
 Opened = tuple[Stream | AsyncStream, Any, list[StreamEvent]]
