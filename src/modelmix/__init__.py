@@ -75,6 +75,8 @@ _LAZY: dict[str, str] = {
     "AzureModel": "modelmix.providers.azure",
     "AzureModelInfo": "modelmix.providers.azure",
     "AzureProfile": "modelmix.providers.azure",
+    "ModelProfile": "modelmix._profile",
+    "Provider": "modelmix.providers._provider",
     **dict.fromkeys(
         (
             "BreakerState",
@@ -102,7 +104,9 @@ if _typing.TYPE_CHECKING:
     from ._exceptions import ContentFilteredError as ContentFilteredError
     from ._exceptions import ContentFilterError as ContentFilterError
     from ._exceptions import StreamErrorEvent as StreamErrorEvent
+    from ._profile import ModelProfile
     from .providers._listing import AvailableModel, alist_models, list_models
+    from .providers._provider import Provider
     from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
     from .resilience import (
         BreakerState,
@@ -183,10 +187,12 @@ __all__ = [
     "Model",
     "ModelInfo",
     "ModelMixError",
+    "ModelProfile",
     "NoAuth",
     "NotFoundError",
     "PermissionDeniedError",
     "PromptFilteredError",
+    "Provider",
     "ProviderError",
     "RateLimitError",
     "ReasoningDelta",

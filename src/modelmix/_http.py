@@ -122,6 +122,7 @@ class HTTPModel(Model):
         self.auth = provider.auth
         self.base_url = provider.base_url
         self.host = provider.host
+        self._static_secrets: tuple[str | None, tuple[str, ...]] | None = None
         self._profile_override = profile
         self._profile = provider.model_profile(name, override=profile)
         self._url = self.base_url.join(self.codec.chat_path)
@@ -353,7 +354,7 @@ class HTTPModel(Model):
         return {} if self.auth.static else await self.auth.aheaders()
 
     def _translate(self, phase: Any) -> Any:
-        return translate_httpx_errors(phase=phase, **self._where())
+        return translate_httpx_errors(phase=phase, provider=self.provider, model=self.name, host=self.host)
 
     def _where(self) -> _Where:
         """Who failed, for errors built here: every error names its provider, model and host."""
@@ -368,8 +369,9 @@ class HTTPModel(Model):
         auth_headers: Mapping[str, str],
     ) -> tuple[httpx.Request, RequestContext]:
         settings = merge_settings(self.settings, call_settings)
-        call = RequestContext(self.name, to_messages(messages), settings, self.profile, stream)
-        check_request(self.profile, call.messages, settings, provider=self.provider, model=self.name)
+        profile = self._profile
+        call = RequestContext(self.name, to_messages(messages), settings, profile, stream)
+        check_request(profile, call.messages, settings, provider=self.provider, model=self.name)
         body = self.codec.build_body(call)
         headers = self._base_headers
         extra = settings.get("extra_headers")
@@ -451,15 +453,22 @@ class HTTPModel(Model):
         return self.codec.parse_error(body, self._reply(response))
 
     def _reply(self, response: httpx.Response, call: RequestContext | None = None) -> Reply:
+        auth = self.auth
+        if auth.static:  # a static key's hint and redaction list never change: worked out once
+            if self._static_secrets is None:
+                self._static_secrets = (key_hint(auth.secret), tuple(auth.secrets()))
+            hint, secrets = self._static_secrets
+        else:
+            hint, secrets = key_hint(auth.secret), tuple(auth.secrets())
         context = ErrorContext(
             provider=self.provider,
             model=self.name,
             host=self.host,
             request_id=request_id_of(response.headers),
-            key_hint=key_hint(self.auth.secret),
-            secrets=tuple(self.auth.secrets()),
+            key_hint=hint,
+            secrets=secrets,
         )
-        return Reply(response.status_code, response.headers, call, self.profile, context)
+        return Reply(response.status_code, response.headers, call, self._profile, context)
 
 
 class _Where(TypedDict):
