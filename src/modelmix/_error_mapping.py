@@ -166,7 +166,12 @@ def _transport_error_for(exc: httpx.TransportError, phase: Phase) -> tuple[str, 
 
 @contextlib.contextmanager
 def translate_httpx_errors(
-    *, provider: str | None, model: str | None, host: str | None, phase: Phase = "sent_no_response"
+    *,
+    provider: str | None,
+    model: str | None,
+    host: str | None,
+    phase: Phase = "sent_no_response",
+    request_id: str | None = None,
 ) -> Iterator[None]:
     """Re-raise any httpx exception as the matching modelmix error.
 
@@ -174,7 +179,7 @@ def translate_httpx_errors(
     connect-level failures are always ``not_sent``. The original exception is kept as
     ``__cause__`` for debugging, but its text is not copied (it may include a full URL).
     """
-    context: dict[str, Any] = {"provider": provider, "model": model, "host": host}
+    context: dict[str, Any] = {"provider": provider, "model": model, "host": host, "request_id": request_id}
     try:
         yield
     except httpx.UnsupportedProtocol as exc:

@@ -169,14 +169,6 @@ class ProviderError(ModelMixError):
             f"model={self.model!r}, status={self.status!r})"
         )
 
-    def with_context(self, *, provider: str | None = None, model: str | None = None) -> ProviderError:
-        """Fill in provider and model where the raiser did not know them (sans-I/O code)."""
-        if self.provider is None:
-            self.provider = provider
-        if self.model is None:
-            self.model = model
-        return self
-
 
 class TransportError(ProviderError):
     """The request could not be completed at the network level.

@@ -12,15 +12,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import AsyncGeneratorType, GeneratorType, TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol
 
 import anyio
 
 from ._accumulator import StreamAccumulator, events_from_response
+from ._error_context import ErrorContext
 from ._events import CONTENT_EVENTS, StreamEvent, TextDelta
 from ._exceptions import (
     ModelMixError,
-    ProviderError,
     ResponseTooLargeError,
     StreamInterruptedError,
     StreamTruncatedError,
@@ -29,9 +29,6 @@ from ._exceptions import (
 from ._response import ChatResponse
 from ._sse import DecoderLimitError
 from .tokens._catalog import with_cost
-
-if TYPE_CHECKING:
-    from ._error_context import ErrorContext
 
 __all__ = [
     "AsyncStream",
@@ -193,18 +190,17 @@ class _StreamState:
         if opened.decoded:
             self._decode = self.parser.feed_object  # type: ignore[attr-defined]
         bind = getattr(self.parser, "bind", None)
-        if bind is not None and opened.error_context is not None:
-            bind(opened.error_context)
+        if bind is not None:
+            # A driver that brings no context of its own still gets complete errors: what the
+            # stream knows (provider, model, host, request id) goes in before any is built.
+            context = opened.error_context or ErrorContext(
+                provider=self.provider, model=self.model_name, host=opened.host, request_id=opened.request_id
+            )
+            bind(context)
         return opened
 
     def fail(self, exc: ModelMixError) -> ModelMixError:
         """After the commit point, wrap a failure so the caller gets the partial output."""
-        # Only errors raised without context (the in-process model, transport failures) have
-        # gaps to fill; a parser bound to the response's context built its errors complete.
-        if isinstance(exc, ProviderError):
-            exc.with_context(provider=self.provider, model=self.model_name)
-            if exc.request_id is None and self.opened is not None:
-                exc.request_id = self.opened.request_id
         if not self.committed or isinstance(exc, StreamInterruptedError):
             return exc
         wrapped = StreamInterruptedError(
@@ -230,8 +226,14 @@ class _StreamState:
         raise failure from exc
 
     def translate(self) -> Any:
-        host = self.opened.host if self.opened else None
-        return translate_httpx_errors(provider=self.provider, model=self.model_name, host=host, phase=self.phase())
+        opened = self.opened
+        return translate_httpx_errors(
+            provider=self.provider,
+            model=self.model_name,
+            host=opened.host if opened else None,
+            request_id=opened.request_id if opened else None,
+            phase=self.phase(),
+        )
 
     def require_response(self) -> ChatResponse:
         if self.response is None:

@@ -311,10 +311,6 @@ def test_error_constructors_and_text() -> None:
     bare = mm.ProviderError("plain")
     assert str(bare) == "plain"
     assert repr(bare) == "ProviderError('plain', provider=None, model=None, status=None)"
-    assert bare.with_context(provider="p", model="m") is bare
-    assert (bare.provider, bare.model) == ("p", "m")
-    bare.with_context(provider="other", model="other")
-    assert (bare.provider, bare.model) == ("p", "m")
     assert mm.ProviderError("x", retryable=True).retryable is True
     deadline = mm.DeadlineExceededError("late", deadline=1.0, phase="waiting")
     assert (deadline.deadline, deadline.phase, deadline.retryable) == (1.0, "waiting", False)
