@@ -34,7 +34,6 @@ from pydantic import BaseModel
 from typing_extensions import Unpack
 
 from .._codec import Reply
-from .._error_context import ErrorContext
 from .._events import StreamEvent, UsageEvent
 from .._exceptions import (
     ConfigurationError,
@@ -152,8 +151,6 @@ class LocalModel(Model):
         self.path: Path = path
         self.embedded = embedded
         self.name = EMBEDDED_NAME if embedded else (name.strip() or str(path))
-        # What errors raised inside its streams carry (it has no host and no request id).
-        self._error_context = ErrorContext(provider=self.provider, model=self.name)
         self.label = EMBEDDED_LABEL if embedded else path.name
         self.settings = merge_settings(None, settings or {})
         if n_ctx < MIN_N_CTX:
@@ -217,13 +214,7 @@ class LocalModel(Model):
             runtime.lock.acquire()
             source = _Chunks(self, runtime, encoded, options)
             return OpenedStream(
-                chunks=source,
-                close=source.close,
-                request_id=None,
-                host=None,
-                started=started,
-                decoded=True,
-                error_context=self._error_context,
+                chunks=source, close=source.close, request_id=None, host=None, started=started, decoded=True
             )
 
         return Stream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
@@ -243,7 +234,6 @@ class LocalModel(Model):
                 host=None,
                 started=started,
                 decoded=True,
-                error_context=self._error_context,
             )
 
         return AsyncStream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
