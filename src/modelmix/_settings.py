@@ -6,15 +6,28 @@ key (via ``Unpack``) and so defaults merge with a plain dict update.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
 from typing_extensions import TypedDict
 
 from ._exceptions import ConfigurationError
 
-__all__ = ["ResponseFormat", "Settings", "Tool", "ToolChoice", "merge_settings"]
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+__all__ = [
+    "ResponseFormat",
+    "Settings",
+    "Tool",
+    "ToolChoice",
+    "check_headers",
+    "check_settings",
+    "merge_settings",
+]
 
 
 class Tool(BaseModel):
@@ -59,21 +72,148 @@ class Settings(TypedDict, total=False):
 
 _KNOWN = frozenset(Settings.__annotations__)
 
+_Number = Annotated[float, Strict()]
+_Whole = Annotated[int, Strict()]
 
-def merge_settings(defaults: Mapping[str, Any] | None, call: Mapping[str, Any]) -> Settings:
-    """Model defaults overlaid with the call's settings; unknown keys are a typed error.
 
-    ``extra_body`` and ``extra_headers`` merge one level deep so a call can add a field without
-    dropping the model's.
+class _CheckedSettings(TypedDict, total=False):
+    """What each setting accepts, as pydantic checks it. Numbers are strict: ``"0.5"`` or ``True``
+    for a temperature is a caller's mistake, not something to coerce and send."""
+
+    temperature: Annotated[_Number, Field(ge=0)]
+    top_p: Annotated[_Number, Field(ge=0, le=1)]
+    max_tokens: Annotated[_Whole, Field(ge=1)]
+    stop: Union[Annotated[str, Strict()], Sequence[Annotated[str, Strict()]]]
+    seed: _Whole
+    presence_penalty: Annotated[_Number, Field(ge=-2, le=2)]
+    frequency_penalty: Annotated[_Number, Field(ge=-2, le=2)]
+    timeout: Any  # a number or an httpx.Timeout: checked by `_check_timeout`
+    tools: Sequence[Union[Tool, Mapping[str, Any]]]
+    tool_choice: Union[Annotated[str, Strict()], Mapping[str, Any]]
+    parallel_tool_calls: Annotated[bool, Strict()]
+    response_format: Union[Literal["text", "json"], Mapping[str, Any], type[BaseModel]]
+    user: Annotated[str, Strict()]
+    extra_body: Mapping[Annotated[str, Strict()], Any]
+    extra_headers: Mapping[str, Any]  # names and values: checked by `check_headers`
+
+
+_ACCEPTED = {
+    "temperature": "a number >= 0 (most servers take 0 to 2)",
+    "top_p": "a number from 0 to 1",
+    "max_tokens": "a whole number >= 1",
+    "stop": "a string or a list of strings",
+    "seed": "a whole number",
+    "presence_penalty": "a number from -2 to 2",
+    "frequency_penalty": "a number from -2 to 2",
+    "timeout": "a number of seconds > 0 or an httpx.Timeout",
+    "tools": "a list of tool dicts or mm.Tool objects",
+    "tool_choice": "'auto', 'none', 'required' or the name of a tool",
+    "parallel_tool_calls": "True or False",
+    "response_format": "'text', 'json', a response_format dict or a pydantic model class",
+    "user": "a string",
+    "extra_body": "a dict of provider-specific request fields with string keys",
+    "extra_headers": "a dict of header names to header values",
+}
+
+
+@functools.cache
+def _validator() -> TypeAdapter[_CheckedSettings]:
+    # Built on first use and kept: building costs milliseconds, checking a few keys microseconds.
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(_CheckedSettings)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _tools_hint(tools: Any) -> str:
+    if isinstance(tools, Sequence) and any(callable(tool) and not isinstance(tool, type) for tool in tools):
+        return (
+            "; a plain function is not accepted yet: describe it as mm.Tool(name=..., description=..., "
+            "parameters={...JSON schema...}) and run it yourself when the model calls it"
+        )
+    return ""
+
+
+def check_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse unknown settings and values a server would reject, before anything is sent.
+
+    A `ConfigurationError` names the setting and what it accepts; it is never retried and never
+    counts against a circuit breaker.
     """
-    unknown = sorted(set(call) - _KNOWN)
-    if defaults:
-        unknown += sorted(set(defaults) - _KNOWN)
+    if not settings:
+        return
+    unknown = sorted(set(settings) - _KNOWN)
     if unknown:
+        import difflib
+
+        guesses = [difflib.get_close_matches(key, _KNOWN, n=1) for key in unknown]
+        hint = "".join(
+            f" Did you mean {guess[0]!r} for {key!r}?" for key, guess in zip(unknown, guesses, strict=True) if guess
+        )
         raise ConfigurationError(
-            f"unknown setting(s) {', '.join(map(repr, unknown))}; known settings are "
+            f"unknown setting(s) {', '.join(map(repr, unknown))}.{hint} Known settings are "
             f"{', '.join(sorted(_KNOWN))}. Pass provider-specific fields in extra_body={{...}}"
         )
+    try:
+        _validator().validate_python(settings)
+    except ValidationError as error:
+        key = str(error.errors(include_url=False)[0]["loc"][0])
+        shown = "" if key == "extra_headers" else f", got {_shown(settings[key])}"
+        hint = _tools_hint(settings[key]) if key == "tools" else ""
+        raise ConfigurationError(f"setting {key!r} must be {_ACCEPTED[key]}{shown}{hint}") from None
+    if "timeout" in settings:
+        _check_timeout(settings["timeout"])
+    if "extra_headers" in settings:
+        check_headers("extra_headers", settings["extra_headers"])
+
+
+def _check_timeout(timeout: Any) -> None:
+    import httpx
+
+    if isinstance(timeout, httpx.Timeout):
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ConfigurationError(f"setting 'timeout' must be {_ACCEPTED['timeout']}, got {_shown(timeout)}")
+
+
+# RFC 9110: a header name is a token; a value is visible ASCII, spaces and tabs (httpx sends
+# ASCII, and a line break would split the request).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+
+
+def check_headers(option: str, headers: Any) -> None:
+    """Header names and values that can be sent, or a `ConfigurationError` naming `option`. A
+    value is never echoed: headers carry credentials."""
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError(f"{option} must be {_ACCEPTED['extra_headers']}, got {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigurationError(
+                f"{option}: {_shown(name)} is not a valid header name (letters, digits and !#$%&'*+-.^_`|~)"
+            )
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            what = "a string" if not isinstance(value, str) else "printable ASCII on one line"
+            raise ConfigurationError(
+                f"{option}: the value of header {name!r} must be {what}; encode other text "
+                "(e.g. percent-encoding) before passing it"
+            )
+
+
+def merge_settings(defaults: Mapping[str, Any] | None, call: Mapping[str, Any]) -> Settings:
+    """Model defaults overlaid with the call's settings, both checked by `check_settings`.
+
+    ``extra_body`` and ``extra_headers`` merge one level deep so a call can add a field without
+    dropping the model's. The defaults were checked when the model was built (the first call
+    here, with no defaults), so each call checks only its own settings.
+    """
+    check_settings(call)
+    if defaults and not _KNOWN.issuperset(defaults):
+        check_settings(defaults)
     merged: dict[str, Any] = dict(defaults or {})
     for key, value in call.items():
         if key in ("extra_body", "extra_headers") and key in merged:
