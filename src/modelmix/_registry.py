@@ -94,11 +94,25 @@ def parse_model_string(spec: str) -> tuple[str, str]:
     if not sep:
         if provider == "local":
             return "local", ""
+        if provider in _registered or provider in list_providers():
+            # The string is a provider's name: what is missing is the model, not the provider.
+            raise ConfigurationError(
+                f"model string {spec!r} names the provider but no model; write it as "
+                f"'{provider}:<model>'{_EXAMPLES.get(provider, '')}"
+            )
         raise ConfigurationError(
             f"model string {spec!r} has no provider prefix; write it as 'provider:model', "
             f"e.g. 'openai:{spec}' or 'ollama:{spec}'"
         )
     return provider, name.strip()
+
+
+_EXAMPLES = {
+    "openai": ", e.g. 'openai:gpt-4o-mini'",
+    "azure": " with the deployment name, e.g. 'azure:gpt-4o-mini'",
+    "ollama": ", e.g. 'ollama:llama3.2'",
+    "llamacpp": ", or 'llamacpp:' for the model the server has loaded",
+}
 
 
 def _entry_for(provider: str) -> type[Provider] | ProviderFactory:
@@ -155,6 +169,8 @@ def model(spec: str | None = None, *, max_retries: int = 2, **options: Any) -> M
         spec = os.environ.get(DEFAULT_MODEL_ENV) or "local"
     if not isinstance(spec, str):
         raise ConfigurationError(f"model() takes a string like 'openai:gpt-4o-mini', not {type(spec).__name__}")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(f"model(max_retries=...) must be a whole number >= 0, got {max_retries!r}")
     provider, name = parse_model_string(spec)
     built = _factory_for(provider)(name, **options)
     if max_retries <= 0:

@@ -26,6 +26,7 @@ __all__ = [
     "ToolChoice",
     "check_headers",
     "check_settings",
+    "check_timeout",
     "merge_settings",
 ]
 
@@ -87,7 +88,7 @@ class _CheckedSettings(TypedDict, total=False):
     seed: _Whole
     presence_penalty: Annotated[_Number, Field(ge=-2, le=2)]
     frequency_penalty: Annotated[_Number, Field(ge=-2, le=2)]
-    timeout: Any  # a number or an httpx.Timeout: checked by `_check_timeout`
+    timeout: Any  # a number or an httpx.Timeout: checked by `check_timeout`
     tools: Sequence[Union[Tool, Mapping[str, Any]]]
     tool_choice: Union[Annotated[str, Strict()], Mapping[str, Any]]
     parallel_tool_calls: Annotated[bool, Strict()]
@@ -166,18 +167,19 @@ def check_settings(settings: Mapping[str, Any]) -> None:
         hint = _tools_hint(settings[key]) if key == "tools" else ""
         raise ConfigurationError(f"setting {key!r} must be {_ACCEPTED[key]}{shown}{hint}") from None
     if "timeout" in settings:
-        _check_timeout(settings["timeout"])
+        check_timeout("setting 'timeout'", settings["timeout"])
     if "extra_headers" in settings:
         check_headers("extra_headers", settings["extra_headers"])
 
 
-def _check_timeout(timeout: Any) -> None:
+def check_timeout(option: str, timeout: Any) -> None:
+    """A timeout in seconds (> 0) or an ``httpx.Timeout``, or a `ConfigurationError` naming `option`."""
     import httpx
 
     if isinstance(timeout, httpx.Timeout):
         return
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ConfigurationError(f"setting 'timeout' must be {_ACCEPTED['timeout']}, got {_shown(timeout)}")
+        raise ConfigurationError(f"{option} must be {_ACCEPTED['timeout']}, got {_shown(timeout)}")
 
 
 # RFC 9110: a header name is a token; a value is visible ASCII, spaces and tabs (httpx sends

@@ -22,6 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from .._exceptions import ConfigurationError
+from ._base_url import check_base_url
 
 __all__ = [
     "CLASSIC_API_VERSION",
@@ -71,6 +72,20 @@ _SERVERLESS_MODELS = ".models.ai.azure.com"
 _SERVERLESS_V1 = ".inference.ai.azure.com"
 
 
+# The deployment name becomes one segment of the URL path. Other characters are percent-encoded,
+# but "." and ".." are resolved away by URL normalisation, and a slash (even encoded: proxies
+# decode %2F) or a control character would send the call to a different path of the resource.
+_PATH_CHANGING = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+def _check_deployment_name(deployment: str) -> None:
+    if set(deployment) <= {"."} or _PATH_CHANGING.search(deployment):
+        raise ConfigurationError(
+            f"{deployment!r} is not an Azure deployment name: use the deployment's name as the Azure "
+            "portal shows it (letters, digits, '-', '_' and '.'), e.g. 'azure:gpt-4o-mini'"
+        )
+
+
 def resolve_route(
     endpoint: str,
     deployment: str,
@@ -85,12 +100,16 @@ def resolve_route(
     explicit choice and applies to any route; `classic_api_version` (from the environment) only to
     the deployments route.
     """
-    url = httpx.URL(endpoint.strip())
-    if url.scheme not in ("http", "https") or not url.host:
+    if not isinstance(endpoint, str):
         raise ConfigurationError(
             "the Azure endpoint must be an https:// URL such as 'https://<resource>.openai.azure.com', "
-            f"got {endpoint!r}"
+            f"not {type(endpoint).__name__}"
         )
+    url = check_base_url(
+        endpoint.strip(),
+        source="the Azure endpoint (endpoint= or AZURE_OPENAI_ENDPOINT)",
+        key_option="api_key= (or set AZURE_OPENAI_API_KEY)",
+    )
     if route is not None and route not in ROUTES:
         raise ConfigurationError(f"unknown Azure route {route!r}; use one of {', '.join(ROUTES)}")
     path = re.sub(r"/+", "/", url.path).rstrip("/")
@@ -129,6 +148,7 @@ def resolve_route(
             query={"api-version": api_version} if api_version else {},
         )
     if route == "deployments":
+        _check_deployment_name(deployment)
         return AzureRoute(
             name="deployments",
             base_url=f"{origin}{path}/openai/deployments/{quote(deployment, safe='')}/",

@@ -9,7 +9,7 @@ that need more (Azure's routes, Ollama's native wire format, discovery of a serv
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio.lowlevel
@@ -21,13 +21,22 @@ from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
 from .._driver import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 from .._exceptions import ConfigurationError
 from .._profile import FamilyTable, ModelProfile, ProfileOverride, build_profile, family_fields
+from .._settings import check_headers, check_timeout
+from ._base_url import check_base_url
 from ._listing import AvailableModel, aget_json, alist_with, get_json, list_with, listing_request
 
 if TYPE_CHECKING:
     from .._codec import WireCodec
     from .._model import Model
 
-__all__ = ["ConnectionOptions", "Provider", "split_connection_options"]
+__all__ = [
+    "ConnectionOptions",
+    "Provider",
+    "check_connection_options",
+    "model_option_names",
+    "reject_unknown_options",
+    "split_connection_options",
+]
 
 
 class ConnectionOptions(TypedDict, total=False):
@@ -51,6 +60,52 @@ def split_connection_options(options: Mapping[str, Any]) -> tuple[ConnectionOpti
     connection: dict[str, Any] = {k: v for k, v in options.items() if k in _CONNECTION_KEYS}
     rest = {k: v for k, v in options.items() if k not in _CONNECTION_KEYS}
     return ConnectionOptions(**connection), rest  # type: ignore[typeddict-item]
+
+
+def check_connection_options(provider: str, options: Mapping[str, Any]) -> None:
+    """The types of the connection options, so a mistake is a `ConfigurationError` naming the
+    option rather than an ``AttributeError`` from deep inside a client."""
+    expected: tuple[tuple[str, tuple[type, ...], str], ...] = (
+        ("api_key", (str, SecretStr), "a string or a pydantic SecretStr"),
+        ("auth", (Auth,), "a modelmix Auth (e.g. one from the Azure token helpers)"),
+        ("http_client", (httpx.Client,), "an httpx.Client"),
+        ("async_http_client", (httpx.AsyncClient,), "an httpx.AsyncClient"),
+    )
+    for option, types, accepted in expected:
+        value = options.get(option)
+        if value is not None and not isinstance(value, types):
+            # The value itself is not shown: it may be a key of the wrong type.
+            raise ConfigurationError(f"{provider}: {option}= takes {accepted}, not {type(value).__name__}")
+    if options.get("default_headers") is not None:
+        check_headers(f"{provider}: default_headers=", options["default_headers"])
+    if options.get("timeout") is not None:
+        check_timeout(f"{provider}: timeout=", options["timeout"])
+
+
+def reject_unknown_options(provider: str, options: Mapping[str, Any], known: Iterable[str], *named: str) -> None:
+    """A `ConfigurationError` for any option not in `known`, with the nearest known name as a
+    suggestion (`named`: the model's own keyword parameters, offered as suggestions too), rather
+    than a ``TypeError`` naming an internal class."""
+    accepted = frozenset(known)
+    unknown = sorted(set(options) - accepted)
+    if not unknown:
+        return
+    import difflib
+
+    choices = sorted(accepted | set(named) | {"max_retries"})
+    guesses = {key: difflib.get_close_matches(key, choices, n=1) for key in unknown}
+    hints = "".join(f" Did you mean {guess[0]!r}?" for guess in guesses.values() if guess)
+    raise ConfigurationError(
+        f"{provider}: unknown option(s) {', '.join(map(repr, unknown))}.{hints} "
+        f"Options {provider} models take: {', '.join(choices)}"
+    )
+
+
+def model_option_names() -> frozenset[str]:
+    """The options every HTTP model takes: the connection's and the model's own."""
+    from .._http import HTTPModelOptions  # _http builds on this module
+
+    return frozenset(HTTPModelOptions.__annotations__)
 
 
 class Provider:
@@ -97,11 +152,8 @@ class Provider:
     """How to install what the provider needs."""
 
     def __init__(self, **options: Unpack[ConnectionOptions]) -> None:
+        check_connection_options(self.name, options)
         self.base_url = httpx.URL(self.resolve_base_url(options.get("base_url")).rstrip("/") + "/")
-        if self.base_url.scheme not in ("http", "https"):
-            raise ConfigurationError(
-                f"{self.name}: base URL must start with http:// or https://, got {options.get('base_url')!r}"
-            )
         self.host: str = self.base_url.host
         given_auth = options.get("auth")
         self.auth: Auth = given_auth if given_auth is not None else self.resolve_auth(options.get("api_key"))
@@ -130,11 +182,22 @@ class Provider:
     @classmethod
     def resolve_base_url(cls, given: str | None) -> str:
         """``base_url=``, then `base_url_env`, then `default_base_url`."""
-        url = given or (os.environ.get(cls.base_url_env) if cls.base_url_env else None) or cls.default_base_url
+        from_env = os.environ.get(cls.base_url_env) if cls.base_url_env else None
+        url = given or from_env or cls.default_base_url
         if not url:
             where = f" or set {cls.base_url_env}" if cls.base_url_env else ""
             raise ConfigurationError(f"{cls.name}: no base URL; pass base_url='http://host:port/v1'{where}")
-        parsed = httpx.URL(url if "://" in url else f"http://{url}")
+        if not isinstance(url, str):
+            raise ConfigurationError(
+                f"{cls.name}: base_url= takes a string like 'http://host:port/v1', not {type(url).__name__}"
+            )
+        source = "base_url=" if given else (f"{cls.base_url_env}" if from_env else "the default base URL")
+        key_option = f"api_key= (or set {cls.api_key_env})" if cls.api_key_env else "api_key="
+        parsed = check_base_url(
+            url.strip() if "://" in url else f"http://{url.strip()}",
+            source=f"{cls.name}: {source}",
+            key_option=key_option,
+        )
         if cls.api_root and parsed.path in ("", "/"):
             parsed = parsed.copy_with(path=cls.api_root)
         return str(parsed)
@@ -179,6 +242,7 @@ class Provider:
         provider; the rest (``settings=``, ``profile=``, ``context_window=``) the model."""
         from .._http import HTTPModel
 
+        reject_unknown_options(cls.name, options, model_option_names())
         connection, rest = split_connection_options(options)
         return HTTPModel(name, provider=cls(**connection), **rest)
 

@@ -43,7 +43,7 @@ from ._azure_auth import (
 from ._azure_profiles import AZURE_FAMILIES, CATALOG_DEFAULT, PROFILES, AzureProfile
 from ._azure_routes import CLASSIC_API_VERSION, MODEL_INFERENCE_API_VERSION, AzureRoute, RouteName, resolve_route
 from ._azure_wire import AzureChatCodec
-from ._provider import ConnectionOptions, Provider, split_connection_options
+from ._provider import ConnectionOptions, Provider, reject_unknown_options, split_connection_options
 
 __all__ = [
     "CLASSIC_API_VERSION",
@@ -184,6 +184,7 @@ class AzureModel(HTTPModel):
     def __init__(self, deployment: str, **options: Unpack[AzureModelOptions]) -> None:
         if not deployment:
             raise ConfigurationError("an Azure deployment name is required, e.g. 'azure:gpt-4o-mini'")
+        reject_unknown_options("azure", options, AzureModelOptions.__annotations__)
         own, connection = split_model_options(options)
         provider = AzureProvider(deployment, **connection)
         super().__init__(deployment, provider=provider, **own)

@@ -21,7 +21,7 @@ from typing_extensions import Unpack
 from .._http import HTTPModel, HTTPModelOptions
 from ._listing import AvailableModel, alist_with, list_with
 from ._ollama_wire import OllamaCodec
-from ._provider import Provider, split_connection_options
+from ._provider import Provider, model_option_names, reject_unknown_options, split_connection_options
 
 __all__ = [
     "DEFAULT_OLLAMA_PORT",
@@ -138,6 +138,7 @@ class OllamaModel(HTTPModel):
     def __init__(
         self, name: str, *, keep_alive: str | float | None = None, **options: Unpack[HTTPModelOptions]
     ) -> None:
+        reject_unknown_options("ollama", options, model_option_names(), "keep_alive")
         connection, rest = split_connection_options(options)
         codec = OllamaCodec(name, keep_alive=keep_alive)
         super().__init__(name, provider=OllamaProvider(**connection), codec=codec, **rest)

@@ -14,7 +14,7 @@ from typing_extensions import Unpack
 
 from .._http import HTTPModel, HTTPModelOptions
 from .._profile import FamilyTable
-from ._provider import ConnectionOptions, Provider, split_connection_options
+from ._provider import ConnectionOptions, Provider, model_option_names, reject_unknown_options, split_connection_options
 
 __all__ = ["OPENAI_BASE_URL", "OPENAI_FAMILIES", "OpenAIModel", "OpenAIProvider", "create"]
 
@@ -78,6 +78,7 @@ class OpenAIModel(HTTPModel):
         project: str | None = None,
         **options: Unpack[HTTPModelOptions],
     ) -> None:
+        reject_unknown_options("openai", options, model_option_names(), "organization", "project")
         connection, rest = split_connection_options(options)
         super().__init__(
             name, provider=OpenAIProvider(organization=organization, project=project, **connection), **rest

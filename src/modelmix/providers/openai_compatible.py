@@ -31,7 +31,7 @@ from typing_extensions import Unpack
 from .._exceptions import ConfigurationError
 from .._http import HTTPModel, HTTPModelOptions
 from ._listing import AvailableModel, alist_with, list_with
-from ._provider import Provider, split_connection_options
+from ._provider import Provider, model_option_names, reject_unknown_options, split_connection_options
 
 __all__ = [
     "PRESETS",
@@ -143,6 +143,9 @@ class OpenAICompatibleModel(HTTPModel):
         provider_class = PRESETS.get(preset) if isinstance(preset, str) else preset
         if provider_class is None:
             raise ConfigurationError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+        reject_unknown_options(
+            provider_class.name, options, model_option_names(), "text_tool_calls", "estimate_usage", "stream_usage"
+        )
         flags = {"text_tool_calls": text_tool_calls, "estimate_usage": estimate_usage, "stream_usage": stream_usage}
         overrides = {key: value for key, value in flags.items() if value is not None}
         profile = options.pop("profile", None)

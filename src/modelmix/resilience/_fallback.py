@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from .._exceptions import ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
+from ._arguments import check_breaker_config, check_models, check_seconds
 from ._breaker import BreakerConfig, CircuitBreaker
 from ._clock import SYSTEM_CLOCK, Clock, effective_deadline
 from ._drivers import PlannedModel
@@ -54,6 +55,9 @@ class FallbackModel(PlannedModel):
     ) -> None:
         if not models:
             raise ConfigurationError("fallback() needs at least one model")
+        check_models("fallback", models)
+        check_seconds("fallback", "deadline", deadline, optional=True)
+        check_seconds("fallback", "min_attempt_time", min_attempt_time, zero=True)
         self.models: list[Model] = list(models)
         self.name = ",".join(f"{m.provider}:{m.name}" for m in self.models)
         self.settings = {}
@@ -134,6 +138,10 @@ def fallback(
     """
     from .._registry import model as build
 
+    check_models("fallback", models)
+    check_seconds("fallback", "deadline", deadline, optional=True)
+    check_seconds("fallback", "min_attempt_time", min_attempt_time, zero=True)
+    check_breaker_config("fallback", breaker_config)
     built: list[Model] = []
     table = endpoints or registry
     for item in models:

@@ -20,6 +20,7 @@ from .._model import Model
 from .._response import ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
+from ._arguments import check_count, check_models, check_seconds
 from ._attempts import logger
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, deadline_error, effective_deadline, using_deadline
 from ._endpoints import registry
@@ -118,8 +119,12 @@ class HedgedModel(WrapperModel):
         if isinstance(after, str):
             if not (after.startswith("p") and after[1:].replace(".", "", 1).isdigit() and 0 < float(after[1:]) <= 100):
                 raise ConfigurationError(f"hedge(after=...) takes seconds or a percentile like 'p95', not {after!r}")
-        elif after < 0:
-            raise ConfigurationError("hedge(after=...) must not be negative")
+        else:
+            check_seconds("hedge", "after", after, zero=True)
+        check_models("hedge", [primary, backup])
+        check_seconds("hedge", "initial_after", initial_after, zero=True)
+        check_count("hedge", "min_samples", min_samples, minimum=1)
+        check_seconds("hedge", "deadline", deadline, optional=True)
         super().__init__(primary)
         self.primary = primary
         self.backup = backup
@@ -261,6 +266,7 @@ def hedge(
     """
     from .._registry import model as build
 
+    check_models("hedge", [primary, backup])
     return HedgedModel(
         build(primary) if isinstance(primary, str) else primary,
         build(backup) if isinstance(backup, str) else backup,

@@ -10,6 +10,7 @@ from typing import Any
 from .._exceptions import ConfigurationError
 from .._messages import MessagesInput
 from .._model import Model
+from ._arguments import check_breaker_config, check_count, check_models, check_seconds
 from ._breaker import BreakerConfig, CircuitBreaker
 from ._clock import SYSTEM_CLOCK, Clock, effective_deadline
 from ._drivers import PlannedModel
@@ -106,12 +107,22 @@ def retrying(
 
     A string is built with `modelmix.model` first (``options`` go to the provider).
     """
+    check_models("retrying", [model])
+    if policy is None:
+        check_count("retrying", "max_retries", max_retries)
+        check_seconds("retrying", "deadline", deadline, optional=True)
+        check_seconds("retrying", "ttft_timeout", ttft_timeout, optional=True)
+        check_seconds("retrying", "idle_timeout", idle_timeout, optional=True)
+        check_seconds("retrying", "min_attempt_time", min_attempt_time, zero=True)
     if isinstance(model, str):
         from .._registry import model as build
 
         model = build(model, max_retries=0, **options)
     elif options:
-        raise TypeError(f"unexpected options {sorted(options)}: they apply only when a model string is given")
+        raise ConfigurationError(
+            f"retrying() got option(s) {', '.join(map(repr, sorted(options)))}: provider options apply only "
+            "when a model string is given; pass them to mm.model(...) instead"
+        )
     if policy is None:
         policy = RetryPolicy(
             max_retries=max_retries,
@@ -149,6 +160,9 @@ def circuit_breaker(
     Inside a retrying model the breaker sees every attempt; the breaker is shared by every
     wrapper of the same (endpoint, model) unless one is passed. Inspect it with ``.breaker``.
     """
+    check_models("circuit_breaker", [model])
+    check_breaker_config("circuit_breaker", config)
+    check_seconds("circuit_breaker", "min_attempt_time", min_attempt_time, zero=True)
     if isinstance(model, str):
         from .._registry import model as build
 
