@@ -16,7 +16,7 @@ import httpx
 
 from .._exceptions import ConfigurationError
 
-__all__ = ["check_base_url", "without_credentials"]
+__all__ = ["check_base_url", "refuse_credentials", "without_credentials"]
 
 _HOST_NAME = re.compile(r"[\w-]+(\.[\w-]+)*\.?")
 _USERINFO = re.compile(r"(?<=//)[^/?#]*@")
@@ -27,6 +27,16 @@ def without_credentials(url: str) -> str:
     return _USERINFO.sub("***@", url)
 
 
+def refuse_credentials(url: str, *, source: str, key_option: str = "api_key=") -> None:
+    """A `ConfigurationError` when `url` (with or without a scheme) carries ``user:password@``."""
+    if _USERINFO.search(url if "://" in url else f"//{url}"):
+        raise ConfigurationError(
+            f"{source} {without_credentials(url if '://' in url else f'//{url}')!r} contains credentials "
+            f"(user:password@); modelmix does not send them. Remove them from the URL and pass the key "
+            f"as {key_option}"
+        )
+
+
 def check_base_url(url: str, *, source: str, key_option: str = "api_key=") -> httpx.URL:
     """`url` parsed, or a `ConfigurationError` that says what is wrong with it and where it came
     from (`source`: ``"base_url="`` or the environment variable that held it)."""
@@ -35,12 +45,8 @@ def check_base_url(url: str, *, source: str, key_option: str = "api_key=") -> ht
     def refuse(problem: str) -> ConfigurationError:
         return ConfigurationError(f"{source} {shown!r} is not a usable URL: {problem}")
 
-    if "://" in url and _USERINFO.search(url):
-        # Checked first so no later message can carry the secret.
-        raise ConfigurationError(
-            f"{source} {shown!r} contains credentials (user:password@); modelmix does not send them. "
-            f"Remove them from the URL and pass the key as {key_option}"
-        )
+    # Checked first so no later message can carry the secret.
+    refuse_credentials(url, source=source, key_option=key_option)
     try:
         parts = urlsplit(url)
         port = parts.port

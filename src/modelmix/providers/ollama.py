@@ -19,6 +19,7 @@ import httpx
 from typing_extensions import Unpack
 
 from .._http import HTTPModel, HTTPModelOptions
+from ._base_url import check_base_url, refuse_credentials
 from ._listing import AvailableModel, alist_with, list_with
 from ._ollama_wire import OllamaCodec
 from ._provider import Provider, model_option_names, reject_unknown_options, split_connection_options
@@ -90,11 +91,17 @@ class OllamaProvider(Provider):
 
     @classmethod
     def resolve_base_url(cls, given: str | None) -> str:
-        return given or ollama_base_url()
+        if given:
+            return super().resolve_base_url(given)
+        # OLLAMA_HOST has its own forms (``0.0.0.0``, ``:11434``...): only credentials are refused
+        # before they are turned into a URL, and the URL is then checked like any other.
+        key_option = f"api_key= (or set {cls.api_key_env})"
+        refuse_credentials(os.environ.get("OLLAMA_HOST", ""), source="ollama: OLLAMA_HOST", key_option=key_option)
+        return str(check_base_url(ollama_base_url(), source="ollama: OLLAMA_HOST", key_option=key_option))
 
     @classmethod
     def configured_base_url(cls) -> str | None:
-        return ollama_base_url()
+        return cls.resolve_base_url(None)
 
     def codec(self, model_name: str) -> OllamaCodec:
         return OllamaCodec(model_name)
