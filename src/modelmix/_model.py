@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,22 @@ class Model(ABC):
         from ._profile import PERMISSIVE  # imported on first use: `import modelmix` stays light
 
         return PERMISSIVE
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """Refuse, without sending anything, call settings this model could never take
+        (`ConfigurationError`). A fallback chain asks every member before calling the first, so
+        an option one member can't take is not discovered only when the members before it fail.
+
+        Every model gets the common checks of the settings' values; a model with options of its
+        own (the in-process model's ``extra_body`` keys...) adds its checks. A wrapper asks the
+        model it wraps."""
+        inner = self.unwrap()
+        if inner is not self:
+            inner.check_settings(settings)
+            return
+        from ._settings import check_settings
+
+        check_settings(settings)
 
     def unwrap(self) -> Model:
         """The model under every wrapper (retry, breaker, ...); a model that wraps nothing returns itself."""

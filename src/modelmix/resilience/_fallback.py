@@ -7,11 +7,17 @@ machine sees every attempt, wait and move of the call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from typing_extensions import Unpack
 
 from .._exceptions import ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
+from .._response import ChatResponse
+from .._settings import Settings, check_settings
+from .._streaming import AsyncStream, Stream
 from ._arguments import check_breaker_config, check_models, check_seconds
 from ._breaker import BreakerConfig, CircuitBreaker
 from ._clock import SYSTEM_CLOCK, Clock, effective_deadline
@@ -80,6 +86,36 @@ class FallbackModel(PlannedModel):
             for m in self.models
             if isinstance(m, ResilientModel) and m.breaker is not None
         }
+
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """Every member must take the call's settings: checked before the first member is called."""
+        check_settings(settings)
+        for position, member in enumerate(self.models, start=1):
+            try:
+                member.check_settings(settings)
+            except ConfigurationError as refused:
+                raise ConfigurationError(
+                    f"fallback member {position} ({member.provider}:{member.name}) can't take this call's "
+                    f"settings, so the chain refuses them before calling any member: {refused} — to give an "
+                    "option only to the members that take it, set it on those models, e.g. "
+                    "mm.model('openai:gpt-4o', settings={'extra_body': {...}})"
+                ) from refused
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        self.check_settings(settings)
+        return super().chat(messages, **settings)
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        self.check_settings(settings)
+        return await super().achat(messages, **settings)
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        self.check_settings(settings)
+        return super().stream(messages, **settings)
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        self.check_settings(settings)
+        return super().astream(messages, **settings)
 
     def close(self) -> None:
         for member in self.models:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 import anyio
 from typing_extensions import Unpack
@@ -169,6 +169,10 @@ class HedgedModel(WrapperModel):
 
     # ---------------------------------------------------------------------------------- calls
 
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """Both models must take the call's settings (the backup may be called at any time)."""
+        self._as_fallback().check_settings(settings)
+
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         return self._as_fallback().chat(messages, **settings)
 
@@ -176,6 +180,7 @@ class HedgedModel(WrapperModel):
         return self._as_fallback().stream(messages, **settings)
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        self.check_settings(settings)
         deadline = effective_deadline(self.clock, self.deadline, in_async=True)
 
         async def call(model: Model) -> ChatResponse:
@@ -187,6 +192,8 @@ class HedgedModel(WrapperModel):
         return (await self._race(deadline, call, _drop))[1]
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        self.check_settings(settings)
+
         async def connect() -> Connected:
             deadline = effective_deadline(self.clock, self.deadline, in_async=True)
             started = self.clock.now()
