@@ -5,7 +5,6 @@ failed on), a formatted traceback, or the pickled bytes — whichever way the se
 from __future__ import annotations
 
 import pickle
-import socket
 import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,6 +14,8 @@ import pytest
 
 import modelmix as mm
 from modelmix.providers.azure import AzureModel
+
+from ._loopback import closed_port
 
 KEY = "sk-CANARYq7Zt9LmX2vB8nR4kW6yH3pJ5sD1fG0aE"  # 43 characters, like a real key
 
@@ -117,13 +118,6 @@ def test_the_message_keeps_its_length_cap_after_redaction() -> None:
         openai_model(ECHOES["across the cut"]).chat("hi")
     assert len(caught.value.message) <= 1000
     assert caught.value.message.startswith("x" * 900)
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def test_azures_api_key_header_is_not_in_the_httpx_cause_of_a_connection_error() -> None:

@@ -6,11 +6,8 @@ from __future__ import annotations
 import inspect
 import multiprocessing
 import pickle
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -18,6 +15,8 @@ import pytest
 import modelmix as mm
 from modelmix import ModelMixError
 from modelmix._response import Attempt, Usage
+
+from ._loopback import serving
 
 CANARY = "sk-CANARYpickle0123456789abcdefghijklmnopqrst"
 
@@ -141,19 +140,6 @@ class _RateLimited(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@contextmanager
-def rate_limited_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RateLimited)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 def ask_in_worker(base_url: str) -> str:
     """Runs in the worker process: a call that the server answers with a 429."""
     model = mm.model("openai:gpt-x", base_url=base_url, api_key=CANARY, max_retries=0)
@@ -162,7 +148,7 @@ def ask_in_worker(base_url: str) -> str:
 
 def test_a_worker_process_that_hits_a_429_hands_the_error_back_and_the_pool_lives_on() -> None:
     with (
-        rate_limited_server() as base_url,
+        serving(_RateLimited) as base_url,
         ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool,
     ):
         for _ in range(2):  # the second call proves the pool was not broken by the first

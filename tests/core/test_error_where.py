@@ -5,11 +5,7 @@ fault — reported as such, never retried as if the network had failed."""
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -18,13 +14,7 @@ import modelmix as mm
 from modelmix.cli import main
 from modelmix.testing import FunctionModel
 
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
+from ._loopback import closed_port, serving
 
 # --------------------------------------------------------------------------- connection errors
 
@@ -114,22 +104,9 @@ class _BadRedirect(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-@contextmanager
-def bad_redirect_server() -> Iterator[str]:
-    _BadRedirect.requests = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BadRedirect)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 def test_a_malformed_redirect_is_the_servers_fault_and_is_sent_once() -> None:
-    with bad_redirect_server() as base_url:
+    _BadRedirect.requests = 0
+    with serving(_BadRedirect) as base_url:
         model = mm.model("llamacpp:x", base_url=base_url)  # the default retries are on
         with pytest.raises(mm.UnexpectedRedirectError) as caught:
             model.chat("hi")
@@ -142,7 +119,8 @@ def test_a_malformed_redirect_is_the_servers_fault_and_is_sent_once() -> None:
 
 async def test_a_malformed_redirect_falls_back_without_a_retry_async() -> None:
     healthy = FunctionModel(lambda messages, settings: "from the healthy one")
-    with bad_redirect_server() as base_url:
+    _BadRedirect.requests = 0
+    with serving(_BadRedirect) as base_url:
         chain = mm.fallback(mm.model("llamacpp:x", base_url=base_url), healthy)
         response = await chain.achat("hi")
     assert response.text == "from the healthy one"
