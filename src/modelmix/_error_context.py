@@ -68,6 +68,8 @@ class ErrorContext:
     provider: str | None = None
     model: str | None = None
     host: str | None = None
+    url: str | None = None
+    """The address that was called (``scheme://host:port/path``, no credentials, no query)."""
     request_id: str | None = None
     key_hint: str | None = None
     """At most the last characters of the credential, for a 401's message."""
@@ -87,6 +89,7 @@ class ErrorContext:
             "provider": self.provider,
             "model": self.model,
             "host": self.host,
+            "url": self.url,
             "request_id": self.request_id,
         }
         if status == 401:

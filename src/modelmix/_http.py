@@ -37,6 +37,7 @@ from ._exceptions import (
     ConfigurationError,
     ProviderError,
     ResponseTooLargeError,
+    public_url,
     translate_httpx_errors,
 )
 from ._messages import MessagesInput, to_messages
@@ -135,6 +136,7 @@ class HTTPModel(Model):
         query = provider.query()
         if query:
             self._url = self._url.copy_merge_params(dict(query))
+        self._public_url = public_url(self._url)
         self._model_timeout = provider.timeout
         self._base_headers = {
             "content-type": "application/json",
@@ -487,6 +489,7 @@ class HTTPModel(Model):
             provider=self.provider,
             model=self.name,
             host=self._error_host,
+            url=self._public_url if response.request.url.path == self._url.path else public_url(response.request.url),
             request_id=request_id_of(response.headers),
             key_hint=hint,
             secrets=secrets,

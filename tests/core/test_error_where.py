@@ -8,6 +8,7 @@ import logging
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+import httpx
 import pytest
 
 import modelmix as mm
@@ -125,3 +126,13 @@ async def test_a_malformed_redirect_falls_back_without_a_retry_async() -> None:
         response = await chain.achat("hi")
     assert response.text == "from the healthy one"
     assert _BadRedirect.requests == 1
+
+
+def test_an_error_status_names_the_url_too() -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(503, json={"error": {"message": "busy"}}))
+    model = mm.model(
+        "llamacpp:x", base_url="http://127.0.0.1:9/v1", max_retries=0, http_client=httpx.Client(transport=transport)
+    )
+    with pytest.raises(mm.ServerError) as caught:
+        model.chat("hi")
+    assert caught.value.url == "http://127.0.0.1:9/v1/chat/completions"
