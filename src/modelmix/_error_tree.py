@@ -80,7 +80,11 @@ TransportKind = Literal[
 
 
 class ModelMixError(Exception):
-    """Base class of every error modelmix raises."""
+    """Base class of every error modelmix raises.
+
+    Every error pickles with its attributes (a worker process can hand one back to its pool);
+    the traceback and a ``__cause__`` that is not a modelmix error are not carried.
+    """
 
     retryable: bool = False
     """Whether trying the same request again may succeed."""

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import modelmix as mm
+from modelmix._error_context import redact_secrets
 from modelmix.providers.azure import AzureModel
 
 from ._loopback import closed_port
@@ -163,3 +164,19 @@ def test_a_chain_of_failures_keeps_no_part_of_any_key() -> None:
     with pytest.raises(mm.AllModelsFailedError) as caught:
         chain.chat("hi")
     assert_no_part_of_the_key(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "limit", "expected"),
+    [
+        ("key abcdefghij!", ("abcdefghij",), None, "key …!"),
+        ("part abcdefg and fghij", ("abcdefghij",), None, "part … and …"),
+        ("four abcd stays", ("abcdefghij",), None, "four abcd stays"),
+        ("short key abc", ("abc",), None, "short key …"),
+        ("two keys k1-aaaaaa k2-bbbbbb", ("k1-aaaaaa", "k2-bbbbbb"), None, "two keys … …"),
+        ("0123456789SECRETKEY", ("SECRETKEY",), 12, "0123456789…"),
+        ("nothing to hide", (), 7, "nothing"),
+    ],
+)
+def test_redact_secrets(text: str, secrets: tuple[str, ...], limit: int | None, expected: str) -> None:
+    assert redact_secrets(text, secrets, limit=limit) == expected
