@@ -128,7 +128,9 @@ class HTTPModel(Model):
         self.host = provider.base_url.netloc.decode("ascii") or provider.host
         self._error_host = provider.host
         env = type(provider).base_url_env
-        self._address_hint = "change the address with base_url=" + (f" or {env}" if env else "")
+        self._address_hint = "change the address with base_url=" + (
+            f" or the {env} environment variable" if env else ""
+        )
         self._static_secrets: tuple[str | None, tuple[str, ...]] | None = None
         self._profile_override = profile
         self._profile = provider.model_profile(name, override=profile)
