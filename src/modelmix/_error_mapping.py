@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ._error_context import redact_secrets
 from ._error_tree import (
     APIStatusError,
     AuthenticationError,
@@ -164,6 +165,46 @@ def _transport_error_for(exc: httpx.TransportError, phase: Phase) -> tuple[str, 
     return "network failure", "network", phase
 
 
+def public_url(url: httpx.URL) -> str:
+    """``scheme://host:port/path`` of `url`: what an error may say about where it went.
+
+    The port is always written (two servers on one host differ only by it); the user-info and
+    the query string are left out, as either may hold a credential."""
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}{f':{port}' if port else ''}{url.path}"
+
+
+def _request_url(exc: httpx.HTTPError) -> str | None:
+    try:
+        return public_url(exc.request.url)
+    except RuntimeError:  # an httpx error raised without a request
+        return None
+
+
+def _scrub(exc: BaseException, secrets: tuple[str, ...]) -> None:
+    """Take what may hold a credential out of the httpx exceptions kept as ``__cause__``.
+
+    An httpx error keeps the request it failed on, and with it every header — an ``api-key``
+    header shows whole in ``repr(error.request.headers)``. The exception is modelmix's to drop, so
+    it is kept for its type and text only.
+    """
+    seen: set[int] = set()
+    cursor: BaseException | None = exc
+    while cursor is not None and id(cursor) not in seen:
+        seen.add(id(cursor))
+        if isinstance(cursor, httpx.HTTPError):
+            cursor._request = None
+        if isinstance(cursor, httpx.HTTPStatusError):
+            cursor.response._request = None
+        if secrets:
+            cursor.args = tuple(redact_secrets(arg, secrets) if isinstance(arg, str) else arg for arg in cursor.args)
+        cursor = cursor.__cause__ or cursor.__context__
+
+
+_BAD_REDIRECT = "invalid url in location header"
+
+
 @contextlib.contextmanager
 def translate_httpx_errors(
     *,
@@ -172,32 +213,26 @@ def translate_httpx_errors(
     host: str | None,
     phase: Phase = "sent_no_response",
     request_id: str | None = None,
+    secrets: tuple[str, ...] = (),
+    address_hint: str | None = None,
 ) -> Iterator[None]:
     """Re-raise any httpx exception as the matching modelmix error.
 
     `phase` is what the caller was doing (sending and waiting for headers, or streaming);
-    connect-level failures are always ``not_sent``. The original exception is kept as
-    ``__cause__`` for debugging, but its text is not copied (it may include a full URL).
+    connect-level failures are always ``not_sent``. A transport error names the URL it tried
+    (`public_url`: no credentials, no query) and, from `address_hint`, how to change it. The
+    original exception is kept as ``__cause__`` for debugging, without the request it carried and
+    with `secrets` removed from its text.
     """
     context: dict[str, Any] = {"provider": provider, "model": model, "host": host, "request_id": request_id}
     try:
         yield
-    except httpx.UnsupportedProtocol as exc:
-        raise ConfigurationError(
-            f"the base URL for {provider or 'this provider'} must start with http:// or https:// (host {host!r})"
-        ) from exc
-    except httpx.TransportError as exc:
-        message, kind, actual_phase = _transport_error_for(exc, phase)
-        raise TransportError(f"{message} ({host or 'unknown host'})", kind=kind, phase=actual_phase, **context) from exc
-    except httpx.TooManyRedirects as exc:
-        raise UnexpectedRedirectError("too many redirects", status=310, phase="status", **context) from exc
-    except httpx.HTTPStatusError as exc:
-        raise status_error(
-            exc.response.status_code, "HTTP error status", headers=exc.response.headers, **context
-        ) from exc
-    except httpx.DecodingError as exc:
-        raise StreamDecodeError("the response body could not be decoded", phase=phase, **context) from exc
+    except httpx.HTTPError as exc:
+        url = _request_url(exc)
+        _scrub(exc, secrets)
+        raise _translated(exc, phase, url, address_hint, context) from exc
     except httpx.InvalidURL as exc:
+        _scrub(exc, secrets)
         raise ConfigurationError(f"invalid URL for {provider or 'this provider'}: {exc}") from exc
     except httpx.StreamError as exc:
         # StreamConsumed / StreamClosed / ResponseNotRead / RequestNotRead: a modelmix bug or a
@@ -205,8 +240,40 @@ def translate_httpx_errors(
         raise ModelMixError(f"internal streaming misuse: {type(exc).__name__}") from exc
     except httpx.CookieConflict as exc:
         raise ConfigurationError("conflicting cookies on the HTTP client") from exc
-    except httpx.HTTPError as exc:  # pragma: no cover - any future httpx error class
-        raise ProviderError(f"HTTP failure: {type(exc).__name__}", phase=phase, **context) from exc
+
+
+def _translated(
+    exc: httpx.HTTPError, phase: Phase, url: str | None, address_hint: str | None, context: dict[str, Any]
+) -> ModelMixError:
+    host = context["host"]
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        return ConfigurationError(
+            f"the base URL for {context['provider'] or 'this provider'} must start with http:// or https:// "
+            f"(host {host!r})"
+        )
+    if isinstance(exc, httpx.RemoteProtocolError) and str(exc).lower().startswith(_BAD_REDIRECT):
+        # httpx reads a redirect's Location even when it will not follow it; a target that is not
+        # a URL is the server's fault, not a network failure worth sending the request again for.
+        return UnexpectedRedirectError(
+            f"the server answered with a redirect whose Location header is not a valid URL ({url or host}); "
+            "modelmix never follows redirects: point the base URL at the server itself",
+            location_host=None,
+            phase="status",
+            url=url,
+            **context,
+        )
+    if isinstance(exc, httpx.TransportError):
+        message, kind, actual_phase = _transport_error_for(exc, phase)
+        where = url or host or "unknown host"
+        hint = f"; {address_hint}" if address_hint and actual_phase == "not_sent" else ""
+        return TransportError(f"{message} ({where}){hint}", kind=kind, phase=actual_phase, url=url, **context)
+    if isinstance(exc, httpx.TooManyRedirects):
+        return UnexpectedRedirectError("too many redirects", status=310, phase="status", url=url, **context)
+    if isinstance(exc, httpx.HTTPStatusError):
+        return status_error(exc.response.status_code, "HTTP error status", headers=exc.response.headers, **context)
+    if isinstance(exc, httpx.DecodingError):
+        return StreamDecodeError("the response body could not be decoded", phase=phase, url=url, **context)
+    return ProviderError(f"HTTP failure: {type(exc).__name__}", phase=phase, url=url, **context)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,7 +80,11 @@ TransportKind = Literal[
 
 
 class ModelMixError(Exception):
-    """Base class of every error modelmix raises."""
+    """Base class of every error modelmix raises.
+
+    Every error pickles with its attributes (a worker process can hand one back to its pool);
+    the traceback and a ``__cause__`` that is not a modelmix error are not carried.
+    """
 
     retryable: bool = False
     """Whether trying the same request again may succeed."""
@@ -92,6 +96,28 @@ class ModelMixError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as ``cls(*args)``, which cannot rebuild an error whose constructor
+        # takes keyword-only context: a worker process that hit a 429 would then break its pool.
+        # The error is rebuilt from its args and attributes instead, without calling __init__.
+        # The traceback and a foreign __cause__ (an httpx error holding the request and its
+        # headers) are left behind; a modelmix cause travels, as it is built without secrets.
+        cause = self.__cause__ if isinstance(self.__cause__, ModelMixError) else None
+        return (_restore_error, (type(self), self.args, dict(self.__dict__), cause))
+
+
+def _restore_error(
+    cls: type[ModelMixError], args: tuple[Any, ...], state: dict[str, Any], cause: ModelMixError | None
+) -> ModelMixError:
+    """Unpickle an error: the object as `cls.__new__` makes it, its attributes as they were."""
+    error = cls.__new__(cls, *args)
+    if not error.args and args:  # BaseException.__new__ keeps args; a custom __new__ may not
+        error.args = args
+    error.__dict__.update(state)
+    if cause is not None:
+        error.__cause__ = cause
+    return error
 
 
 class ConfigurationError(ModelMixError):
@@ -118,8 +144,10 @@ class ProviderError(ModelMixError):
 
     Attributes give the context needed to decide what to do next; none of them ever holds a
     credential, a request header or a response body. Every subclass takes the same context
-    keywords (`provider`, `model`, `status`, `request_id`, `host`, `retryable`, `retry_after`,
-    `phase`, `code`, `error_type`), so an error is built once with all it needs to say.
+    keywords (`provider`, `model`, `status`, `request_id`, `host`, `url`, `retryable`,
+    `retry_after`, `phase`, `code`, `error_type`), so an error is built once with all it needs to
+    say. `url` is the address that was tried (``scheme://host:port/path``, never credentials or a
+    query string), so two servers on one host can be told apart.
     """
 
     def __init__(
@@ -136,8 +164,10 @@ class ProviderError(ModelMixError):
         phase: Phase | None = None,
         code: str | None = None,
         error_type: str | None = None,
+        url: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.url = url
         self.provider = provider
         self.model = model
         self.status = status
@@ -267,10 +297,16 @@ class ServerError(APIStatusError):
 
 
 class UnexpectedRedirectError(APIStatusError):
-    """3xx: the endpoint redirected. modelmix never follows, so credentials never travel elsewhere."""
+    """3xx: the endpoint redirected. modelmix never follows, so credentials never travel elsewhere.
 
-    def __init__(self, message: str, *, location_host: str | None = None, **context: Any) -> None:
-        super().__init__(message, **context)
+    `location_host` is the host the server pointed to (None when its ``Location`` was not a valid
+    URL). `status` is None when the HTTP client refused the redirect before its status was kept.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, location_host: str | None = None, **context: Any
+    ) -> None:
+        ProviderError.__init__(self, message, status=status, **context)
         self.location_host = location_host
 
 

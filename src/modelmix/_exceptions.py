@@ -53,6 +53,7 @@ from ._error_mapping import (
     error_class_for_status,
     parse_retry_after,
     parse_should_retry,
+    public_url,
     status_error,
     translate_httpx_errors,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "error_class_for_status",
     "parse_retry_after",
     "parse_should_retry",
+    "public_url",
     "status_error",
     "translate_httpx_errors",
 ]

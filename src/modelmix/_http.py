@@ -37,6 +37,7 @@ from ._exceptions import (
     ConfigurationError,
     ProviderError,
     ResponseTooLargeError,
+    public_url,
     translate_httpx_errors,
 )
 from ._messages import MessagesInput, to_messages
@@ -121,7 +122,15 @@ class HTTPModel(Model):
         self.codec = codec or provider.codec(name)
         self.auth = provider.auth
         self.base_url = provider.base_url
-        self.host = provider.host
+        # Attempts and log lines name a model by `host`: with the port an explicit URL gives, two
+        # servers on one machine (llama.cpp on :8080, vLLM on :8000) are told apart. Errors keep
+        # the bare host name in their `host` and the full address in their `url`.
+        self.host = provider.base_url.netloc.decode("ascii") or provider.host
+        self._error_host = provider.host
+        env = type(provider).base_url_env
+        self._address_hint = "change the address with base_url=" + (
+            f" or the {env} environment variable" if env else ""
+        )
         self._static_secrets: tuple[str | None, tuple[str, ...]] | None = None
         self._profile_override = profile
         self._profile = provider.model_profile(name, override=profile)
@@ -129,6 +138,7 @@ class HTTPModel(Model):
         query = provider.query()
         if query:
             self._url = self._url.copy_merge_params(dict(query))
+        self._public_url = public_url(self._url)
         self._model_timeout = provider.timeout
         self._base_headers = {
             "content-type": "application/json",
@@ -354,11 +364,18 @@ class HTTPModel(Model):
         return {} if self.auth.static else await self.auth.aheaders()
 
     def _translate(self, phase: Any) -> Any:
-        return translate_httpx_errors(phase=phase, provider=self.provider, model=self.name, host=self.host)
+        return translate_httpx_errors(
+            phase=phase,
+            provider=self.provider,
+            model=self.name,
+            host=self._error_host,
+            secrets=self._secrets()[1],
+            address_hint=self._address_hint,
+        )
 
     def _where(self) -> _Where:
         """Who failed, for errors built here: every error names its provider, model and host."""
-        return _Where(provider=self.provider, model=self.name, host=self.host)
+        return _Where(provider=self.provider, model=self.name, host=self._error_host)
 
     def _build_request(
         self,
@@ -433,7 +450,9 @@ class HTTPModel(Model):
     def _opened(self, response: httpx.Response, chunks: Any, close: Callable[[], Any], started: float) -> OpenedStream:
         """A stream whose events will come from `chunks` (the response body)."""
         reply = self._reply(response)
-        return OpenedStream(chunks, close, reply.context.request_id, self.host, started, error_context=reply.context)
+        return OpenedStream(
+            chunks, close, reply.context.request_id, self._error_host, started, error_context=reply.context
+        )
 
     def _opened_from_body(
         self, response: httpx.Response, body: bytes, started: float, call: RequestContext
@@ -446,24 +465,33 @@ class HTTPModel(Model):
             update={"provider": self.provider, "request_id": reply.context.request_id}
         )
         return OpenedStream(
-            chunks=None, close=_noop, request_id=full.request_id, host=self.host, started=started, full_response=full
+            chunks=None,
+            close=_noop,
+            request_id=full.request_id,
+            host=self._error_host,
+            started=started,
+            full_response=full,
         )
 
     def _status_error(self, response: httpx.Response, body: bytes) -> ProviderError:
         return self.codec.parse_error(body, self._reply(response))
 
-    def _reply(self, response: httpx.Response, call: RequestContext | None = None) -> Reply:
+    def _secrets(self) -> tuple[str | None, tuple[str, ...]]:
+        """(the key's hint, the credentials an error must never show)."""
         auth = self.auth
         if auth.static:  # a static key's hint and redaction list never change: worked out once
             if self._static_secrets is None:
                 self._static_secrets = (key_hint(auth.secret), tuple(auth.secrets()))
-            hint, secrets = self._static_secrets
-        else:
-            hint, secrets = key_hint(auth.secret), tuple(auth.secrets())
+            return self._static_secrets
+        return key_hint(auth.secret), tuple(auth.secrets())
+
+    def _reply(self, response: httpx.Response, call: RequestContext | None = None) -> Reply:
+        hint, secrets = self._secrets()
         context = ErrorContext(
             provider=self.provider,
             model=self.name,
-            host=self.host,
+            host=self._error_host,
+            url=self._public_url if response.request.url.path == self._url.path else public_url(response.request.url),
             request_id=request_id_of(response.headers),
             key_hint=hint,
             secrets=secrets,

@@ -254,7 +254,9 @@ async def test_row10_dns_failure(clock: FakeClock, caplog: pytest.LogCaptureFixt
     assert caught.value.kind == "dns"
     assert len(caught.value.attempts) == 2
     assert clock.sleeps == [0.25]
-    assert "chat/completions" not in str(caught.value)
+    # Issue 9: the error names the URL it tried, never its query string or credentials.
+    assert caught.value.url == "https://x.invalid:443/v1/chat/completions"
+    assert "?" not in str(caught.value)
     assert "x.invalid" in str(caught.value.host)
     assert_no_secrets(caplog, model, error=caught.value)
 

@@ -38,6 +38,11 @@ __all__ = [
 ]
 
 _MAX_MESSAGE = 1000
+"""How much of a server's error message an error keeps (after credentials are removed)."""
+_MAX_RAW_MESSAGE = 64 * 1024
+"""How much of it is read at all: enough to redact an echoed key that crosses the cut above."""
+_MAX_FIELD = 200
+"""How much of a body's ``code``, ``type`` or ``param`` an error keeps."""
 
 _CONTEXT_MARKERS = (
     "context_length_exceeded",
@@ -84,7 +89,7 @@ def error_info(data: Any, *, fallback: str) -> ErrorInfo:
                 message=_text(data.get("message")) or fallback, code=None if code is None else str(code), raw=data
             )
     if isinstance(data, str) and data.strip():
-        return ErrorInfo(message=data.strip()[:_MAX_MESSAGE])
+        return ErrorInfo(message=data.strip()[:_MAX_RAW_MESSAGE])
     return ErrorInfo(message=fallback)
 
 
@@ -92,8 +97,8 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value[:_MAX_MESSAGE]
-    return json.dumps(value, ensure_ascii=False)[:_MAX_MESSAGE]
+        return value[:_MAX_RAW_MESSAGE]
+    return json.dumps(value, ensure_ascii=False)[:_MAX_RAW_MESSAGE]
 
 
 def _opt_str(value: Any) -> str | None:
@@ -109,7 +114,15 @@ def typed_error(
 ) -> APIStatusError:
     """The most specific error for this status and body, complete with `context`."""
     lowered = f"{info.code or ''} {info.type or ''} {info.message}".lower()
-    message = context.redact(info.message)
+    # Redacted before it is cut, so an echoed key crossing the cut leaves nothing behind; the
+    # code, type and param fields are the server's words too and may echo a key as well.
+    message = context.redact(info.message, limit=_MAX_MESSAGE)
+    info = dataclasses.replace(
+        info,
+        code=context.redact_optional(info.code, limit=_MAX_FIELD),
+        type=context.redact_optional(info.type, limit=_MAX_FIELD),
+        param=context.redact_optional(info.param, limit=_MAX_FIELD),
+    )
     where = context.fields(status)
     common: dict[str, Any] = {"status": status, "code": info.code, "error_type": info.type}
     if info.code == "content_filter" or (info.raw is not None and _has_filter_result(info.raw)):
