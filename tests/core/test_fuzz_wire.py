@@ -149,7 +149,8 @@ def _mutate_json(document: Any, data: st.DataObject) -> Any:
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         paths = list(_paths(document))
         read = [p for p in paths if p and p[-1] in _FIELDS_READ]
-        if read and data.draw(st.booleans(), label="a field the codecs read"):
+        aim_at_read_fields: bool = data.draw(st.booleans(), label="a field the codecs read")
+        if read and aim_at_read_fields:
             paths = read
         path = data.draw(st.sampled_from(paths), label="path")
         value = copy.deepcopy(data.draw(_VALUES, label="value"))  # the sampled constants are shared
