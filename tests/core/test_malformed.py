@@ -182,3 +182,22 @@ async def test_a_chain_falls_back_when_a_stream_starts_with_a_malformed_chunk(
     _, response = await driver.events(chain)
     assert response.text == "healthy"
     assert [a.error for a in response.attempts] == ["StreamDecodeError", None]
+
+
+@pytest.mark.parametrize(
+    ("tool_calls", "says"),
+    [
+        (
+            [{"id": "a", "function": {"name": "f", "arguments": 5}}],
+            "arguments must be a JSON string or a dict, not int",
+        ),
+        ("abc", "tool_calls must be a list of tool calls, not str"),
+    ],
+)
+async def test_a_caller_tool_call_of_the_wrong_shape_is_a_configuration_error(
+    driver: Driver, make_model: MakeModel, tool_calls: Any, says: str
+) -> None:
+    # The arguments case was a raw TypeError from json.loads; nothing may be sent either way.
+    model = make_model(lambda request: pytest.fail("a caller's mistake must not reach the server"))
+    with pytest.raises(mm.ConfigurationError, match=says):
+        await driver.chat(model, [{"role": "assistant", "tool_calls": tool_calls}, {"role": "user", "content": "go"}])

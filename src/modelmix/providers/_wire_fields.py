@@ -102,7 +102,7 @@ def list_field(source: Mapping[str, Any], key: str, where: str) -> list[Any] | N
     raise MalformedAnswer(where, "an array", value)
 
 
-def loads_json(text: str) -> tuple[Any, bool]:
+def loads_json(text: str | bytes) -> tuple[Any, bool]:
     """``(value, True)`` for valid JSON, ``(None, False)`` otherwise — including nesting too deep
     to decode and integers too long to convert, which `json.loads` reports with other exceptions
     than `JSONDecodeError`."""
