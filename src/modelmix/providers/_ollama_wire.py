@@ -20,11 +20,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from .._codec import NO_CONTEXT, ErrorContext, Reply, RequestContext
 from .._events import FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError, StreamDecodeError
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
@@ -32,16 +32,9 @@ from .._streaming import ParserBase
 from ._compat_quirks import fold_system_messages
 from ._error_bodies import error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
-from ._wire_fields import (
-    MalformedAnswer,
-    int_field,
-    list_field,
-    loads_json,
-    malformed_body_error,
-    malformed_event_error,
-    mapping_field,
-    text_field,
-)
+from ._wire_fields import MalformedAnswer, decoded_body, decoded_event, event_object, int_field, list_field
+from ._wire_fields import mapping_field as _object_field
+from ._wire_fields import text_field as _text
 
 __all__ = ["OllamaCodec", "OllamaStreamParser", "ollama_usage"]
 
@@ -131,26 +124,26 @@ def _tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
         at = f"{where}.tool_calls[{position}]"
         if not isinstance(call, Mapping):
             raise MalformedAnswer(at, "an object", call)
-        function = mapping_field(call, "function", f"{at}.function") or {}
+        function = _object_field(call, "function", f"{at}.function") or {}
         arguments = function.get("arguments")
         if arguments is not None and not isinstance(arguments, (str, Mapping)):
             raise MalformedAnswer(f"{at}.function.arguments", "an object", arguments)
-        name = text_field(function, "name", f"{at}.function.name") or ""
-        calls.append(ToolCall.from_raw(text_field(call, "id", f"{at}.id"), name, arguments))
+        name = _text(function, "name", f"{at}.function.name") or ""
+        calls.append(ToolCall.from_raw(_text(call, "id", f"{at}.id"), name, arguments))
     return calls
 
 
 def _message_text(message: Mapping[str, Any], key: str, where: str) -> str | None:
     """A text field of a message (``content``, ``thinking``); None when absent or empty."""
-    return text_field(message, key, f"{where}.{key}") or None
+    return _text(message, key, f"{where}.{key}") or None
 
 
 def _response_from_body(data: Mapping[str, Any], raw_message: Mapping[str, Any]) -> ChatResponse:
     """The answer a complete ``/api/chat`` body holds; `MalformedAnswer` or a pydantic
     `ValidationError` when it is not a valid one."""
     tool_calls = _tool_calls(raw_message, "message")
-    content = text_field(raw_message, "content", "message.content")
-    finish = text_field(data, "done_reason", "done_reason") or None
+    content = _text(raw_message, "content", "message.content")
+    finish = _text(data, "done_reason", "done_reason") or None
     if tool_calls and finish == "stop":
         finish = "tool_calls"
     return ChatResponse(
@@ -161,7 +154,7 @@ def _response_from_body(data: Mapping[str, Any], raw_message: Mapping[str, Any])
         ),
         finish_reason=finish,
         usage=ollama_usage(data),
-        model=text_field(data, "model", "model") or None,
+        model=_text(data, "model", "model") or None,
         provider="",
         reasoning=_message_text(raw_message, "thinking", "message"),
         raw=dict(data),
@@ -218,14 +211,7 @@ class OllamaCodec:
             info = error_info(data, fallback="Ollama answered without a message")
             status = reply.status if reply.status >= 400 else 500
             raise self._typed(status, info.message, reply.headers, reply.context)
-        try:
-            response = _response_from_body(data, data["message"])
-        except (MalformedAnswer, ValidationError) as problem:
-            error = malformed_body_error(problem, reply)
-        else:
-            return response
-        # Raised outside the except block: a validation error's context would carry the body.
-        raise error
+        return decoded_body(lambda: _response_from_body(data, data["message"]), reply)
 
     def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
         error = error_from_body(body, reply)
@@ -292,21 +278,7 @@ class OllamaStreamParser(ParserBase):
     def _on_line(self, line: str, out: list[StreamEvent]) -> None:
         if self._done:
             return
-        data, valid = loads_json(line)
-        if not valid:
-            raise StreamDecodeError(
-                "an NDJSON line is not valid JSON",
-                offset=self._lines.consumed,
-                length=len(line),
-                **self.context.fields(0),
-            )
-        if not isinstance(data, Mapping):
-            raise StreamDecodeError(
-                "an NDJSON line is not a JSON object",
-                offset=self._lines.consumed,
-                length=len(line),
-                **self.context.fields(0),
-            )
+        data = event_object(line, "an NDJSON line", self.context, self._lines.consumed)
         if data.get("error"):
             # Ollama reports failures after the 200 status line as an {"error": ...} line.
             info = error_info(data, fallback="Ollama reported an error inside the stream")
@@ -314,19 +286,12 @@ class OllamaStreamParser(ParserBase):
             mapped.phase = "pre_commit_stream"  # still inside the builder: nobody has seen it yet
             text = f"error inside the stream: {self.context.redact(info.message)}"
             raise InBandStreamError(text, mapped=mapped, status=None, **self.context.fields(0))
-        try:
-            self._on_object(data, out)
-        except (MalformedAnswer, ValidationError) as problem:
-            error = malformed_event_error(problem, self.context, offset=self._lines.consumed, length=len(line))
-        else:
-            return
-        # Raised outside the except block: a validation error's context would carry the line.
-        raise error
+        decoded_event(self.context, self._lines.consumed, len(line), self._on_object, data, out)
 
     def _on_object(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
         if self._model is None:
-            self._model = text_field(data, "model", "model") or None
-        message = mapping_field(data, "message", "message")
+            self._model = _text(data, "model", "model") or None
+        message = _object_field(data, "message", "message")
         if message is not None:
             thinking = _message_text(message, "thinking", "message")
             if thinking:
@@ -341,7 +306,7 @@ class OllamaStreamParser(ParserBase):
                 self._next_tool += 1
         if data.get("done") is True:
             self._done = True
-            reason = text_field(data, "done_reason", "done_reason")
+            reason = _text(data, "done_reason", "done_reason")
             out.append(FinishEvent(reason or "stop"))
             usage = ollama_usage(data)
             if usage is not None:

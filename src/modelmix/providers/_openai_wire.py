@@ -13,11 +13,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from .._codec import NO_CONTEXT, Reply, RequestContext
 from .._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, StreamDecodeError
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._settings import Tool
@@ -27,11 +27,11 @@ from ._compat_quirks import fold_system_messages, repair_response, repairing_par
 from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 from ._wire_fields import (
     MalformedAnswer,
+    decoded_body,
+    decoded_event,
+    event_object,
     int_field,
     list_field,
-    loads_json,
-    malformed_body_error,
-    malformed_event_error,
     mapping_field,
     text_field,
 )
@@ -272,14 +272,8 @@ class OpenAIChatCodec:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("choices"), list):
             # LM Studio, Azure gateways and some proxies answer HTTP 200 with an error body.
             raise error_in_ok_body(data, reply, fallback="the server answered without any choices")
-        try:
-            response = _response_from_body(data, data["choices"])
-        except (MalformedAnswer, ValidationError) as problem:
-            error = malformed_body_error(problem, reply)
-        else:
-            return repair_response(response, reply.call) if reply.call is not None else response
-        # Raised outside the except block: a validation error's context would carry the body.
-        raise error
+        response = decoded_body(lambda: _response_from_body(data, data["choices"]), reply)
+        return repair_response(response, reply.call) if reply.call is not None else response
 
     def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
         return error_from_body(body, reply)
@@ -324,34 +318,9 @@ class OpenAIStreamParser(ParserBase):
         if data == "[DONE]":
             self._done = True
             return
-        payload, valid = loads_json(data)
-        if not valid:
-            raise StreamDecodeError(
-                "a stream event is not valid JSON",
-                offset=self._sse.consumed,
-                length=len(data),
-                **self.context.fields(0),
-            )
-        if type(payload) is not dict and not isinstance(payload, Mapping):
-            raise StreamDecodeError(
-                "a stream event is not a JSON object",
-                offset=self._sse.consumed,
-                length=len(data),
-                **self.context.fields(0),
-            )
-        self._checked_payload(payload, event_type, out, length=len(data))
-
-    def _checked_payload(
-        self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent], *, length: int
-    ) -> None:
-        try:
-            self._on_payload(payload, event_type, out)
-        except (MalformedAnswer, ValidationError) as problem:
-            error = malformed_event_error(problem, self.context, offset=self._sse.consumed, length=length)
-        else:
-            return
-        # Raised outside the except block: a validation error's context would carry the payload.
-        raise error
+        offset = self._sse.consumed
+        payload = event_object(data, "a stream event", self.context, offset)
+        decoded_event(self.context, offset, len(data), self._on_payload, payload, event_type, out)
 
     def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
         """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,
@@ -362,7 +331,7 @@ class OpenAIStreamParser(ParserBase):
         if isinstance(item, str):
             self._done = item == "[DONE]"
             return events
-        self._checked_payload(item, None, events, length=0)
+        decoded_event(self.context, self._sse.consumed, 0, self._on_payload, item, None, events)
         return events
 
     def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:

@@ -18,8 +18,8 @@ the request used removed.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -29,6 +29,9 @@ from .._exceptions import ProviderError, StreamDecodeError
 __all__ = [
     "MALFORMED_CODE",
     "MalformedAnswer",
+    "decoded_body",
+    "decoded_event",
+    "event_object",
     "int_field",
     "list_field",
     "loads_json",
@@ -37,6 +40,8 @@ __all__ = [
     "mapping_field",
     "text_field",
 ]
+
+_T = TypeVar("_T")
 
 MALFORMED_CODE = "malformed_response"
 _SHOWN_CHARS = 200
@@ -110,6 +115,39 @@ def loads_json(text: str | bytes) -> tuple[Any, bool]:
         return json.loads(text), True
     except (ValueError, RecursionError):
         return None, False
+
+
+def event_object(text: str, what: str, context: ErrorContext, offset: int) -> Mapping[str, Any]:
+    """One stream event's JSON object; a `StreamDecodeError` that gives where (`offset`,
+    `length`) but not the text when `text` is not a JSON object."""
+    value, valid = loads_json(text)
+    if valid and (type(value) is dict or isinstance(value, Mapping)):
+        return value
+    problem = "is not valid JSON" if not valid else "is not a JSON object"
+    raise StreamDecodeError(f"{what} {problem}", offset=offset, length=len(text), **context.fields(0))
+
+
+def decoded_body(build: Callable[[], _T], reply: Reply) -> _T:
+    """``build()`` — a codec turning a decoded body into its answer — with a malformed body
+    reported as the typed error `malformed_body_error` describes."""
+    try:
+        return build()
+    except (MalformedAnswer, ValidationError) as problem:
+        error = malformed_body_error(problem, reply)
+    # Raised outside the except block: a validation error as its context would repeat the body.
+    raise error
+
+
+def decoded_event(context: ErrorContext, offset: int, length: int, handle: Callable[..., None], *args: Any) -> None:
+    """``handle(*args)`` — a stream parser taking one decoded event — with a malformed event
+    reported as the typed error `malformed_event_error` describes."""
+    try:
+        handle(*args)
+        return
+    except (MalformedAnswer, ValidationError) as problem:
+        error = malformed_event_error(problem, context, offset=offset, length=length)
+    # Raised outside the except block: a validation error as its context would repeat the event.
+    raise error
 
 
 def malformed_body_error(problem: MalformedAnswer | ValidationError, reply: Reply) -> ProviderError:
