@@ -344,30 +344,44 @@ class OpenAIStreamParser(ParserBase):
             out.extend(
                 ContentFilterEvent(results=dict(r), source="prompt") for r in prompt_filters if isinstance(r, Mapping)
             )
-        choice = _choice0(list_field(payload, "choices", "choices"))
+        choices = payload.get("choices")
+        # This runs for every chunk: the common, well-typed case costs a type check, and the
+        # typed readers (which name the field in their error) only run for anything else.
+        choice = _choice0(choices if type(choices) is list else list_field(payload, "choices", "choices"))
         if choice is not None:
             self._on_choice(choice, out)
-        usage = parse_usage(payload.get("usage"))
+        usage = payload.get("usage")
         if usage is not None:
-            out.append(UsageEvent(usage))
+            parsed = parse_usage(usage)
+            if parsed is not None:
+                out.append(UsageEvent(parsed))
 
     def _on_choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
-        delta = mapping_field(choice, "delta", "choices[0].delta")
-        if delta is not None:
+        delta = choice.get("delta")
+        if delta is not None and type(delta) is not dict:
+            delta = mapping_field(choice, "delta", "choices[0].delta")
+        if delta:
             reasoning = _reasoning_of(delta)
             if reasoning:
                 out.append(ReasoningDelta(reasoning))
-            content = _content_text(delta, "choices[0].delta.content")
+            content = delta.get("content")
+            if type(content) is not str:
+                content = _content_text(delta, "choices[0].delta.content")
             if content:
                 out.append(TextDelta(content))
-            calls = list_field(delta, "tool_calls", "choices[0].delta.tool_calls")
+            calls = delta.get("tool_calls")
             if calls:
+                if type(calls) is not list:
+                    calls = list_field(delta, "tool_calls", "choices[0].delta.tool_calls") or []
                 for position, call in enumerate(calls):
                     out.append(self._tool_delta(call, position))
-        filters = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
+        filters = choice.get("content_filter_results")
         if filters:
-            out.append(ContentFilterEvent(results=dict(filters)))
-        finish = text_field(choice, "finish_reason", "choices[0].finish_reason")
+            filters = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
+            out.append(ContentFilterEvent(results=dict(filters or {})))
+        finish = choice.get("finish_reason")
+        if finish is not None and type(finish) is not str:
+            finish = text_field(choice, "finish_reason", "choices[0].finish_reason")
         if finish:
             out.append(FinishEvent(finish))
 
