@@ -90,6 +90,9 @@ class ToolCall(BaseModel):
             parsed = json.loads(raw)
         except json.JSONDecodeError as exc:
             return cls(id=id, name=name, raw_arguments=raw, arguments_error=f"invalid JSON: {exc.msg}")
+        except (ValueError, RecursionError):
+            # JSON Python will not decode: an integer of thousands of digits, nesting too deep.
+            return cls(id=id, name=name, raw_arguments=raw, arguments_error="JSON too large to decode")
         if not isinstance(parsed, dict):
             return cls(id=id, name=name, raw_arguments=raw, arguments_error="arguments are not a JSON object")
         return cls(id=id, name=name, arguments=parsed, raw_arguments=raw)

@@ -201,3 +201,24 @@ async def test_a_caller_tool_call_of_the_wrong_shape_is_a_configuration_error(
     model = make_model(lambda request: pytest.fail("a caller's mistake must not reach the server"))
     with pytest.raises(mm.ConfigurationError, match=says):
         await driver.chat(model, [{"role": "assistant", "tool_calls": tool_calls}, {"role": "user", "content": "go"}])
+
+
+@pytest.mark.parametrize("arguments", ['{"a": ' + "9" * 5_000 + "}", "[" * 100_000], ids=["5000 digits", "too deep"])
+async def test_tool_call_arguments_python_cannot_decode_are_kept_raw(
+    driver: Driver, make_model: MakeModel, arguments: str
+) -> None:
+    # A raw ValueError / RecursionError from json.loads before; now the call keeps its raw text
+    # and says why it has no parsed arguments, as for any invalid JSON.
+    body = _with_message(content=None, tool_calls=[{"id": "c", "function": {"name": "f", "arguments": arguments}}])
+    response = await driver.chat(make_model(_answer(body)), "hi")
+    (call,) = response.tool_calls
+    assert (call.arguments, call.raw_arguments, call.arguments_error) == ({}, arguments, "JSON too large to decode")
+
+
+async def test_a_text_tool_call_python_cannot_decode_stays_text(driver: Driver, make_model: MakeModel) -> None:
+    # Servers without a tool parser write calls as <tool_call> text; one nested too deep to
+    # decode was a raw RecursionError, it is now left in the text like any invalid block.
+    text = "<tool_call>" + "[" * 100_000 + "</tool_call>"
+    model = make_model(_answer(_with_message(content=text)), profile={"text_tool_calls": True})
+    response = await driver.chat(model, "hi", tools=[mm.Tool(name="f", parameters={"type": "object"})])
+    assert (response.text, response.tool_calls) == (text, [])
