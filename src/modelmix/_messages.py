@@ -90,6 +90,9 @@ class ToolCall(BaseModel):
             parsed = json.loads(raw)
         except json.JSONDecodeError as exc:
             return cls(id=id, name=name, raw_arguments=raw, arguments_error=f"invalid JSON: {exc.msg}")
+        except (ValueError, RecursionError):
+            # JSON Python will not decode: an integer of thousands of digits, nesting too deep.
+            return cls(id=id, name=name, raw_arguments=raw, arguments_error="JSON too large to decode")
         if not isinstance(parsed, dict):
             return cls(id=id, name=name, raw_arguments=raw, arguments_error="arguments are not a JSON object")
         return cls(id=id, name=name, arguments=parsed, raw_arguments=raw)
@@ -178,6 +181,8 @@ def _message_from_mapping(raw: Mapping[str, Any]) -> Message:
     if isinstance(content, list):
         data["content"] = [_part_from_mapping(p) for p in content]
     tool_calls = data.get("tool_calls")
+    if tool_calls and not isinstance(tool_calls, (list, tuple)):
+        raise ConfigurationError(f"tool_calls must be a list of tool calls, not {type(tool_calls).__name__}")
     if tool_calls:
         data["tool_calls"] = [_tool_call_from_mapping(c) for c in tool_calls]
     return Message.model_validate(data)
@@ -207,9 +212,15 @@ def _tool_call_from_mapping(call: Any) -> ToolCall:
         return call
     if isinstance(call, Mapping):
         function = call.get("function")
-        if isinstance(function, Mapping):
-            return ToolCall.from_raw(call.get("id"), str(function.get("name", "")), function.get("arguments"))
-        return ToolCall.from_raw(call.get("id"), str(call.get("name", "")), call.get("arguments"))
+        source = function if isinstance(function, Mapping) else call
+        arguments = source.get("arguments")
+        if arguments is not None and not isinstance(arguments, (str, Mapping)):
+            raise ConfigurationError(
+                f"a tool call's arguments must be a JSON string or a dict, not {type(arguments).__name__}: {call!r}"[
+                    :300
+                ]
+            )
+        return ToolCall.from_raw(call.get("id"), str(source.get("name", "")), arguments)
     raise ConfigurationError(f"unsupported tool call {call!r}")
 
 

@@ -15,6 +15,7 @@ __all__ = ["DecoderLimitError", "NDJSONDecoder", "SSEDecoder", "SSEEvent"]
 
 DEFAULT_MAX_LINE = 1 << 20  # 1 MiB: a longer SSE line means a broken or hostile server
 DEFAULT_MAX_EVENT = 4 << 20  # 4 MiB
+_MAX_RETRY_DIGITS = 10
 
 
 class DecoderLimitError(ValueError):
@@ -37,63 +38,65 @@ class SSEEvent:
 
 
 class _LineSplitter:
-    """Incremental bytes → lines, on CR, LF or CRLF, with a per-line cap."""
+    """Incremental bytes → lines, on CR, LF or CRLF, with a per-line cap.
 
-    __slots__ = ("_buffer", "_decoder", "_max_line", "_pending_cr", "consumed")
+    An unfinished line is kept as a list of pieces and joined once, when its end arrives: joining
+    on every chunk would copy the line again and again, which costs quadratic time when a long
+    line trickles in a few bytes at a time.
+    """
+
+    __slots__ = ("_decoder", "_max_line", "_pending_cr", "_pieces", "_size", "consumed")
 
     def __init__(self, max_line: int) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
+        self._pieces: list[str] = []
+        self._size = 0
         self._pending_cr = False
         self._max_line = max_line
         self.consumed = 0
 
     def feed(self, chunk: bytes) -> list[str]:
         self.consumed += len(chunk)
-        text = self._decoder.decode(chunk)
-        if not text:
-            return []
-        if self._pending_cr:
+        return self._split(self._decoder.decode(chunk))
+
+    def _split(self, text: str) -> list[str]:
+        if self._pending_cr and text:
             # The previous chunk ended in CR: a LF starting this one belongs to the same line end.
             self._pending_cr = False
-            if text.startswith("\n"):
+            if text[0] == "\n":
                 text = text[1:]
-        lines: list[str] = []
-        if "\r" not in text:
-            # Fast path for the common LF-only case.
-            parts = text.split("\n")
-            parts[0] = self._buffer + parts[0]
-            self._buffer = parts.pop()
-            lines = parts
-        else:
-            data = self._buffer + text
-            start = 0
-            index = 0
-            length = len(data)
-            while index < length:
-                char = data[index]
-                if char == "\n" or char == "\r":
-                    lines.append(data[start:index])
-                    if char == "\r":
-                        if index + 1 < length:
-                            if data[index + 1] == "\n":
-                                index += 1
-                        else:
-                            self._pending_cr = True
-                    start = index + 1
-                index += 1
-            self._buffer = data[start:]
-        if len(self._buffer) > self._max_line:
-            raise DecoderLimitError("a line", self._max_line)
+        if not text:
+            return []
+        if "\r" in text:
+            # A CR at the very end may be the first half of a CRLF split across chunks.
+            self._pending_cr = text[-1] == "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if "\n" not in text:
+            self._pieces.append(text)
+            self._size += len(text)
+            if self._size > self._max_line:
+                raise DecoderLimitError("a line", self._max_line)
+            return []
+        lines = text.split("\n")
+        if self._pieces:
+            self._pieces.append(lines[0])
+            lines[0] = "".join(self._pieces)
+        tail = lines.pop()
+        self._pieces = [tail] if tail else []
+        self._size = len(tail)
         for line in lines:
             if len(line) > self._max_line:
                 raise DecoderLimitError("a line", self._max_line)
+        if self._size > self._max_line:
+            raise DecoderLimitError("a line", self._max_line)
         return lines
 
     def flush(self) -> list[str]:
-        tail = self._buffer + self._decoder.decode(b"", final=True)
-        self._buffer = ""
-        return [tail] if tail else []
+        lines = self._split(self._decoder.decode(b"", final=True))
+        tail = "".join(self._pieces)
+        self._pieces = []
+        self._size = 0
+        return [*lines, tail] if tail else lines
 
 
 class SSEDecoder:
@@ -162,7 +165,9 @@ class SSEDecoder:
             self._event = value or None
         elif field == "id" and "\0" not in value:
             self._id = value
-        elif field == "retry" and value.isdigit():
+        elif field == "retry" and value.isascii() and value.isdigit() and len(value) <= _MAX_RETRY_DIGITS:
+            # Only ASCII digits count (str.isdigit also accepts "²" or "٣"), and a number no
+            # reconnection delay needs is ignored rather than parsed.
             self._retry = int(value)
         # Unknown fields are ignored, as the spec requires.
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -82,6 +83,13 @@ def test_invalid_retry_and_id_with_nul_are_ignored() -> None:
     assert event.id is None
 
 
+@pytest.mark.parametrize("value", ["\u0663\u0660\u0660", "\u00b2", "1" * 5000, "-5", "1e3"])
+def test_a_retry_field_that_is_not_a_short_ascii_number_is_ignored(value: str) -> None:
+    # Non-ASCII digits and 5,000 digits used to escape as a raw ValueError from int().
+    (event,) = decode(f"retry: {value}\ndata: x\n\n".encode())
+    assert event == SSEEvent(data="x")
+
+
 def test_event_type_without_data_is_not_dispatched() -> None:
     assert decode(b"event: ping\n\ndata: x\n\n") == [SSEEvent(data="x")]
 
@@ -138,6 +146,44 @@ def test_event_cap() -> None:
     assert info.value.what == "an event"
     # Under the cap the same event passes.
     assert decode(raw, max_line=100, max_event=1000)[0].data.count("\n") == 9
+
+
+def _feed_byte_at_a_time(decoder: SSEDecoder | NDJSONDecoder, raw: bytes) -> float:
+    started = time.perf_counter()
+    for index in range(len(raw)):
+        decoder.feed(raw[index : index + 1])
+    decoder.flush()
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("decoder_class", [SSEDecoder, NDJSONDecoder])
+def test_a_long_line_fed_byte_by_byte_costs_linear_time(decoder_class: type[SSEDecoder | NDJSONDecoder]) -> None:
+    # Baseline: the same number of bytes as short lines, fed the same way. Assembling one long
+    # line must not cost more per byte than many short ones (it cost ~5x more at 512 KiB
+    # before, and grows with the square of the line length).
+    size = 768 * 1024
+    prefix = b"data: " if decoder_class is SSEDecoder else b""
+    short_line = prefix + b"x" * 56 + b"\n\n"
+    short_lines = short_line * (size // len(short_line))
+    long_line = prefix + b"x" * size + b"\n\n"
+    # Interleaved, best of two each: a burst of load on a shared machine hits both sides.
+    baselines, longs = [], []
+    for _ in range(2):
+        baselines.append(_feed_byte_at_a_time(decoder_class(), short_lines))
+        longs.append(_feed_byte_at_a_time(decoder_class(), long_line))
+    baseline, long = min(baselines), min(longs)
+    assert long < 3 * baseline + 0.1, f"{long:.2f}s for one long line vs {baseline:.2f}s for short lines"
+
+
+def test_a_long_line_split_anywhere_is_assembled_whole() -> None:
+    decoder = SSEDecoder()
+    payload = "é" * 3000 + "\r\n"
+    raw = ("data: " + payload).encode()
+    events = []
+    for index in range(0, len(raw), 7):
+        events += decoder.feed(raw[index : index + 7])
+    events += decoder.feed(b"\r\n")
+    assert events == [SSEEvent(data="é" * 3000)]
 
 
 def test_ndjson_returns_non_blank_lines() -> None:

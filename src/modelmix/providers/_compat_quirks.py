@@ -32,6 +32,7 @@ from .._events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usa
 from .._messages import Message, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._streaming import StreamParser
+from ._wire_fields import loads_json
 
 __all__ = [
     "CompatStreamParser",
@@ -78,11 +79,8 @@ def estimate_prompt_tokens(messages: Sequence[Message], tools: Sequence[Any] | N
 
 
 def _call_from_block(block: str, index: int) -> ToolCall | None:
-    try:
-        data = json.loads(block)
-    except json.JSONDecodeError:
-        return None
-    if not isinstance(data, Mapping) or not isinstance(data.get("name"), str) or not data["name"]:
+    data, valid = loads_json(block)
+    if not valid or not isinstance(data, Mapping) or not isinstance(data.get("name"), str) or not data["name"]:
         return None
     arguments = data.get("arguments", data.get("parameters"))
     if not isinstance(arguments, (str, Mapping)):

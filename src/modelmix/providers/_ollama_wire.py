@@ -16,7 +16,6 @@ How it differs from OpenAI's chat completions:
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +24,7 @@ from pydantic import BaseModel
 
 from .._codec import NO_CONTEXT, ErrorContext, Reply, RequestContext
 from .._events import FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError, StreamDecodeError
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, NotFoundError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._sse import DEFAULT_MAX_LINE, NDJSONDecoder
@@ -33,6 +32,9 @@ from .._streaming import ParserBase
 from ._compat_quirks import fold_system_messages
 from ._error_bodies import error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
+from ._wire_fields import MalformedAnswer, decoded_body, decoded_event, event_object, int_field, list_field
+from ._wire_fields import mapping_field as _object_field
+from ._wire_fields import text_field as _text
 
 __all__ = ["OllamaCodec", "OllamaStreamParser", "ollama_usage"]
 
@@ -49,14 +51,14 @@ _MODEL_IN_MESSAGE = re.compile(r"""model ['"]?([^'"]+?)['"]? not found""")
 
 
 def ollama_usage(data: Mapping[str, Any]) -> Usage | None:
-    """Usage from the eval counts of a final (``done: true``) object, if it has any."""
-    prompt = data.get("prompt_eval_count")
-    output = data.get("eval_count")
-    if not isinstance(prompt, int) and not isinstance(output, int):
+    """Usage from the eval counts of a final (``done: true``) object, if it has any.
+
+    Raises `MalformedAnswer` when a count is not a number."""
+    prompt = int_field(data, "prompt_eval_count", "prompt_eval_count")
+    output = int_field(data, "eval_count", "eval_count")
+    if prompt is None and output is None:
         return None
-    return Usage(
-        input_tokens=prompt if isinstance(prompt, int) else 0, output_tokens=output if isinstance(output, int) else 0
-    )
+    return Usage(input_tokens=prompt or 0, output_tokens=output or 0)
 
 
 def _encode_message(message: Message, id_to_name: dict[str, str]) -> dict[str, Any]:
@@ -116,22 +118,47 @@ def _encode_format(fmt: Any) -> Any:
     raise ConfigurationError(f"response_format {fmt!r} is not supported by Ollama: use 'json' or a JSON schema")
 
 
-def _tool_calls(raw: Any) -> list[ToolCall]:
+def _tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
     calls: list[ToolCall] = []
-    for call in raw if isinstance(raw, list) else []:
+    for position, call in enumerate(list_field(message, "tool_calls", f"{where}.tool_calls") or ()):
+        at = f"{where}.tool_calls[{position}]"
         if not isinstance(call, Mapping):
-            continue
-        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
-        assert isinstance(function, Mapping)
+            raise MalformedAnswer(at, "an object", call)
+        function = _object_field(call, "function", f"{at}.function") or {}
         arguments = function.get("arguments")
-        calls.append(
-            ToolCall.from_raw(
-                call.get("id") if isinstance(call.get("id"), str) else None,
-                str(function.get("name", "")),
-                arguments if isinstance(arguments, (str, Mapping)) else None,
-            )
-        )
+        if arguments is not None and not isinstance(arguments, (str, Mapping)):
+            raise MalformedAnswer(f"{at}.function.arguments", "an object", arguments)
+        name = _text(function, "name", f"{at}.function.name") or ""
+        calls.append(ToolCall.from_raw(_text(call, "id", f"{at}.id"), name, arguments))
     return calls
+
+
+def _message_text(message: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A text field of a message (``content``, ``thinking``); None when absent or empty."""
+    return _text(message, key, f"{where}.{key}") or None
+
+
+def _response_from_body(data: Mapping[str, Any], raw_message: Mapping[str, Any]) -> ChatResponse:
+    """The answer a complete ``/api/chat`` body holds; `MalformedAnswer` or a pydantic
+    `ValidationError` when it is not a valid one."""
+    tool_calls = _tool_calls(raw_message, "message")
+    content = _text(raw_message, "content", "message.content")
+    finish = _text(data, "done_reason", "done_reason") or None
+    if tool_calls and finish == "stop":
+        finish = "tool_calls"
+    return ChatResponse(
+        message=Message(
+            role="assistant",
+            content=content if content is not None and (content or not tool_calls) else None,
+            tool_calls=tool_calls,
+        ),
+        finish_reason=finish,
+        usage=ollama_usage(data),
+        model=_text(data, "model", "model") or None,
+        provider="",
+        reasoning=_message_text(raw_message, "thinking", "message"),
+        raw=dict(data),
+    )
 
 
 class OllamaCodec:
@@ -184,26 +211,7 @@ class OllamaCodec:
             info = error_info(data, fallback="Ollama answered without a message")
             status = reply.status if reply.status >= 400 else 500
             raise self._typed(status, info.message, reply.headers, reply.context)
-        raw_message = data["message"]
-        tool_calls = _tool_calls(raw_message.get("tool_calls"))
-        content = raw_message.get("content")
-        finish = data.get("done_reason") or None
-        if tool_calls and finish == "stop":
-            finish = "tool_calls"
-        thinking = raw_message.get("thinking")
-        return ChatResponse(
-            message=Message(
-                role="assistant",
-                content=content if isinstance(content, str) and (content or not tool_calls) else None,
-                tool_calls=tool_calls,
-            ),
-            finish_reason=finish,
-            usage=ollama_usage(data),
-            model=data.get("model") or None,
-            provider="",
-            reasoning=thinking if isinstance(thinking, str) and thinking else None,
-            raw=dict(data),
-        )
+        return decoded_body(lambda: _response_from_body(data, data["message"]), reply)
 
     def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
         error = error_from_body(body, reply)
@@ -270,22 +278,7 @@ class OllamaStreamParser(ParserBase):
     def _on_line(self, line: str, out: list[StreamEvent]) -> None:
         if self._done:
             return
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            raise StreamDecodeError(
-                "an NDJSON line is not valid JSON",
-                offset=self._lines.consumed,
-                length=len(line),
-                **self.context.fields(0),
-            ) from None
-        if not isinstance(data, Mapping):
-            raise StreamDecodeError(
-                "an NDJSON line is not a JSON object",
-                offset=self._lines.consumed,
-                length=len(line),
-                **self.context.fields(0),
-            )
+        data = event_object(line, "an NDJSON line", self.context, self._lines.consumed)
         if data.get("error"):
             # Ollama reports failures after the 200 status line as an {"error": ...} line.
             info = error_info(data, fallback="Ollama reported an error inside the stream")
@@ -293,25 +286,28 @@ class OllamaStreamParser(ParserBase):
             mapped.phase = "pre_commit_stream"  # still inside the builder: nobody has seen it yet
             text = f"error inside the stream: {self.context.redact(info.message)}"
             raise InBandStreamError(text, mapped=mapped, status=None, **self.context.fields(0))
-        if self._model is None and data.get("model"):
-            self._model = str(data["model"])
-        message = data.get("message")
-        if isinstance(message, Mapping):
-            thinking = message.get("thinking")
-            if isinstance(thinking, str) and thinking:
+        decoded_event(self.context, self._lines.consumed, len(line), self._on_object, data, out)
+
+    def _on_object(self, data: Mapping[str, Any], out: list[StreamEvent]) -> None:
+        if self._model is None:
+            self._model = _text(data, "model", "model") or None
+        message = _object_field(data, "message", "message")
+        if message is not None:
+            thinking = _message_text(message, "thinking", "message")
+            if thinking:
                 out.append(ReasoningDelta(thinking))
-            content = message.get("content")
-            if isinstance(content, str) and content:
+            content = _message_text(message, "content", "message")
+            if content:
                 out.append(TextDelta(content))
-            for call in _tool_calls(message.get("tool_calls")):
+            for call in _tool_calls(message, "message"):
                 out.append(
                     ToolCallDelta(index=self._next_tool, id=call.id, name=call.name, arguments=call.raw_arguments)
                 )
                 self._next_tool += 1
         if data.get("done") is True:
             self._done = True
-            reason = data.get("done_reason")
-            out.append(FinishEvent(str(reason) if reason else "stop"))
+            reason = _text(data, "done_reason", "done_reason")
+            out.append(FinishEvent(reason or "stop"))
             usage = ollama_usage(data)
             if usage is not None:
                 out.append(UsageEvent(usage))

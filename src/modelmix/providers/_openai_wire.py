@@ -10,14 +10,14 @@ for families without a system role, and the compatibility repairs (usage counted
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from .._codec import NO_CONTEXT, Reply, RequestContext
 from .._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError, StreamDecodeError
+from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._settings import Tool
@@ -25,6 +25,16 @@ from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
 from .._streaming import ParserBase, StreamParser
 from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
 from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
+from ._wire_fields import (
+    MalformedAnswer,
+    decoded_body,
+    decoded_event,
+    event_object,
+    int_field,
+    list_field,
+    mapping_field,
+    text_field,
+)
 
 __all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "parse_usage"]
 
@@ -105,23 +115,31 @@ def encode_response_format(fmt: Any) -> Any:
 
 
 def parse_usage(raw: Any) -> Usage | None:
+    """Usage from an OpenAI ``usage`` object (or the Responses API's names for the same counts).
+
+    Raises `MalformedAnswer` when the object or a count has the wrong type."""
     # `raw is None` / `type(...) is dict` first: this runs on every stream chunk, and an ABC
     # isinstance check costs more than the rest of the common path.
-    if raw is None or (type(raw) is not dict and not isinstance(raw, Mapping)):
+    if raw is None:
         return None
-    prompt = raw.get("prompt_tokens", raw.get("input_tokens"))
-    completion = raw.get("completion_tokens", raw.get("output_tokens"))
+    if type(raw) is not dict and not isinstance(raw, Mapping):
+        raise MalformedAnswer("usage", "an object", raw)
+    prompt_key = "prompt_tokens" if "prompt_tokens" in raw else "input_tokens"
+    completion_key = "completion_tokens" if "completion_tokens" in raw else "output_tokens"
+    prompt = int_field(raw, prompt_key, f"usage.{prompt_key}")
+    completion = int_field(raw, completion_key, f"usage.{completion_key}")
     if prompt is None and completion is None:
         return None
     prompt_details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details")
     completion_details = raw.get("completion_tokens_details") or raw.get("output_tokens_details")
+    # The detail counts are optional extras: one of the wrong type is left out, not an error.
     cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, Mapping) else None
     reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, Mapping) else None
     return Usage(
-        input_tokens=int(prompt or 0),
-        output_tokens=int(completion or 0),
-        cached_tokens=cached if isinstance(cached, int) else None,
-        reasoning_tokens=reasoning if isinstance(reasoning, int) else None,
+        input_tokens=prompt or 0,
+        output_tokens=completion or 0,
+        cached_tokens=cached if type(cached) is int else None,
+        reasoning_tokens=reasoning if type(reasoning) is int else None,
     )
 
 
@@ -133,21 +151,89 @@ def _reasoning_of(source: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _tool_call(call: Mapping[str, Any]) -> ToolCall:
-    function = call.get("function")
-    if not isinstance(function, Mapping):
-        function = {}
-    return ToolCall.from_raw(call.get("id"), str(function.get("name", "")), function.get("arguments"))
+def _tool_arguments(function: Mapping[str, Any], where: str) -> str | Mapping[str, Any] | None:
+    arguments = function.get("arguments")
+    if arguments is None or type(arguments) is str or isinstance(arguments, Mapping):
+        return arguments
+    raise MalformedAnswer(where, "a JSON string or an object", arguments)
 
 
-def _choice0(choices: Any) -> Mapping[str, Any] | None:
-    # The `type(...) is list/dict` fast paths skip ABC checks for what json.loads produces.
-    if (type(choices) is not list and not isinstance(choices, Sequence)) or not choices:
+def _content_text(message: Mapping[str, Any], where: str) -> str | None:
+    """The message's text; None when absent. Content parts (a list) carry no plain text here."""
+    content = message.get("content")
+    if content is None or type(content) is str:
+        return content
+    if type(content) is list:
         return None
-    for choice in choices:
-        if (type(choice) is dict or isinstance(choice, Mapping)) and choice.get("index", 0) == 0:
+    raise MalformedAnswer(where, "a string", content)
+
+
+def _tool_call(call: Any, where: str) -> ToolCall:
+    if type(call) is not dict and not isinstance(call, Mapping):
+        raise MalformedAnswer(where, "an object", call)
+    function = mapping_field(call, "function", f"{where}.function") or {}
+    return ToolCall.from_raw(
+        text_field(call, "id", f"{where}.id"),
+        text_field(function, "name", f"{where}.function.name") or "",
+        _tool_arguments(function, f"{where}.function.arguments"),
+    )
+
+
+def _choice0(choices: list[Any] | None) -> Mapping[str, Any] | None:
+    """The choice with index 0 (the one modelmix returns), or None when there is none."""
+    if not choices:
+        return None
+    for position, choice in enumerate(choices):
+        # The `type(...) is dict` fast path skips an ABC check for what json.loads produces.
+        if type(choice) is not dict and not isinstance(choice, Mapping):
+            raise MalformedAnswer(f"choices[{position}]", "an object", choice)
+        if choice.get("index", 0) == 0:
             return choice
     return None
+
+
+def _filter_list(source: Mapping[str, Any], key: str) -> list[dict[str, Any]] | None:
+    results = list_field(source, key, key)
+    if results is None:
+        return None
+    for position, result in enumerate(results):
+        if not isinstance(result, Mapping):
+            raise MalformedAnswer(f"{key}[{position}]", "an object", result)
+    return [dict(result) for result in results]
+
+
+def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResponse:
+    """The answer a chat-completion body holds; `MalformedAnswer` or a pydantic `ValidationError`
+    when it is not a valid one."""
+    if not choices:
+        # A 200 without any choice is no answer at all, not an empty one.
+        raise MalformedAnswer("choices", "a list with at least one choice", choices)
+    choice = _choice0(choices)
+    if choice is None:
+        raise MalformedAnswer("choices", "a list holding the choice with index 0", choices)
+    raw_message = mapping_field(choice, "message", "choices[0].message") or {}
+    raw_calls = list_field(raw_message, "tool_calls", "choices[0].message.tool_calls") or []
+    tool_calls = [_tool_call(call, f"choices[0].message.tool_calls[{i}]") for i, call in enumerate(raw_calls)]
+    content = _content_text(raw_message, "choices[0].message.content")
+    finish = text_field(choice, "finish_reason", "choices[0].finish_reason")
+    if tool_calls and finish == "stop":
+        finish = "tool_calls"
+    filter_results = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
+    return ChatResponse(
+        message=Message(
+            role="assistant",
+            content=content if content is not None else (None if tool_calls else ""),
+            tool_calls=tool_calls,
+        ),
+        finish_reason=finish,
+        usage=parse_usage(data.get("usage")),
+        model=text_field(data, "model", "model") or None,
+        provider="",
+        reasoning=_reasoning_of(raw_message),
+        content_filter_results=dict(filter_results) if filter_results is not None else None,
+        prompt_filter_results=_filter_list(data, "prompt_filter_results"),
+        raw=dict(data),
+    )
 
 
 class OpenAIChatCodec:
@@ -186,30 +272,7 @@ class OpenAIChatCodec:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("choices"), list):
             # LM Studio, Azure gateways and some proxies answer HTTP 200 with an error body.
             raise error_in_ok_body(data, reply, fallback="the server answered without any choices")
-        choice = _choice0(data["choices"]) or {}
-        raw_message = choice.get("message") or {}
-        tool_calls = [_tool_call(call) for call in raw_message.get("tool_calls") or [] if isinstance(call, Mapping)]
-        content = raw_message.get("content")
-        finish = choice.get("finish_reason")
-        if tool_calls and finish == "stop":
-            finish = "tool_calls"
-        filter_results = choice.get("content_filter_results")
-        prompt_filters = data.get("prompt_filter_results")
-        response = ChatResponse(
-            message=Message(
-                role="assistant",
-                content=content if isinstance(content, str) else (None if tool_calls else ""),
-                tool_calls=tool_calls,
-            ),
-            finish_reason=finish,
-            usage=parse_usage(data.get("usage")),
-            model=data.get("model") or None,
-            provider="",
-            reasoning=_reasoning_of(raw_message),
-            content_filter_results=dict(filter_results) if isinstance(filter_results, Mapping) else None,
-            prompt_filter_results=list(prompt_filters) if isinstance(prompt_filters, list) else None,
-            raw=dict(data),
-        )
+        response = decoded_body(lambda: _response_from_body(data, data["choices"]), reply)
         return repair_response(response, reply.call) if reply.call is not None else response
 
     def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
@@ -255,26 +318,9 @@ class OpenAIStreamParser(ParserBase):
         if data == "[DONE]":
             self._done = True
             return
-        # Raised outside the except block: the decode error's context would carry the payload.
-        try:
-            payload, valid = json.loads(data), True
-        except json.JSONDecodeError:
-            payload, valid = None, False
-        if not valid:
-            raise StreamDecodeError(
-                "a stream event is not valid JSON",
-                offset=self._sse.consumed,
-                length=len(data),
-                **self.context.fields(0),
-            )
-        if type(payload) is not dict and not isinstance(payload, Mapping):
-            raise StreamDecodeError(
-                "a stream event is not a JSON object",
-                offset=self._sse.consumed,
-                length=len(data),
-                **self.context.fields(0),
-            )
-        self._on_payload(payload, event_type, out)
+        offset = self._sse.consumed
+        payload = event_object(data, "a stream event", self.context, offset)
+        decoded_event(self.context, offset, len(data), self._on_payload, payload, event_type, out)
 
     def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
         """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,
@@ -285,53 +331,68 @@ class OpenAIStreamParser(ParserBase):
         if isinstance(item, str):
             self._done = item == "[DONE]"
             return events
-        self._on_payload(item, None, events)
+        decoded_event(self.context, self._sse.consumed, 0, self._on_payload, item, None, events)
         return events
 
     def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
         if event_type == "error" or payload.get("error") or payload.get("type") in ("error", "response.failed"):
             raise self._in_band_error(payload)
-        if self._model is None and payload.get("model"):
-            self._model = str(payload["model"])
+        if self._model is None:
+            self._model = text_field(payload, "model", "model") or None
         prompt_filters = payload.get("prompt_filter_results")
         if isinstance(prompt_filters, list):
             out.extend(
                 ContentFilterEvent(results=dict(r), source="prompt") for r in prompt_filters if isinstance(r, Mapping)
             )
-        choice = _choice0(payload.get("choices"))
+        choices = payload.get("choices")
+        # This runs for every chunk: the common, well-typed case costs a type check, and the
+        # typed readers (which name the field in their error) only run for anything else.
+        choice = _choice0(choices if type(choices) is list else list_field(payload, "choices", "choices"))
         if choice is not None:
             self._on_choice(choice, out)
-        usage = parse_usage(payload.get("usage"))
+        usage = payload.get("usage")
         if usage is not None:
-            out.append(UsageEvent(usage))
+            parsed = parse_usage(usage)
+            if parsed is not None:
+                out.append(UsageEvent(parsed))
 
     def _on_choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if type(delta) is dict or isinstance(delta, Mapping):
+        if delta is not None and type(delta) is not dict:
+            delta = mapping_field(choice, "delta", "choices[0].delta")
+        if delta:
             reasoning = _reasoning_of(delta)
             if reasoning:
                 out.append(ReasoningDelta(reasoning))
             content = delta.get("content")
-            if isinstance(content, str) and content:
+            if type(content) is not str:
+                content = _content_text(delta, "choices[0].delta.content")
+            if content:
                 out.append(TextDelta(content))
             calls = delta.get("tool_calls")
-            if isinstance(calls, list):
+            if calls:
+                if type(calls) is not list:
+                    calls = list_field(delta, "tool_calls", "choices[0].delta.tool_calls") or []
                 for position, call in enumerate(calls):
-                    if isinstance(call, Mapping):
-                        out.append(self._tool_delta(call, position))
+                    out.append(self._tool_delta(call, position))
         filters = choice.get("content_filter_results")
-        if filters and (type(filters) is dict or isinstance(filters, Mapping)):
-            out.append(ContentFilterEvent(results=dict(filters)))
+        if filters:
+            filters = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
+            out.append(ContentFilterEvent(results=dict(filters or {})))
         finish = choice.get("finish_reason")
+        if finish is not None and type(finish) is not str:
+            finish = text_field(choice, "finish_reason", "choices[0].finish_reason")
         if finish:
-            out.append(FinishEvent(str(finish)))
+            out.append(FinishEvent(finish))
 
-    def _tool_delta(self, call: Mapping[str, Any], position: int) -> ToolCallDelta:
-        raw_function = call.get("function")
-        function: Mapping[str, Any] = raw_function if isinstance(raw_function, Mapping) else {}
-        call_id = call.get("id")
-        index = call.get("index")
-        if isinstance(index, int):
+    def _tool_delta(self, call: Any, position: int) -> ToolCallDelta:
+        where = f"choices[0].delta.tool_calls[{position}]"
+        if type(call) is not dict and not isinstance(call, Mapping):
+            raise MalformedAnswer(where, "an object", call)
+        function = mapping_field(call, "function", f"{where}.function") or {}
+        call_id = text_field(call, "id", f"{where}.id")
+        index = int_field(call, "index", f"{where}.index")
+        if index is not None:
             key = f"i{index}"
         elif call_id:
             key = f"d{call_id}"  # Whole calls sent without index (Azure catalog, Ollama /v1): one per id.
@@ -341,14 +402,14 @@ class OpenAIStreamParser(ParserBase):
         if slot is None:
             slot = self._tool_slots[key] = self._next_slot
             self._next_slot += 1
-        arguments = function.get("arguments")
-        if isinstance(arguments, Mapping):
+        arguments = _tool_arguments(function, f"{where}.function.arguments")
+        if arguments is not None and not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False)
         return ToolCallDelta(
             index=slot,
-            id=call_id if isinstance(call_id, str) else None,
-            name=function.get("name") or None,
-            arguments=arguments if isinstance(arguments, str) else "",
+            id=call_id,
+            name=text_field(function, "name", f"{where}.function.name") or None,
+            arguments=arguments or "",
         )
 
     def _in_band_error(self, payload: Mapping[str, Any]) -> InBandStreamError:
