@@ -328,7 +328,7 @@ class HTTPModel(Model):
             raise self._status_error(response, body)
         try:
             return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, huge integers, deep nesting
             raise ProviderError(
                 f"{response.request.method} {response.request.url.path} answered with a body that is not JSON",
                 status=response.status_code,
@@ -434,7 +434,7 @@ class HTTPModel(Model):
         # Raised outside the except block: the decode error's context would carry the whole body.
         try:
             data, valid = json.loads(body), True
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, huge integers, deep nesting
             data, valid = None, False
         if not valid:
             raise ProviderError(

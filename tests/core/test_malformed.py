@@ -222,3 +222,22 @@ async def test_a_text_tool_call_python_cannot_decode_stays_text(driver: Driver, 
     model = make_model(_answer(_with_message(content=text)), profile={"text_tool_calls": True})
     response = await driver.chat(model, "hi", tools=[mm.Tool(name="f", parameters={"type": "object"})])
     assert (response.text, response.tool_calls) == (text, [])
+
+
+UNDECODABLE = {
+    "a 200 with a 5,000-digit number": (200, b'{"id": ' + b"9" * 5_000 + b"}", mm.ProviderError),
+    "a 200 nested 100,000 deep": (200, b"[" * 100_000, mm.ProviderError),
+    "a 500 nested 100,000 deep": (500, b"[" * 100_000, mm.ServerError),
+    "a 400 with a 5,000-digit number": (400, b'{"error": {"code": ' + b"9" * 5_000 + b"}}", mm.BadRequestError),
+}
+
+
+@pytest.mark.parametrize(("status", "body", "expected"), list(UNDECODABLE.values()), ids=list(UNDECODABLE))
+async def test_json_python_cannot_decode_is_a_typed_error(
+    driver: Driver, make_model: MakeModel, status: int, body: bytes, expected: type[mm.ProviderError]
+) -> None:
+    # json.loads raises ValueError (integer too long) or RecursionError (nesting), not JSONDecodeError.
+    with pytest.raises(expected) as info:
+        await driver.chat(make_model(_answer(body, status)), "hi")
+    assert info.value.status == status
+    assert info.value.__context__ is None or not isinstance(info.value.__context__, RecursionError)

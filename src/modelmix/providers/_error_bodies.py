@@ -145,7 +145,7 @@ def error_from_body(body: bytes, reply: Reply) -> APIStatusError:
     fallback = f"HTTP {status}"
     try:
         data: Any = json.loads(body) if body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, huge integers, deep nesting
         data = body.decode("utf-8", errors="replace")
     info = error_info(data, fallback=fallback)
     loading = status == 503 and "loading" in info.message.lower()

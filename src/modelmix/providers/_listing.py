@@ -134,7 +134,7 @@ def _decode(response: httpx.Response, body: bytes, provider: str) -> Any:
         raise error_from_body(body, Reply(response.status_code, response.headers, context=context))
     try:
         return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # bad JSON, bad UTF-8, huge integers, deep nesting
         raise ProviderError(
             f"the model listing at {response.request.url.path} is not JSON",
             provider=provider,
