@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -402,6 +402,7 @@ class HTTPModel(Model):
             headers=headers,
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
         )
+        request.stream = _RequestBody(request.content)
         return with_timeout(request, request_timeout(settings.get("timeout"), self._model_timeout)), call
 
     def _too_large(self) -> ResponseTooLargeError:
@@ -497,6 +498,42 @@ class HTTPModel(Model):
             secrets=secrets,
         )
         return Reply(response.status_code, response.headers, call, self._profile, context)
+
+
+class _RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body sent as one chunk, without an async generator.
+
+    httpx's own body stream iterates through an async generator; a call cancelled while httpcore
+    is sending it leaves that generator to the garbage collector, which trio reports as an
+    unraisable ``ResourceWarning``. An iterator object has nothing to finalise.
+    """
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._content,))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _OneChunk(self._content)
+
+
+class _OneChunk:
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content: bytes | None = content
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        content, self._content = self._content, None
+        if content is None:
+            raise StopAsyncIteration
+        return content
 
 
 class _Where(TypedDict):
