@@ -30,7 +30,7 @@ def _with_message(**message: Any) -> dict[str, Any]:
 
 
 MALFORMED_BODIES = {
-    "model is a number": (_body(model=12345), "`model` should be a string, received 12345"),
+    "model is a number": (_body(model=98765), "`model` should be a string, received 98765"),
     "usage count is text": (_body(usage={"prompt_tokens": "abc"}), "`usage.prompt_tokens` should be a whole number"),
     "usage count is a list": (_body(usage={"completion_tokens": [1]}), "received [1]"),
     "usage is a list": (_body(usage=[1]), "`usage` should be an object"),
