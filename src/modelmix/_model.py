@@ -31,7 +31,8 @@ class Model(ABC):
     name: str
     settings: Settings
     host: str | None = None
-    """The server's host name for models reached over the network; None for in-process models."""
+    """Where the server is, for models reached over the network: the host name, or ``host:port`` when
+    the base URL names a port (so two servers on one machine can be told apart); None in-process."""
 
     @abstractmethod
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:

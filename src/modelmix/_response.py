@@ -45,6 +45,7 @@ class Attempt(BaseModel):
     model: str
     provider: str
     host: str | None = None
+    """The server tried: ``host`` or ``host:port`` (None for an in-process model)."""
     status: int | None = None
     phase: str | None = None
     elapsed: float = 0.0
