@@ -40,13 +40,22 @@ class BreakerState(str, enum.Enum):
 class BreakerConfig:
     """Thresholds; the defaults are listed in the deadlines and breakers guide."""
 
-    window: int = 20
-    min_calls: int = 10
+    window: int = 100
+    """Calls whose outcomes the failure rate is computed over."""
+    min_calls: int = 50
+    """No rate-based opening before this many calls are in the window: over 20 calls an endpoint
+    failing 37 % of the time shows 50 % failures one check in nine, over 50 calls one in thirty."""
     failure_rate: float = 0.5
-    consecutive_failures: int = 5
-    open_base: float = 30.0
-    """Seconds open the first time; × times opened after that."""
+    consecutive_failures: int = 10
+    """Failures in a row that open the circuit at once (a dead endpoint, before `min_calls`).
+    Five in a row happen every ~200 calls at a 37 % failure rate; ten, every ~30,000."""
+    open_base: float = 10.0
+    """Seconds open the first time; × times opened after that (one opening is forgotten per
+    `min_calls` successful calls)."""
     open_cap: float = 300.0
+    probe_failures: int = 3
+    """Half-open: probes that must fail in a row before the circuit re-opens (the first success
+    closes it), so an endpoint that answers most calls isn't shut out by one unlucky probe."""
     jitter: float = 0.1
     misconfigured_open: float = 300.0
     rate_limit_cooldown: float = 5.0
@@ -91,6 +100,8 @@ class CircuitBreaker:
         self._times_opened = 0
         self._healthy = 0
         self._probe_out = False
+        self._failed_probes = 0
+        self._forced = False
         self._logged_misconfigured = False
 
     # ------------------------------------------------------------------------------ queries
@@ -150,6 +161,8 @@ class CircuitBreaker:
                 return False
             self._reopen_at = min(self._reopen_at, now)
             self._cooldown_until = min(self._cooldown_until, now)
+            # The endpoint's time was not up yet: one failed probe is enough to send it back.
+            self._forced = self._state is not BreakerState.CLOSED
             return True
 
     def blocked(self, now: float) -> bool:
@@ -206,11 +219,7 @@ class CircuitBreaker:
                 return
             failed = outcome == "failure"
             if probe:
-                if failed:
-                    self._times_opened += 1
-                    self._open(now, self._open_seconds(), BreakerState.OPEN)
-                else:
-                    self._close()
+                self._probe_result(failed, now)
                 return
             self._samples.append(failed)
             self._consecutive = self._consecutive + 1 if failed else 0
@@ -219,11 +228,27 @@ class CircuitBreaker:
                 self._times_opened += 1
                 self._open(now, self._open_seconds(), BreakerState.OPEN)
 
+    def _probe_result(self, failed: bool, now: float) -> None:
+        """One answer closes the circuit: the endpoint serves again. Re-opening takes
+        `probe_failures` failed probes in a row, because a single probe fails by bad luck as
+        often as the endpoint's ordinary failure rate (a 37 % rate would re-open it every third
+        time, for longer each time). A forced panic-mode probe gets one chance only."""
+        if not failed:
+            self._close()
+            return
+        self._failed_probes += 1
+        if self._forced or self._failed_probes >= self.config.probe_failures:
+            self._times_opened += 1
+            self._open(now, self._open_seconds(), BreakerState.OPEN)
+
     def _decay(self, failed: bool) -> None:
-        """Forget one past opening per full window of healthy calls (Envoy's ejection multiplier
-        decays the same way), so an incident hours ago doesn't lengthen today's open window."""
-        self._healthy = 0 if failed else self._healthy + 1
-        if self._healthy >= self.config.window and self._times_opened:
+        """Forget one past opening per `window` successful calls (Envoy's ejection multiplier
+        decays the same way), so an incident hours ago doesn't lengthen today's open window.
+        Successes are counted, not required in a row: an endpoint with a few failures mixed in
+        is still serving."""
+        if not failed:
+            self._healthy += 1
+        if self._healthy >= self.config.min_calls and self._times_opened:
             self._times_opened -= 1
             self._healthy = 0
 
@@ -243,12 +268,17 @@ class CircuitBreaker:
         self._reopen_at = max(self._reopen_at, now + seconds)
         self._samples.clear()
         self._consecutive = 0
+        self._failed_probes = 0
+        self._forced = False
+        self._healthy = 0
         logger.info("circuit %s %s for %.1f s", self.name, state.value, seconds)
 
     def _close(self) -> None:
         self._state = BreakerState.CLOSED
         self._samples.clear()
         self._consecutive = 0
+        self._failed_probes = 0
+        self._forced = False
         self._logged_misconfigured = False
         logger.info("circuit %s closed after a successful probe", self.name)
 
@@ -262,6 +292,8 @@ class CircuitBreaker:
             self._times_opened = 0
             self._healthy = 0
             self._probe_out = False
+            self._failed_probes = 0
+            self._forced = False
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.name} {self._state.value}>"
