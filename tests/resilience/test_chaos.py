@@ -103,7 +103,7 @@ async def test_chaos_breakers_let_recovering_endpoints_back(
             if call_no % 2:
                 async with chain.astream("chaos") as stream:
                     text = "".join([d async for d in stream.text_deltas()])
-                tally(stream.attempts)
+                tally(stream.response.attempts)
             else:
                 response = await chain.achat("chaos")
                 text = response.text
