@@ -468,3 +468,21 @@ async def test_bad_input_gives_the_probe_slot_back(server: FaultServer, clock: F
     assert model.breaker.admit(clock.now()) == "probe"  # the slot was not leaked
     assert server.count() == 0
     await model.aclose()
+
+
+async def test_an_abandoned_probe_does_not_keep_the_endpoint_out(server: FaultServer, clock: FakeClock) -> None:
+    # A stream opened as the half-open probe and dropped without being closed never reports its
+    # outcome: the endpoint must not be refused for ever because of it.
+    model = mm.circuit_breaker(resilient(server, "a", clock))
+    assert model.breaker is not None
+    for _ in range(IN_A_ROW):
+        model.breaker.record("failure", clock.now())
+    clock.offset += 40  # past the open window
+    abandoned = model.astream("hi")
+    await abandoned.__aenter__()  # the probe: committed, then forgotten
+    assert not model.breaker.allow(clock.now())  # while it may still be running, it is the probe
+    clock.offset += 120  # the default probe_timeout
+    assert (await model.achat("hi")).text == "Hello"
+    assert model.breaker.state(clock.now()) is BreakerState.CLOSED
+    await abandoned.aclose()
+    await model.aclose()

@@ -56,6 +56,9 @@ class BreakerConfig:
     probe_failures: int = 3
     """Half-open: probes that must fail in a row before the circuit re-opens (the first success
     closes it), so an endpoint that answers most calls isn't shut out by one unlucky probe."""
+    probe_timeout: float = 120.0
+    """Seconds a probe may stay unanswered before another is let through: a probe whose outcome
+    never arrives (a stream opened and abandoned unclosed) must not keep the endpoint out forever."""
     jitter: float = 0.1
     misconfigured_open: float = 300.0
     rate_limit_cooldown: float = 5.0
@@ -100,6 +103,7 @@ class CircuitBreaker:
         self._times_opened = 0
         self._healthy = 0
         self._probe_out = False
+        self._probe_since = 0.0
         self._failed_probes = 0
         self._forced = False
         self._logged_misconfigured = False
@@ -148,16 +152,17 @@ class CircuitBreaker:
             if self._state is not BreakerState.HALF_OPEN and now < self._reopen_at:
                 return None
             self._state = BreakerState.HALF_OPEN
-            if self._probe_out:
+            if self._probe_in_flight(now):
                 return None
             self._probe_out = True
+            self._probe_since = now
             return "probe"
 
     def force_probe(self, now: float) -> bool:
         """Panic mode (every model of a chain is open): make the next `allow` grant one probe now,
         unless the endpoint is MISCONFIGURED or a probe is already out."""
         with self._lock:
-            if self._state is BreakerState.MISCONFIGURED or self._probe_out:
+            if self._state is BreakerState.MISCONFIGURED or self._probe_in_flight(now):
                 return False
             self._reopen_at = min(self._reopen_at, now)
             self._cooldown_until = min(self._cooldown_until, now)
@@ -171,8 +176,11 @@ class CircuitBreaker:
             return True
         state = self.state(now)
         return state in (BreakerState.OPEN, BreakerState.MISCONFIGURED) or (
-            state is BreakerState.HALF_OPEN and self._probe_out
+            state is BreakerState.HALF_OPEN and self._probe_in_flight(now)
         )
+
+    def _probe_in_flight(self, now: float) -> bool:
+        return self._probe_out and now - self._probe_since < self.config.probe_timeout
 
     @property
     def misconfigured(self) -> bool:
