@@ -39,6 +39,10 @@ async def test_an_async_answer_function_works_from_async_calls() -> None:
         assert "".join([d async for d in stream.text_deltas()]) == "async: hi"
 
 
+async def test_an_async_answer_function_works_from_sync_calls_inside_an_event_loop() -> None:
+    assert FunctionModel(_async_answer).chat("hi").text == "async: hi"  # on a loop of its own
+
+
 async def test_a_blocking_answer_function_neither_stalls_the_loop_nor_outlives_cancellation() -> None:
     def blocking(messages: list[mm.Message], settings: mm.Settings) -> str:
         time.sleep(1.5)

@@ -17,6 +17,7 @@ from typing_extensions import Unpack
 
 from .._call_deadline import remaining
 from .._error_mapping import status_error
+from .._error_tree import Phase, TransportKind
 from .._exceptions import TransportError
 from .._messages import Message, MessagesInput, ToolCall, to_messages
 from .._model import Model
@@ -139,14 +140,13 @@ class FunctionModel(Model):
         if timed_out:
             raise self._timeout(seconds)
 
+    def _network_error(self, message: str, kind: TransportKind, phase: Phase | None = None) -> TransportError:
+        """What the HTTP driver raises for the same trouble on a real connection."""
+        return TransportError(message, kind=kind, phase=phase, provider=self.provider, model=self.name)
+
     def _timeout(self, seconds: float) -> TransportError:
-        # What the HTTP driver raises when a server is slower than the read timeout.
-        return TransportError(
-            f"no response within {seconds:g} s (read timeout)",
-            kind="read_timeout",
-            phase="sent_no_response",
-            provider=self.provider,
-            model=self.name,
+        return self._network_error(
+            f"no response within {seconds:g} s (read timeout)", "read_timeout", "sent_no_response"
         )
 
     def _fail_on_status(self, reply: FakeReply) -> None:
@@ -166,12 +166,8 @@ class FunctionModel(Model):
         reply = FakeReply(text=result) if isinstance(result, str) else result
         self._fail_on_status(reply)
         if reply.drop_after is not None:
-            raise TransportError(
-                "the server closed the connection before answering",
-                kind="protocol",
-                phase="sent_no_response",
-                provider=self.provider,
-                model=self.name,
+            raise self._network_error(
+                "the server closed the connection before answering", "protocol", "sent_no_response"
             )
         calls = [
             ToolCall.from_raw(f"call_{i}", str(c["name"]), dict(c.get("arguments", {})))
@@ -229,9 +225,7 @@ class FunctionModel(Model):
         return [*content, *closing, "[DONE]"], False
 
     def _dropped(self) -> TransportError:
-        return TransportError(
-            "the server closed the connection mid-stream", kind="protocol", provider=self.provider, model=self.name
-        )
+        return self._network_error("the server closed the connection mid-stream", "protocol")
 
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
         def open_stream() -> OpenedStream:
