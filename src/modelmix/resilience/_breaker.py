@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from .._exceptions import CircuitOpenError
+from .._exceptions import CircuitOpenError, ConfigurationError
 from ._faults import BreakerOutcome, fault_of
 
 __all__ = ["BreakerConfig", "BreakerSnapshot", "BreakerState", "CircuitBreaker", "Outcome", "classify"]
@@ -63,6 +63,31 @@ class BreakerConfig:
     misconfigured_open: float = 300.0
     rate_limit_cooldown: float = 5.0
     """Cooldown after a 429 that gave no hint."""
+
+    def __post_init__(self) -> None:
+        counts = ("window", "min_calls", "consecutive_failures", "probe_failures")
+        seconds = ("open_base", "open_cap", "probe_timeout", "misconfigured_open", "rate_limit_cooldown")
+        for name in counts:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"BreakerConfig({name}={value!r}): a whole number of calls, at least 1")
+        for name in seconds:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"BreakerConfig({name}={value!r}): seconds, a number above 0")
+        if not 0 < self.failure_rate <= 1:
+            raise ConfigurationError(
+                f"BreakerConfig(failure_rate={self.failure_rate!r}): a fraction above 0, at most 1"
+            )
+        if not 0 <= self.jitter < 1:
+            raise ConfigurationError(
+                f"BreakerConfig(jitter={self.jitter!r}): a fraction from 0 up to (not including) 1"
+            )
+        if self.min_calls > self.window:
+            # The window never holds that many calls, so the failure rate would never be checked.
+            raise ConfigurationError(
+                f"BreakerConfig(min_calls={self.min_calls}, window={self.window}): min_calls must not exceed window"
+            )
 
 
 @dataclass(frozen=True)
