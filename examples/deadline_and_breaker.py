@@ -1,6 +1,6 @@
 """One deadline, a circuit breaker and a hedge, offline.
 
-- A model whose server is down (connection refused) sits behind a circuit breaker: after five
+- A model whose server is down (connection refused) sits behind a circuit breaker: after ten
   failures in a row the breaker opens and later calls skip it at once.
 - A slow model (2 s to answer) in a chain with `deadline=0.5`: the call ends with
   `DeadlineExceededError` after half a second, not two.
@@ -39,7 +39,7 @@ def fake(name: str, *, delay: float = 0.0, down: bool = False) -> OpenAIModel:
 async def main() -> None:
     # 1. A circuit breaker around a dead endpoint (no retries, to show the breaker alone).
     guarded = mm.circuit_breaker(fake("dead", down=True))
-    for call in range(7):
+    for call in range(12):
         try:
             await guarded.achat("hi")
         except (mm.TransportError, mm.CircuitOpenError) as exc:

@@ -334,10 +334,11 @@ async def test_row31_all_open_probes_the_soonest(server: FaultServer, clock: Fak
     server.script("b", Fault.error(500))
     async with chain(server, clock, "a", "b") as model:
         now = clock.now()
-        for _ in range(5):
+        in_a_row = mm.resilience.BreakerConfig().consecutive_failures
+        for _ in range(in_a_row):
             breaker_of(model, "a").record("failure", now)
-        for _ in range(5):
-            breaker_of(model, "b").record("failure", now - 20)  # opened earlier: reopens sooner
+        for _ in range(in_a_row):
+            breaker_of(model, "b").record("failure", now - 5)  # opened earlier: reopens sooner
         with pytest.raises(mm.AllModelsFailedError) as caught:
             await model.achat(MSG)
         assert server.order() == ["b"]  # exactly one probe, to the soonest

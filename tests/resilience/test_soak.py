@@ -95,10 +95,11 @@ async def test_soak_three_model_chain(
         )
         for label in LABELS
     ]
-    # The soak packs hours of traffic into minutes, so breaker windows are scaled down the same
-    # way (0.5 s × times opened, at most 5 s, instead of 30 s and 300 s): they still open,
-    # half-open and close many times during the run instead of staying open for most of it.
-    scaled = BreakerConfig(open_base=0.5, open_cap=5.0)
+    # The soak packs hours of traffic into minutes, and it is here to drive the breakers through
+    # their states under load: at its 20 % fault rate the default thresholds would keep them
+    # closed (see test_chaos.py), so these trip on 5 failures in a row or half of 10 calls, and
+    # stay open 0.5 s × times opened (at most 5 s) instead of 10 s and 300 s.
+    scaled = BreakerConfig(window=20, min_calls=10, consecutive_failures=5, open_base=0.5, open_cap=5.0)
     chain = mm.fallback(*members, clock=clock, min_attempt_time=0.05, deadline=60, breaker_config=scaled)
     picks = random.Random(SEED)
     use_stream = [picks.random() < 0.5 for _ in range(REQUESTS)]

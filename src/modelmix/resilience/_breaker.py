@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from .._exceptions import CircuitOpenError
+from .._exceptions import CircuitOpenError, ConfigurationError
 from ._faults import BreakerOutcome, fault_of
 
 __all__ = ["BreakerConfig", "BreakerSnapshot", "BreakerState", "CircuitBreaker", "Outcome", "classify"]
@@ -40,17 +40,54 @@ class BreakerState(str, enum.Enum):
 class BreakerConfig:
     """Thresholds; the defaults are listed in the deadlines and breakers guide."""
 
-    window: int = 20
-    min_calls: int = 10
+    window: int = 100
+    """Calls whose outcomes the failure rate is computed over."""
+    min_calls: int = 50
+    """No rate-based opening before this many calls are in the window: over 20 calls an endpoint
+    failing 37 % of the time shows 50 % failures one check in nine, over 50 calls one in thirty."""
     failure_rate: float = 0.5
-    consecutive_failures: int = 5
-    open_base: float = 30.0
-    """Seconds open the first time; × times opened after that."""
+    consecutive_failures: int = 10
+    """Failures in a row that open the circuit at once (a dead endpoint, before `min_calls`).
+    Five in a row happen every ~200 calls at a 37 % failure rate; ten, every ~30,000."""
+    open_base: float = 10.0
+    """Seconds open the first time; × times opened after that (one opening is forgotten per
+    `min_calls` successful calls)."""
     open_cap: float = 300.0
+    probe_failures: int = 3
+    """Half-open: probes that must fail in a row before the circuit re-opens (the first success
+    closes it), so an endpoint that answers most calls isn't shut out by one unlucky probe."""
+    probe_timeout: float = 120.0
+    """Seconds a probe may stay unanswered before another is let through: a probe whose outcome
+    never arrives (a stream opened and abandoned unclosed) must not keep the endpoint out forever."""
     jitter: float = 0.1
     misconfigured_open: float = 300.0
     rate_limit_cooldown: float = 5.0
     """Cooldown after a 429 that gave no hint."""
+
+    def __post_init__(self) -> None:
+        counts = ("window", "min_calls", "consecutive_failures", "probe_failures")
+        seconds = ("open_base", "open_cap", "probe_timeout", "misconfigured_open", "rate_limit_cooldown")
+        for name in counts:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"BreakerConfig({name}={value!r}): a whole number of calls, at least 1")
+        for name in seconds:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigurationError(f"BreakerConfig({name}={value!r}): seconds, a number above 0")
+        if not 0 < self.failure_rate <= 1:
+            raise ConfigurationError(
+                f"BreakerConfig(failure_rate={self.failure_rate!r}): a fraction above 0, at most 1"
+            )
+        if not 0 <= self.jitter < 1:
+            raise ConfigurationError(
+                f"BreakerConfig(jitter={self.jitter!r}): a fraction from 0 up to (not including) 1"
+            )
+        if self.min_calls > self.window:
+            # The window never holds that many calls, so the failure rate would never be checked.
+            raise ConfigurationError(
+                f"BreakerConfig(min_calls={self.min_calls}, window={self.window}): min_calls must not exceed window"
+            )
 
 
 @dataclass(frozen=True)
@@ -91,6 +128,9 @@ class CircuitBreaker:
         self._times_opened = 0
         self._healthy = 0
         self._probe_out = False
+        self._probe_since = 0.0
+        self._failed_probes = 0
+        self._forced = False
         self._logged_misconfigured = False
 
     # ------------------------------------------------------------------------------ queries
@@ -137,19 +177,22 @@ class CircuitBreaker:
             if self._state is not BreakerState.HALF_OPEN and now < self._reopen_at:
                 return None
             self._state = BreakerState.HALF_OPEN
-            if self._probe_out:
+            if self._probe_in_flight(now):
                 return None
             self._probe_out = True
+            self._probe_since = now
             return "probe"
 
     def force_probe(self, now: float) -> bool:
         """Panic mode (every model of a chain is open): make the next `allow` grant one probe now,
         unless the endpoint is MISCONFIGURED or a probe is already out."""
         with self._lock:
-            if self._state is BreakerState.MISCONFIGURED or self._probe_out:
+            if self._state is BreakerState.MISCONFIGURED or self._probe_in_flight(now):
                 return False
             self._reopen_at = min(self._reopen_at, now)
             self._cooldown_until = min(self._cooldown_until, now)
+            # The endpoint's time was not up yet: one failed probe is enough to send it back.
+            self._forced = self._state is not BreakerState.CLOSED
             return True
 
     def blocked(self, now: float) -> bool:
@@ -158,8 +201,11 @@ class CircuitBreaker:
             return True
         state = self.state(now)
         return state in (BreakerState.OPEN, BreakerState.MISCONFIGURED) or (
-            state is BreakerState.HALF_OPEN and self._probe_out
+            state is BreakerState.HALF_OPEN and self._probe_in_flight(now)
         )
+
+    def _probe_in_flight(self, now: float) -> bool:
+        return self._probe_out and now - self._probe_since < self.config.probe_timeout
 
     @property
     def misconfigured(self) -> bool:
@@ -206,11 +252,7 @@ class CircuitBreaker:
                 return
             failed = outcome == "failure"
             if probe:
-                if failed:
-                    self._times_opened += 1
-                    self._open(now, self._open_seconds(), BreakerState.OPEN)
-                else:
-                    self._close()
+                self._probe_result(failed, now)
                 return
             self._samples.append(failed)
             self._consecutive = self._consecutive + 1 if failed else 0
@@ -219,11 +261,27 @@ class CircuitBreaker:
                 self._times_opened += 1
                 self._open(now, self._open_seconds(), BreakerState.OPEN)
 
+    def _probe_result(self, failed: bool, now: float) -> None:
+        """One answer closes the circuit: the endpoint serves again. Re-opening takes
+        `probe_failures` failed probes in a row, because a single probe fails by bad luck as
+        often as the endpoint's ordinary failure rate (a 37 % rate would re-open it every third
+        time, for longer each time). A forced panic-mode probe gets one chance only."""
+        if not failed:
+            self._close()
+            return
+        self._failed_probes += 1
+        if self._forced or self._failed_probes >= self.config.probe_failures:
+            self._times_opened += 1
+            self._open(now, self._open_seconds(), BreakerState.OPEN)
+
     def _decay(self, failed: bool) -> None:
-        """Forget one past opening per full window of healthy calls (Envoy's ejection multiplier
-        decays the same way), so an incident hours ago doesn't lengthen today's open window."""
-        self._healthy = 0 if failed else self._healthy + 1
-        if self._healthy >= self.config.window and self._times_opened:
+        """Forget one past opening per `window` successful calls (Envoy's ejection multiplier
+        decays the same way), so an incident hours ago doesn't lengthen today's open window.
+        Successes are counted, not required in a row: an endpoint with a few failures mixed in
+        is still serving."""
+        if not failed:
+            self._healthy += 1
+        if self._healthy >= self.config.min_calls and self._times_opened:
             self._times_opened -= 1
             self._healthy = 0
 
@@ -243,12 +301,17 @@ class CircuitBreaker:
         self._reopen_at = max(self._reopen_at, now + seconds)
         self._samples.clear()
         self._consecutive = 0
+        self._failed_probes = 0
+        self._forced = False
+        self._healthy = 0
         logger.info("circuit %s %s for %.1f s", self.name, state.value, seconds)
 
     def _close(self) -> None:
         self._state = BreakerState.CLOSED
         self._samples.clear()
         self._consecutive = 0
+        self._failed_probes = 0
+        self._forced = False
         self._logged_misconfigured = False
         logger.info("circuit %s closed after a successful probe", self.name)
 
@@ -262,6 +325,8 @@ class CircuitBreaker:
             self._times_opened = 0
             self._healthy = 0
             self._probe_out = False
+            self._failed_probes = 0
+            self._forced = False
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.name} {self._state.value}>"

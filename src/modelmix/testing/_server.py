@@ -9,29 +9,20 @@ leaves the machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
+import socket
+import struct
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from ._replies import FakeReply, content_chunks, finish_reason_of, kept_chunks, scripted, tool_call_payload, usage_of
+
 __all__ = ["FakeOpenAIServer", "FakeReply"]
-
-
-@dataclass(frozen=True)
-class FakeReply:
-    """What the fake server answers: text and/or tool calls (``{"name": ..., "arguments": {...}}``)."""
-
-    text: str = ""
-    tool_calls: list[Mapping[str, Any]] = field(default_factory=list)
-    finish_reason: str | None = None
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-    status: int = 200
-    """An error status answers with an OpenAI-style error body carrying `text` as the message."""
 
 
 Responder = Callable[[dict[str, Any]], "FakeReply | str"]
@@ -59,7 +50,7 @@ class FakeOpenAIServer:
 
     def __init__(
         self,
-        reply: str | FakeReply | list[str | FakeReply] | Responder | None = None,
+        reply: str | FakeReply | Sequence[str | FakeReply] | Responder | None = None,
         *,
         api_key: str | None = None,
         model: str = "fake-model-1",
@@ -79,6 +70,7 @@ class FakeOpenAIServer:
         self._server: asyncio.base_events.Server | None = None
         self._ready = threading.Event()
         self._ids = itertools.count(1)
+        self._writers: set[asyncio.StreamWriter] = set()
 
     # --------------------------------------------------------------------------- lifecycle
 
@@ -134,17 +126,27 @@ class FakeOpenAIServer:
         try:
             loop.run_forever()
         finally:
-            self._server.close()
-            loop.run_until_complete(self._server.wait_closed())
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in tasks:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(self._shutdown())
             loop.close()
+
+    async def _shutdown(self) -> None:
+        """Close every connection before the loop goes, so nothing is left for asyncio to report
+        (a keep-alive connection a client still holds, a reply sleeping on its `delay`)."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._server.wait_closed()
+        await asyncio.sleep(0)  # let the aborted transports finish closing
 
     # --------------------------------------------------------------------------- HTTP
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -157,8 +159,9 @@ class FakeOpenAIServer:
                         headers[name.strip().lower()] = value.strip()
                 length = int(headers.get("content-length", "0"))
                 body = await reader.readexactly(length) if length else b""
-                await self._respond(method, path, headers, body, writer)
-                if headers.get("connection", "").lower() == "close":
+                kept = await self._respond(method, path, headers, body, writer)
+                await writer.drain()
+                if not kept or headers.get("connection", "").lower() == "close":
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
             pass
@@ -167,16 +170,20 @@ class FakeOpenAIServer:
             # task normally keeps asyncio from logging its cancellation as an error.
             pass
         finally:
-            writer.close()
+            self._writers.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
 
     async def _respond(
         self, method: str, path: str, headers: Mapping[str, str], body: bytes, writer: asyncio.StreamWriter
-    ) -> None:
+    ) -> bool:
+        """Answer one request; False when the connection was cut (a scripted drop)."""
         if self._api_key is not None and headers.get("authorization") != f"Bearer {self._api_key}":
-            return self._send_json(writer, 401, _error("Incorrect API key provided.", "invalid_api_key"))
+            self._send_json(writer, 401, _error("Incorrect API key provided.", "invalid_api_key"))
+            return True
         route = path.split("?", 1)[0].rstrip("/")
         if method == "GET" and route.endswith("/models"):
-            return self._send_json(
+            self._send_json(
                 writer,
                 200,
                 {
@@ -184,141 +191,109 @@ class FakeOpenAIServer:
                     "data": [{"id": self._model, "object": "model", "created": 0, "owned_by": "modelmix-testing"}],
                 },
             )
+            return True
         if method != "POST" or not route.endswith("/chat/completions"):
-            return self._send_json(writer, 404, _error(f"no route for {method} {route}", "not_found"))
+            self._send_json(writer, 404, _error(f"no route for {method} {route}", "not_found"))
+            return True
         try:
             request = json.loads(body)
         except json.JSONDecodeError:
-            return self._send_json(writer, 400, _error("the body is not JSON", "invalid_json"))
+            self._send_json(writer, 400, _error("the body is not JSON", "invalid_json"))
+            return True
         self.requests.append(request)
-        produced = self._responder(request)
+        try:
+            produced = self._responder(request)
+        except Exception as exc:  # a bug in the test's responder: say so instead of hanging
+            self._send_json(writer, 500, _error(f"the responder raised {type(exc).__name__}: {exc}", "responder"))
+            return True
         reply = FakeReply(text=produced) if isinstance(produced, str) else produced
-        if reply.status >= 400:
-            return self._send_json(writer, reply.status, _error(reply.text or "error", None))
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.status >= 300:
+            self._send_json(writer, reply.status, _error(reply.text or "error", None), reply.headers)
+            return True
         if request.get("stream"):
             include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-            await self._send_stream(writer, request, reply, include_usage)
-            return None
-        return self._send_json(writer, 200, self._completion(request, reply))
+            return await self._send_stream(writer, request, reply, include_usage)
+        if reply.drop_after is not None:
+            _cut(writer)
+            return False
+        self._send_json(writer, 200, self._completion(request, reply), reply.headers)
+        return True
 
-    def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: Any) -> None:
+    def _head(self, status: int, headers: Mapping[str, str], fields: str) -> bytes:
+        extra = {"x-request-id": f"req_fake_{next(self._ids)}", **{k.lower(): v for k, v in headers.items()}}
+        lines = "".join(f"{name}: {value}\r\n" for name, value in extra.items())
+        return f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\n{fields}{lines}\r\n".encode()
+
+    def _send_json(
+        self, writer: asyncio.StreamWriter, status: int, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> None:
         data = json.dumps(payload).encode()
-        writer.write(
-            f"HTTP/1.1 {status} {'OK' if status < 400 else 'Error'}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(data)}\r\nx-request-id: req_fake_{next(self._ids)}\r\n\r\n".encode()
-            + data
-        )
+        fields = f"content-type: application/json\r\ncontent-length: {len(data)}\r\n"
+        writer.write(self._head(status, headers or {}, fields) + data)
 
     async def _send_stream(
         self, writer: asyncio.StreamWriter, request: dict[str, Any], reply: FakeReply, include_usage: bool
-    ) -> None:
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
-            + f"x-request-id: req_fake_{next(self._ids)}\r\n\r\n".encode()
-        )
-        base = {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": self._model,
-        }
-        events: list[dict[str, Any]] = [
-            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
-        ]
-        for piece in _split(reply.text, self._chunks):
-            events.append({**base, "choices": [{"index": 0, "delta": {"content": piece}}]})
-        for index, call in enumerate(reply.tool_calls):
-            events.append(
-                {
-                    **base,
-                    "choices": [
-                        {
-                            "index": 0,
-                            "delta": {
-                                "tool_calls": [
-                                    {
-                                        "index": index,
-                                        "id": f"call_fake_{index}",
-                                        "type": "function",
-                                        "function": {
-                                            "name": call["name"],
-                                            "arguments": json.dumps(call.get("arguments", {})),
-                                        },
-                                    }
-                                ]
-                            },
-                        }
-                    ],
-                }
-            )
-        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _finish(reply)}]})
-        if include_usage:
-            events.append({**base, "choices": [], "usage": _usage(request, reply)})
-        payload = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"
+    ) -> bool:
+        fields = "content-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+        writer.write(self._head(200, reply.headers, fields))
+        usage = _usage(request, reply) if include_usage else None
+        content, closing = content_chunks(reply, self._model, self._chunks, usage)
+        events = [json.dumps(e).encode() for e in kept_chunks(reply, content)]
+        if reply.drop_after is None:
+            events += [json.dumps(e).encode() for e in closing] + [b"[DONE]"]
         # One HTTP chunk per SSE event, as real servers send them.
-        for part in payload.split(b"\n\n")[:-1]:
-            frame = part + b"\n\n"
+        for index, data in enumerate(events):
+            if index and reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+            if writer.transport.is_closing():
+                return False  # the client went away: writing on would only make asyncio complain
+            frame = b"data: " + data + b"\n\n"
             writer.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
+            await writer.drain()
+        if reply.drop_after is not None:
+            await writer.drain()
+            _cut(writer)
+            return False
         writer.write(b"0\r\n\r\n")
-        await writer.drain()
+        return True
 
     def _completion(self, request: dict[str, Any], reply: FakeReply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
         if reply.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": f"call_fake_{i}",
-                    "type": "function",
-                    "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))},
-                }
-                for i, c in enumerate(reply.tool_calls)
-            ]
+            message["tool_calls"] = [tool_call_payload(i, c) for i, c in enumerate(reply.tool_calls)]
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self._model,
-            "choices": [{"index": 0, "message": message, "finish_reason": _finish(reply)}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason_of(reply)}],
             "usage": _usage(request, reply),
         }
 
 
-def _make_responder(reply: str | FakeReply | list[str | FakeReply] | Responder | None) -> Responder:
+def _make_responder(reply: str | FakeReply | Sequence[str | FakeReply] | Responder | None) -> Responder:
     if reply is None:
         return _echo
     if isinstance(reply, (str, FakeReply)):
-        fixed = reply
-        return lambda _request: fixed
-    if isinstance(reply, list):
-        queue = list(reply)
-        if not queue:
-            raise ValueError("reply=[] gives the server nothing to answer")
-
-        def next_reply(_request: dict[str, Any]) -> FakeReply | str:
-            return queue.pop(0) if len(queue) > 1 else queue[0]
-
-        return next_reply
+        return scripted([reply])
+    if isinstance(reply, Sequence):
+        return scripted(list(reply))
     return reply
 
 
-def _split(text: str, parts: int) -> list[str]:
-    if not text:
-        return []
-    size = max(1, -(-len(text) // parts))
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _finish(reply: FakeReply) -> str:
-    return reply.finish_reason or ("tool_calls" if reply.tool_calls else "stop")
-
-
 def _usage(request: dict[str, Any], reply: FakeReply) -> dict[str, int]:
-    prompt = reply.input_tokens
-    if prompt is None:
-        words = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []) if isinstance(m, dict))
-        prompt = words + 3 * len(request.get("messages", []))
-    completion = reply.output_tokens if reply.output_tokens is not None else max(1, len(reply.text.split()))
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    messages = [m for m in request.get("messages", []) if isinstance(m, dict)]
+    return usage_of(reply, messages)
+
+
+def _cut(writer: asyncio.StreamWriter) -> None:
+    """Drop the connection the way a crashing server does: a reset, not a clean close."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
 
 
 def _error(message: str, code: str | None) -> dict[str, Any]:
