@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 import httpx
 
-from ._call_deadline import clamp_phases
+from ._call_deadline import attempt_end, clamp_phases
 from ._pool_guard import heal_async_pool
+from ._watchdog import Watch, response_sent, socket_of
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -107,7 +108,9 @@ def _stamp(request: httpx.Request, client_timeout: httpx.Timeout) -> None:
 def send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
     """Send and return as soon as the headers arrived; the caller reads and closes the body."""
     _stamp(request, client.timeout)
-    return client.send(request, stream=True)
+    response = client.send(request, stream=True)
+    response_sent(response)
+    return response
 
 
 async def asend(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -165,10 +168,31 @@ def fetch(
 ) -> tuple[httpx.Response, bytes]:
     """Send, read the capped body and release the connection, whatever happens."""
     response = send(client, request)
+    end = attempt_end()
+    interrupt = socket_of(response) if end is not None else None
+    if end is None or interrupt is None:
+        try:
+            return response, read_capped(response, limit, too_large)
+        finally:
+            response.close()
+    # httpx's read timeout is per read: a body trickling in would outlive the deadline. A watch
+    # interrupts the read at the deadline and the call fails as a timeout (the planner's deadline).
+    watch = Watch()
+    watch.deadline_at(end, _deadline_passed)
+    watch.watch(interrupt)
     try:
         return response, read_capped(response, limit, too_large)
+    except httpx.TransportError:
+        if watch.fired is not None:
+            raise httpx.ReadTimeout("the deadline passed while the body was arriving", request=request) from None
+        raise
     finally:
+        watch.stop()
         response.close()
+
+
+def _deadline_passed() -> BaseException:  # pragma: no cover - fetch raises its own timeout
+    return httpx.ReadTimeout("the deadline passed while the body was arriving")
 
 
 async def afetch(

@@ -24,8 +24,10 @@ from ._streams import (
     Connected,
     GuardedAsyncStream,
     GuardedStream,
+    ReadLimit,
     aclose_quietly,
     apull_to_commit,
+    first_token_limit,
     pull_to_commit,
     stream_attempts,
 )
@@ -102,11 +104,19 @@ def _connected(plan: CallPlan, call: Call, opened: Opened) -> Connected:
     return Connected(stream, iterator, buffered, plan.attempts, call.deadline, idle_timeout=idle, on_done=on_done)
 
 
-def open_stream(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> Connected:
-    """Open a stream up to its commit point, retrying and falling back as the plan says."""
+def open_stream(
+    plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any], inherited: list[ReadLimit]
+) -> Connected:
+    """Open a stream up to its commit point, retrying and falling back as the plan says.
+    `inherited`: read limits an enclosing wrapper put on this stream, applied to every attempt."""
 
     def attempt(call: Call) -> Opened:
         stream = call.leg.model.stream(messages, **settings)
+        for limit in inherited:
+            stream._limit_reads(limit)
+        # The same limits async puts on the attempt with cancel scopes: its first token, then
+        # the attempt's share of the deadline (sync reads are interrupted at them by a watch).
+        stream._limit_reads(first_token_limit(call, plan))
         try:
             iterator, buffered = pull_to_commit(stream)
         except BaseException:
@@ -155,9 +165,11 @@ class PlannedModel(Model):
 
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
         def connect() -> Connected:
-            return open_stream(self._plan(messages, in_async=False, streaming=True), messages, settings)
+            plan = self._plan(messages, in_async=False, streaming=True)
+            return open_stream(plan, messages, settings, guarded.inherited)
 
-        return GuardedStream(connect, provider=self.provider, model=self.name)
+        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
+        return guarded
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         async def connect() -> Connected:
