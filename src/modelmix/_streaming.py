@@ -18,6 +18,7 @@ from typing import Any, NoReturn, Protocol
 import anyio
 
 from ._accumulator import StreamAccumulator, events_from_response
+from ._driver import MAX_RESPONSE_BYTES
 from ._error_context import ErrorContext
 from ._events import CONTENT_EVENTS, StreamEvent, TextDelta
 from ._exceptions import (
@@ -115,6 +116,8 @@ class OpenedStream:
     """What errors raised inside the stream carry (the parser builds them with it)."""
     decoded: bool = False
     """The chunks are decoded objects (an in-process model), fed to the parser's ``feed_object``."""
+    max_bytes: int = MAX_RESPONSE_BYTES
+    """Cap on the whole streamed body: the model's ``max_response_bytes``, as for a non-streamed one."""
 
 
 class _StreamState:
@@ -130,6 +133,9 @@ class _StreamState:
         self.finished = False
         self.opened: OpenedStream | None = None
         self.response: ChatResponse | None = None
+        self._cap = MAX_RESPONSE_BYTES
+        self._room: int | None = None
+        """Bytes the body may still bring (None: decoded objects, not counted)."""
 
     def phase(self) -> Any:
         return "post_commit_stream" if self.committed else "pre_commit_stream"
@@ -142,16 +148,26 @@ class _StreamState:
         return events
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
+        if self._room is not None:
+            self._room -= len(chunk)
+            if self._room < 0:
+                raise self._too_large("the streamed answer", self._cap)
         try:
             return self.accept(self._decode(chunk))
         except DecoderLimitError as exc:
-            raise ResponseTooLargeError(
-                f"{exc.what} in the stream exceeds the {exc.limit}-byte cap; the connection was closed",
-                limit=exc.limit,
-                provider=self.provider,
-                model=self.model_name,
-                phase=self.phase(),
-            ) from None
+            raise self._too_large(f"{exc.what} in the stream", exc.limit) from None
+
+    def _too_large(self, what: str, limit: int) -> ResponseTooLargeError:
+        opened = self.opened
+        return ResponseTooLargeError(
+            f"{what} exceeds the {limit}-byte cap; the connection was closed",
+            limit=limit,
+            provider=self.provider,
+            model=self.model_name,
+            host=opened.host if opened else None,
+            request_id=opened.request_id if opened else None,
+            phase=self.phase(),
+        )
 
     def end_of_input(self) -> list[StreamEvent]:
         """Flush the parser and check the stream really finished."""
@@ -191,6 +207,8 @@ class _StreamState:
         self.opened = opened
         if opened.decoded:
             self._decode = self.parser.feed_object  # type: ignore[attr-defined]
+        else:
+            self._cap = self._room = opened.max_bytes
         bind = getattr(self.parser, "bind", None)
         if bind is not None:
             # A driver that brings no context of its own still gets complete errors: what the
@@ -203,7 +221,8 @@ class _StreamState:
 
     def fail(self, exc: ModelMixError) -> ModelMixError:
         """After the commit point, wrap a failure so the caller gets the partial output."""
-        if not self.committed or isinstance(exc, StreamInterruptedError):
+        if not self.committed or isinstance(exc, (StreamInterruptedError, ResponseTooLargeError)):
+            # A size cap is reported as itself whenever it is hit, as for a non-streamed answer.
             return exc
         wrapped = StreamInterruptedError(
             f"the stream failed after content was delivered: {exc.message}",
