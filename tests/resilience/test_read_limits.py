@@ -162,3 +162,28 @@ def test_the_connection_is_still_reused_after_a_well_ended_stream(server: FaultS
     pool: Any = model._client._transport._pool  # type: ignore[union-attr]
     assert len(pool.connections) == 1
     model.close()
+
+
+# ------------------------------------------------------------- item 8: bounded time to first byte
+
+
+def test_sync_first_token_timeout_covers_a_server_that_never_sends_headers(server: FaultServer) -> None:
+    server.script("a", Fault("silent"))
+    model = resilient(server, "a", Clock(), max_retries=0, ttft_timeout=0.5, idle_timeout=5.0, deadline=20.0)
+    elapsed, error = timed(lambda: read_sync(model))
+    assert isinstance(error, mm.TransportError)
+    assert error.kind == "ttft_timeout"
+    assert "first-token timeout" in str(error)
+    assert 0.5 <= elapsed < 0.5 + SLACK
+    model.close()
+
+
+def test_a_whole_answer_waits_a_bounded_time_for_its_first_byte_by_default(server: FaultServer) -> None:
+    # No timeout given anywhere: the library's own client decides how long a silent server is waited for.
+    model = base_model(server, "a")
+    timeout = model._sync_client().timeout
+    assert timeout.read is not None
+    assert timeout.read <= 120
+    assert timeout.connect is not None
+    assert timeout.connect <= 10
+    model.close()

@@ -5,14 +5,16 @@ differs is the attempt (a call, or opening a stream up to its commit point)."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
 from typing_extensions import Unpack
 
-from .._call_deadline import attempt_ends_in
+from .._call_deadline import attempt_ends_in, headers_within
 from .._events import StreamEvent
+from .._exceptions import TransportError
 from .._messages import MessagesInput
 from .._model import Model
 from .._response import ChatResponse
@@ -33,6 +35,9 @@ from ._streams import (
 )
 
 __all__ = ["PlannedModel", "achat", "aopen_stream", "chat", "open_stream"]
+
+_CLOCK_SLACK = 0.01
+"""httpx's timer and ours don't start at the same instant."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,8 +122,17 @@ def open_stream(
         # The same limits async puts on the attempt with cancel scopes: its first token, then
         # the attempt's share of the deadline (sync reads are interrupted at them by a watch).
         stream._limit_reads(first_token_limit(call, plan))
+        first_token = min(call.first_token, call.timer)
+        started = time.monotonic()
         try:
-            iterator, buffered = pull_to_commit(stream)
+            with headers_within(first_token):
+                iterator, buffered = pull_to_commit(stream)
+        except TransportError as exc:
+            stream.close()
+            if exc.kind == "read_timeout" and time.monotonic() - started >= first_token - _CLOCK_SLACK:
+                # The wait for the headers was cut to the first-token limit: that is what fired.
+                raise plan.no_first_token(call) from exc
+            raise
         except BaseException:
             stream.close()
             raise
