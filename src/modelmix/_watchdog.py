@@ -30,6 +30,8 @@ from typing import Any
 __all__ = ["Watch", "catching_responses", "response_sent", "socket_of"]
 
 MakeError = Callable[[], BaseException]
+_COMPACT_AFTER = 256
+"""Stopped watches tolerated in the timer's heap before it is compacted."""
 _Limit = tuple[float, MakeError] | None
 
 
@@ -91,7 +93,13 @@ class Watch:
 
     def stop(self) -> None:
         """No more reads: the timer thread forgets this watch."""
-        self._interrupt = None
+        with self._lock:
+            scheduled = self._interrupt is not None and math.isfinite(self._scheduled)
+            self._interrupt = None
+            # The heap may hold this watch until a far deadline: keep nothing alive through it.
+            self._deadline = self._first_token = self._idle = None
+        if scheduled:
+            _TIMER.forget()
 
     def due(self) -> tuple[float, MakeError | None]:
         """The earliest limit in force, and its error builder."""
@@ -155,6 +163,7 @@ class _Timer:
         self._order = itertools.count()
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._stopped = 0
 
     def schedule(self, at: float, watch: Watch) -> None:
         with self._wakeup:
@@ -164,6 +173,16 @@ class _Timer:
                 self._thread.start()
             if self._heap[0][2] is watch:
                 self._wakeup.notify()
+
+    def forget(self) -> None:
+        """A scheduled watch stopped: drop stopped watches once they are most of the heap, so
+        calls that end long before their deadline don't pile up until it."""
+        with self._wakeup:
+            self._stopped += 1
+            if self._stopped > _COMPACT_AFTER and self._stopped * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if entry[2]._interrupt is not None]
+                heapq.heapify(self._heap)
+                self._stopped = 0
 
     def _run(self) -> None:
         while True:
