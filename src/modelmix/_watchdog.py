@@ -148,9 +148,10 @@ def socket_of(response: Any) -> Callable[[], None] | None:
 
     def interrupt() -> None:
         # shutdown, not close: a close from another thread does not wake a blocked recv on Linux,
-        # and the reading thread still owns the socket and closes it itself.
+        # and the reading thread still owns the socket and closes it itself. The plain socket's
+        # shutdown even for TLS: SSLSocket.shutdown would also drop the TLS state under the reader.
         with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     return interrupt
 

@@ -187,3 +187,30 @@ def test_a_whole_answer_waits_a_bounded_time_for_its_first_byte_by_default(serve
     assert timeout.connect is not None
     assert timeout.connect <= 10
     model.close()
+
+
+def test_sync_limits_interrupt_a_tls_read_too() -> None:
+    """Over TLS the blocked read sits in the TLS layer; the limit must still end it on time."""
+    import ssl
+
+    import httpx
+    import trustme
+
+    from modelmix.providers.openai import OpenAIModel
+
+    authority = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    trusting = ssl.create_default_context()
+    authority.configure_trust(trusting)
+    with FaultServer(ssl_context=context) as tls_server, httpx.Client(verify=trusting) as client:
+        tls_server.script("tls", Fault("slow_drip", chunks=1, drip=0.02))
+        inner = OpenAIModel("tls", api_key="sk-test", base_url=tls_server.url("tls"), http_client=client)
+        model = mm.ResilientModel(
+            inner, policy=mm.RetryPolicy(max_retries=0, deadline=0.8, idle_timeout=None, min_attempt_time=0.05)
+        )
+        started = time.monotonic()
+        with pytest.raises(mm.DeadlineExceededError):
+            read_sync(model)
+        assert time.monotonic() - started < 0.8 + SLACK
+        assert tls_server.count() == 1
