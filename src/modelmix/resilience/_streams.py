@@ -117,7 +117,7 @@ async def aclose_quietly(stream: AsyncStream) -> None:
 
 
 def _stall_error(stream: Stream | AsyncStream, idle: float, provider: str, model: str) -> StreamStalledError:
-    message = f"no stream event for {idle:.1f} s after content had started"
+    message = f"no stream event within the {idle:g} s idle timeout after content had started"
     return StreamStalledError(
         message, partial_text=stream.text, provider=provider, model=model, phase="post_commit_stream"
     )
