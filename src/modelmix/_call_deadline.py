@@ -15,12 +15,21 @@ from contextvars import ContextVar, Token
 
 import httpx
 
-__all__ = ["attempt_end", "attempt_ends_in", "clamp_phases", "clamp_timeout", "remaining"]
+__all__ = [
+    "attempt_end",
+    "attempt_ends_in",
+    "clamp_phases",
+    "clamp_timeout",
+    "headers_read_limit",
+    "headers_within",
+    "remaining",
+]
 
 _MIN_PHASE = 0.001
 """httpx treats 0 as "no time at all"; a phase with nothing left still gets a sliver, and fails at once."""
 
 _ATTEMPT_END: ContextVar[float | None] = ContextVar("modelmix_attempt_end", default=None)
+_HEADERS_END: ContextVar[float | None] = ContextVar("modelmix_headers_end", default=None)
 
 
 def attempt_end() -> float | None:
@@ -79,3 +88,36 @@ def clamp_phases(timeout: httpx.Timeout) -> dict[str, float | None]:
 def clamp_timeout(timeout: httpx.Timeout) -> httpx.Timeout:
     """`timeout` with each phase cut to the time the current attempt has left."""
     return httpx.Timeout(**clamp_phases(timeout))
+
+
+class headers_within:
+    """The response headers of a request sent in this block must arrive within `seconds` (a
+    stream's first-token limit: no headers, no first token). Only the wait for the headers is
+    cut; the body's reads keep the request's own read timeout."""
+
+    __slots__ = ("_seconds", "_token")
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._token: Token[float | None] | None = None
+
+    def __enter__(self) -> None:
+        end = _HEADERS_END.get()
+        if math.isfinite(self._seconds):
+            proposed = time.monotonic() + max(self._seconds, 0.0)
+            end = proposed if end is None else min(end, proposed)  # an inner block never extends
+        self._token = _HEADERS_END.set(end)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._token is not None:
+            _HEADERS_END.reset(self._token)
+            self._token = None
+
+
+def headers_read_limit(read: float | None) -> float | None:
+    """The read timeout for the wait for headers when `headers_within` cuts `read`, else None."""
+    end = _HEADERS_END.get()
+    if end is None:
+        return None
+    left = max(end - time.monotonic(), _MIN_PHASE)
+    return left if read is None or left < read else None

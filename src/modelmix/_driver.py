@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 import httpx
 
-from ._call_deadline import clamp_phases
+from ._call_deadline import attempt_end, clamp_phases, headers_read_limit
 from ._pool_guard import heal_async_pool
+from ._watchdog import Watch, response_sent, socket_of
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -36,9 +37,13 @@ __all__ = [
     "with_timeout",
 ]
 
-DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=600.0, write=30.0, pool=10.0)
-"""connect 5 s, write 30 s, pool wait 10 s; read 600 s because a non-streamed answer may take
-minutes before its headers arrive. Deadlines (resilience layer) bound the whole call."""
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=120.0, write=30.0, pool=10.0)
+"""connect 5 s, write 30 s, pool wait 10 s, and at most 120 s waiting for the server: for its
+first byte, and between two reads. A server that accepts and never answers is given up after two
+minutes, not ten; a non-streamed answer must be generated within that time (its headers come
+only when it is done), so a longer generation should be streamed or given ``timeout=``. Streams
+meet their first-token limit (60 s in the wrappers) long before this. Deadlines bound the whole
+call; a deadline only ever shortens these."""
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=20, keepalive_expiry=30.0)
 """Sized for many concurrent calls to one endpoint; idle connections are kept for reuse.
@@ -107,7 +112,19 @@ def _stamp(request: httpx.Request, client_timeout: httpx.Timeout) -> None:
 def send(client: httpx.Client, request: httpx.Request) -> httpx.Response:
     """Send and return as soon as the headers arrived; the caller reads and closes the body."""
     _stamp(request, client.timeout)
-    return client.send(request, stream=True)
+    phases = request.extensions["timeout"]
+    headers_read = headers_read_limit(phases["read"])
+    if headers_read is None:
+        response = client.send(request, stream=True)
+    else:
+        # httpcore reads the timeout again when the body starts: the body keeps its own.
+        request.extensions["timeout"] = {**phases, "read": headers_read}
+        try:
+            response = client.send(request, stream=True)
+        finally:
+            request.extensions["timeout"] = phases
+    response_sent(response)
+    return response
 
 
 async def asend(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -165,10 +182,31 @@ def fetch(
 ) -> tuple[httpx.Response, bytes]:
     """Send, read the capped body and release the connection, whatever happens."""
     response = send(client, request)
+    end = attempt_end()
+    interrupt = socket_of(response) if end is not None else None
+    if end is None or interrupt is None:
+        try:
+            return response, read_capped(response, limit, too_large)
+        finally:
+            response.close()
+    # httpx's read timeout is per read: a body trickling in would outlive the deadline. A watch
+    # interrupts the read at the deadline and the call fails as a timeout (the planner's deadline).
+    watch = Watch()
+    watch.deadline_at(end, _deadline_passed)
+    watch.watch(interrupt)
     try:
         return response, read_capped(response, limit, too_large)
+    except httpx.TransportError:
+        if watch.fired is not None:
+            raise httpx.ReadTimeout("the deadline passed while the body was arriving", request=request) from None
+        raise
     finally:
+        watch.stop()
         response.close()
+
+
+def _deadline_passed() -> BaseException:  # pragma: no cover - fetch raises its own timeout
+    return httpx.ReadTimeout("the deadline passed while the body was arriving")
 
 
 async def afetch(

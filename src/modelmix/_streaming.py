@@ -7,6 +7,7 @@ the connection — lives here once and behaves the same for sync and async.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any, NoReturn, Protocol
 import anyio
 
 from ._accumulator import StreamAccumulator, events_from_response
+from ._driver import MAX_RESPONSE_BYTES
 from ._error_context import ErrorContext
 from ._events import CONTENT_EVENTS, StreamEvent, TextDelta
 from ._exceptions import (
@@ -28,6 +30,7 @@ from ._exceptions import (
 )
 from ._response import ChatResponse
 from ._sse import DecoderLimitError
+from ._watchdog import Watch, catching_responses, socket_of
 from .tokens._catalog import with_cost
 
 __all__ = [
@@ -113,6 +116,8 @@ class OpenedStream:
     """What errors raised inside the stream carry (the parser builds them with it)."""
     decoded: bool = False
     """The chunks are decoded objects (an in-process model), fed to the parser's ``feed_object``."""
+    max_bytes: int = MAX_RESPONSE_BYTES
+    """Cap on the whole streamed body: the model's ``max_response_bytes``, as for a non-streamed one."""
 
 
 class _StreamState:
@@ -128,6 +133,9 @@ class _StreamState:
         self.finished = False
         self.opened: OpenedStream | None = None
         self.response: ChatResponse | None = None
+        self._cap = MAX_RESPONSE_BYTES
+        self._room: int | None = None
+        """Bytes the body may still bring (None: decoded objects, not counted)."""
 
     def phase(self) -> Any:
         return "post_commit_stream" if self.committed else "pre_commit_stream"
@@ -140,16 +148,26 @@ class _StreamState:
         return events
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
+        if self._room is not None:
+            self._room -= len(chunk)
+            if self._room < 0:
+                raise self._too_large("the streamed answer", self._cap)
         try:
             return self.accept(self._decode(chunk))
         except DecoderLimitError as exc:
-            raise ResponseTooLargeError(
-                f"{exc.what} in the stream exceeds the {exc.limit}-byte cap; the connection was closed",
-                limit=exc.limit,
-                provider=self.provider,
-                model=self.model_name,
-                phase=self.phase(),
-            ) from None
+            raise self._too_large(f"{exc.what} in the stream", exc.limit) from None
+
+    def _too_large(self, what: str, limit: int) -> ResponseTooLargeError:
+        opened = self.opened
+        return ResponseTooLargeError(
+            f"{what} exceeds the {limit}-byte cap; the connection was closed",
+            limit=limit,
+            provider=self.provider,
+            model=self.model_name,
+            host=opened.host if opened else None,
+            request_id=opened.request_id if opened else None,
+            phase=self.phase(),
+        )
 
     def end_of_input(self) -> list[StreamEvent]:
         """Flush the parser and check the stream really finished."""
@@ -189,6 +207,8 @@ class _StreamState:
         self.opened = opened
         if opened.decoded:
             self._decode = self.parser.feed_object  # type: ignore[attr-defined]
+        else:
+            self._cap = self._room = opened.max_bytes
         bind = getattr(self.parser, "bind", None)
         if bind is not None:
             # A driver that brings no context of its own still gets complete errors: what the
@@ -201,7 +221,8 @@ class _StreamState:
 
     def fail(self, exc: ModelMixError) -> ModelMixError:
         """After the commit point, wrap a failure so the caller gets the partial output."""
-        if not self.committed or isinstance(exc, StreamInterruptedError):
+        if not self.committed or isinstance(exc, (StreamInterruptedError, ResponseTooLargeError)):
+            # A size cap is reported as itself whenever it is hit, as for a non-streamed answer.
             return exc
         wrapped = StreamInterruptedError(
             f"the stream failed after content was delivered: {exc.message}",
@@ -280,6 +301,8 @@ class Stream(_StreamBase):
         self._state = _StreamState(parser, provider=provider, model=model)
         self._iterator: Iterator[StreamEvent] | None = None
         self._closed = False
+        self._watch = Watch()
+        self._limit_error: BaseException | None = None
 
     def __enter__(self) -> Stream:
         self._open()
@@ -294,8 +317,24 @@ class Stream(_StreamBase):
         if self._state.opened is None:
             if self._closed:
                 raise ModelMixError("this stream was closed; start a new one with model.stream(...)")
-            return self._state.start(self._opener())
+            with catching_responses() as sent:
+                opened = self._state.start(self._opener())
+            interrupt = socket_of(sent.responses[-1]) if sent.responses else None
+            if interrupt is not None:
+                self._watch.watch(interrupt)
+            return opened
         return self._state.opened
+
+    def _limit_reads(self, limit: Callable[[Watch], None]) -> None:
+        """Put a time limit on this stream's reads (a wrapper's first-token, idle or deadline
+        limit): when it passes, a blocked read is interrupted and the limit's error raised."""
+        limit(self._watch)
+
+    def _raise_if_limit_passed(self) -> None:
+        fired = self._watch.fired
+        if fired is not None:
+            self._limit_error = fired()
+            raise self._limit_error
 
     def close(self) -> None:
         """Release the connection. Safe to call more than once."""
@@ -308,6 +347,7 @@ class Stream(_StreamBase):
         if self._closed:
             return
         self._closed = True
+        self._watch.stop()
         opened = self._state.opened
         if opened is not None:
             opened.close()
@@ -327,27 +367,38 @@ class Stream(_StreamBase):
                 return
             assert opened.chunks is not None
             chunks = iter(opened.chunks)  # type: ignore[arg-type]
+            watch = self._watch
+            watch.waiting()
             while True:
                 # Translated only when it fails: entering a context manager for every chunk cost
                 # more than decoding the chunk. Non-httpx exceptions pass through translate() as is.
                 try:
                     chunk = next(chunks, None)
                 except Exception:
+                    self._raise_if_limit_passed()
                     with state.translate():
                         raise
                 if chunk is None:
+                    self._raise_if_limit_passed()
                     break
-                yield from state.feed(chunk)
+                events = state.feed(chunk)
+                if events:
+                    # The idle limit runs only while the caller waits for an event.
+                    watch.not_waiting()
+                    if state.committed:
+                        watch.content_arrived()
+                    yield from events
+                    watch.waiting()
                 if state.parser.done:
-                    # Read on to the end so the connection goes back to the pool instead of
-                    # being closed (usually nothing, or a final empty chunk, is left).
-                    with state.translate():
-                        for _rest in chunks:
-                            pass
+                    watch.not_waiting()
+                    _read_past_the_end(chunks, watch)
                     break
             yield from state.end_of_input()
             state.complete()
         except ModelMixError as exc:
+            if exc is self._limit_error:
+                # Raised as built: the limit's owner chose the error (it carries what it needs).
+                raise
             state.reraise(exc)
         finally:
             self._release()
@@ -461,9 +512,7 @@ class AsyncStream(_StreamBase):
                 for event in state.feed(chunk):
                     yield event
                 if state.parser.done:
-                    with state.translate():
-                        async for _rest in chunks:
-                            pass
+                    await _aread_past_the_end(chunks)
                     break
             for event in state.end_of_input():
                 yield event
@@ -491,3 +540,33 @@ class AsyncStream(_StreamBase):
         async for _ in self:
             pass
         return self.response
+
+
+_PAST_THE_END_GRACE = 0.1
+"""Seconds a complete stream may spend reading what follows its terminator (usually the end of
+the chunked body, already buffered). Reading it lets the connection go back to the pool; a server
+that keeps the connection open after the answer costs that connection, never the caller's time."""
+
+
+class _Enough(Exception):
+    """The grace after the terminator passed."""
+
+
+def _enough() -> BaseException:
+    return _Enough()
+
+
+def _read_past_the_end(chunks: Iterator[Any], watch: Watch) -> None:
+    """Read what follows the terminator for a moment: the answer is complete whatever happens."""
+    watch.deadline_at(time.monotonic() + _PAST_THE_END_GRACE, _enough)
+    # A failure after the terminator (the grace passed, a reset) only costs the connection.
+    with contextlib.suppress(Exception):
+        for _rest in chunks:
+            pass
+
+
+async def _aread_past_the_end(chunks: AsyncIterator[Any]) -> None:
+    """Async `_read_past_the_end`."""
+    with anyio.move_on_after(_PAST_THE_END_GRACE), contextlib.suppress(Exception):
+        async for _rest in chunks:
+            pass

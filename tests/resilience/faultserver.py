@@ -35,6 +35,9 @@ FaultKind = Literal[
     "silent",
     "oversized_line",
     "redirect",
+    "done_keep_open",
+    "trickle_body",
+    "huge_stream",
 ]
 
 
@@ -295,6 +298,18 @@ class FaultServer:
             )
             await writer.drain()
             return True
+        if kind == "trickle_body":
+            # A complete JSON answer whose body arrives one byte per `drip` seconds.
+            payload = json.dumps(_completion(fault.text, model)).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                + f"content-length: {len(payload)}\r\n\r\n".encode()
+            )
+            for byte in payload:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(fault.drip)
+            return True
         if kind == "ok" and not streaming:
             payload = json.dumps(_completion(fault.text, model)).encode()
             writer.write(
@@ -309,13 +324,30 @@ class FaultServer:
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
             b"x-request-id: req-stream\r\n\r\n"
         )
-        if kind in ("stall", "slow_drip") and fault.chunks == 0:
+        if kind == "huge_stream" or (kind in ("stall", "slow_drip") and fault.chunks == 0):
             await writer.drain()
         else:
             for index in range(fault.chunks if kind != "ok" else len(fault.text)):
                 piece = fault.text[index] if kind == "ok" else f"w{index} "
                 writer.write(_chunk(_sse(_delta(piece, model))))
             await writer.drain()
+        if kind == "done_keep_open":
+            # A complete answer, [DONE] included, on a connection that then stays open silently.
+            writer.write(_chunk(_sse(_finish(model)) + b"data: [DONE]\n\n"))
+            await writer.drain()
+            await asyncio.sleep(3600)
+            return False
+        if kind == "huge_stream":
+            # `chunks` deltas of `text` each, then a proper end: only the total size is wrong.
+            for _ in range(fault.chunks):
+                writer.write(_chunk(_sse(_delta(fault.text, model))))
+                try:
+                    await writer.drain()
+                except ConnectionError:
+                    return False
+            writer.write(_chunk(_sse(_finish(model)) + b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            await writer.drain()
+            return True
         if kind == "ok":
             writer.write(_chunk(_sse(_finish(model)) + b"data: [DONE]\n\n") + b"0\r\n\r\n")
             await writer.drain()

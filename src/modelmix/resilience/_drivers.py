@@ -5,14 +5,16 @@ differs is the attempt (a call, or opening a stream up to its commit point)."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
 from typing_extensions import Unpack
 
-from .._call_deadline import attempt_ends_in
+from .._call_deadline import attempt_ends_in, headers_within
 from .._events import StreamEvent
+from .._exceptions import TransportError
 from .._messages import MessagesInput
 from .._model import Model
 from .._response import ChatResponse
@@ -24,13 +26,18 @@ from ._streams import (
     Connected,
     GuardedAsyncStream,
     GuardedStream,
+    ReadLimit,
     aclose_quietly,
     apull_to_commit,
+    first_token_limit,
     pull_to_commit,
     stream_attempts,
 )
 
 __all__ = ["PlannedModel", "achat", "aopen_stream", "chat", "open_stream"]
+
+_CLOCK_SLACK = 0.01
+"""httpx's timer and ours don't start at the same instant."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -102,13 +109,30 @@ def _connected(plan: CallPlan, call: Call, opened: Opened) -> Connected:
     return Connected(stream, iterator, buffered, plan.attempts, call.deadline, idle_timeout=idle, on_done=on_done)
 
 
-def open_stream(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> Connected:
-    """Open a stream up to its commit point, retrying and falling back as the plan says."""
+def open_stream(
+    plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any], inherited: list[ReadLimit]
+) -> Connected:
+    """Open a stream up to its commit point, retrying and falling back as the plan says.
+    `inherited`: read limits an enclosing wrapper put on this stream, applied to every attempt."""
 
     def attempt(call: Call) -> Opened:
         stream = call.leg.model.stream(messages, **settings)
+        for limit in inherited:
+            stream._limit_reads(limit)
+        # The same limits async puts on the attempt with cancel scopes: its first token, then
+        # the attempt's share of the deadline (sync reads are interrupted at them by a watch).
+        stream._limit_reads(first_token_limit(call, plan))
+        first_token = min(call.first_token, call.timer)
+        started = time.monotonic()
         try:
-            iterator, buffered = pull_to_commit(stream)
+            with headers_within(first_token):
+                iterator, buffered = pull_to_commit(stream)
+        except TransportError as exc:
+            stream.close()
+            if exc.kind == "read_timeout" and time.monotonic() - started >= first_token - _CLOCK_SLACK:
+                # The wait for the headers was cut to the first-token limit: that is what fired.
+                raise plan.no_first_token(call) from exc
+            raise
         except BaseException:
             stream.close()
             raise
@@ -155,9 +179,11 @@ class PlannedModel(Model):
 
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
         def connect() -> Connected:
-            return open_stream(self._plan(messages, in_async=False, streaming=True), messages, settings)
+            plan = self._plan(messages, in_async=False, streaming=True)
+            return open_stream(plan, messages, settings, guarded.inherited)
 
-        return GuardedStream(connect, provider=self.provider, model=self.name)
+        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
+        return guarded
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         async def connect() -> Connected:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -19,9 +20,19 @@ from .._events import CONTENT_EVENTS, StreamEvent
 from .._exceptions import ModelMixError, StreamStalledError
 from .._response import Attempt, ChatResponse
 from .._streaming import AsyncStream, Stream, _StreamState
+from .._watchdog import Watch
 from ._clock import Deadline, deadline_error
+from ._planner import Call, CallPlan
 
-__all__ = ["Connected", "GuardedAsyncStream", "GuardedStream", "apull_to_commit", "pull_to_commit"]
+__all__ = [
+    "Connected",
+    "GuardedAsyncStream",
+    "GuardedStream",
+    "ReadLimit",
+    "apull_to_commit",
+    "first_token_limit",
+    "pull_to_commit",
+]
 
 DoneHook = Callable[[BaseException | None, bool], None]
 """Called once when a committed stream ends: (error or None, read to the end?)."""
@@ -106,7 +117,7 @@ async def aclose_quietly(stream: AsyncStream) -> None:
 
 
 def _stall_error(stream: Stream | AsyncStream, idle: float, provider: str, model: str) -> StreamStalledError:
-    message = f"no stream event for {idle:.1f} s after content had started"
+    message = f"no stream event within the {idle:g} s idle timeout after content had started"
     return StreamStalledError(
         message, partial_text=stream.text, provider=provider, model=model, phase="post_commit_stream"
     )
@@ -213,13 +224,21 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
 
 
 class GuardedStream(_GuardedMixin, Stream):
-    """The sync counterpart. Sync code can't interrupt a blocked read, so idle and TTFT limits are
-    enforced through the HTTP read timeout and the deadline is checked between events."""
+    """The sync counterpart. A blocked sync read can't be cancelled, so the first-token, idle and
+    deadline limits are handed down to the provider stream, whose reads a watch interrupts at
+    the limit (see `modelmix._watchdog`); the deadline is also checked between events."""
 
     def __init__(self, connect: Callable[[], Connected], *, provider: str, model: str) -> None:
         self._connect = connect
         self._iterator: Iterator[StreamEvent] | None = None
+        self.inherited: list[ReadLimit] = []
+        """Read limits an enclosing wrapper set: every stream this one opens gets them."""
         self._setup(provider, model)
+
+    def _limit_reads(self, limit: ReadLimit) -> None:
+        self.inherited.append(limit)
+        if self._conn is not None:
+            self._conn.stream._limit_reads(limit)  # type: ignore[union-attr]
 
     def __enter__(self) -> GuardedStream:
         self._connect_once()
@@ -244,6 +263,9 @@ class GuardedStream(_GuardedMixin, Stream):
                 iterator = conn.iterator
                 assert isinstance(iterator, Iterator)
                 yield from _drain(conn.buffered)
+                inner = conn.stream
+                assert isinstance(inner, Stream)
+                inner._limit_reads(_committed_limits(conn, self._state))
                 for event in iterator:
                     if conn.deadline.own_remaining() <= 0:
                         raise deadline_error(conn.deadline, "stream")
@@ -255,6 +277,40 @@ class GuardedStream(_GuardedMixin, Stream):
     def __del__(self) -> None:
         if not getattr(self, "_closed", True) and getattr(self, "_conn", None) is not None:
             self._release()
+
+
+ReadLimit = Callable[[Watch], None]
+"""Puts one time limit (with the error it raises) on a sync stream's reads."""
+
+
+def first_token_limit(call: Call, plan: CallPlan) -> ReadLimit:
+    """An attempt's limits until its first content event: the first-token timeout (or its share
+    of a chain's time) and the attempt's deadline — what async enforces with cancel scopes."""
+    now = time.monotonic()
+    first_token = min(call.first_token, call.timer)
+
+    def limit(watch: Watch) -> None:
+        if math.isfinite(first_token):
+            watch.first_token_at(now + first_token, lambda: plan.no_first_token(call))
+        if math.isfinite(call.timer):
+            watch.deadline_at(now + call.timer, lambda: plan.attempt_timed_out(call))
+
+    return limit
+
+
+def _committed_limits(conn: Connected, state: _StreamState) -> ReadLimit:
+    """After the commit point: the idle timeout between events and the call's deadline."""
+    idle = conn.idle_timeout
+    left = conn.deadline.own_remaining()
+    now = time.monotonic()
+
+    def limit(watch: Watch) -> None:
+        if idle is not None:
+            watch.idle_limit(idle, lambda: _stall_error(conn.stream, idle, state.provider, state.model_name))
+        if math.isfinite(left):
+            watch.deadline_at(now + max(left, 0.0), lambda: deadline_error(conn.deadline, "stream"))
+
+    return limit
 
 
 def _drain(buffered: list[StreamEvent]) -> Iterator[StreamEvent]:
