@@ -137,7 +137,7 @@ def _transport_error_for(exc: httpx.TransportError, phase: Phase) -> tuple[str, 
     if isinstance(exc, httpx.PoolTimeout):
         return "timed out waiting for a free connection in the local pool", "pool_timeout", "local"
     if isinstance(exc, httpx.ReadTimeout):
-        return "timed out waiting for the server", "read_timeout", phase
+        return f"no data from the server within {_read_limit(exc)}", "read_timeout", phase
     if isinstance(exc, httpx.WriteTimeout):
         return "timed out sending the request", "write_timeout", phase
     if isinstance(exc, httpx.TimeoutException):  # pragma: no cover - every concrete subclass is above
@@ -362,3 +362,14 @@ def _retryable_override(status: int, headers: Mapping[str, str]) -> bool | None:
     if should_retry is not None:
         return should_retry
     return False if status in NOT_RETRYABLE_STATUSES else None
+
+
+def _read_limit(exc: httpx.ReadTimeout) -> str:
+    """Which limit fired, in words: the request's read timeout when httpx still knows it."""
+    try:
+        seconds = exc.request.extensions["timeout"]["read"]
+    except (RuntimeError, KeyError, TypeError):  # no request attached, or no timeout recorded
+        return "the read timeout (raise it with timeout=)"
+    if not isinstance(seconds, (int, float)):
+        return "the read timeout (raise it with timeout=)"
+    return f"the {seconds:g} s read timeout (raise it with timeout=, or shorten it to fail faster)"

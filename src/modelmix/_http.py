@@ -452,7 +452,13 @@ class HTTPModel(Model):
         """A stream whose events will come from `chunks` (the response body)."""
         reply = self._reply(response)
         return OpenedStream(
-            chunks, close, reply.context.request_id, self._error_host, started, error_context=reply.context
+            chunks,
+            close,
+            reply.context.request_id,
+            self._error_host,
+            started,
+            error_context=reply.context,
+            max_bytes=self._max_response_bytes,
         )
 
     def _opened_from_body(
