@@ -315,7 +315,9 @@ async def test_row30_saturated_pool_is_a_deadline_not_a_provider_failure(server:
     async with anyio.create_task_group() as group:
         for _ in range(6):
             group.start_soon(one)
-    assert time.monotonic() - started <= 0.4 + 0.05
+    # The queued calls ended at the deadline, not when the server answered (1 s): on a loaded 2-core
+    # machine scheduling alone can add tenths of a second, so the bound sits between the two.
+    assert time.monotonic() - started < 0.9
     assert len(outcomes) == 6
     assert all(isinstance(e, mm.DeadlineExceededError) for e in outcomes)
     assert {getattr(e, "phase", None) for e in outcomes} <= {"queue", "attempt"}
