@@ -296,20 +296,24 @@ class CallPlan:
             error.attempts = list(self.attempts)
             return GiveUp(error)
         if isinstance(error, DeadlineExceededError):
-            return GiveUp(self._chain_deadline_error(error))
+            if self.deadline.own_remaining() < self._chain.min_attempt_time:
+                return GiveUp(self._chain_deadline_error(error))
+            # Only this member's own deadline passed (``mm.retrying(m, deadline=...)`` in a chain):
+            # the chain still has time, and the next member may answer in it.
+            self._errors.append(error)
+            logger.info("fallback: %s:%s ran out of its own deadline; trying the next model", *self._who())
+            return self._next_leg()
         self._errors.append(error)
         if not self._chain.falls_back(error):
             error.attempts = list(self.attempts)
             return GiveUp(error)
         if isinstance(error, ContextLengthExceededError):
             self._too_long = (error, self._leg.model.context_window)
-        logger.info(
-            "fallback: %s:%s failed with %s; trying the next model",
-            self._leg.model.provider,
-            self._leg.model.name,
-            type(error).__name__,
-        )
+        logger.info("fallback: %s:%s failed with %s; trying the next model", *self._who(), type(error).__name__)
         return self._next_leg()
+
+    def _who(self) -> tuple[str, str]:
+        return self._leg.model.provider, self._leg.model.name
 
     def _exhausted(self) -> ModelMixError:
         min_time = self._chain.min_attempt_time if self._chain is not None else 0.0
