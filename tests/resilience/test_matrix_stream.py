@@ -322,7 +322,11 @@ async def test_row30_saturated_pool_is_a_deadline_not_a_provider_failure(server:
     assert all(isinstance(e, mm.DeadlineExceededError) for e in outcomes)
     assert {getattr(e, "phase", None) for e in outcomes} <= {"queue", "attempt"}
     assert "queue" in {getattr(e, "phase", None) for e in outcomes}
-    assert server.count("a") == 2  # the queued ones never reached the endpoint
+    # Calls that ended still queued for a connection never reached the endpoint. (Which calls end
+    # queued is a race at the deadline instant: a connection freed by a timed-out call may be taken
+    # by a queued one a moment before its own timer fires; that call then ends in "attempt".)
+    phases = [getattr(e, "phase", None) for e in outcomes]
+    assert 2 <= server.count("a") <= phases.count("attempt")
     assert model.breaker is not None
     assert model.breaker.snapshot(clock.now()).failures == 0
     assert_pool_released(model)
