@@ -78,7 +78,8 @@ class Watch:
         """The reader starts waiting for its next event (the idle limit runs from now)."""
         if self._idle is not None:
             self._idle_from = time.monotonic()
-            if self._idle_from + self._idle[0] < self._scheduled:
+            # Nothing to schedule before the read can be interrupted (no socket: a mock transport).
+            if self._interrupt is not None and self._idle_from + self._idle[0] < self._scheduled:
                 self._reschedule()
 
     def not_waiting(self) -> None:
