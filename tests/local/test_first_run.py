@@ -170,6 +170,20 @@ async def test_a_deadline_stops_generation(local: LocalModel, mode: str) -> None
     local.load().lock.release()
 
 
+def test_a_deadline_stops_the_model_while_it_reads_a_long_prompt() -> None:
+    roomy = LocalModel(n_ctx=4096)
+    roomy.load()
+    long_prompt = "Summarise this: " + "the quick brown fox jumps over the lazy dog. " * 360  # ~3,600 tokens
+    started = time.perf_counter()
+    with pytest.raises(mm.DeadlineExceededError):
+        mm.retrying(roomy, deadline=2).chat(long_prompt, max_tokens=5)
+    elapsed = time.perf_counter() - started
+    # Reading 3,600 tokens one micro-batch at a time takes 5-30 s on a CPU.
+    assert elapsed < 3.5, f"the prompt was read for {elapsed:.1f} s past a 2 s deadline"
+    # The half-read prompt leaves the model usable for the next caller.
+    assert roomy.chat("Say ok.", max_tokens=3, temperature=0).text
+
+
 def test_a_deadline_passing_while_another_caller_generates(local: LocalModel) -> None:
     lock = local.load().lock
     lock.acquire()

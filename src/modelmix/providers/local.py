@@ -291,9 +291,14 @@ class LocalModel(Model):
             raise _Abandoned
         try:
             call = dict(options)
+            guard: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
             if interrupt.active:
+                # While the prompt is read the abort callback can stop llama.cpp; once tokens are
+                # sampled, forcing end-of-sequence ends the answer cleanly.
                 call["logits_processor"] = interrupt.logits_processor(runtime.llama.token_eos())
-            with self._translate():
+                guard = runtime.abort_when(interrupt.due)
+            raw: Any = None
+            with self._translate(interrupt), guard:
                 raw = runtime.llama.create_chat_completion(messages=encoded, **call)
         finally:
             runtime.lock.release()
@@ -311,7 +316,7 @@ class LocalModel(Model):
         )
 
     @contextlib.contextmanager
-    def _translate(self) -> Iterator[None]:
+    def _translate(self, interrupt: Interrupt | None = None) -> Iterator[None]:
         """llama-cpp-python raises plain ValueError/RuntimeError; give callers typed errors."""
         try:
             yield
@@ -337,6 +342,8 @@ class LocalModel(Model):
         except TypeError as exc:
             raise ConfigurationError(f"the local backend rejected an option: {exc}") from exc
         except RuntimeError as exc:
+            if interrupt is not None and interrupt.timed_out:
+                return  # a decode aborted at the deadline: the caller raises the deadline's error
             raise ProviderError(
                 f"local generation failed: {exc}", provider=self.provider, model=self.name, phase="local"
             ) from exc
