@@ -170,16 +170,35 @@ async def test_a_deadline_stops_generation(local: LocalModel, mode: str) -> None
     local.load().lock.release()
 
 
-def test_a_deadline_stops_the_model_while_it_reads_a_long_prompt() -> None:
-    roomy = LocalModel(n_ctx=4096)
-    roomy.load()
+@pytest.fixture(scope="module")
+def roomy() -> LocalModel:
+    model = LocalModel(n_ctx=4096)
+    model.load()
+    return model
+
+
+@pytest.mark.parametrize("mode", ["chat", "achat", "stream", "astream"])
+async def test_a_deadline_stops_the_model_while_it_reads_a_long_prompt(roomy: LocalModel, mode: str) -> None:
     long_prompt = "Summarise this: " + "the quick brown fox jumps over the lazy dog. " * 360  # ~3,600 tokens
+    model = mm.retrying(roomy, deadline=2)
+
+    async def call() -> object:
+        if mode == "chat":
+            return model.chat(long_prompt, max_tokens=5)
+        if mode == "achat":
+            return await model.achat(long_prompt, max_tokens=5)
+        if mode == "stream":
+            with model.stream(long_prompt, max_tokens=5) as stream:
+                return stream.until_done()
+        async with model.astream(long_prompt, max_tokens=5) as astream:
+            return await astream.until_done()
+
     started = time.perf_counter()
     with pytest.raises(mm.DeadlineExceededError):
-        mm.retrying(roomy, deadline=2).chat(long_prompt, max_tokens=5)
+        await call()
     elapsed = time.perf_counter() - started
     # Reading 3,600 tokens one micro-batch at a time takes 5-30 s on a CPU.
-    assert elapsed < 3.5, f"the prompt was read for {elapsed:.1f} s past a 2 s deadline"
+    assert elapsed < 3.5, f"{mode}: the prompt was read for {elapsed:.1f} s past a 2 s deadline"
     # The half-read prompt leaves the model usable for the next caller.
     assert roomy.chat("Say ok.", max_tokens=3, temperature=0).text
 

@@ -223,8 +223,10 @@ class LocalModel(Model):
         def open_stream() -> OpenedStream:
             runtime = self.load()
             started = time.perf_counter()
-            runtime.lock.acquire()
-            source = _Chunks(self, runtime, encoded, options)
+            interrupt = Interrupt(None, attempt_end())
+            if not interrupt.acquire(runtime.lock):
+                raise interrupt.timeout_error(waiting=True, provider=self.provider, model=self.name)
+            source = _Chunks(self, runtime, encoded, options, interrupt)
             return OpenedStream(
                 chunks=source, close=source.close, request_id=None, host=None, started=started, decoded=True
             )
@@ -238,7 +240,7 @@ class LocalModel(Model):
             runtime = await self.aload()
             started = time.perf_counter()
             await acquire_async(runtime.lock)
-            source = _Chunks(self, runtime, encoded, options)
+            source = _Chunks(self, runtime, encoded, options, Interrupt(None, attempt_end()))
             return OpenedStream(
                 chunks=_AsyncChunks(source),
                 close=source.aclose,
@@ -367,12 +369,22 @@ def _check_extra(extra: Mapping[str, Any]) -> None:
 class _Chunks:
     """llama.cpp's chunk dicts, handed to the OpenAI stream parser as they are (no SSE bytes),
     then a usage chunk counted with the model's tokenizer and ``"[DONE]"``. Owns the model lock
-    until closed."""
+    until closed.
+
+    `reading` bounds the first chunk only, which comes once the whole prompt is read: after it,
+    the stream's own guard checks the deadline between tokens.
+    """
 
     def __init__(
-        self, model: LocalModel, runtime: LlamaRuntime, encoded: list[dict[str, Any]], options: dict[str, Any]
+        self,
+        model: LocalModel,
+        runtime: LlamaRuntime,
+        encoded: list[dict[str, Any]],
+        options: dict[str, Any],
+        reading: Interrupt,
     ) -> None:
         self._model = model
+        self._reading = reading
         self._runtime = runtime
         self._encoded = encoded
         self._options = options
@@ -397,15 +409,24 @@ class _Chunks:
             return self._pending.pop(0)
         if self._finished or self._released:
             return None
-        with self._model._translate():
+        item: dict[str, Any] | None = None
+        with self._model._translate(self._reading):
             if self._source is None:
                 self._source = iter(
                     self._runtime.llama.create_chat_completion(messages=self._encoded, stream=True, **self._options)
                 )
-            item = next(self._source, None)
-            if item is None:
-                self._finished = True
-                self._pending.append("[DONE]")
+                reading = self._runtime.abort_when(self._reading.due) if self._reading.active else None
+                with reading or contextlib.nullcontext():
+                    item = next(self._source, None)
+            else:
+                item = next(self._source, None)
+        if self._reading.timed_out:
+            self._finished = True
+            raise self._reading.timeout_error(waiting=False, provider=self._model.provider, model=self._model.name)
+        if item is None:
+            self._finished = True
+            self._pending.append("[DONE]")
+            with self._model._translate():
                 return self._usage_chunk()
         self._collect(item)
         return {**item, "model": self._model.name}  # llama.cpp reports the file path
