@@ -1,8 +1,9 @@
 """The ``modelmix`` command.
 
 ``modelmix chat [-m MODEL] PROMPT`` streams an answer to the terminal (default: the embedded
-local model, so it works on a fresh machine with no key and no network); ``modelmix models``
-lists the backends that are configured and reachable, with their models.
+local model, so it works on a fresh machine with no key and no network; an in-process model's
+answer is capped at `IN_PROCESS_MAX_TOKENS` unless ``--max-tokens`` says otherwise);
+``modelmix models`` lists the backends that are configured and reachable, with their models.
 
 Failures print one line naming the error type and exit non-zero: 2 for configuration mistakes
 (bad model string, missing key or extra), 1 for provider failures, 130 on Ctrl-C. Set

@@ -201,7 +201,7 @@ class LocalModel(Model):
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         encoded, options = self._request(messages, settings)
-        # A deadline set by a retrying model or a chain ends generation at the next token.
+        # A deadline set by a retrying model or a chain stops the model: mid-prompt or at the next token.
         return self._generate(encoded, options, Interrupt(None, attempt_end()))
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
