@@ -1,8 +1,9 @@
 """The ``modelmix`` command.
 
 ``modelmix chat [-m MODEL] PROMPT`` streams an answer to the terminal (default: the embedded
-local model, so it works on a fresh machine with no key and no network); ``modelmix models``
-lists the backends that are configured and reachable, with their models.
+local model, so it works on a fresh machine with no key and no network; an in-process model's
+answer is capped at `IN_PROCESS_MAX_TOKENS` unless ``--max-tokens`` says otherwise);
+``modelmix models`` lists the backends that are configured and reachable, with their models.
 
 Failures print one line naming the error type and exit non-zero: 2 for configuration mistakes
 (bad model string, missing key or extra), 1 for provider failures, 130 on Ctrl-C. Set
@@ -28,6 +29,10 @@ EXIT_PROVIDER_ERROR = 1
 EXIT_CONFIGURATION_ERROR = 2
 EXIT_INTERRUPTED = 130
 
+IN_PROCESS_MAX_TOKENS = 256
+"""The answer's length cap when the model runs in this process and ``--max-tokens`` is not given:
+an answer in the terminal within seconds on a CPU. A server's model keeps the server's own limit."""
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -46,7 +51,13 @@ def _parser() -> argparse.ArgumentParser:
         "(default: $MODELMIX_MODEL, else the embedded local model)",
     )
     chat.add_argument("-s", "--system", default=None, help="a system message")
-    chat.add_argument("--max-tokens", type=int, default=None, help="cap the answer's length in tokens")
+    chat.add_argument(
+        "--max-tokens",
+        type=int,
+        default=None,
+        help=f"cap the answer's length in tokens (default: {IN_PROCESS_MAX_TOKENS} for a model run in this "
+        "process, the server's limit otherwise)",
+    )
     chat.add_argument("-t", "--temperature", type=float, default=None, help="sampling temperature")
     chat.add_argument("--usage", action="store_true", help="print token usage to stderr after the answer")
     chat.add_argument("prompt", nargs="*", help="the prompt; '-' or nothing reads it from standard input")
@@ -120,18 +131,25 @@ def _announce_load(model: Model, err: TextIO) -> None:
     err.flush()
 
 
+def _default_settings(model: Model) -> dict[str, Any]:
+    """Settings the command uses unless its options say otherwise."""
+    from ..providers.local import LocalModel
+
+    return {"max_tokens": IN_PROCESS_MAX_TOKENS} if isinstance(model.unwrap(), LocalModel) else {}
+
+
 def _chat(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .. import _registry
     from .._messages import system, user
 
     prompt = _read_prompt(list(args.prompt))
-    settings: dict[str, Any] = {}
-    if args.max_tokens is not None:
-        settings["max_tokens"] = args.max_tokens
-    if args.temperature is not None:
-        settings["temperature"] = args.temperature
     messages = [system(args.system), user(prompt)] if args.system else [user(prompt)]
     with _registry.model(args.model) as model:
+        settings = _default_settings(model)
+        if args.max_tokens is not None:
+            settings["max_tokens"] = args.max_tokens
+        if args.temperature is not None:
+            settings["temperature"] = args.temperature
         _announce_load(model, err)
         with model.stream(messages, **settings) as stream:
             for delta in stream.text_deltas():

@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import importlib
 import importlib.metadata
 import logging
@@ -22,6 +24,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +141,38 @@ class LlamaRuntime:
         if not text:
             return 0
         return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    @contextlib.contextmanager
+    def abort_when(self, due: Callable[[], bool]) -> Iterator[None]:
+        """Let `due` stop llama.cpp in the middle of a decode. Reading a prompt is one decode call
+        that can take many seconds, and no sampler runs before it ends; llama.cpp asks this
+        callback between steps of its compute graph. An aborted decode raises RuntimeError
+        ("llama_decode returned 2") and the model stays usable: llama-cpp-python drops the
+        half-read prompt from its cache on the next call."""
+        setter = _abort_setter()
+        context = getattr(getattr(self.llama, "_ctx", None), "ctx", None)
+        if setter is None or context is None:
+            yield
+            return
+        callback_type = import_llama_cpp().llama_cpp.ggml_abort_callback
+        # Held in this frame while installed: llama.cpp keeps only a raw pointer to it.
+        callback = callback_type(lambda _data: bool(due()))
+        setter(context, callback, None)
+        try:
+            yield
+        finally:
+            setter(context, callback_type(), None)
+
+
+def _abort_setter() -> Any:
+    """llama.cpp's ``llama_set_abort_callback``, which llama-cpp-python does not wrap; None when
+    the shared library lacks it (the prompt then cannot be interrupted, generation still can)."""
+    bindings = import_llama_cpp().llama_cpp
+    setter = getattr(getattr(bindings, "_lib", None), "llama_set_abort_callback", None)
+    if setter is not None:
+        setter.argtypes = [ctypes.c_void_p, bindings.ggml_abort_callback, ctypes.c_void_p]
+        setter.restype = None
+    return setter
 
 
 _runtimes: dict[tuple[str, int, int | None, int | None], LlamaRuntime] = {}

@@ -26,13 +26,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.lowlevel
 import anyio.to_thread
 import httpx
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
+from .._call_deadline import attempt_end
 from .._codec import Reply
 from .._events import StreamEvent, UsageEvent
 from .._exceptions import (
@@ -47,6 +46,7 @@ from .._model import Model
 from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
+from ..tokens._catalog import cost_of, declare_free
 from ._listing import AvailableModel
 from ._llama_runtime import (
     EMBEDDED_LABEL,
@@ -58,10 +58,19 @@ from ._llama_runtime import (
     load_runtime,
     resolve_gguf,
 )
+from ._local_sampling import DEFAULT_MAX_TOKENS, Interrupt, acquire_async, sampling_defaults
 from ._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_tool, encode_tool_choice
 from ._provider import Provider
 
-__all__ = ["DEFAULT_N_CTX", "LocalModel", "LocalProvider", "alist_models", "create", "list_models"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_N_CTX",
+    "LocalModel",
+    "LocalProvider",
+    "alist_models",
+    "create",
+    "list_models",
+]
 
 DEFAULT_N_CTX = 2048
 """Context window used unless ``n_ctx=`` says otherwise (SmolLM2 supports 8192; 2048 keeps
@@ -70,7 +79,6 @@ the KV cache small)."""
 MIN_N_CTX = 256
 _SETTINGS_PASSED = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "max_tokens")
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
-_LOCK_POLL = 0.05
 
 
 class _Abandoned(Exception):
@@ -160,6 +168,7 @@ class LocalModel(Model):
         self.n_threads = n_threads
         self.n_ubatch = n_ubatch
         self._runtime: LlamaRuntime | None = None
+        declare_free(self.name)  # responses cost 0 unless mm.register_model_info prices this model
         self._codec = OpenAIChatCodec()
 
     # ----------------------------------------------------------------------------- loading
@@ -192,18 +201,21 @@ class LocalModel(Model):
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         encoded, options = self._request(messages, settings)
-        return self._generate(encoded, options, None)
+        # A deadline set by a retrying model or a chain stops the model: mid-prompt or at the next token.
+        return self._generate(encoded, options, Interrupt(None, attempt_end()))
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         encoded, options = self._request(messages, settings)
-        stop = threading.Event()
+        cancelled = threading.Event()
+        # Read here, not in the worker thread: the deadline lives in this task's context.
+        interrupt = Interrupt(cancelled, attempt_end())
         try:
-            # Abandoned on cancellation: the worker notices `stop` before its next token and ends.
+            # Abandoned on cancellation: the worker notices `cancelled` before its next token and ends.
             return await anyio.to_thread.run_sync(
-                partial(self._generate, encoded, options, stop), abandon_on_cancel=True
+                partial(self._generate, encoded, options, interrupt), abandon_on_cancel=True
             )
         finally:
-            stop.set()
+            cancelled.set()
 
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
         encoded, options = self._request(messages, settings)
@@ -211,8 +223,10 @@ class LocalModel(Model):
         def open_stream() -> OpenedStream:
             runtime = self.load()
             started = time.perf_counter()
-            runtime.lock.acquire()
-            source = _Chunks(self, runtime, encoded, options)
+            interrupt = Interrupt(None, attempt_end())
+            if not interrupt.acquire(runtime.lock):
+                raise interrupt.timeout_error(waiting=True, provider=self.provider, model=self.name)
+            source = _Chunks(self, runtime, encoded, options, interrupt)
             return OpenedStream(
                 chunks=source, close=source.close, request_id=None, host=None, started=started, decoded=True
             )
@@ -225,8 +239,8 @@ class LocalModel(Model):
         async def open_stream() -> OpenedStream:
             runtime = await self.aload()
             started = time.perf_counter()
-            await _acquire_async(runtime.lock)
-            source = _Chunks(self, runtime, encoded, options)
+            await acquire_async(runtime.lock)
+            source = _Chunks(self, runtime, encoded, options, Interrupt(None, attempt_end()))
             return OpenedStream(
                 chunks=_AsyncChunks(source),
                 close=source.aclose,
@@ -248,7 +262,8 @@ class LocalModel(Model):
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         settings = merge_settings(self.settings, call_settings)
         encoded = [_encode_message(m) for m in to_messages(messages)]
-        options: dict[str, Any] = {}
+        # Overridden below by the call's settings and then by its extra_body.
+        options: dict[str, Any] = sampling_defaults(embedded=self.embedded)
         for key in _SETTINGS_PASSED:
             if key in settings:
                 options[key] = settings[key]  # type: ignore[literal-required]
@@ -269,30 +284,41 @@ class LocalModel(Model):
             options.update(extra)
         return encoded, options
 
-    def _generate(
-        self, encoded: list[dict[str, Any]], options: dict[str, Any], stop: threading.Event | None
-    ) -> ChatResponse:
+    def _generate(self, encoded: list[dict[str, Any]], options: dict[str, Any], interrupt: Interrupt) -> ChatResponse:
         runtime = self.load()
         started = time.perf_counter()
-        if stop is None:
-            runtime.lock.acquire()
-        elif not _acquire_until(runtime.lock, stop):
+        if not interrupt.acquire(runtime.lock):
+            if interrupt.timed_out:
+                raise interrupt.timeout_error(waiting=True, provider=self.provider, model=self.name)
             raise _Abandoned
         try:
             call = dict(options)
-            if stop is not None:
-                call["logits_processor"] = _stopper(runtime, stop)
-            with self._translate():
+            guard: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+            if interrupt.active:
+                # While the prompt is read the abort callback can stop llama.cpp; once tokens are
+                # sampled, forcing end-of-sequence ends the answer cleanly.
+                call["logits_processor"] = interrupt.logits_processor(runtime.llama.token_eos())
+                guard = runtime.abort_when(interrupt.due)
+            raw: Any = None
+            with self._translate(interrupt), guard:
                 raw = runtime.llama.create_chat_completion(messages=encoded, **call)
         finally:
             runtime.lock.release()
+        if interrupt.timed_out:
+            # The answer was cut at an arbitrary token: not an answer the caller asked for.
+            raise interrupt.timeout_error(waiting=False, provider=self.provider, model=self.name)
         response = self._codec.parse_response(raw, Reply(200, httpx.Headers()))
         return response.model_copy(
-            update={"provider": self.provider, "model": self.name, "latency": time.perf_counter() - started}
+            update={
+                "provider": self.provider,
+                "model": self.name,
+                "latency": time.perf_counter() - started,
+                "cost": cost_of(self.name, response.usage),
+            }
         )
 
     @contextlib.contextmanager
-    def _translate(self) -> Iterator[None]:
+    def _translate(self, interrupt: Interrupt | None = None) -> Iterator[None]:
         """llama-cpp-python raises plain ValueError/RuntimeError; give callers typed errors."""
         try:
             yield
@@ -318,6 +344,8 @@ class LocalModel(Model):
         except TypeError as exc:
             raise ConfigurationError(f"the local backend rejected an option: {exc}") from exc
         except RuntimeError as exc:
+            if interrupt is not None and interrupt.timed_out:
+                return  # a decode aborted at the deadline: the caller raises the deadline's error
             raise ProviderError(
                 f"local generation failed: {exc}", provider=self.provider, model=self.name, phase="local"
             ) from exc
@@ -338,53 +366,25 @@ def _check_extra(extra: Mapping[str, Any]) -> None:
         )
 
 
-def _acquire_until(lock: threading.Lock, stop: threading.Event) -> bool:
-    while not lock.acquire(timeout=_LOCK_POLL):
-        if stop.is_set():
-            return False
-    return True
-
-
-async def _acquire_async(lock: threading.Lock) -> None:
-    """Take a threading lock from async code without blocking the event loop, staying cancellable."""
-    while True:
-        with anyio.CancelScope(shield=True):
-            # Shielded so an acquired lock is never lost to a cancellation arriving at the same time.
-            acquired = await anyio.to_thread.run_sync(partial(lock.acquire, timeout=_LOCK_POLL))
-        if acquired:
-            try:
-                await anyio.lowlevel.checkpoint()
-            except BaseException:
-                lock.release()
-                raise
-            return
-        await anyio.lowlevel.checkpoint()
-
-
-def _stopper(runtime: LlamaRuntime, stop: threading.Event) -> Any:
-    """A logits processor that forces end-of-sequence once `stop` is set: generation ends at the
-    next token without llama.cpp needing a cancel API."""
-    llama_cpp = import_llama_cpp()
-    eos = runtime.llama.token_eos()
-
-    def force_eos(input_ids: Any, scores: Any) -> Any:
-        if stop.is_set():
-            scores[:] = -float("inf")
-            scores[eos] = 0.0
-        return scores
-
-    return llama_cpp.LogitsProcessorList([force_eos])
-
-
 class _Chunks:
     """llama.cpp's chunk dicts, handed to the OpenAI stream parser as they are (no SSE bytes),
     then a usage chunk counted with the model's tokenizer and ``"[DONE]"``. Owns the model lock
-    until closed."""
+    until closed.
+
+    `reading` bounds the first chunk only, which comes once the whole prompt is read: after it,
+    the stream's own guard checks the deadline between tokens.
+    """
 
     def __init__(
-        self, model: LocalModel, runtime: LlamaRuntime, encoded: list[dict[str, Any]], options: dict[str, Any]
+        self,
+        model: LocalModel,
+        runtime: LlamaRuntime,
+        encoded: list[dict[str, Any]],
+        options: dict[str, Any],
+        reading: Interrupt,
     ) -> None:
         self._model = model
+        self._reading = reading
         self._runtime = runtime
         self._encoded = encoded
         self._options = options
@@ -409,15 +409,24 @@ class _Chunks:
             return self._pending.pop(0)
         if self._finished or self._released:
             return None
-        with self._model._translate():
+        item: dict[str, Any] | None = None
+        with self._model._translate(self._reading):
             if self._source is None:
                 self._source = iter(
                     self._runtime.llama.create_chat_completion(messages=self._encoded, stream=True, **self._options)
                 )
-            item = next(self._source, None)
-            if item is None:
-                self._finished = True
-                self._pending.append("[DONE]")
+                reading = self._runtime.abort_when(self._reading.due) if self._reading.active else None
+                with reading or contextlib.nullcontext():
+                    item = next(self._source, None)
+            else:
+                item = next(self._source, None)
+        if self._reading.timed_out:
+            self._finished = True
+            raise self._reading.timeout_error(waiting=False, provider=self._model.provider, model=self._model.name)
+        if item is None:
+            self._finished = True
+            self._pending.append("[DONE]")
+            with self._model._translate():
                 return self._usage_chunk()
         self._collect(item)
         return {**item, "model": self._model.name}  # llama.cpp reports the file path

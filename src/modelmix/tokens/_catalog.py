@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .._response import ChatResponse, Usage
 
-__all__ = ["PRICES_AS_OF", "ModelInfo", "cost_of", "model_info", "register_model_info", "with_cost"]
+__all__ = ["PRICES_AS_OF", "ModelInfo", "cost_of", "declare_free", "model_info", "register_model_info", "with_cost"]
 
 PRICES_AS_OF = "2025-08-07"
 
@@ -59,6 +59,8 @@ _BUILTIN: dict[str, ModelInfo] = {
     "o4-mini": ModelInfo(200_000, 1.10, 4.40, 0.275),
 }
 _registered: dict[str, ModelInfo] = {}
+_free: set[str] = set()
+_FREE = ModelInfo(input_per_mtok=0.0, output_per_mtok=0.0)
 _lock = threading.Lock()
 
 # Servers report dated snapshots ("gpt-4o-mini-2024-07-18"); prices belong to the alias.
@@ -69,6 +71,13 @@ def register_model_info(name: str, info: ModelInfo) -> None:
     """Declare or override a model's context window and prices (by model or deployment name)."""
     with _lock:
         _registered[name.lower()] = info
+
+
+def declare_free(name: str) -> None:
+    """Price `name` at zero unless a price is registered for it: a model run in this process
+    (``local:``) costs nothing per token, so its responses report a cost of 0 rather than unknown."""
+    with _lock:
+        _free.add(name.lower())
 
 
 def model_info(name: str | None) -> ModelInfo | None:
@@ -82,6 +91,8 @@ def model_info(name: str | None) -> ModelInfo | None:
             found = _registered.get(candidate) or _BUILTIN.get(candidate)
             if found is not None:
                 return found
+    if full in _free or without_provider in _free:
+        return _FREE
     return None
 
 
