@@ -120,10 +120,18 @@ def test_a_bad_common_setting_is_reported_plainly() -> None:
     assert server.bodies == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs LocalModel.check_settings (providers/local.py, another area) to run its extra_body check",
-)
 def test_the_local_model_refuses_its_unknown_options_without_generating() -> None:
     with pytest.raises(mm.ConfigurationError, match="bogus"):
         mm.model("local", max_retries=0).check_settings({"extra_body": {"bogus": 1}})
+
+
+def test_a_chain_with_the_local_model_refuses_its_options_before_the_first_member() -> None:
+    dead = mm.model("openai-compatible:dead", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    chain = mm.fallback(dead, mm.model("local", max_retries=0))
+    with pytest.raises(mm.ConfigurationError, match="bogus"):
+        chain.chat("hi", extra_body={"bogus": 1})
+
+
+def test_an_unknown_local_option_is_a_configuration_error_with_a_suggestion() -> None:
+    with pytest.raises(mm.ConfigurationError, match="n_ctx"):
+        mm.model("local", n_ctxx=2048)

@@ -199,6 +199,14 @@ class LocalModel(Model):
 
     # ----------------------------------------------------------------------------- calls
 
+    def check_settings(self, settings: Mapping[str, Any]) -> None:
+        """The common checks, then the in-process model's own: ``extra_body`` keys must be options
+        llama.cpp's ``create_chat_completion`` takes."""
+        super().check_settings(settings)
+        extra = settings.get("extra_body")
+        if extra:
+            _check_extra(extra)
+
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         encoded, options = self._request(messages, settings)
         # A deadline set by a retrying model or a chain stops the model: mid-prompt or at the next token.
@@ -523,6 +531,9 @@ class LocalProvider(Provider):
 
     @classmethod
     def create_model(cls, name: str, **options: Any) -> LocalModel:
+        from ._provider import reject_unknown_options
+
+        reject_unknown_options("local", options, ("n_ctx", "n_threads", "settings", "n_ubatch"))
         return LocalModel(name, **options)
 
     @classmethod
