@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .._codec import NO_CONTEXT, Reply, RequestContext
 from .._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
@@ -32,6 +32,7 @@ from ._wire_fields import (
     event_object,
     int_field,
     list_field,
+    malformed_event_error,
     mapping_field,
     text_field,
 )
@@ -318,9 +319,21 @@ class OpenAIStreamParser(ParserBase):
         if data == "[DONE]":
             self._done = True
             return
-        offset = self._sse.consumed
-        payload = event_object(data, "a stream event", self.context, offset)
-        decoded_event(self.context, offset, len(data), self._on_payload, payload, event_type, out)
+        # The per-event path, inlined (this runs for every chunk of every stream); the helpers in
+        # `_wire_fields` build the errors, and the offset is only read when one is raised.
+        try:
+            payload = json.loads(data)
+        except (ValueError, RecursionError):
+            payload = None
+        if type(payload) is not dict and not isinstance(payload, Mapping):
+            event_object(data, "a stream event", self.context, self._sse.consumed)  # raises the typed error
+        try:
+            self._on_payload(payload, event_type, out)
+            return
+        except (MalformedAnswer, ValidationError) as problem:
+            error = malformed_event_error(problem, self.context, offset=self._sse.consumed, length=len(data))
+        # Raised outside the except block: a validation error as its context would repeat the event.
+        raise error
 
     def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
         """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,
