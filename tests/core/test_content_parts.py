@@ -76,6 +76,14 @@ async def test_text_parts_are_one_string_on_compatible_servers(
     assert [body["messages"] for body in bodies] == [[{"role": "user", "content": "Say a\nthen b."}]] * 2
 
 
+async def test_a_folded_system_message_joins_without_extra_lines(
+    driver: Driver, clients: Any, bodies: list[dict[str, Any]]
+) -> None:
+    model = _compatible("llamacpp", clients, profile={"system_role": False})
+    await driver.chat(model, [mm.system("Be brief."), {"role": "user", "content": TEXT_PARTS}])
+    assert bodies[0]["messages"] == [{"role": "user", "content": "Be brief.\n\nSay a\nthen b."}]
+
+
 async def test_openai_keeps_text_parts_as_a_list(driver: Driver, clients: Any, bodies: list[dict[str, Any]]) -> None:
     await driver.chat(_openai(clients), [{"role": "user", "content": TEXT_PARTS}])
     assert bodies[0]["messages"][0]["content"] == TEXT_PARTS

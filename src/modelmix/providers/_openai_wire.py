@@ -76,8 +76,14 @@ def encode_message(message: Message, *, content_parts: bool = True) -> dict[str,
 
 
 def _joined_text(parts: Sequence[TextPart | ImagePart]) -> str:
-    # Separate parts read as separate lines (vLLM joins them the same way before templating).
-    return "\n".join(part.text for part in parts if isinstance(part, TextPart))
+    # Separate parts read as separate lines (vLLM joins them the same way before templating),
+    # unless a part already ends or starts with whitespace (a folded system preamble ends in one).
+    joined = ""
+    for part in parts:
+        if isinstance(part, TextPart):
+            glue = "" if not joined or joined[-1].isspace() or part.text[:1].isspace() else "\n"
+            joined += glue + part.text
+    return joined
 
 
 def _encode_part(part: TextPart | ImagePart) -> dict[str, Any]:
