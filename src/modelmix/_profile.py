@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 ToolChoiceForm = Literal["auto", "none", "required", "function"]
-JSONSchemaVia = Literal["response_format", "format", "json_schema", "grammar"]
+JSONSchemaVia = Literal["response_format", "json_object_schema", "format", "json_schema", "grammar"]
 ReasoningControl = Literal["reasoning_effort", "think"]
 
 ALL_TOOL_CHOICES: frozenset[str] = frozenset({"auto", "none", "required", "function"})
@@ -69,12 +69,17 @@ class ModelProfile:
     tool_choice: frozenset[str] = ALL_TOOL_CHOICES
     """Accepted ``tool_choice`` forms: ``auto``, ``none``, ``required`` and ``function`` (one named tool)."""
     json_schema_via: JSONSchemaVia = "response_format"
-    """How a JSON schema travels: OpenAI ``response_format``, Ollama ``format``, llama.cpp's
-    ``json_schema`` field or a GBNF ``grammar``."""
+    """How a JSON schema travels: OpenAI ``response_format`` (``type: json_schema``),
+    ``json_object_schema`` (``response_format: {"type": "json_object", "schema": ...}``, the one
+    shape both llama.cpp servers take), Ollama ``format``, llama.cpp's ``json_schema`` field or a
+    GBNF ``grammar``."""
     json_mode: bool = True
     """Takes ``response_format="json"`` (any JSON object)."""
     images: bool = True
     """Takes image parts in user messages."""
+    content_parts: bool = True
+    """Takes a list of content parts where text is expected; False: a list of text parts is sent
+    as one string (lines joined), since some servers fail on a list (llama-cpp-python answers 500)."""
     reasoning: ReasoningControl | None = None
     """How reasoning effort is controlled (``reasoning_effort``, Ollama's ``think``), None when it is not."""
     context_window: int | None = None

@@ -10,7 +10,7 @@ for families without a system role, and the compatibility repairs (usage counted
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -19,6 +19,7 @@ from .._codec import NO_CONTEXT, Reply, RequestContext
 from .._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError
 from .._messages import ImagePart, Message, TextPart, ToolCall
+from .._profile import JSONSchemaVia
 from .._response import ChatResponse, Usage
 from .._settings import Tool
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
@@ -45,10 +46,14 @@ _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls")
 
 
-def encode_message(message: Message) -> dict[str, Any]:
+def encode_message(message: Message, *, content_parts: bool = True) -> dict[str, Any]:
+    """One message on the wire. With ``content_parts=False`` (the profile field) a list of text
+    parts becomes one string; a list holding an image stays a list, the only form an image has."""
     out: dict[str, Any] = {"role": message.role}
     content = message.content
-    if isinstance(content, list):
+    if isinstance(content, list) and not content_parts and all(isinstance(p, TextPart) for p in content):
+        out["content"] = _joined_text(content)
+    elif isinstance(content, list):
         out["content"] = [_encode_part(part) for part in content]
     elif content is not None or message.role != "assistant":
         out["content"] = content if content is not None else ""
@@ -69,6 +74,17 @@ def encode_message(message: Message) -> dict[str, Any]:
     if message.name is not None:
         out["name"] = message.name
     return out
+
+
+def _joined_text(parts: Sequence[TextPart | ImagePart]) -> str:
+    # Separate parts read as separate lines (vLLM joins them the same way before templating),
+    # unless a part already ends or starts with whitespace (a folded system preamble ends in one).
+    joined = ""
+    for part in parts:
+        if isinstance(part, TextPart):
+            glue = "" if not joined or joined[-1].isspace() or part.text[:1].isspace() else "\n"
+            joined += glue + part.text
+    return joined
 
 
 def _encode_part(part: TextPart | ImagePart) -> dict[str, Any]:
@@ -101,18 +117,35 @@ def encode_tool_choice(choice: Any) -> Any:
     return choice
 
 
-def encode_response_format(fmt: Any) -> Any:
+def encode_response_format(fmt: Any, via: JSONSchemaVia = "response_format") -> Any:
+    """``response_format`` for the body. A schema goes as OpenAI's ``json_schema`` object, or with
+    ``via="json_object_schema"`` (llama.cpp) as ``{"type": "json_object", "schema": ...}``."""
     if fmt == "json":
         return {"type": "json_object"}
     if fmt == "text":
         return {"type": "text"}
     if isinstance(fmt, type) and issubclass(fmt, BaseModel):
+        if via == "json_object_schema":
+            return {"type": "json_object", "schema": fmt.model_json_schema()}
         return {"type": "json_schema", "json_schema": {"name": fmt.__name__, "schema": fmt.model_json_schema()}}
     if isinstance(fmt, Mapping):
+        if via == "json_object_schema" and fmt.get("type") == "json_schema":
+            return {"type": "json_object", "schema": _schema_of(fmt)}
         return dict(fmt)
     raise ConfigurationError(
         f"response_format {fmt!r} is not supported: use 'json', a JSON-schema dict or a pydantic model class"
     )
+
+
+def _schema_of(fmt: Mapping[str, Any]) -> Any:
+    """The schema inside an OpenAI ``{"type": "json_schema", "json_schema": {"schema": ...}}``."""
+    wrapper = fmt.get("json_schema")
+    if not isinstance(wrapper, Mapping) or not isinstance(wrapper.get("schema"), Mapping):
+        raise ConfigurationError(
+            f"response_format {dict(fmt)!r} has no schema: use "
+            "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}} or a pydantic model class"
+        )
+    return dict(wrapper["schema"])
 
 
 def parse_usage(raw: Any) -> Usage | None:
@@ -245,7 +278,10 @@ class OpenAIChatCodec:
     def build_body(self, call: RequestContext) -> dict[str, Any]:
         settings, profile = call.settings, call.profile
         messages = call.messages if profile.system_role else fold_system_messages(call.messages)
-        body: dict[str, Any] = {"model": call.model, "messages": [encode_message(m) for m in messages]}
+        body: dict[str, Any] = {
+            "model": call.model,
+            "messages": [encode_message(m, content_parts=profile.content_parts) for m in messages],
+        }
         for key in _PASSTHROUGH:
             if key in settings:
                 body[key] = settings[key]  # type: ignore[literal-required]
@@ -259,7 +295,7 @@ class OpenAIChatCodec:
         if "tool_choice" in settings:
             body["tool_choice"] = encode_tool_choice(settings["tool_choice"])
         if "response_format" in settings:
-            body["response_format"] = encode_response_format(settings["response_format"])
+            body["response_format"] = encode_response_format(settings["response_format"], profile.json_schema_via)
         if call.stream:
             body["stream"] = True
             if profile.stream_usage:

@@ -53,7 +53,13 @@ class OpenAICompatibleProvider(Provider):
     label = "OpenAI-compatible server"
     base_url_env = "OPENAI_COMPATIBLE_BASE_URL"
     api_key_env = "OPENAI_COMPATIBLE_API_KEY"
-    profile_defaults: ClassVar[Mapping[str, Any]] = {"text_tool_calls": True, "estimate_usage": True}
+    # Text parts go as one string: every server takes a string, and some (llama-cpp-python,
+    # older LM Studio) fail on a list. Lists holding images are still sent as parts.
+    profile_defaults: ClassVar[Mapping[str, Any]] = {
+        "text_tool_calls": True,
+        "estimate_usage": True,
+        "content_parts": False,
+    }
 
     @classmethod
     def create_model(cls, name: str, **options: Any) -> OpenAICompatibleModel:
@@ -69,6 +75,12 @@ class LlamaCppProvider(OpenAICompatibleProvider):
     base_url_env = "LLAMACPP_BASE_URL"
     api_key_env = "LLAMACPP_API_KEY"
     api_root = "/v1"
+    # llama-cpp-python's server rejects ``type: json_schema`` with a 500; both it and llama.cpp's
+    # own server enforce a schema given as ``{"type": "json_object", "schema": ...}``.
+    profile_defaults: ClassVar[Mapping[str, Any]] = {
+        **OpenAICompatibleProvider.profile_defaults,
+        "json_schema_via": "json_object_schema",
+    }
 
     @classmethod
     def create_model(cls, name: str, **options: Any) -> OpenAICompatibleModel:

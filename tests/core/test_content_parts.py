@@ -1,0 +1,170 @@
+"""Content parts and JSON-schema output travel in the form each backend accepts (request bodies
+inspected through `httpx.MockTransport`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import BaseModel
+
+import modelmix as mm
+from modelmix.providers.openai import OpenAIModel
+from modelmix.providers.openai_compatible import OpenAICompatibleModel
+
+from ._helpers import CANARY_KEY, Driver, completion
+
+TEXT_PARTS = [{"type": "text", "text": "Say a"}, {"type": "text", "text": "then b."}]
+
+
+class City(BaseModel):
+    name: str
+    population: int
+
+
+@pytest.fixture
+def bodies() -> list[dict[str, Any]]:
+    return []
+
+
+@pytest.fixture
+def transport(bodies: list[dict[str, Any]]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json=completion('{"name": "Oslo", "population": 700000}'))
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.fixture
+def clients(transport: httpx.MockTransport) -> Iterator[tuple[httpx.Client, httpx.AsyncClient]]:
+    client, aclient = httpx.Client(transport=transport), httpx.AsyncClient(transport=transport)
+    yield client, aclient
+    client.close()
+
+
+def _compatible(preset: str, clients: tuple[httpx.Client, httpx.AsyncClient], **options: Any) -> OpenAICompatibleModel:
+    client, aclient = clients
+    return OpenAICompatibleModel(
+        "smollm2",
+        preset=preset,
+        base_url="http://127.0.0.1:8080/v1",
+        http_client=client,
+        async_http_client=aclient,
+        **options,
+    )
+
+
+def _openai(clients: tuple[httpx.Client, httpx.AsyncClient]) -> OpenAIModel:
+    client, aclient = clients
+    return OpenAIModel("gpt-4o-mini", api_key=CANARY_KEY, http_client=client, async_http_client=aclient)
+
+
+# ------------------------------------------------------------------------------- content parts
+
+
+@pytest.mark.parametrize("preset", ["llamacpp", "lmstudio", "vllm", "openai-compatible"])
+async def test_text_parts_are_one_string_on_compatible_servers(
+    driver: Driver, clients: Any, bodies: list[dict[str, Any]], preset: str
+) -> None:
+    model = _compatible(preset, clients)
+    await driver.chat(model, [{"role": "user", "content": TEXT_PARTS}])
+    await driver.chat(model, [mm.user("Say a", "then b.")])
+    assert [body["messages"] for body in bodies] == [[{"role": "user", "content": "Say a\nthen b."}]] * 2
+
+
+async def test_a_folded_system_message_joins_without_extra_lines(
+    driver: Driver, clients: Any, bodies: list[dict[str, Any]]
+) -> None:
+    model = _compatible("llamacpp", clients, profile={"system_role": False})
+    await driver.chat(model, [mm.system("Be brief."), {"role": "user", "content": TEXT_PARTS}])
+    assert bodies[0]["messages"] == [{"role": "user", "content": "Be brief.\n\nSay a\nthen b."}]
+
+
+async def test_openai_keeps_text_parts_as_a_list(driver: Driver, clients: Any, bodies: list[dict[str, Any]]) -> None:
+    await driver.chat(_openai(clients), [{"role": "user", "content": TEXT_PARTS}])
+    assert bodies[0]["messages"][0]["content"] == TEXT_PARTS
+
+
+async def test_profile_can_ask_for_parts_back(driver: Driver, clients: Any, bodies: list[dict[str, Any]]) -> None:
+    model = _compatible("llamacpp", clients, profile={"content_parts": True})
+    await driver.chat(model, [{"role": "user", "content": TEXT_PARTS}])
+    assert bodies[0]["messages"][0]["content"] == TEXT_PARTS
+
+
+async def test_parts_with_an_image_stay_a_list(driver: Driver, clients: Any, bodies: list[dict[str, Any]]) -> None:
+    # A server that takes images (vision llama.cpp) takes them only as parts: flattening would drop them.
+    model = _compatible("llamacpp", clients)
+    await driver.chat(model, [mm.user("What is this?", mm.image("https://example.com/x.png"))])
+    content = bodies[0]["messages"][0]["content"]
+    assert [part["type"] for part in content] == ["text", "image_url"]
+
+
+async def test_stream_flattens_parts_too(driver: Driver, bodies: list[dict[str, Any]]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        chunk = {"choices": [{"index": 0, "delta": {"content": "ab"}, "finish_reason": "stop"}]}
+        return httpx.Response(200, text=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n")
+
+    transport = httpx.MockTransport(handler)
+    with httpx.Client(transport=transport) as client:
+        async with httpx.AsyncClient(transport=transport) as aclient:
+            model = _compatible("llamacpp", (client, aclient))
+            await driver.events(model, [{"role": "user", "content": TEXT_PARTS}])
+    assert bodies[0]["messages"][0]["content"] == "Say a\nthen b."
+
+
+def test_content_parts_is_a_profile_field() -> None:
+    assert mm.providers.ModelProfile().content_parts is True
+    with pytest.raises(mm.ConfigurationError, match="content_parts"):
+        mm.providers.ModelProfile().with_(content_part=False)
+
+
+# ------------------------------------------------------------------------------ response_format
+
+
+async def test_llamacpp_gets_a_schema_as_json_object_with_schema(
+    driver: Driver, clients: Any, bodies: list[dict[str, Any]]
+) -> None:
+    model = _compatible("llamacpp", clients)
+    response = await driver.chat(model, "A city as JSON.", response_format=City)
+    assert bodies[0]["response_format"] == {"type": "json_object", "schema": City.model_json_schema()}
+    assert json.loads(response.text) == {"name": "Oslo", "population": 700000}
+
+
+async def test_llamacpp_converts_an_openai_json_schema_mapping(
+    driver: Driver, clients: Any, bodies: list[dict[str, Any]]
+) -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "A", "schema": schema, "strict": True}}
+    await driver.chat(_compatible("llamacpp", clients), "hi", response_format=fmt)
+    await driver.chat(_compatible("llamacpp", clients), "hi", response_format="json")
+    assert [body["response_format"] for body in bodies] == [
+        {"type": "json_object", "schema": schema},
+        {"type": "json_object"},
+    ]
+
+
+async def test_openai_keeps_the_json_schema_shape(driver: Driver, clients: Any, bodies: list[dict[str, Any]]) -> None:
+    await driver.chat(_openai(clients), "A city as JSON.", response_format=City)
+    assert bodies[0]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "City", "schema": City.model_json_schema()},
+    }
+
+
+async def test_stream_sends_the_llamacpp_shape(driver: Driver, bodies: list[dict[str, Any]]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        chunk = {"choices": [{"index": 0, "delta": {"content": "{}"}, "finish_reason": "stop"}]}
+        return httpx.Response(200, text=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n")
+
+    transport = httpx.MockTransport(handler)
+    with httpx.Client(transport=transport) as client:
+        async with httpx.AsyncClient(transport=transport) as aclient:
+            await driver.events(_compatible("llamacpp", (client, aclient)), "hi", response_format=City)
+    assert bodies[0]["response_format"]["type"] == "json_object"
+    assert bodies[0]["response_format"]["schema"] == City.model_json_schema()
