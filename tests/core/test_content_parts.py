@@ -14,6 +14,7 @@ from pydantic import BaseModel
 import modelmix as mm
 from modelmix.providers.openai import OpenAIModel
 from modelmix.providers.openai_compatible import OpenAICompatibleModel
+from modelmix.testing import FakeClock
 
 from ._helpers import CANARY_KEY, Driver, completion
 
@@ -168,3 +169,43 @@ async def test_stream_sends_the_llamacpp_shape(driver: Driver, bodies: list[dict
             await driver.events(_compatible("llamacpp", (client, aclient)), "hi", response_format=City)
     assert bodies[0]["response_format"]["type"] == "json_object"
     assert bodies[0]["response_format"]["schema"] == City.model_json_schema()
+
+
+def test_a_parameter_llama_cpp_python_rejects_with_a_500_is_sent_once() -> None:
+    # llama-cpp-python validates requests with pydantic and answers a bad one with HTTP 500.
+    seen: list[httpx.Request] = []
+    body = {
+        "error": {
+            "message": "1 validation error:\n  {'type': 'extra_forbidden', 'msg': 'Extra inputs are not permitted'}",
+            "type": "internal_server_error",
+        }
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500, json=body)
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        model = mm.model("llamacpp:any", base_url="http://127.0.0.1:8080/v1", http_client=client)
+        with pytest.raises(mm.ServerError) as info:
+            model.chat("hi", extra_body={"bogus": 1})
+    assert info.value.retryable is False
+    assert len(seen) == 1
+
+
+def test_an_ordinary_500_is_still_retried() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500, json={"error": {"message": "boom", "type": "internal_server_error"}})
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        model = mm.retrying(
+            mm.model("llamacpp:any", base_url="http://127.0.0.1:8080/v1", http_client=client, max_retries=0),
+            clock=FakeClock(),
+            use_budget=False,
+        )
+        with pytest.raises(mm.ServerError):
+            model.chat("hi")
+    assert len(seen) == 3

@@ -165,6 +165,10 @@ def error_from_body(body: bytes, reply: Reply) -> APIStatusError:
         error.retry_after = error.retry_after or 1.0
     if status == 409 and retry_conflict and "x-should-retry" not in headers:
         error.retryable = True
+    if status == 500 and _rejected_parameters(info.message):
+        # llama-cpp-python's server validates requests with pydantic and answers a bad parameter
+        # with a 500: the request is at fault, so sending it again would only repeat the answer.
+        error.retryable = False
     return error
 
 
@@ -265,3 +269,12 @@ def rate_limit_reset(headers: Mapping[str, str]) -> float | None:
     exhausted = [kind for kind in resets if lowered.get(f"x-ratelimit-remaining-{kind}", "").strip() == "0"]
     chosen = exhausted or list(resets)
     return max(resets[kind] for kind in chosen)
+
+
+_VALIDATION_HEADER = re.compile(r"^\d+ validation errors?\b")
+_VALIDATION_MARKERS = ("Input should be", "Field required", "Extra inputs are not permitted")
+
+
+def _rejected_parameters(message: str) -> bool:
+    """A 500 whose message is a pydantic validation report of the request's own parameters."""
+    return bool(_VALIDATION_HEADER.match(message)) and any(marker in message for marker in _VALIDATION_MARKERS)
