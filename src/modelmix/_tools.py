@@ -8,6 +8,7 @@ the function receives is what its signature promised.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import typing
 import weakref
@@ -82,7 +83,10 @@ def as_tool(item: ToolLike) -> Tool | Mapping[str, Any]:
     if isinstance(item, (Tool, Mapping)):
         return item
     if (isinstance(item, type) and issubclass(item, BaseModel)) or (callable(item) and not isinstance(item, type)):
-        return tool(item)
+        try:
+            return tool(item)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"setting 'tools': {error.message}") from None
     raise ConfigurationError(
         f"setting 'tools': {_shown(item)} is not a tool; pass a typed function, a pydantic model class, "
         "mm.tool(fn, name=..., description=...), an mm.Tool or an OpenAI-style tool dict"
@@ -171,10 +175,8 @@ def _cached_function_tool(fn: Callable[..., Any]) -> Tool:
     except (KeyError, TypeError):  # TypeError: an object that cannot be weakly referenced
         pass
     built = _function_tool(fn)
-    try:
+    with contextlib.suppress(TypeError):
         _FUNCTION_TOOLS[fn] = built
-    except TypeError:
-        pass
     return built
 
 
@@ -194,9 +196,8 @@ def _function_tool(fn: Callable[..., Any]) -> Tool:
     fields: dict[str, Any] = {}
     for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
-            shown = {param.VAR_POSITIONAL: f"*{param.name}", param.VAR_KEYWORD: f"**{param.name}"}.get(
-                param.kind, f"{param.name} (positional-only)"
-            )
+            prefix = {param.VAR_POSITIONAL: "*", param.VAR_KEYWORD: "**"}
+            shown = f"{prefix[param.kind]}{param.name}" if param.kind in prefix else f"{param.name} (positional-only)"
             raise ConfigurationError(
                 f"tool {label}: parameter {shown} cannot be described to a model, which sends named "
                 "arguments only; give the function named, typed parameters"

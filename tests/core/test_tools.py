@@ -47,7 +47,7 @@ def get_weather(city: str, unit: Unit = Unit.CELSIUS, days: int = 1) -> str:
 async def fetch_forecast(
     place: Place,
     hours: Annotated[int, Field(ge=1, le=48, description="How far ahead")],
-    note: Optional[str] = None,  # noqa: UP045 - the old spelling must work too
+    note: Optional[str] = None,  # the old spelling must work too
     tags: list[Literal["rain", "wind"]] | None = None,
 ) -> str:
     """Forecast for a place."""
@@ -227,7 +227,7 @@ def test_tool_choice_forms(choice: Any, sent: Any) -> None:
 
 
 def test_tool_choice_naming_a_tool_not_given_is_a_configuration_error() -> None:
-    with pytest.raises(mm.ConfigurationError, match="'tool_choice' names 'get_wether'.*'get_weather'"):
+    with pytest.raises(mm.ConfigurationError, match=r"'tool_choice' names 'get_wether'.*'get_weather'"):
         merge_settings(None, {"tools": [get_weather], "tool_choice": "get_wether"})
 
 
