@@ -311,3 +311,33 @@ async def test_tool_call_from_a_response_parses(make_model: MakeModel) -> None:
     tools = [get_weather]
     response = model.chat("weather?", tools=tools)
     assert response.tool_calls[0].parse(tools) == {"city": "Oslo", "unit": Unit.CELSIUS, "days": 1}
+
+
+def test_tool_arguments_error_pickles_with_its_context() -> None:
+    import pickle
+
+    with pytest.raises(ToolArgumentsError) as caught:
+        call("Booking", '{"name": "Ada", "people": 0}').parse([Booking])
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert (copy.tool_name, copy.raw_arguments, copy.errors) == (
+        "Booking",
+        '{"name": "Ada", "people": 0}',
+        caught.value.errors,
+    )
+    assert str(copy) == str(caught.value)
+
+
+def test_a_method_and_a_callable_object_are_tools() -> None:
+    class Shop:
+        def price(self, item: str, quantity: int = 1) -> float:
+            """Price of an item."""
+            return 1.0 * quantity
+
+        def __call__(self, item: str) -> bool:
+            return True
+
+    shop = Shop()
+    assert tool(shop.price).parameters["required"] == ["item"]
+    assert tool(shop.price).description == "Price of an item."
+    assert tool(shop).name == "Shop"
+    assert call("price", '{"item": "tea", "quantity": "2"}').parse([shop.price]) == {"item": "tea", "quantity": 2}
