@@ -53,9 +53,10 @@ class ToolArgumentsError(ProviderError):
         self.errors = [dict(error) for error in errors]
 
 
-# A function's tool is built once: inspecting the signature and building the pydantic model
-# costs far more than a call. Weak keys let functions defined in a loop be collected.
-_FUNCTION_TOOLS: weakref.WeakKeyDictionary[Callable[..., Any], Tool] = weakref.WeakKeyDictionary()
+# A function's or a model's tool is built once: inspecting the signature and generating the
+# schema take milliseconds, a look-up here microseconds, and settings are checked on every call.
+# Weak keys let functions and classes defined in a loop be collected.
+_BUILT: weakref.WeakKeyDictionary[Any, Tool] = weakref.WeakKeyDictionary()
 
 
 def tool(fn: Callable[..., Any], *, name: str | None = None, description: str | None = None) -> Tool:
@@ -66,9 +67,9 @@ def tool(fn: Callable[..., Any], *, name: str | None = None, description: str | 
     description. `name` and `description` replace the function's own.
     """
     if isinstance(fn, type) and issubclass(fn, BaseModel):
-        built = _model_tool(fn)
+        built = _cached(fn, _model_tool)
     elif callable(fn) and not isinstance(fn, type):
-        built = _cached_function_tool(fn)
+        built = _cached(fn, _function_tool)
     else:
         raise ConfigurationError(
             f"mm.tool() takes a function or a pydantic model class, got {_shown(fn)}; "
@@ -169,14 +170,14 @@ def _name_of(entry: Tool | Mapping[str, Any]) -> str:
     return str(source.get("name", ""))
 
 
-def _cached_function_tool(fn: Callable[..., Any]) -> Tool:
+def _cached(source: Any, build: Callable[[Any], Tool]) -> Tool:
     try:
-        return _FUNCTION_TOOLS[fn]
+        return _BUILT[source]
     except (KeyError, TypeError):  # TypeError: an object that cannot be weakly referenced
         pass
-    built = _function_tool(fn)
+    built = build(source)
     with contextlib.suppress(TypeError):
-        _FUNCTION_TOOLS[fn] = built
+        _BUILT[source] = built
     return built
 
 

@@ -107,8 +107,9 @@ def test_name_and_description_override_and_no_docstring() -> None:
     assert tool(no_doc).description is None
 
 
-def test_schema_is_built_once_per_function() -> None:
+def test_schema_is_built_once_per_function_and_model() -> None:
     assert tool(get_weather) is tool(get_weather)
+    assert tool(Booking) is tool(Booking)
 
 
 def test_a_pydantic_model_class_is_a_tool() -> None:
