@@ -97,6 +97,18 @@ class ToolCall(BaseModel):
             return cls(id=id, name=name, raw_arguments=raw, arguments_error="arguments are not a JSON object")
         return cls(id=id, name=name, arguments=parsed, raw_arguments=raw)
 
+    def parse(self, tools: Sequence[Any]) -> Any:
+        """The arguments validated against the tool of this name in `tools` (the list you passed
+        as ``tools=``): a dict of keyword arguments for a function tool (``fn(**args)``), an
+        instance for a pydantic model tool, the parsed object for a schema-only tool.
+
+        Raises `ToolArgumentsError` (carrying `raw_arguments`) when the arguments are not valid
+        JSON, do not fit the tool, or name a tool that was not given.
+        """
+        from ._tools import parse_tool_call
+
+        return parse_tool_call(self, tools)
+
 
 class Message(BaseModel):
     """One turn of a conversation."""

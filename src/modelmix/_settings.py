@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, ValidationError
 from typing_extensions import TypedDict
 
 from ._exceptions import ConfigurationError
@@ -32,17 +32,30 @@ __all__ = [
 
 
 class Tool(BaseModel):
-    """A function the model may call. `parameters` is a JSON schema for its arguments."""
+    """A function the model may call. `parameters` is a JSON schema for its arguments.
+
+    Built by hand it is a description only; built by `mm.tool(fn)` (or from a function or a
+    pydantic model class in ``tools=[...]``) it also knows how to validate the arguments of a call
+    and, for a function, which function it describes.
+    """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
     name: str
     description: str | None = None
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     strict: bool | None = None
+    _validator: Callable[[Any], Any] | None = PrivateAttr(default=None)
+    _function: Callable[..., Any] | None = PrivateAttr(default=None)
+
+    @property
+    def function(self) -> Callable[..., Any] | None:
+        """The Python function this tool describes (sync or async), or None for a schema-only tool."""
+        return self._function
 
 
-ToolChoice = Union[Literal["auto", "none", "required"], str]
-"""``"auto"``, ``"none"``, ``"required"`` or the name of one tool that must be called."""
+ToolChoice = Union[Literal["auto", "none", "required"], str, Tool, Callable[..., Any], type[BaseModel]]
+"""``"auto"``, ``"none"``, ``"required"``, or one tool that must be called: its name, or the function,
+model class or `Tool` itself."""
 
 ResponseFormat = Union[Literal["text", "json"], Mapping[str, Any], type[BaseModel]]
 """``"json"`` for any JSON object, a JSON-schema response_format dict, or a pydantic model class."""
@@ -60,7 +73,8 @@ class Settings(TypedDict, total=False):
     frequency_penalty: float
     timeout: float
     """Seconds for this call (network timeout; the resilience layer adds a total deadline)."""
-    tools: Sequence[Tool | Mapping[str, Any]]
+    tools: Sequence[Tool | Mapping[str, Any] | Callable[..., Any] | type[BaseModel]]
+    """Typed functions (sync or async), pydantic model classes, `mm.tool(...)`/`mm.Tool` or tool dicts."""
     tool_choice: ToolChoice
     parallel_tool_calls: bool
     response_format: ResponseFormat
@@ -107,8 +121,8 @@ _ACCEPTED = {
     "presence_penalty": "a number from -2 to 2",
     "frequency_penalty": "a number from -2 to 2",
     "timeout": "a number of seconds > 0 or an httpx.Timeout",
-    "tools": "a list of tool dicts or mm.Tool objects",
-    "tool_choice": "'auto', 'none', 'required' or the name of a tool",
+    "tools": "a list of typed functions, pydantic model classes, mm.Tool objects or tool dicts",
+    "tool_choice": "'auto', 'none', 'required', or the name (or function, model class, mm.Tool) of a tool",
     "parallel_tool_calls": "True or False",
     "response_format": "'text', 'json', a response_format dict or a pydantic model class",
     "user": "a string",
@@ -130,15 +144,6 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _tools_hint(tools: Any) -> str:
-    if isinstance(tools, Sequence) and any(callable(tool) and not isinstance(tool, type) for tool in tools):
-        return (
-            "; a plain function is not accepted yet: describe it as mm.Tool(name=..., description=..., "
-            "parameters={...JSON schema...}) and run it yourself when the model calls it"
-        )
-    return ""
-
-
 def check_settings(settings: Mapping[str, Any]) -> None:
     """Refuse unknown settings and values a server would reject, before anything is sent.
 
@@ -147,6 +152,7 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     """
     if not settings:
         return
+    settings = _with_plain_tools(settings)
     unknown = sorted(set(settings) - _KNOWN)
     if unknown:
         import difflib
@@ -164,12 +170,41 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     except ValidationError as error:
         key = str(error.errors(include_url=False)[0]["loc"][0])
         shown = "" if key == "extra_headers" else f", got {_shown(settings[key])}"
-        hint = _tools_hint(settings[key]) if key == "tools" else ""
-        raise ConfigurationError(f"setting {key!r} must be {_ACCEPTED[key]}{shown}{hint}") from None
+        raise ConfigurationError(f"setting {key!r} must be {_ACCEPTED[key]}{shown}") from None
     if "timeout" in settings:
         check_timeout("setting 'timeout'", settings["timeout"])
     if "extra_headers" in settings:
         check_headers("extra_headers", settings["extra_headers"])
+
+
+def _with_plain_tools(settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`settings` with functions and model classes in ``tools`` described as `Tool`s, and a
+    ``tool_choice`` given as a tool object replaced by its name: the form the codecs encode."""
+    if "tools" not in settings and "tool_choice" not in settings:
+        return settings
+    from ._tools import as_tools, tool_choice_name
+
+    plain = dict(settings)
+    if "tools" in plain:
+        plain["tools"] = as_tools(plain["tools"])
+    if "tool_choice" in plain:
+        plain["tool_choice"] = tool_choice_name(plain["tool_choice"])
+    return plain
+
+
+def _check_choice_names_a_tool(settings: Mapping[str, Any]) -> None:
+    choice = settings.get("tool_choice")
+    tools = settings.get("tools")
+    if not tools or not isinstance(choice, str) or choice in ("auto", "none", "required"):
+        return
+    from ._tools import tool_names
+
+    names = tool_names(tools)
+    if choice not in names:
+        raise ConfigurationError(
+            f"setting 'tool_choice' names {choice!r}, which is not one of the tools given "
+            f"({', '.join(map(repr, names))}); use one of those, or 'auto', 'none' or 'required'"
+        )
 
 
 def check_timeout(option: str, timeout: Any) -> None:
@@ -217,9 +252,10 @@ def merge_settings(defaults: Mapping[str, Any] | None, call: Mapping[str, Any]) 
     if defaults and not _KNOWN.issuperset(defaults):
         check_settings(defaults)
     merged: dict[str, Any] = dict(defaults or {})
-    for key, value in call.items():
+    for key, value in _with_plain_tools(call).items():
         if key in ("extra_body", "extra_headers") and key in merged:
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
+    _check_choice_names_a_tool(merged)
     return merged  # type: ignore[return-value]

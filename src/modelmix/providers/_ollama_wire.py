@@ -188,7 +188,9 @@ class OllamaCodec:
             options["stop"] = [stop] if isinstance(stop, str) else list(stop)
         if options:
             body["options"] = options
-        if settings.get("tools"):
+        # /api/chat has no tool_choice: "auto" is what it does anyway and "none" is honoured by
+        # not offering the tools; the profile refuses the forms it cannot honour before this.
+        if settings.get("tools") and settings.get("tool_choice") != "none":
             body["tools"] = [encode_tool(t) for t in settings["tools"]]
         if "response_format" in settings:
             fmt = _encode_format(settings["response_format"])

@@ -96,7 +96,13 @@ def _encode_part(part: TextPart | ImagePart) -> dict[str, Any]:
     return {"type": "image_url", "image_url": image_url}
 
 
-def encode_tool(tool: Tool | Mapping[str, Any]) -> dict[str, Any]:
+def encode_tool(tool: Any) -> dict[str, Any]:
+    """One tool in the ``tools`` array. Settings arrive with functions and model classes already
+    described (see `merge_settings`); anything else is described here, for codecs called directly."""
+    if not isinstance(tool, (Tool, Mapping)):
+        from .._tools import as_tool
+
+        tool = as_tool(tool)
     if isinstance(tool, Tool):
         function: dict[str, Any] = {"name": tool.name, "parameters": tool.parameters}
         if tool.description is not None:
@@ -112,6 +118,12 @@ def encode_tool(tool: Tool | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_tool_choice(choice: Any) -> Any:
+    """``auto``/``none``/``required`` as they are; one tool (its name, or the tool itself) as the
+    ``{"type": "function", ...}`` object; a dict already in that form as it is."""
+    if not isinstance(choice, (str, Mapping)):
+        from .._tools import tool_choice_name
+
+        choice = tool_choice_name(choice)
     if isinstance(choice, str) and choice not in ("auto", "none", "required"):
         return {"type": "function", "function": {"name": choice}}
     return choice
