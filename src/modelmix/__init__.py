@@ -69,6 +69,8 @@ from .tokens import ModelInfo, model_info, register_model_info
 # resilience layer pulls in tenacity; the Azure provider its auth and profiles). Type checkers
 # and documentation tools see them through the TYPE_CHECKING imports.
 _LAZY: dict[str, str] = {
+    "tool": "modelmix._tools",
+    "ToolArgumentsError": "modelmix._tools",
     "AvailableModel": "modelmix.providers._listing",
     "alist_models": "modelmix.providers._listing",
     "list_models": "modelmix.providers._listing",
@@ -105,6 +107,7 @@ if _typing.TYPE_CHECKING:
     from ._exceptions import ContentFilterError as ContentFilterError
     from ._exceptions import StreamErrorEvent as StreamErrorEvent
     from ._profile import ModelProfile
+    from ._tools import ToolArgumentsError, tool
     from .providers._listing import AvailableModel, alist_models, list_models
     from .providers._provider import Provider
     from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
@@ -213,6 +216,7 @@ __all__ = [
     "TextDelta",
     "TextPart",
     "Tool",
+    "ToolArgumentsError",
     "ToolCall",
     "ToolCallDelta",
     "TransportError",
@@ -236,6 +240,7 @@ __all__ = [
     "register_provider",
     "retrying",
     "system",
+    "tool",
     "tool_result",
     "user",
 ]

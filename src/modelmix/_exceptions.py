@@ -29,7 +29,8 @@ decisions never parse message strings::
     │   │   ├── StreamStalledError         no event within the idle timeout
     │   │   └── InBandStreamError          the server sent an error inside a 200 stream
     │   ├── ResponseFilteredError          the answer was cut by a content filter
-    │   └── ResponseTooLargeError          a size cap was hit
+    │   ├── ResponseTooLargeError          a size cap was hit
+    │   └── ToolArgumentsError             a tool call's arguments do not fit the tool (raw_arguments)
     ├── AllModelsFailedError               every model of a fallback chain failed (also an ExceptionGroup)
     ├── DeadlineExceededError
     ├── CircuitOpenError

@@ -342,3 +342,22 @@ def test_a_method_and_a_callable_object_are_tools() -> None:
     assert tool(shop.price).description == "Price of an item."
     assert tool(shop).name == "Shop"
     assert call("price", '{"item": "tea", "quantity": "2"}').parse([shop.price]) == {"item": "tea", "quantity": 2}
+
+
+def test_ollama_refuses_tool_choice_forms_its_api_cannot_express() -> None:
+    def get_time(city: str) -> str:
+        """The local time in a city."""
+        return "noon"
+
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        model = mm.model("ollama:llama3.2", base_url="http://127.0.0.1:11434", http_client=client, max_retries=0)
+        for choice in ("required", "get_time"):
+            with pytest.raises(mm.UnsupportedCapabilityError, match="tool_choice"):
+                model.chat("hi", tools=[get_time], tool_choice=choice)
+    assert sent == []

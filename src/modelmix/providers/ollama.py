@@ -87,7 +87,11 @@ class OllamaProvider(Provider):
     listing_path = "api/tags"
     # Ollama's usage arrives in the final NDJSON object of every stream, unasked; a JSON schema
     # travels in ``format``.
-    profile_defaults: ClassVar[Mapping[str, Any]] = {"json_schema_via": "format"}
+    # /api/chat has no tool_choice: "none" is honoured by sending no tools; other forms are refused.
+    profile_defaults: ClassVar[Mapping[str, Any]] = {
+        "json_schema_via": "format",
+        "tool_choice": frozenset({"auto", "none"}),
+    }
 
     @classmethod
     def resolve_base_url(cls, given: str | None) -> str:
