@@ -76,8 +76,7 @@ def _summed_usage(steps: Sequence[ToolStep]) -> Usage | None:
         output_tokens=sum(usage.output_tokens for usage in reported),
         cached_tokens=optional_sum([usage.cached_tokens for usage in reported]),
         reasoning_tokens=optional_sum([usage.reasoning_tokens for usage in reported]),
-        # A step without usage, or one whose counts were estimated, makes the sum an estimate.
-        estimated=len(reported) < len(steps) or any(usage.estimated for usage in reported),
+        estimated=any(usage.estimated for usage in reported),
     )
 
 
@@ -90,7 +89,7 @@ def _summed_cost(steps: Sequence[ToolStep]) -> float | None:
 class ToolRun:
     """The result of a tool loop: the final answer, every step, the whole conversation (your
     messages, each assistant turn and each tool result, then the final answer) and the usage and
-    cost summed over the steps (None when no step reported any)."""
+    cost summed over the steps that reported them (None when none did)."""
 
     response: ChatResponse
     steps: list[ToolStep]
