@@ -70,6 +70,9 @@ from .tokens import ModelInfo, model_info, register_model_info
 # and documentation tools see them through the TYPE_CHECKING imports.
 _LAZY: dict[str, str] = {
     "tool": "modelmix._tools",
+    **dict.fromkeys(
+        ("run_tools", "arun_tools", "ToolRun", "ToolStep", "ToolOutcome", "ToolLoopLimitError"), "modelmix._tool_loop"
+    ),
     "ToolArgumentsError": "modelmix._tools",
     "AvailableModel": "modelmix.providers._listing",
     "alist_models": "modelmix.providers._listing",
@@ -107,6 +110,7 @@ if _typing.TYPE_CHECKING:
     from ._exceptions import ContentFilterError as ContentFilterError
     from ._exceptions import StreamErrorEvent as StreamErrorEvent
     from ._profile import ModelProfile
+    from ._tool_loop import ToolLoopLimitError, ToolOutcome, ToolRun, ToolStep, arun_tools, run_tools
     from ._tools import ToolArgumentsError, tool
     from .providers._listing import AvailableModel, alist_models, list_models
     from .providers._provider import Provider
@@ -219,6 +223,10 @@ __all__ = [
     "ToolArgumentsError",
     "ToolCall",
     "ToolCallDelta",
+    "ToolLoopLimitError",
+    "ToolOutcome",
+    "ToolRun",
+    "ToolStep",
     "TransportError",
     "UnexpectedRedirectError",
     "UnprocessableEntityError",
@@ -227,6 +235,7 @@ __all__ = [
     "UsageEvent",
     "__version__",
     "alist_models",
+    "arun_tools",
     "assistant",
     "circuit_breaker",
     "fallback",
@@ -239,6 +248,7 @@ __all__ = [
     "register_model_info",
     "register_provider",
     "retrying",
+    "run_tools",
     "system",
     "tool",
     "tool_result",

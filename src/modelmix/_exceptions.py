@@ -34,7 +34,8 @@ decisions never parse message strings::
     ├── AllModelsFailedError               every model of a fallback chain failed (also an ExceptionGroup)
     ├── DeadlineExceededError
     ├── CircuitOpenError
-    └── RetryBudgetExhaustedError
+    ├── RetryBudgetExhaustedError
+    └── ToolLoopLimitError                 run_tools: the model still calls tools after max_steps
 
 `asyncio.CancelledError` and other cancellation exceptions are never wrapped.
 
