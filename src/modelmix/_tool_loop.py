@@ -9,11 +9,9 @@ caller's mistakes, the model's own failures and `ToolLoopLimitError`.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +27,7 @@ from ._messages import Message, MessagesInput, ToolCall, to_messages, tool_resul
 from ._model import Model
 from ._response import ChatResponse, Usage
 from ._settings import Settings, Tool
+from ._sync_bridge import run_sync
 from ._tools import ToolLike, as_tools, parse_tool_call
 
 __all__ = ["ToolLoopLimitError", "ToolOutcome", "ToolRun", "ToolStep", "arun_tools", "run_tools"]
@@ -85,8 +84,24 @@ def _summed_cost(steps: Sequence[ToolStep]) -> float | None:
     return sum(costs) if costs else None
 
 
+class _StepTotals:
+    """`usage` and `cost` summed over `steps`, for a finished run and a run stopped at its limit."""
+
+    steps: list[ToolStep]
+
+    @property
+    def usage(self) -> Usage | None:
+        """Token usage summed over the steps that reported it (None when none did)."""
+        return _summed_usage(self.steps)
+
+    @property
+    def cost(self) -> float | None:
+        """Cost summed over the steps that reported it (None when none did)."""
+        return _summed_cost(self.steps)
+
+
 @dataclass(frozen=True)
-class ToolRun:
+class ToolRun(_StepTotals):
     """The result of a tool loop: the final answer, every step, the whole conversation (your
     messages, each assistant turn and each tool result, then the final answer) and the usage and
     cost summed over the steps that reported them (None when none did)."""
@@ -99,16 +114,8 @@ class ToolRun:
     def text(self) -> str:
         return self.response.text
 
-    @property
-    def usage(self) -> Usage | None:
-        return _summed_usage(self.steps)
 
-    @property
-    def cost(self) -> float | None:
-        return _summed_cost(self.steps)
-
-
-class ToolLoopLimitError(ModelMixError):
+class ToolLoopLimitError(_StepTotals, ModelMixError):
     """The model was still calling tools after `max_steps` calls. `steps` and `messages` hold the
     work so far (the tools of the last step were not run); `usage` and `cost` are summed over it."""
 
@@ -116,14 +123,6 @@ class ToolLoopLimitError(ModelMixError):
         super().__init__(message)
         self.steps = list(steps)
         self.messages = list(messages)
-
-    @property
-    def usage(self) -> Usage | None:
-        return _summed_usage(self.steps)
-
-    @property
-    def cost(self) -> float | None:
-        return _summed_cost(self.steps)
 
 
 # ------------------------------------------------------------------------------ one tool call
@@ -181,7 +180,7 @@ def _run_sync(prepared: _Prepared) -> ToolOutcome:
     try:
         value = prepared.function(**prepared.arguments)
         if inspect.isawaitable(value):
-            value = _run_to_completion(value)
+            value = run_sync(value, thread_name="modelmix-tool")
     except Exception as error:  # the model reads what went wrong; cancellation still propagates
         return _failed(prepared.call, error)
     return _succeeded(prepared.call, value)
@@ -202,21 +201,6 @@ async def _run_async(prepared: _Prepared) -> ToolOutcome:
     except Exception as error:
         return _failed(prepared.call, error)
     return _succeeded(prepared.call, value)
-
-
-async def _awaited(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
-
-
-def _run_to_completion(awaitable: Awaitable[Any]) -> Any:
-    """An async tool called from `run_tools`: on an event loop of its own (in a worker thread when
-    this thread already runs one, as it would in a notebook)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.run(_awaited, awaitable)
-    with ThreadPoolExecutor(1, thread_name_prefix="modelmix-tool") as pool:
-        return pool.submit(anyio.run, _awaited, awaitable).result()
 
 
 async def _run_concurrently(prepared: Sequence[_Prepared]) -> list[ToolOutcome]:

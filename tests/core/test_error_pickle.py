@@ -13,6 +13,10 @@ from typing import Any
 import pytest
 
 import modelmix as mm
+
+# Every module that defines errors, imported before the walk below, so it is complete whatever ran first.
+import modelmix._tool_loop
+import modelmix._tools
 from modelmix import ModelMixError
 from modelmix._response import Attempt, Usage
 
@@ -29,6 +33,10 @@ _REQUIRED: dict[str, Any] = {
     "feature": "tokens",
     "extra": "tokens",
     "module": "tiktoken",
+    "tool_name": "get_weather",
+    "raw_arguments": '{"city": 7}',
+    "steps": [],
+    "messages": [],
 }
 _CONTEXT: dict[str, Any] = {
     "provider": "openai",

@@ -3,12 +3,10 @@ of replies — for testing app code (and chains) with no network and no server a
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, Union
 
 import anyio
@@ -24,6 +22,7 @@ from .._model import Model
 from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
+from .._sync_bridge import run_sync
 from ..providers._openai_wire import OpenAIStreamParser
 from ..resilience import Clock
 from ._replies import FakeReply, content_chunks, finish_reason_of, kept_chunks, scripted, usage_of
@@ -102,7 +101,7 @@ class FunctionModel(Model):
         conversation, settings = self._start(messages, call_settings)
         result = self.function(conversation, settings)
         if inspect.isawaitable(result):
-            result = _run_to_completion(result)
+            result = run_sync(result, thread_name="modelmix-function-model")
         self._wait(result, settings)
         return result, settings
 
@@ -276,18 +275,3 @@ def _parser_for() -> OpenAIStreamParser:
 
 def _nothing() -> None:
     return None
-
-
-async def _awaited(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-def _run_to_completion(awaitable: Awaitable[T]) -> T:
-    """An async answer function called from sync code: run it on an event loop of its own (in a
-    worker thread when this thread already runs one)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return anyio.run(_awaited, awaitable)
-    with ThreadPoolExecutor(1, thread_name_prefix="modelmix-function-model") as pool:
-        return pool.submit(anyio.run, _awaited, awaitable).result()
