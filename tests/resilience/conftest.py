@@ -31,6 +31,21 @@ CANARY = "sk-CANARY-4f3e2d1c0b9a8776"
 CANARY_PROMPT = "CANARY-PROMPT-do-not-log"
 
 
+class NoSleepClock(Clock):
+    """Real time; backoff and hint waits are counted, not slept (the soak and chaos runs measure
+    behaviour, not backoff)."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def sleep(self, seconds: float) -> None:
+        self.waits += 1
+
+    async def asleep(self, seconds: float) -> None:
+        self.waits += 1
+        await anyio.lowlevel.checkpoint()
+
+
 class FakeClock(Clock):
     """Real time plus whatever was "slept": waits are recorded and skipped, not slept."""
 

@@ -19,9 +19,9 @@ import pytest
 
 import modelmix as mm
 from modelmix.providers.openai import OpenAIModel
-from modelmix.resilience import Clock, EndpointRegistry
+from modelmix.resilience import EndpointRegistry
 
-from .conftest import CANARY, policy
+from .conftest import CANARY, NoSleepClock, policy
 from .faultserver import Fault, FaultServerProcess
 
 pytestmark = pytest.mark.soak
@@ -48,20 +48,6 @@ FAULTS: list[tuple[Fault, float]] = [
     (Fault("error_event", chunks=0), 2),
     (Fault("redirect"), 1),
 ]
-
-
-class NoSleepClock(Clock):
-    """Real time; retry waits are counted, not slept (the run measures the breakers, not backoff)."""
-
-    def __init__(self) -> None:
-        self.waits = 0
-
-    def sleep(self, seconds: float) -> None:
-        self.waits += 1
-
-    async def asleep(self, seconds: float) -> None:
-        self.waits += 1
-        await anyio.lowlevel.checkpoint()
 
 
 @pytest.fixture(scope="module")

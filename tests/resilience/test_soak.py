@@ -16,9 +16,9 @@ import pytest
 
 import modelmix as mm
 from modelmix.providers.openai import OpenAIModel
-from modelmix.resilience import BreakerConfig, Clock
+from modelmix.resilience import BreakerConfig
 
-from .conftest import CANARY, assert_pool_released, policy
+from .conftest import CANARY, NoSleepClock, assert_pool_released, policy
 from .faultserver import Fault, FaultServerProcess
 
 pytestmark = pytest.mark.soak
@@ -27,20 +27,6 @@ REQUESTS = int(__import__("os").environ.get("SOAK_REQUESTS", "10000"))
 CONCURRENCY = 50
 SEED = 20261122
 LABELS = ("s1", "s2", "s3")
-
-
-class NoSleepClock(Clock):
-    """Real time; backoff and hint waits are counted, not slept (the soak measures behaviour)."""
-
-    def __init__(self) -> None:
-        self.waits = 0
-
-    def sleep(self, seconds: float) -> None:
-        self.waits += 1
-
-    async def asleep(self, seconds: float) -> None:
-        self.waits += 1
-        await anyio.lowlevel.checkpoint()
 
 
 FAULTS: list[tuple[Fault, float]] = [
