@@ -10,7 +10,17 @@ import typing as _typing
 import warnings as _warnings
 
 from ._auth import APIKeyAuth, Auth, NoAuth
-from ._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
+from ._events import (
+    ContentFilterEvent,
+    FinishEvent,
+    PartialOutput,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageEvent,
+)
 from ._exceptions import DEPRECATED_NAMES as _DEPRECATED_NAMES
 from ._exceptions import (
     AllModelsFailedError,
@@ -62,6 +72,7 @@ from ._registry import list_providers, model, register_provider
 from ._response import Attempt, ChatResponse, Usage
 from ._settings import Settings, Tool
 from ._streaming import AsyncStream, Stream
+from ._structured import OutputError, OutputRefusedError, OutputValidationError
 from ._version import __version__
 from .tokens import ModelInfo, model_info, register_model_info
 
@@ -197,12 +208,17 @@ __all__ = [
     "ModelProfile",
     "NoAuth",
     "NotFoundError",
+    "OutputError",
+    "OutputRefusedError",
+    "OutputValidationError",
+    "PartialOutput",
     "PermissionDeniedError",
     "PromptFilteredError",
     "Provider",
     "ProviderError",
     "RateLimitError",
     "ReasoningDelta",
+    "RefusalDelta",
     "ResilientModel",
     "ResponseFilteredError",
     "ResponseTooLargeError",

@@ -6,7 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
+from ._events import (
+    ContentFilterEvent,
+    FinishEvent,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageEvent,
+)
 from ._messages import Message, ToolCall
 from ._response import ChatResponse, Usage
 
@@ -23,11 +32,22 @@ class _ToolCallParts:
 class StreamAccumulator:
     """Folds stream events into the final `ChatResponse`."""
 
-    __slots__ = ("_filter", "_prompt_filter", "_reasoning", "_text", "_tools", "finish_reason", "n_events", "usage")
+    __slots__ = (
+        "_filter",
+        "_prompt_filter",
+        "_reasoning",
+        "_refusal",
+        "_text",
+        "_tools",
+        "finish_reason",
+        "n_events",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        self._refusal: list[str] = []
         self._tools: dict[int, _ToolCallParts] = {}
         self._filter: dict[str, Any] | None = None
         self._prompt_filter: list[dict[str, Any]] | None = None
@@ -56,6 +76,8 @@ class StreamAccumulator:
             self.finish_reason = event.finish_reason
         elif isinstance(event, UsageEvent):
             self.usage = event.usage
+        elif isinstance(event, RefusalDelta):
+            self._refusal.append(event.text)
         elif isinstance(event, ContentFilterEvent):
             if event.source == "prompt":
                 self._prompt_filter = [*(self._prompt_filter or []), event.results]
@@ -89,6 +111,7 @@ class StreamAccumulator:
             request_id=request_id,
             latency=latency,
             reasoning="".join(self._reasoning) or None,
+            refusal="".join(self._refusal) or None,
             content_filter_results=self._filter,
             prompt_filter_results=self._prompt_filter,
         )
@@ -104,6 +127,8 @@ def events_from_response(response: ChatResponse) -> list[StreamEvent]:
         events.append(ReasoningDelta(response.reasoning))
     if response.text:
         events.append(TextDelta(response.text))
+    if response.refusal:
+        events.append(RefusalDelta(response.refusal))
     for index, call in enumerate(response.tool_calls):
         events.append(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.raw_arguments))
     if response.content_filter_results:

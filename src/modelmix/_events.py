@@ -11,7 +11,9 @@ __all__ = [
     "CONTENT_EVENTS",
     "ContentFilterEvent",
     "FinishEvent",
+    "PartialOutput",
     "ReasoningDelta",
+    "RefusalDelta",
     "StreamEvent",
     "TextDelta",
     "ToolCallDelta",
@@ -35,6 +37,24 @@ class ReasoningDelta:
 
     text: str
     type: Literal["reasoning"] = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    """A piece of the model's refusal to answer, where the server streams it apart from the text."""
+
+    text: str
+    type: Literal["refusal"] = "refusal"
+
+
+@dataclass(frozen=True, slots=True)
+class PartialOutput:
+    """Structured output so far (``stream(..., output=...)``): the JSON value the text received so
+    far determines, as plain dicts, lists and scalars. Sent each time it grows; the validated
+    object is on the final response's ``output``."""
+
+    value: Any
+    type: Literal["partial_output"] = "partial_output"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +93,10 @@ class FinishEvent:
     type: Literal["finish"] = "finish"
 
 
-StreamEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageEvent, ContentFilterEvent, FinishEvent]
+StreamEvent = Union[
+    TextDelta, ReasoningDelta, RefusalDelta, ToolCallDelta, UsageEvent, ContentFilterEvent, FinishEvent, PartialOutput
+]
 """Everything a stream yields; match on the class or on ``event.type``."""
 
-CONTENT_EVENTS = (TextDelta, ReasoningDelta, ToolCallDelta)
+CONTENT_EVENTS = (TextDelta, ReasoningDelta, ToolCallDelta, RefusalDelta)
 """Events that carry answer content: the first one to reach the caller is the commit point."""

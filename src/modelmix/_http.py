@@ -46,6 +46,7 @@ from ._profile import ModelProfile, ProfileOverride, check_request
 from ._response import ChatResponse
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream
+from ._structured import output_achat, output_chat, output_stream
 from ._version import __version__
 from .providers._provider import ConnectionOptions
 from .tokens import cost_of, model_info
@@ -171,6 +172,7 @@ class HTTPModel(Model):
         info = model_info(self.name)
         return info.context_window if info is not None else None
 
+    @output_chat
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         try:
             return self._chat_once(messages, settings)
@@ -188,6 +190,7 @@ class HTTPModel(Model):
             )
         return self._complete(response, body, started, call)
 
+    @output_achat
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         try:
             return await self._achat_once(messages, settings)
@@ -205,6 +208,7 @@ class HTTPModel(Model):
             )
         return self._complete(response, body, started, call)
 
+    @output_stream
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
         # Build now so bad input fails at the call site, not on first iteration.
         request, call = self._build_request(messages, settings, stream=True, auth_headers=self._sync_auth())
@@ -235,6 +239,7 @@ class HTTPModel(Model):
 
         return Stream(open_stream, self.codec.stream_parser(call), provider=self.provider, model=self.name)
 
+    @output_stream
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         # Built now so bad input fails at the call site; rebuilt at open time only when the
         # credential must be fetched asynchronously (token providers).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +14,8 @@ __all__ = [
     "ChatResponse",
     "FinishReason",
     "Usage",
+    "summed_cost",
+    "summed_usage",
 ]
 
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"]
@@ -73,6 +76,10 @@ class ChatResponse(BaseModel):
     latency: float = 0.0
     """Seconds from sending the request to the complete answer."""
     reasoning: str | None = None
+    refusal: str | None = None
+    """The model's refusal to answer, where the server reports it apart from the text (OpenAI)."""
+    output: Any = Field(default=None, repr=False)
+    """The validated object when the call asked for structured output (``output=...``); None otherwise."""
     content_filter_results: dict[str, Any] | None = None
     """Per-choice content-filter annotations where the provider sends them (Azure)."""
     prompt_filter_results: list[dict[str, Any]] | None = None
@@ -97,3 +104,28 @@ class ChatResponse(BaseModel):
             return True
         results = self.content_filter_results or {}
         return any(isinstance(v, dict) and v.get("filtered") for v in results.values())
+
+
+def summed_usage(usages: Iterable[Usage | None]) -> Usage | None:
+    """The token counts of several calls added up (None when none reported usage)."""
+    reported = [usage for usage in usages if usage is not None]
+    if not reported:
+        return None
+
+    def optional_sum(values: list[int | None]) -> int | None:
+        known = [value for value in values if value is not None]
+        return sum(known) if known else None
+
+    return Usage(
+        input_tokens=sum(usage.input_tokens for usage in reported),
+        output_tokens=sum(usage.output_tokens for usage in reported),
+        cached_tokens=optional_sum([usage.cached_tokens for usage in reported]),
+        reasoning_tokens=optional_sum([usage.reasoning_tokens for usage in reported]),
+        estimated=any(usage.estimated for usage in reported),
+    )
+
+
+def summed_cost(costs: Iterable[float | None]) -> float | None:
+    """The costs of several calls added up, over those whose cost is known (None when none is)."""
+    known = [cost for cost in costs if cost is not None]
+    return sum(known) if known else None

@@ -83,6 +83,13 @@ class Settings(TypedDict, total=False):
     """Provider-specific request fields, sent as they are (e.g. ``{"reasoning_effort": "low"}``)."""
     extra_headers: Mapping[str, str]
     """Extra HTTP headers for this call."""
+    output: Any
+    """Structured output: the type to return on ``response.output`` (a pydantic model, dataclass,
+    TypedDict, ``list[...]``, a union... anything pydantic's ``TypeAdapter`` takes), validated."""
+    output_strategy: Literal["native", "tool", "json", "prompt"]
+    """How the output's schema reaches the model; by default the strongest the profile supports."""
+    output_retries: int
+    """How many times an invalid output is shown to the model to try again (default 0)."""
 
 
 _KNOWN = frozenset(Settings.__annotations__)
@@ -110,6 +117,9 @@ class _CheckedSettings(TypedDict, total=False):
     user: Annotated[str, Strict()]
     extra_body: Mapping[Annotated[str, Strict()], Any]
     extra_headers: Mapping[str, Any]  # names and values: checked by `check_headers`
+    output: Any  # a type: checked when its schema is built
+    output_strategy: Literal["native", "tool", "json", "prompt"]
+    output_retries: Annotated[_Whole, Field(ge=0, le=10)]
 
 
 _ACCEPTED = {
@@ -128,6 +138,9 @@ _ACCEPTED = {
     "user": "a string",
     "extra_body": "a dict of provider-specific request fields with string keys",
     "extra_headers": "a dict of header names to header values",
+    "output": "a type: a pydantic model, dataclass, TypedDict, list[...] or union of them",
+    "output_strategy": "'native', 'tool', 'json' or 'prompt'",
+    "output_retries": "a whole number from 0 to 10",
 }
 
 

@@ -7,7 +7,6 @@ the connection — lives here once and behaves the same for sync and async.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -20,7 +19,7 @@ import anyio
 from ._accumulator import StreamAccumulator, events_from_response
 from ._driver import MAX_RESPONSE_BYTES
 from ._error_context import ErrorContext
-from ._events import CONTENT_EVENTS, StreamEvent, TextDelta
+from ._events import CONTENT_EVENTS, PartialOutput, StreamEvent, TextDelta
 from ._exceptions import (
     ModelMixError,
     ResponseTooLargeError,
@@ -30,7 +29,8 @@ from ._exceptions import (
 )
 from ._response import ChatResponse
 from ._sse import DecoderLimitError
-from ._watchdog import Watch, catching_responses, socket_of
+from ._structured import OutputError, OutputTracker
+from ._watchdog import Watch, aread_past_the_end, catching_responses, read_past_the_end, socket_of
 from .tokens._catalog import with_cost
 
 __all__ = [
@@ -123,8 +123,9 @@ class OpenedStream:
 class _StreamState:
     """The logic shared by `Stream` and `AsyncStream`; no I/O here."""
 
-    def __init__(self, parser: StreamParser, *, provider: str, model: str) -> None:
+    def __init__(self, parser: StreamParser, *, provider: str, model: str, output: OutputTracker | None = None) -> None:
         self.parser = parser
+        self.output = output
         self._decode: Callable[[Any], list[StreamEvent]] = parser.feed
         self.provider = provider
         self.model_name = model
@@ -145,7 +146,7 @@ class _StreamState:
             self.acc.add(event)
             if not self.committed and isinstance(event, CONTENT_EVENTS):
                 self.committed = True
-        return events
+        return events if self.output is None else self.output.on_events(events)
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
         if self._room is not None:
@@ -199,7 +200,8 @@ class _StreamState:
             request_id=self.opened.request_id,
             latency=time.perf_counter() - self.opened.started,
         )
-        self.response = with_cost(built, self.model_name)
+        built = with_cost(built, self.model_name)
+        self.response = built if self.output is None else self.output.finish(built)
         return self.response
 
     def start(self, opened: OpenedStream) -> OpenedStream:
@@ -221,8 +223,9 @@ class _StreamState:
 
     def fail(self, exc: ModelMixError) -> ModelMixError:
         """After the commit point, wrap a failure so the caller gets the partial output."""
-        if not self.committed or isinstance(exc, (StreamInterruptedError, ResponseTooLargeError)):
-            # A size cap is reported as itself whenever it is hit, as for a non-streamed answer.
+        if not self.committed or isinstance(exc, (StreamInterruptedError, ResponseTooLargeError, OutputError)):
+            # A size cap is reported as itself whenever it is hit, as for a non-streamed answer;
+            # so is an output that does not validate (the stream itself was complete).
             return exc
         wrapped = StreamInterruptedError(
             f"the stream failed after content was delivered: {exc.message}",
@@ -391,7 +394,7 @@ class Stream(_StreamBase):
                     watch.waiting()
                 if state.parser.done:
                     watch.not_waiting()
-                    _read_past_the_end(chunks, watch)
+                    read_past_the_end(chunks, watch)
                     break
             yield from state.end_of_input()
             state.complete()
@@ -408,6 +411,14 @@ class Stream(_StreamBase):
         for event in self:
             if isinstance(event, TextDelta):
                 yield event.text
+
+    def outputs(self) -> Iterator[Any]:
+        """With ``output=``: the value so far each time it grows (plain JSON: dicts, lists...),
+        then the validated object. Raises `OutputValidationError` if the answer does not validate."""
+        for event in self:
+            if type(event) is PartialOutput:
+                yield event.value
+        yield self.response.output
 
     def until_done(self) -> ChatResponse:
         """Read the rest of the stream and return the final response."""
@@ -437,7 +448,7 @@ class AsyncStream(_StreamBase):
         self._opener = opener
         self._state = _StreamState(parser, provider=provider, model=model)
         self._iterator: AsyncIterator[StreamEvent] | None = None
-        self._text_iterators: list[AsyncIterator[str]] = []
+        self._text_iterators: list[AsyncIterator[Any]] = []
         self._closed = False
 
     async def __aenter__(self) -> AsyncStream:
@@ -512,7 +523,7 @@ class AsyncStream(_StreamBase):
                 for event in state.feed(chunk):
                     yield event
                 if state.parser.done:
-                    await _aread_past_the_end(chunks)
+                    await aread_past_the_end(chunks)
                     break
             for event in state.end_of_input():
                 yield event
@@ -535,38 +546,20 @@ class AsyncStream(_StreamBase):
             if isinstance(event, TextDelta):
                 yield event.text
 
+    def outputs(self) -> AsyncIterator[Any]:
+        """With ``output=``: the value so far each time it grows, then the validated object."""
+        values = self._outputs()
+        self._text_iterators.append(values)  # closed with the stream, as text_deltas()
+        return values
+
+    async def _outputs(self) -> AsyncIterator[Any]:
+        async for event in self:
+            if type(event) is PartialOutput:
+                yield event.value
+        yield self.response.output
+
     async def until_done(self) -> ChatResponse:
         """Read the rest of the stream and return the final response."""
         async for _ in self:
             pass
         return self.response
-
-
-_PAST_THE_END_GRACE = 0.1
-"""Seconds a complete stream may spend reading what follows its terminator (usually the end of
-the chunked body, already buffered). Reading it lets the connection go back to the pool; a server
-that keeps the connection open after the answer costs that connection, never the caller's time."""
-
-
-class _Enough(Exception):
-    """The grace after the terminator passed."""
-
-
-def _enough() -> BaseException:
-    return _Enough()
-
-
-def _read_past_the_end(chunks: Iterator[Any], watch: Watch) -> None:
-    """Read what follows the terminator for a moment: the answer is complete whatever happens."""
-    watch.deadline_at(time.monotonic() + _PAST_THE_END_GRACE, _enough)
-    # A failure after the terminator (the grace passed, a reset) only costs the connection.
-    with contextlib.suppress(Exception):
-        for _rest in chunks:
-            pass
-
-
-async def _aread_past_the_end(chunks: AsyncIterator[Any]) -> None:
-    """Async `_read_past_the_end`."""
-    with anyio.move_on_after(_PAST_THE_END_GRACE), contextlib.suppress(Exception):
-        async for _rest in chunks:
-            pass

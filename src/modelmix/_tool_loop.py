@@ -25,7 +25,7 @@ from ._error_tree import ModelMixError
 from ._exceptions import ConfigurationError
 from ._messages import Message, MessagesInput, ToolCall, to_messages, tool_result
 from ._model import Model
-from ._response import ChatResponse, Usage
+from ._response import ChatResponse, Usage, summed_cost, summed_usage
 from ._settings import Settings, Tool
 from ._sync_bridge import run_sync
 from ._tools import ToolLike, as_tools, parse_tool_call
@@ -61,29 +61,6 @@ class ToolStep:
         return self.response.tool_calls
 
 
-def _summed_usage(steps: Sequence[ToolStep]) -> Usage | None:
-    reported = [step.response.usage for step in steps if step.response.usage is not None]
-    if not reported:
-        return None
-
-    def optional_sum(values: list[int | None]) -> int | None:
-        known = [value for value in values if value is not None]
-        return sum(known) if known else None
-
-    return Usage(
-        input_tokens=sum(usage.input_tokens for usage in reported),
-        output_tokens=sum(usage.output_tokens for usage in reported),
-        cached_tokens=optional_sum([usage.cached_tokens for usage in reported]),
-        reasoning_tokens=optional_sum([usage.reasoning_tokens for usage in reported]),
-        estimated=any(usage.estimated for usage in reported),
-    )
-
-
-def _summed_cost(steps: Sequence[ToolStep]) -> float | None:
-    costs = [step.response.cost for step in steps if step.response.cost is not None]
-    return sum(costs) if costs else None
-
-
 class _StepTotals:
     """`usage` and `cost` summed over `steps`, for a finished run and a run stopped at its limit."""
 
@@ -92,12 +69,12 @@ class _StepTotals:
     @property
     def usage(self) -> Usage | None:
         """Token usage summed over the steps that reported it (None when none did)."""
-        return _summed_usage(self.steps)
+        return summed_usage(step.response.usage for step in self.steps)
 
     @property
     def cost(self) -> float | None:
         """Cost summed over the steps that reported it (None when none did)."""
-        return _summed_cost(self.steps)
+        return summed_cost(step.response.cost for step in self.steps)
 
 
 @dataclass(frozen=True)

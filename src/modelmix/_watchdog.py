@@ -23,11 +23,13 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar, Token
 from typing import Any
 
-__all__ = ["Watch", "catching_responses", "response_sent", "socket_of"]
+import anyio
+
+__all__ = ["Watch", "aread_past_the_end", "catching_responses", "read_past_the_end", "response_sent", "socket_of"]
 
 MakeError = Callable[[], BaseException]
 _COMPACT_AFTER = 256
@@ -229,3 +231,33 @@ def response_sent(response: Any) -> None:
     sink = _RESPONSES.get()
     if sink is not None:
         sink.append(response)
+
+
+_PAST_THE_END_GRACE = 0.1
+"""Seconds a complete stream may spend reading what follows its terminator (usually the end of
+the chunked body, already buffered). Reading it lets the connection go back to the pool; a server
+that keeps the connection open after the answer costs that connection, never the caller's time."""
+
+
+class _Enough(Exception):
+    """The grace after the terminator passed."""
+
+
+def _enough() -> BaseException:
+    return _Enough()
+
+
+def read_past_the_end(chunks: Iterator[Any], watch: Watch) -> None:
+    """Read what follows the terminator for a moment: the answer is complete whatever happens."""
+    watch.deadline_at(time.monotonic() + _PAST_THE_END_GRACE, _enough)
+    # A failure after the terminator (the grace passed, a reset) only costs the connection.
+    with contextlib.suppress(Exception):
+        for _rest in chunks:
+            pass
+
+
+async def aread_past_the_end(chunks: AsyncIterator[Any]) -> None:
+    """Async `read_past_the_end`."""
+    with anyio.move_on_after(_PAST_THE_END_GRACE), contextlib.suppress(Exception):
+        async for _rest in chunks:
+            pass

@@ -37,6 +37,9 @@ _REQUIRED: dict[str, Any] = {
     "raw_arguments": '{"city": 7}',
     "steps": [],
     "messages": [],
+    "refusal": "I can't help with that.",
+    "raw_text": '{"name": 7}',
+    "strategy": "native",
 }
 _CONTEXT: dict[str, Any] = {
     "provider": "openai",

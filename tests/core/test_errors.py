@@ -338,12 +338,15 @@ def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
 # Every module that defines errors is imported first, so the walk is the same whatever ran before.
 importlib.import_module("modelmix._tools")
 importlib.import_module("modelmix._tool_loop")
+importlib.import_module("modelmix._structured")
 PROVIDER_ERRORS = sorted(set(_all_subclasses(mm.ProviderError)) | {mm.ProviderError}, key=lambda cls: cls.__name__)
 # The arguments each class requires besides the message; everything else is shared context.
 REQUIRED: dict[str, dict[str, Any]] = {
     "TransportError": {"kind": "connect"},
     "ResponseTooLargeError": {"limit": 10},
     "ToolArgumentsError": {"tool_name": "get_weather", "raw_arguments": "{}"},
+    "OutputRefusedError": {"refusal": "I can't help with that."},
+    "OutputValidationError": {"raw_text": "{}", "strategy": "native"},
 }
 CONTEXT: dict[str, Any] = {
     "provider": "openai",

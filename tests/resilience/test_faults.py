@@ -44,6 +44,8 @@ EXPECTED = {
     "response_too_large": ("if_marked", "failure", "yes", "none"),
     "response_filtered": ("if_marked", "ignored", "no", "none"),
     "provider_error": ("policy", "failure", "yes", "backoff"),
+    "invalid_output": ("none", "ignored", "yes", "none"),
+    "output_refused": ("none", "ignored", "no", "none"),
     "unsupported_capability": ("none", "ignored", "yes", "none"),
     "retry_budget_exhausted": ("none", "ignored", "yes", "none"),
     "circuit_open": ("none", "ignored", "yes", "none"),
@@ -102,6 +104,8 @@ MATRIX = [
     (0, UnsupportedCapabilityError("x", capability="tools"), "unsupported_capability", 0, "ignored", True),
     (0, mm.RetryBudgetExhaustedError("x"), "retry_budget_exhausted", 0, "ignored", True),
     (0, mm.ConfigurationError("x"), "configuration", 0, "ignored", False),
+    (0, mm.OutputValidationError("x", raw_text="{}", strategy="native"), "invalid_output", 0, "ignored", True),
+    (0, mm.OutputRefusedError("x", refusal="no"), "output_refused", 0, "ignored", False),
 ]
 
 

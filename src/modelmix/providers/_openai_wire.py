@@ -16,7 +16,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .._codec import NO_CONTEXT, Reply, RequestContext
-from .._events import ContentFilterEvent, FinishEvent, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
+from .._events import (
+    ContentFilterEvent,
+    FinishEvent,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageEvent,
+)
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._profile import JSONSchemaVia
@@ -276,6 +285,7 @@ def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResp
         model=text_field(data, "model", "model") or None,
         provider="",
         reasoning=_reasoning_of(raw_message),
+        refusal=text_field(raw_message, "refusal", "choices[0].message.refusal") or None,
         content_filter_results=dict(filter_results) if filter_results is not None else None,
         prompt_filter_results=_filter_list(data, "prompt_filter_results"),
         raw=dict(data),
@@ -430,6 +440,9 @@ class OpenAIStreamParser(ParserBase):
                 content = _content_text(delta, "choices[0].delta.content")
             if content:
                 out.append(TextDelta(content))
+            refusal = delta.get("refusal")
+            if refusal:
+                out.append(RefusalDelta(text_field(delta, "refusal", "choices[0].delta.refusal") or ""))
             calls = delta.get("tool_calls")
             if calls:
                 if type(calls) is not list:

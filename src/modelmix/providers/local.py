@@ -46,6 +46,7 @@ from .._model import Model
 from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
+from .._structured import output_achat, output_chat, output_stream
 from ..tokens._catalog import cost_of, declare_free
 from ._listing import AvailableModel
 from ._llama_runtime import (
@@ -207,11 +208,13 @@ class LocalModel(Model):
         if extra:
             _check_extra(extra)
 
+    @output_chat
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         encoded, options = self._request(messages, settings)
         # A deadline set by a retrying model or a chain stops the model: mid-prompt or at the next token.
         return self._generate(encoded, options, Interrupt(None, attempt_end()))
 
+    @output_achat
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         encoded, options = self._request(messages, settings)
         cancelled = threading.Event()
@@ -225,6 +228,7 @@ class LocalModel(Model):
         finally:
             cancelled.set()
 
+    @output_stream
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
         encoded, options = self._request(messages, settings)
 
@@ -241,6 +245,7 @@ class LocalModel(Model):
 
         return Stream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
 
+    @output_stream
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         encoded, options = self._request(messages, settings)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .. import _exceptions as errors
+from .._structured import OutputRefusedError, OutputValidationError
 
 __all__ = ["FAULTS", "Fault", "fault_kind", "fault_of"]
 
@@ -66,6 +67,9 @@ FAULTS: dict[str, Fault] = {
     "response_too_large": Fault("if_marked", "failure", "yes", "none"),
     "response_filtered": Fault("if_marked", "ignored", "no", "none"),
     "provider_error": Fault("policy", "failure", "yes", "backoff"),
+    # The answer arrived but is not the structured output asked for (re-asks happen before this).
+    "invalid_output": Fault("none", "ignored", "yes", "none"),  # another model may get it right
+    "output_refused": Fault("none", "ignored", "no", "none"),  # don't route around a refusal
     # Decided locally, before or instead of a request.
     "unsupported_capability": Fault("none", "ignored", "yes", "none"),
     "retry_budget_exhausted": Fault("none", "ignored", "yes", "none"),
@@ -94,6 +98,8 @@ _CLASS_KINDS: tuple[tuple[type[errors.ModelMixError], str], ...] = (
     (errors.BadRequestError, "bad_request"),
     (errors.ConflictError, "conflict"),
     (errors.UnexpectedRedirectError, "redirect"),
+    (OutputRefusedError, "output_refused"),
+    (OutputValidationError, "invalid_output"),
 )
 
 

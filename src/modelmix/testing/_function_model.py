@@ -22,6 +22,7 @@ from .._model import Model
 from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
+from .._structured import output_achat, output_chat, output_stream
 from .._sync_bridge import run_sync
 from ..providers._openai_wire import OpenAIStreamParser
 from ..resilience import Clock
@@ -188,11 +189,13 @@ class FunctionModel(Model):
 
     # ----------------------------------------------------------------------------- the API
 
+    @output_chat
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         started = time.perf_counter()
         result, _ = self._answer(messages, settings)
         return self._response(result, self.calls[-1], time.perf_counter() - started)
 
+    @output_achat
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         started = time.perf_counter()
         result, _ = await self._aanswer(messages, settings)
@@ -226,6 +229,7 @@ class FunctionModel(Model):
     def _dropped(self) -> TransportError:
         return self._network_error("the server closed the connection mid-stream", "protocol")
 
+    @output_stream
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
         def open_stream() -> OpenedStream:
             started = time.perf_counter()
@@ -255,6 +259,7 @@ class FunctionModel(Model):
         if drops:
             raise self._dropped()
 
+    @output_stream
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         async def open_stream() -> OpenedStream:
             started = time.perf_counter()
