@@ -30,7 +30,10 @@ decisions never parse message strings::
     │   │   └── InBandStreamError          the server sent an error inside a 200 stream
     │   ├── ResponseFilteredError          the answer was cut by a content filter
     │   ├── ResponseTooLargeError          a size cap was hit
-    │   └── ToolArgumentsError             a tool call's arguments do not fit the tool (raw_arguments)
+    │   ├── ToolArgumentsError             a tool call's arguments do not fit the tool (raw_arguments)
+    │   └── OutputError                    output=...: no valid structured output (usage, cost)
+    │       ├── OutputValidationError      not JSON, or it does not fit the type (raw_text, errors, enforced)
+    │       └── OutputRefusedError         the model refused (refusal)
     ├── AllModelsFailedError               every model of a fallback chain failed (also an ExceptionGroup)
     ├── DeadlineExceededError
     ├── CircuitOpenError

@@ -28,7 +28,7 @@ from ._exceptions import ConfigurationError
 from ._messages import Message, MessagesInput, assistant, to_messages, tool_result, user
 from ._output_schema import OutputSchema, Problem, json_in_text, output_schema
 from ._response import ChatResponse, Usage, summed_cost, summed_usage
-from ._settings import Tool
+from ._settings import Tool, check_settings
 
 if TYPE_CHECKING:
     from ._profile import ModelProfile
@@ -340,6 +340,7 @@ class OutputTracker:
 
 def plan_output(settings: Mapping[str, Any], profile: ModelProfile, *, provider: str, model: str) -> OutputPlan | None:
     """The plan for a call's ``output=`` (None when it asks for none)."""
+    check_settings({key: settings[key] for key in OUTPUT_SETTINGS if key in settings})
     target = settings.get("output")
     if target is None:
         for key in ("output_strategy", "output_retries"):

@@ -19,6 +19,7 @@ from .._error_tree import Phase, TransportKind
 from .._exceptions import TransportError
 from .._messages import Message, MessagesInput, ToolCall, to_messages
 from .._model import Model
+from .._profile import ModelProfile, ProfileOverride, build_profile, check_request
 from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
@@ -56,7 +57,8 @@ class FunctionModel(Model):
     for ``achat``/``astream``, so a blocking one does not stall the event loop.
 
     Streams yield the events a server would have streamed for that answer, in `chunks` pieces.
-    `calls` records every conversation the model received.
+    `calls` records every conversation the model received. ``profile=`` makes it claim the
+    capabilities of another backend (``{"json_schema": False}``...), for strategies chosen from it.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class FunctionModel(Model):
         settings: Settings | None = None,
         clock: Clock | None = None,
         chunks: int = 4,
+        profile: ProfileOverride = None,
     ) -> None:
         if isinstance(function, (str, FakeReply)):
             function = scripted([function])
@@ -81,11 +84,18 @@ class FunctionModel(Model):
         self.clock = clock or _REAL_TIME
         self.chunks = max(1, chunks)
         self._context_window = context_window
+        self._profile = build_profile((), profile)
         self.calls: list[list[Message]] = []
 
     @property
     def context_window(self) -> int | None:
         return self._context_window
+
+    @property
+    def profile(self) -> ModelProfile:
+        """The capabilities it claims (``profile=``: a `ModelProfile` or a mapping of fields), so a
+        test can stand in for a backend that enforces less; permissive by default."""
+        return self._profile
 
     def __repr__(self) -> str:
         return f"<FunctionModel {self.provider}:{self.name}>"
@@ -95,6 +105,8 @@ class FunctionModel(Model):
     def _start(self, messages: MessagesInput, call_settings: Settings) -> tuple[list[Message], Settings]:
         settings = merge_settings(self.settings, call_settings)
         conversation = to_messages(messages)
+        # Refused before "sending", as a real backend with this profile would be.
+        check_request(self._profile, conversation, settings, provider=self.provider, model=self.name)
         self.calls.append(conversation)
         return conversation, settings
 
