@@ -140,7 +140,8 @@ async def test_an_unenforced_schema_fails_closed_with_the_raw_text(driver: Drive
     assert error.strategy == "native"
     assert error.enforced is True
     assert "did not enforce" in error.message
-    assert error.errors and error.errors[0].startswith("tasks")
+    assert error.errors
+    assert error.errors[0].startswith("tasks")
     assert error.provider == "openai"
     assert error.usage is not None
 
