@@ -213,7 +213,8 @@ class _Loop:
 
     def prepare(self, response: ChatResponse) -> list[_Prepared] | None:
         """The calls to run for this answer; None when it is the final answer."""
-        if not response.tool_calls:
+        # A structured answer (output=) may arrive as a call of the output tool: it is final too.
+        if not response.tool_calls or response.output is not None:
             self.steps.append(ToolStep(response))
             self.messages.append(response.message)
             return None
@@ -232,6 +233,14 @@ class _Loop:
         self.steps.append(ToolStep(response, outcomes))
         self.messages.append(response.message)
         self.messages.extend(tool_result(outcome.call.id, outcome.content) for outcome in outcomes)
+
+    def settings(self, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """The settings of the next call. A `tool_choice` that forces a call (``"required"`` or
+        one tool) holds for the first call only: forced on every call, the model could never answer."""
+        sent = dict(settings)
+        if self.steps and sent.get("tool_choice", "auto") not in ("auto", "none"):
+            del sent["tool_choice"]
+        return sent
 
     def result(self) -> ToolRun:
         return ToolRun(response=self.steps[-1].response, steps=list(self.steps), messages=list(self.messages))
@@ -257,11 +266,13 @@ def run_tools(  # type: ignore[misc]
     `arun_tools` to run them concurrently).
 
     `max_steps` bounds the calls of the model: when its last answer still calls tools,
-    `ToolLoopLimitError` is raised with the steps so far. Other settings go to every call.
+    `ToolLoopLimitError` is raised with the steps so far. Other settings go to every call, except
+    a `tool_choice` that forces a call (``"required"`` or a tool): it holds for the first call only.
+    With ``output=`` the final answer's validated object is on ``run.response.output``.
     """
     loop = _Loop(messages, tools, max_steps)
     while True:
-        response = model.chat(loop.messages, tools=loop.tools, **settings)
+        response = model.chat(loop.messages, tools=loop.tools, **loop.settings(settings))
         prepared = loop.prepare(response)
         if prepared is None:
             return loop.result()
@@ -280,7 +291,7 @@ async def arun_tools(  # type: ignore[misc]
     event loop, plain ones in worker threads), their results sent back in call order."""
     loop = _Loop(messages, tools, max_steps)
     while True:
-        response = await model.achat(loop.messages, tools=loop.tools, **settings)
+        response = await model.achat(loop.messages, tools=loop.tools, **loop.settings(settings))
         prepared = loop.prepare(response)
         if prepared is None:
             return loop.result()

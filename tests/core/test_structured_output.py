@@ -400,3 +400,22 @@ async def test_the_tool_loop_returns_structured_output(driver: Driver) -> None:
         run = await mm.arun_tools(model, "go", [get_time], output=Plan)
     assert run.response.output == Plan.model_validate(PLAN)
     assert len(run.steps) == 2
+
+
+def test_the_tool_loop_ends_when_the_output_tool_is_called() -> None:
+    def get_time() -> str:
+        """The time."""
+        return "noon"
+
+    seen: list[Any] = []
+
+    def answer(messages: list[mm.Message], settings: dict[str, Any]) -> Any:
+        seen.append([t.name for t in settings["tools"]])
+        if len(seen) == 1:
+            return FakeReply(tool_calls=[{"id": "c1", "name": "get_time", "arguments": {}}])
+        return FakeReply(tool_calls=[{"id": "c2", "name": "final_result", "arguments": PLAN}])
+
+    run = mm.run_tools(FunctionModel(answer, profile={"json_schema": False}), "go", [get_time], output=Plan)
+    assert run.response.output == Plan.model_validate(PLAN)
+    assert seen == [["get_time", "final_result"], ["get_time", "final_result"]]
+    assert [outcome.content for outcome in run.steps[0].outcomes] == ["noon"]

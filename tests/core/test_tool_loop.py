@@ -254,3 +254,21 @@ def test_usage_and_cost_are_none_when_no_step_reported_them() -> None:
     run = run_tools(FunctionModel(answer_with_tool_results), "go", [get_weather])
     assert run.usage is None
     assert run.cost is None
+
+
+def test_a_forced_tool_choice_holds_for_the_first_call_only() -> None:
+    seen: list[Any] = []
+
+    def answer(messages: list[mm.Message], settings: dict[str, Any]) -> Any:
+        seen.append(settings.get("tool_choice"))
+        if len(seen) == 1:
+            return FakeReply(tool_calls=[{"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}}])
+        return "3"
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    run = mm.run_tools(FunctionModel(answer), "1+2?", [add], tool_choice=add)
+    assert run.response.text == "3"
+    assert seen == ["add", None]
