@@ -79,7 +79,7 @@ class _Frame:
 
     container: dict[str, Any] | list[Any]
     state: int = _FIRST
-    key: str | None = None  # objects: the key whose value comes (or came) last
+    key: str = ""  # objects: the key whose value comes (or came) last
 
 
 @dataclass(slots=True)
@@ -218,8 +218,10 @@ class PartialJSON:
         while pos < end:
             if self._string is not None:
                 pos = self._scan_string(work, pos)
-                if self._string is not None or self._phase == _FAILED:
-                    return pos if self._phase != _FAILED else end
+                if self._failed():
+                    return end
+                if self._string_open():  # the rest of the text is inside the string
+                    return pos
                 self._mark_end(pos)
                 continue
             pos = _SKIP_WHITESPACE.match(work, pos).end()  # type: ignore[union-attr]
@@ -238,6 +240,12 @@ class PartialJSON:
             pos = advanced
             self._mark_end(pos)
         return pos
+
+    def _failed(self) -> bool:
+        return self._phase == _FAILED
+
+    def _string_open(self) -> bool:
+        return self._string is not None
 
     def _mark_end(self, pos: int) -> None:
         """Record where the JSON value ended, the first time the scan finds it complete."""
@@ -399,10 +407,11 @@ class PartialJSON:
             self._changed = True
         if self._stack:
             frame = self._stack[-1]
-            if type(frame.container) is dict:
-                frame.container[frame.key] = value  # type: ignore[index]
+            parent = frame.container
+            if isinstance(parent, dict):
+                parent[frame.key] = value
             else:
-                frame.container.append(value)  # type: ignore[union-attr]
+                parent.append(value)
             frame.state = _AFTER
         else:
             self._root = value
@@ -444,10 +453,10 @@ class PartialJSON:
 
 def _set_last(copy: dict[str, Any] | list[Any], frame: _Frame, child: Any, *, append: bool = False) -> None:
     """Put `child` where the frame's open (or partial) value goes."""
-    if type(copy) is dict:
-        copy[frame.key] = child  # type: ignore[index]
+    if isinstance(copy, dict):
+        copy[frame.key] = child
     elif append:
-        copy.append(child)  # type: ignore[union-attr]
+        copy.append(child)
     else:
         copy[-1] = child
 
