@@ -347,6 +347,7 @@ class OpenAIStreamParser(ParserBase):
         self._done = False
         self._model: str | None = None
         self._tool_slots: dict[str, int] = {}
+        self._slot_ids: dict[int, str] = {}  # the id each call slot was first sent with
         self._next_slot = 0
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
@@ -460,9 +461,13 @@ class OpenAIStreamParser(ParserBase):
         else:
             key = f"p{position}"
         slot = self._tool_slots.get(key)
-        if slot is None:
+        # A different id at an index already in use is another call: Ollama /v1 sends parallel
+        # calls all at index 0, told apart only by their ids.
+        if slot is None or (call_id and self._slot_ids.get(slot, call_id) != call_id):
             slot = self._tool_slots[key] = self._next_slot
             self._next_slot += 1
+        if call_id:
+            self._slot_ids.setdefault(slot, call_id)
         arguments = _tool_arguments(function, f"{where}.function.arguments")
         if arguments is not None and not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False)
