@@ -5,6 +5,7 @@ Shapes (from the recordings and the wire notes):
 - ``indexed``: OpenAI — ``index``/``id``/``name`` first, then argument fragments at that index
   (calls may interleave, several deltas may share a chunk);
 - ``whole``: Azure catalog models, Ollama /v1 — each whole call in one delta without ``index``;
+- ``whole_without_id``: the same without ids either (OpenAI-compatible servers that send none);
 - ``index0``: Ollama /v1 parallel calls — every call at ``index: 0``, told apart by their ids,
   whole or as a header and fragments.
 Any of them may end with ``finish_reason: "stop"`` instead of ``"tool_calls"``.
@@ -104,6 +105,11 @@ def whole(draw: st.DrawFn, calls: list[dict[str, Any]]) -> list[list[dict[str, A
     return group(draw, deltas)
 
 
+def whole_without_id(draw: st.DrawFn, calls: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    deltas = [{"type": "function", "function": {"name": call["name"], "arguments": call["text"]}} for call in calls]
+    return group(draw, deltas)
+
+
 def index0(draw: st.DrawFn, calls: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     chunks = []
     for call in calls:
@@ -117,7 +123,7 @@ def index0(draw: st.DrawFn, calls: list[dict[str, Any]]) -> list[list[dict[str, 
     return chunks
 
 
-SHAPES = {"indexed": indexed, "whole": whole, "index0": index0}
+SHAPES = {"indexed": indexed, "whole": whole, "whole_without_id": whole_without_id, "index0": index0}
 
 
 @st.composite
@@ -125,6 +131,8 @@ def streams(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]], list[bytes], st
     """(shape, calls, the SSE body cut into network reads, finish_reason)."""
     calls = draw(tool_calls())
     shape = draw(st.sampled_from(sorted(SHAPES)))
+    if shape == "whole_without_id":
+        calls = [{**call, "id": None} for call in calls]
     finish = draw(st.sampled_from(["tool_calls", "stop"]))
     payloads: list[dict[str, Any]] = []
     if draw(st.booleans()):  # Ollama repeats role and an empty content in every delta
@@ -218,3 +226,14 @@ async def test_parallel_calls_at_index_0_are_told_apart_by_their_ids(driver: Dri
     ]
     assert [e.index for e in events if isinstance(e, mm.ToolCallDelta)] == [0, 1, 1]
     assert response.finish_reason == "tool_calls"
+
+
+async def test_whole_calls_without_index_or_id_in_separate_chunks(driver: Driver, make_model: MakeModel) -> None:
+    # Before the fix both deltas landed on one call: arguments '{"x": 1}{"y": 2}', name "a".
+    body = sse_body(
+        chunk(tool_calls=[{"type": "function", "function": {"name": "a", "arguments": '{"x": 1}'}}]),
+        chunk(tool_calls=[{"type": "function", "function": {"name": "b", "arguments": '{"y": 2}'}}]),
+        chunk(finish="tool_calls"),
+    )
+    _, response = await driver.events(make_model(lambda request: sse_response(body)))
+    assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [(None, "a", {"x": 1}), (None, "b", {"y": 2})]
