@@ -177,31 +177,30 @@ class PartialJSON:
             self._offset += len(fragment)
             return False
         self._work += fragment
+        return self._advance(final=False)
+
+    def finish(self) -> Any:
+        """Declare the end of the text: a number at its very end is complete now (nothing can
+        extend it any more); an unfinished value sets `error()`. Returns `value`.
+
+        A closing fence cut short after a complete value is not an error."""
+        if self._phase in (_BEFORE, _INSIDE):
+            self._advance(final=True)
+            if self._phase == _BEFORE:
+                self._fail(self._offset + len(self._work), "the text ended before any JSON value")
+            elif self._phase == _INSIDE:
+                self._fail(self._offset + len(self._work), "the text ended inside the JSON value")
+        return self.value
+
+    def _advance(self, *, final: bool) -> bool:
+        """Scan the unconsumed text; whether the value changed."""
         self._changed = False
-        consumed = self._scan(final=False)
+        consumed = self._scan(final=final)
         self._offset += consumed
         self._work = self._work[consumed:]
         if self._changed:
             self._snapshot = MISSING
         return self._changed
-
-    def finish(self) -> Any:
-        """Declare the end of the text: a number at its very end is complete now (nothing can
-        extend it any more); an unfinished value sets `error()`. Returns `value`."""
-        if self._phase in (_BEFORE, _INSIDE) and self._error is None:
-            self._changed = False
-            consumed = self._scan(final=True)
-            self._offset += consumed
-            self._work = self._work[consumed:]
-            if self._changed:
-                self._snapshot = MISSING
-            if self._phase == _BEFORE:
-                self._fail(self._offset + len(self._work), "the text ended before any JSON value")
-            elif self._phase == _INSIDE:
-                self._fail(self._offset + len(self._work), "the text ended inside the JSON value")
-        elif self._phase == _DONE and self._closing_fence and self._work.strip(_WHITESPACE):
-            self._fail(self._offset, "the text ended inside the closing fence")
-        return self.value
 
     # -- the scanner ---------------------------------------------------------------------------
 

@@ -208,6 +208,9 @@ def test_text_that_ends_too_soon_is_an_error_only_at_finish() -> None:
     assert parser.finish() == {"a": [1, 2]}  # the text ended: nothing can extend the 2 any more
     assert parser.error() == "not JSON: the text ended inside the JSON value (at offset 11)"
     assert feed_all([]).finish() is MISSING
+    cut_fence = feed_all(["```json\n[1]\n``"])  # only the closing fence was cut short
+    assert cut_fence.finish() == [1]
+    assert cut_fence.error() is None
 
 
 def test_feed_reports_changes() -> None:
