@@ -433,7 +433,11 @@ class PartialJSON:
 
     def _build_snapshot(self) -> Any:
         string = self._string
-        partial = "".join(string.parts) if string is not None and not string.is_key else None
+        partial = None
+        if string is not None and not string.is_key:
+            # Kept joined: the next read joins one string and the few pieces since, not all pieces.
+            partial = "".join(string.parts)
+            string.parts[:] = [partial]
         if not self._stack:
             if partial is not None:
                 return partial
