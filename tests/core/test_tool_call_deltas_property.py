@@ -237,3 +237,33 @@ async def test_whole_calls_without_index_or_id_in_separate_chunks(driver: Driver
     )
     _, response = await driver.events(make_model(lambda request: sse_response(body)))
     assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [(None, "a", {"x": 1}), (None, "b", {"y": 2})]
+
+
+@st.composite
+def tagged_text_streams(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """Calls a small local model wrote as ``<tool_call>`` text, the content cut arbitrarily."""
+    calls = draw(tool_calls())
+    text = "\n".join(
+        f"<tool_call>\n{json.dumps({'name': c['name'], 'arguments': c['arguments']})}\n</tool_call>" for c in calls
+    )
+    payloads = [chunk(piece) for piece in split_text(draw, text, max_pieces=12)]
+    body = sse_body(*payloads, chunk(finish="stop"))
+    cuts = sorted(draw(st.sets(st.integers(min_value=1, max_value=len(body) - 1), max_size=10)))
+    return calls, [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+
+
+@SETTINGS
+@given(tagged_text_streams())
+def test_tool_calls_written_as_text_assemble_to_the_same_calls(case: tuple[list[dict[str, Any]], list[bytes]]) -> None:
+    calls, reads = case
+    client = httpx.Client(transport=httpx.MockTransport(lambda request: sse_response(reads)))
+    model = mm.model("openai-compatible:qwen2.5:0.5b", base_url="http://127.0.0.1:9/v1", http_client=client)
+    tools = [{"name": name, "parameters": {"type": "object"}} for name in sorted({c["name"] for c in calls})]
+    with client, model.stream("call the tools", tools=tools) as stream:
+        list(stream)
+    response = stream.response
+    assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [
+        (f"call_{i}", c["name"], c["arguments"]) for i, c in enumerate(calls)
+    ]
+    assert response.text == ""
+    assert response.finish_reason == "tool_calls"
