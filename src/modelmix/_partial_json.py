@@ -95,9 +95,9 @@ class PartialJSON:
 
     ``feed(fragment)`` returns True when the fragment changed `value` (or made it `complete`);
     `value` is `MISSING` until the text determines anything. Text before the value may be
-    whitespace and an opening Markdown fence (```` ```json ````); after it, whitespace and the
-    closing fence. It never raises on text: when the text can never be JSON, `error()` says
-    why and `value` keeps what the text determined before the fault.
+    whitespace and an opening Markdown fence (```` ```json ````); after it, whitespace, and the
+    closing fence followed by anything. It never raises on text: when the text can never be
+    JSON, `error()` says why and `value` keeps what the text determined before the fault.
     """
 
     __slots__ = (
@@ -269,7 +269,9 @@ class PartialJSON:
         return self._value_start(work, pos, final)
 
     def _after_value(self, work: str, pos: int, final: bool) -> int:
-        if self._fenced and not self._closing_fence:
+        if self._closing_fence:  # the fence ended the JSON; models often add a remark after it
+            return len(work)
+        if self._fenced:
             rest = work[pos : pos + len(_FENCE)]
             if rest == _FENCE:
                 self._closing_fence = True

@@ -129,7 +129,7 @@ def test_arbitrary_fragment_splits(case: tuple[Any, str], data: st.DataObject) -
 def test_a_fence_around_the_document_is_tolerated(case: tuple[Any, str], fence: str) -> None:
     _, text = case
     parser = PartialJSON()
-    for char in f"{fence}{text}\n```\n":
+    for char in f"{fence}{text}\n```\nHope this helps!":
         parser.feed(char)
         assert parser.error() is None
     assert parser.complete
