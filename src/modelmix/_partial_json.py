@@ -98,6 +98,15 @@ class PartialJSON:
     whitespace and an opening Markdown fence (```` ```json ````); after it, whitespace, and the
     closing fence followed by anything. It never raises on text: when the text can never be
     JSON, `error()` says why and `value` keeps what the text determined before the fault.
+
+    Typical use, over a stream of text deltas::
+
+        parser = PartialJSON()
+        for delta in deltas:
+            if parser.feed(delta):
+                show(parser.value)  # MISSING, then ever more complete values
+        final = parser.finish()  # the end of the text: settles a trailing number
+        if parser.error() is not None: ...  # raise the typed error from parser.text
     """
 
     __slots__ = (
