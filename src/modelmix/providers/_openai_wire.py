@@ -357,6 +357,8 @@ class OpenAIStreamParser(ParserBase):
         self._done = False
         self._model: str | None = None
         self._tool_slots: dict[str, int] = {}
+        self._slot_ids: dict[int, str] = {}  # the id each call was first sent with
+        self._named_slots: set[int] = set()  # the calls whose name has arrived
         self._next_slot = 0
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
@@ -465,6 +467,7 @@ class OpenAIStreamParser(ParserBase):
             raise MalformedAnswer(where, "an object", call)
         function = mapping_field(call, "function", f"{where}.function") or {}
         call_id = text_field(call, "id", f"{where}.id")
+        name = text_field(function, "name", f"{where}.function.name") or None
         index = int_field(call, "index", f"{where}.index")
         if index is not None:
             key = f"i{index}"
@@ -472,19 +475,32 @@ class OpenAIStreamParser(ParserBase):
             key = f"d{call_id}"  # Whole calls sent without index (Azure catalog, Ollama /v1): one per id.
         else:
             key = f"p{position}"
-        slot = self._tool_slots.get(key)
-        if slot is None:
-            slot = self._tool_slots[key] = self._next_slot
-            self._next_slot += 1
+        slot = self._slot_for(key, call_id, name, by_position=index is None and not call_id)
         arguments = _tool_arguments(function, f"{where}.function.arguments")
         if arguments is not None and not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False)
-        return ToolCallDelta(
-            index=slot,
-            id=call_id,
-            name=text_field(function, "name", f"{where}.function.name") or None,
-            arguments=arguments or "",
-        )
+        return ToolCallDelta(index=slot, id=call_id, name=name, arguments=arguments or "")
+
+    def _slot_for(self, key: str, call_id: str | None, name: str | None, *, by_position: bool) -> int:
+        """The call (numbered in order of appearance) a delta belongs to."""
+        slot = self._tool_slots.get(key)
+        if slot is None or self._another_call(slot, call_id, name, by_position):
+            slot = self._tool_slots[key] = self._next_slot
+            self._next_slot += 1
+        if call_id:
+            self._slot_ids.setdefault(slot, call_id)
+        if name is not None:
+            self._named_slots.add(slot)
+        return slot
+
+    def _another_call(self, slot: int, call_id: str | None, name: str | None, by_position: bool) -> bool:
+        """Whether a delta that maps onto `slot` in fact starts another call."""
+        if call_id and self._slot_ids.get(slot, call_id) != call_id:
+            # A different id at an index already in use: Ollama /v1 sends parallel calls all at
+            # index 0, told apart only by their ids.
+            return True
+        # Without index or id, a second name is a second whole call, not a fragment.
+        return by_position and name is not None and slot in self._named_slots
 
     def _in_band_error(self, payload: Mapping[str, Any]) -> InBandStreamError:
         info = error_info(payload, fallback="the server reported an error inside the stream")
