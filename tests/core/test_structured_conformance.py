@@ -81,16 +81,18 @@ def test_the_recordings_hold_structured_answers() -> None:
     assert {case.values[2]["response_format"] for case in cases} == {"json_schema", "json_object"}
 
 
-def test_a_recorded_structured_answer_that_does_not_fit_is_refused(make_model: MakeModel) -> None:
+async def test_a_recorded_structured_answer_that_does_not_fit_is_refused(driver: Driver, make_model: MakeModel) -> None:
     require_shared("openai")
     case = next(
-        case for case in _structured_cases() if case.values[2]["parsed_json"] and not case.values[1]["request"]["json"].get("tools")
+        case
+        for case in _structured_cases()
+        if case.values[2]["parsed_json"] and not case.values[1]["request"]["json"].get("tools")
     )
     interaction, expected = case.values[1], case.values[2]
     body = interaction["request"]["json"]
     wrong = create_model("Wrong", **{key: (list[int], ...) for key in expected["parsed_json"]})
     model = make_model(replay_transport(interaction), name=body["model"], base_url=_base_url(interaction))
     with pytest.raises(mm.OutputValidationError) as caught:
-        model.chat(body["messages"], output=wrong)
+        await driver.chat(model, body["messages"], output=wrong)
     assert caught.value.raw_text == expected["text"]
     assert caught.value.enforced is True
