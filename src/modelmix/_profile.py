@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 ToolChoiceForm = Literal["auto", "none", "required", "function"]
-JSONSchemaVia = Literal["response_format", "json_object_schema", "format", "json_schema", "grammar"]
+JSONSchemaVia = Literal["response_format", "json_object_schema", "format", "json_schema"]
 ReasoningControl = Literal["reasoning_effort", "think"]
 
 ALL_TOOL_CHOICES: frozenset[str] = frozenset({"auto", "none", "required", "function"})
@@ -71,8 +71,8 @@ class ModelProfile:
     json_schema_via: JSONSchemaVia = "response_format"
     """How a JSON schema travels: OpenAI ``response_format`` (``type: json_schema``),
     ``json_object_schema`` (``response_format: {"type": "json_object", "schema": ...}``, the one
-    shape both llama.cpp servers take), Ollama ``format``, llama.cpp's ``json_schema`` field or a
-    GBNF ``grammar``."""
+    shape both llama.cpp servers take), Ollama ``format``, or the top-level ``json_schema`` field
+    of llama.cpp's own server."""
     json_mode: bool = True
     """Takes ``response_format="json"`` (any JSON object)."""
     images: bool = True

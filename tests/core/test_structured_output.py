@@ -419,3 +419,29 @@ def test_the_tool_loop_ends_when_the_output_tool_is_called() -> None:
     assert run.response.output == Plan.model_validate(PLAN)
     assert seen == [["get_time", "final_result"], ["get_time", "final_result"]]
     assert [outcome.content for outcome in run.steps[0].outcomes] == ["noon"]
+
+
+@pytest.mark.parametrize(
+    ("via", "field", "expected"),
+    [
+        ("response_format", "response_format", "json_schema"),
+        ("json_object_schema", "response_format", "json_object"),
+        ("json_schema", "json_schema", None),
+    ],
+)
+def test_the_schema_travels_the_way_the_profile_says(via: str, field: str, expected: str | None) -> None:
+    sent, transport = _recording(_answer(json.dumps(PLAN)))
+    model = mm.model(
+        "openai:gpt-4o-mini",
+        api_key="sk-test",
+        http_client=httpx.Client(transport=transport),
+        profile={"json_schema_via": via},
+    )
+    with model:
+        assert model.chat("go", output=Plan).output == Plan.model_validate(PLAN)
+    body = sent[0]
+    assert set(body) & {"response_format", "json_schema"} == {field}
+    if expected is None:
+        assert body["json_schema"]["properties"]["tasks"]["type"] == "array"
+    else:
+        assert body["response_format"]["type"] == expected

@@ -317,7 +317,11 @@ class OpenAIChatCodec:
         if "tool_choice" in settings:
             body["tool_choice"] = encode_tool_choice(settings["tool_choice"])
         if "response_format" in settings:
-            body["response_format"] = encode_response_format(settings["response_format"], profile.json_schema_via)
+            fmt = encode_response_format(settings["response_format"], profile.json_schema_via)
+            if profile.json_schema_via == "json_schema" and fmt.get("type") == "json_schema":
+                body["json_schema"] = _schema_of(fmt)  # llama.cpp's own field, no response_format
+            else:
+                body["response_format"] = fmt
         if call.stream:
             body["stream"] = True
             if profile.stream_usage:
