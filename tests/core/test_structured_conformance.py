@@ -90,7 +90,8 @@ async def test_a_recorded_structured_answer_that_does_not_fit_is_refused(driver:
     )
     interaction, expected = case.values[1], case.values[2]
     body = interaction["request"]["json"]
-    wrong = create_model("Wrong", **{key: (list[int], ...) for key in expected["parsed_json"]})
+    fields: dict[str, Any] = {key: (list[int], ...) for key in expected["parsed_json"]}
+    wrong = create_model("Wrong", **fields)
     model = make_model(replay_transport(interaction), name=body["model"], base_url=_base_url(interaction))
     with pytest.raises(mm.OutputValidationError) as caught:
         await driver.chat(model, body["messages"], output=wrong)

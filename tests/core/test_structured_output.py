@@ -409,7 +409,7 @@ def test_the_tool_loop_ends_when_the_output_tool_is_called() -> None:
 
     seen: list[Any] = []
 
-    def answer(messages: list[mm.Message], settings: dict[str, Any]) -> Any:
+    def answer(messages: list[mm.Message], settings: Any) -> Any:
         seen.append([t.name for t in settings["tools"]])
         if len(seen) == 1:
             return FakeReply(tool_calls=[{"id": "c1", "name": "get_time", "arguments": {}}])

@@ -259,7 +259,7 @@ def test_usage_and_cost_are_none_when_no_step_reported_them() -> None:
 def test_a_forced_tool_choice_holds_for_the_first_call_only() -> None:
     seen: list[Any] = []
 
-    def answer(messages: list[mm.Message], settings: dict[str, Any]) -> Any:
+    def answer(messages: list[mm.Message], settings: Any) -> Any:
         seen.append(settings.get("tool_choice"))
         if len(seen) == 1:
             return FakeReply(tool_calls=[{"id": "c1", "name": "add", "arguments": {"a": 1, "b": 2}}])

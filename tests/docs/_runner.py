@@ -63,30 +63,54 @@ def _content_text(message: Mapping[str, Any]) -> str:
     return ""
 
 
-def _from_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name, spec in (schema.get("properties") or {}).items():
-        kind = spec.get("type") if isinstance(spec, Mapping) else None
-        if kind == "integer":
-            values[name] = 1
-        elif kind == "number":
-            values[name] = 1.5
-        elif kind == "boolean":
-            values[name] = True
-        elif kind == "array":
-            values[name] = []
-        else:
-            values[name] = _SAMPLE_VALUES.get(name, f"example {name}")
-    return values
+def _from_schema(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None, name: str = "") -> Any:
+    """A plausible value of a JSON schema: objects filled field by field, one item per list,
+    the first choice of an enum or a union, references resolved."""
+    defs = defs if defs is not None else schema.get("$defs") or {}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return _from_schema(defs.get(ref.rsplit("/", 1)[-1], {}), defs, name)
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        choices = [c for c in schema.get(key) or [] if isinstance(c, Mapping) and c.get("type") != "null"]
+        if choices:
+            return _from_schema(choices[0], defs, name)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {
+            field: _from_schema(spec, defs, field)
+            for field, spec in (schema.get("properties") or {}).items()
+            if isinstance(spec, Mapping)
+        }
+    if kind == "array":
+        items = schema.get("items")
+        return [_from_schema(items, defs, name)] if isinstance(items, Mapping) else []
+    if kind == "integer":
+        return 1
+    if kind == "number":
+        return 1.5
+    if kind == "boolean":
+        return True
+    return _SAMPLE_VALUES.get(name, f"example {name}")
 
 
 def _tool_call(request: Mapping[str, Any], question: str) -> FakeReply:
     functions = [t.get("function", {}) for t in request.get("tools", []) if isinstance(t, Mapping)]
     chosen = functions[0]
-    for function in functions:
-        if str(function.get("name", "")).removeprefix("get_") in question.lower():
-            chosen = function
-            break
+    forced = request.get("tool_choice")
+    if isinstance(forced, Mapping):
+        named = forced.get("function", {}).get("name")
+        chosen = next((f for f in functions if f.get("name") == named), chosen)
+        if named == "final_result":  # structured output through a forced tool call
+            return FakeReply(tool_calls=[{"name": named, "arguments": _from_schema(chosen.get("parameters") or {})}])
+    if not isinstance(forced, Mapping):
+        for function in functions:
+            if str(function.get("name", "")).removeprefix("get_") in question.lower():
+                chosen = function
+                break
     city = re.search(r"\bin ([A-Z][a-zA-Z]+)", question)
     place = city.group(1) if city else "Paris"
     properties = (chosen.get("parameters") or {}).get("properties") or {}
@@ -108,6 +132,18 @@ def _after_tool(message: Mapping[str, Any]) -> str:
     return f"The tool said: {raw}"
 
 
+def _schema_in_instructions(messages: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The JSON schema structured output put at the end of the system message, if any."""
+    system = next((m for m in messages if m.get("role") == "system"), None)
+    if system is None or "JSON schema" not in _content_text(system):
+        return None
+    try:
+        schema = json.loads(_content_text(system).rsplit("\n", 1)[-1])
+    except json.JSONDecodeError:
+        return None
+    return schema if isinstance(schema, Mapping) else None
+
+
 def docs_responder(request: dict[str, Any]) -> FakeReply | str:
     """Answers the docs and examples plausibly: canned answers by keyword, tool calls when tools are
     offered, JSON for a response format, and 404 for a model whose name says it does not exist."""
@@ -116,16 +152,19 @@ def docs_responder(request: dict[str, Any]) -> FakeReply | str:
         return FakeReply(text=f"The model `{model}` does not exist or you do not have access to it.", status=404)
     messages = [m for m in request.get("messages", []) if isinstance(m, Mapping)] or [{}]
     last = messages[-1]
+    fmt = request.get("response_format")
     if last.get("role") == "tool":
+        if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
+            return json.dumps(_from_schema(fmt.get("json_schema", {}).get("schema", {})))
         return _after_tool(last)
     question = _content_text(last)
     if request.get("tools") and request.get("tool_choice") != "none":
         return _tool_call(request, question)
-    fmt = request.get("response_format")
     if isinstance(fmt, Mapping) and fmt.get("type") == "json_schema":
         return json.dumps(_from_schema(fmt.get("json_schema", {}).get("schema", {})))
     if isinstance(fmt, Mapping) and fmt.get("type") == "json_object":
-        return json.dumps({"answer": question})
+        schema = _schema_in_instructions(messages)
+        return json.dumps(_from_schema(schema) if schema is not None else {"answer": question})
     lowered = question.lower()
     for keyword, answer in _CANNED.items():
         if keyword in lowered:
@@ -276,7 +315,7 @@ class PageRunner:
         return ran, skipped
 
     def _run_block(self, block: CodeBlock) -> None:
-        code = compile(block.code, f"<{block.label}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        code = compile(block.code, f"<{block.label}>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
         if code.co_flags & inspect.CO_COROUTINE:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()

@@ -101,3 +101,11 @@ def test_readme_links_point_at_files() -> None:
     assert targets, "the README should link to the docs"
     missing = [t for t in targets if not (REPO / t).exists()]
     assert not missing, f"README links to missing files: {missing}"
+
+
+def test_the_structured_output_strategy_table_is_generated_from_the_profiles() -> None:
+    from .strategy_table import PAGE, page_table, table
+
+    assert page_table(PAGE.read_text(encoding="utf-8")) == table(), (
+        "docs/structured-output.md's strategy table is stale: run python -m tests.docs.strategy_table --write"
+    )
