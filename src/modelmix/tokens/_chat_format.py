@@ -11,13 +11,13 @@ of real recorded OpenAI and Azure OpenAI calls (tests/tokens/test_recorded_usage
 
 - tool definitions cost their rendered block plus 5 tokens when the conversation has a system (or
   developer) message and 7 when it has none (gpt-4o-mini and gpt-4-32k agree);
-- an assistant tool call and the tool result answering it cost 6 tokens between them beyond their
-  text (the call's name and arguments, the result's content): counted as 3 each;
-- a JSON-schema ``response_format`` costs the schema as compact JSON plus 4 tokens (exact on one
-  recording, one token high on the other).
+- an assistant tool call and the tool result answering it cost, beyond their framing, the
+  function's name twice (the call names it, the result is attributed to it), the arguments, the
+  result's text and 4 tokens (counted as 2 each);
+- a JSON-schema ``response_format`` costs the schema as compact JSON plus 4 tokens.
 
-With those, every recorded request with a known model is counted exactly, except o3-mini's
-(one token high: reasoning models frame messages slightly differently).
+With those, 15 of the 17 recorded requests are counted exactly; two are one token high: o3-mini's
+(reasoning models frame messages slightly differently) and one with a JSON-schema response format.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ TextTokens = Callable[[str], int]
 PER_MESSAGE = 3
 PER_NAME = 1
 REPLY_PRIMING = 3
-PER_TOOL_CALL = 3
-PER_TOOL_RESULT = 3
+PER_TOOL_CALL = 2
+PER_TOOL_RESULT = 2
 TOOLS_BESIDE_SYSTEM = 5
 TOOLS_WITHOUT_SYSTEM = 7
 RESPONSE_SCHEMA = 4
@@ -101,8 +101,11 @@ def chat_prompt_tokens(
     (False when an image's size had to be assumed). `tools` are OpenAI tool objects."""
     total = REPLY_PRIMING
     known = True
+    called: dict[str, str] = {}  # tool-call id → function name, for the results that answer them
     for message in messages:
-        tokens, message_known = _message_tokens(message, text_tokens)
+        called.update({call.id: call.name for call in message.tool_calls if call.id})
+        answered = called.get(message.tool_call_id or "", message.name or "") if message.role == "tool" else ""
+        tokens, message_known = _message_tokens(message, text_tokens, answered)
         total += tokens
         known = known and message_known
     functions = [tool["function"] for tool in tools if isinstance(tool.get("function"), Mapping)]
@@ -116,7 +119,8 @@ def chat_prompt_tokens(
     return total, known
 
 
-def _message_tokens(message: Message, text_tokens: TextTokens) -> tuple[int, bool]:
+def _message_tokens(message: Message, text_tokens: TextTokens, answered: str) -> tuple[int, bool]:
+    """One message; `answered` is the function a tool result answers."""
     total = PER_MESSAGE + text_tokens(message.role)
     known = True
     if isinstance(message.content, list):
@@ -126,13 +130,13 @@ def _message_tokens(message: Message, text_tokens: TextTokens) -> tuple[int, boo
                 total += tokens
                 known = known and part_known
     total += text_tokens(message.text)
-    if message.name:
+    if message.role == "tool":
+        total += text_tokens(answered) + PER_TOOL_RESULT
+    elif message.name:
         total += text_tokens(message.name) + PER_NAME
     for call in message.tool_calls:
         arguments = call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False)
         total += text_tokens(call.name) + text_tokens(arguments) + PER_TOOL_CALL
-    if message.role == "tool":
-        total += PER_TOOL_RESULT
     return total, known
 
 
