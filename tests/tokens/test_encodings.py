@@ -18,8 +18,8 @@ import pytest
 import tiktoken
 
 import modelmix as mm
-from modelmix.tokens import _tiktoken_files
-from modelmix.tokens._tiktoken_files import ENCODINGS, aencoding, encoding, encoding_facts, shipped_bytes
+from modelmix.tokens import _tiktoken_files, acount_tokens
+from modelmix.tokens._tiktoken_files import ENCODINGS, encoding, encoding_facts, shipped_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_TIKTOKEN = REPO.parent / "shared" / "tiktoken"
@@ -102,7 +102,7 @@ def test_a_changed_tiktoken_constructor_falls_back_to_the_restated_facts(monkeyp
     from tiktoken_ext import openai_public
 
     def downloads_something_else() -> dict[str, Any]:
-        return {"pat_str": open("/etc/hostname").read(), "special_tokens": {}}  # noqa: SIM115 - must not run
+        return {"pat_str": open("/etc/hostname").read(), "special_tokens": {}}
 
     monkeypatch.setattr(openai_public, "cl100k_base", downloads_something_else)
     assert _tiktoken_files._facts_from_tiktoken("cl100k_base") is None  # `open` is out of its reach
@@ -110,7 +110,7 @@ def test_a_changed_tiktoken_constructor_falls_back_to_the_restated_facts(monkeyp
 
 
 def test_a_damaged_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(_tiktoken_files.SHA256, "cl100k_base", "0" * 64)  # type: ignore[index]
+    monkeypatch.setitem(_tiktoken_files.SHA256, "cl100k_base", "0" * 64)
     with pytest.raises(mm.ConfigurationError, match="damaged"):
         shipped_bytes("cl100k_base")
 
@@ -225,7 +225,8 @@ def test_concurrent_first_use_loads_once(fresh_cache: dict[str, Any], monkeypatc
     for thread in threads:
         thread.join()
     assert calls == ["cl100k_base"]
-    assert len(results) == 8 and all(result is results[0] for result in results)
+    assert len(results) == 8
+    assert all(result is results[0] for result in results)
 
 
 async def test_async_first_load_does_not_block_the_event_loop(
@@ -248,7 +249,8 @@ async def test_async_first_load_does_not_block_the_event_loop(
             await anyio.sleep(0.01)
 
     async def load() -> None:
-        await aencoding("o200k_base")
+        counted = await acount_tokens("hello world", model="gpt-4o")
+        assert counted.tokens == 9
         loaded.set()
 
     async with anyio.create_task_group() as group:

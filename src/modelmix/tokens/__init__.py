@@ -1,7 +1,5 @@
 """Token accounting: counting a request's tokens before it is sent, context windows, prices and cost."""
 
-from __future__ import annotations
-
 import importlib as _importlib
 import typing as _typing
 
