@@ -391,3 +391,8 @@ def test_an_unreachable_server_answers_quickly_with_an_estimate() -> None:
     counted = count_tokens("hi", model=model, timeout=1.0)
     assert counted.method == "estimate"
     assert "not available" in counted.note
+
+
+def test_an_unknown_option_is_a_configuration_error() -> None:
+    with pytest.raises(mm.ConfigurationError, match="unknown option"):
+        count_tokens("hi", model="gpt-4o", max_tokens=5)  # type: ignore[call-arg]

@@ -6,10 +6,11 @@ import typing as _typing
 from ._catalog import PRICES_AS_OF, ModelInfo, cost_of, model_info, register_model_info, with_cost
 
 if _typing.TYPE_CHECKING:
-    from ._counting import TokenCount, Tokenizer, acount_tokens, count_tokens
+    from ._counting import CountOptions, TokenCount, Tokenizer, acount_tokens, count_tokens
 
 __all__ = [
     "PRICES_AS_OF",
+    "CountOptions",
     "ModelInfo",
     "TokenCount",
     "Tokenizer",
@@ -22,7 +23,7 @@ __all__ = [
 ]
 
 # Counting imports tiktoken: loaded on first use, so `import modelmix` stays light.
-_LAZY = frozenset({"TokenCount", "Tokenizer", "acount_tokens", "count_tokens"})
+_LAZY = frozenset({"CountOptions", "TokenCount", "Tokenizer", "acount_tokens", "count_tokens"})
 
 
 def __getattr__(name: str) -> _typing.Any:

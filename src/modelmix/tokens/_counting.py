@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
+from typing_extensions import TypedDict, Unpack
+
 from .._exceptions import ConfigurationError
 from .._messages import Message, MessagesInput, to_messages
 from .._model import Model
@@ -39,13 +41,30 @@ if TYPE_CHECKING:
     from .._http import HTTPModel
     from ..providers.local import LocalModel
 
-__all__ = ["Method", "TokenCount", "Tokenizer", "acount_tokens", "count_tokens", "openai_encoding"]
+__all__ = ["CountOptions", "Method", "TokenCount", "Tokenizer", "acount_tokens", "count_tokens", "openai_encoding"]
 
 Method = Literal["tiktoken", "local-model", "server-tokenizer", "tokenizer", "estimate"]
 Tokenizer = Callable[[str], Union[int, Sequence[int]]]
 """A tokenizer you supply: text → its number of tokens, or the tokens themselves."""
 
 DEFAULT_SERVER_TIMEOUT = 2.0
+
+
+class CountOptions(TypedDict, total=False):
+    """What `count_tokens` takes besides the messages and the model."""
+
+    tools: Sequence[Any] | None
+    """The tools the request offers, in any form ``chat`` takes."""
+    response_format: Any
+    """The request's ``response_format`` (a JSON schema counts; ``"json"`` costs nothing)."""
+    tokenizer: Tokenizer | None
+    """Your tokenizer: ``str -> int`` or ``str -> list[int]``."""
+    encoding: str | None
+    """Force a shipped tiktoken encoding (``"o200k_base"`` or ``"cl100k_base"``) and OpenAI framing."""
+    use_server: bool
+    """Let a ``llamacpp:`` model object ask its server's tokenizer (default True)."""
+    timeout: float
+    """Seconds the server's tokenizer may take (default 2)."""
 
 
 @dataclass(frozen=True)
@@ -227,17 +246,15 @@ class _Request:
         return "\n".join(prompt_text_pieces(self.messages, self.tools))
 
 
-def _start(
-    model: str | Model,
-    messages: MessagesInput,
-    tools: Sequence[Any] | None,
-    response_format: Any,
-    tokenizer: Tokenizer | None,
-    encoding_name: str | None,
-    use_server: bool,
-) -> tuple[_Plan, _Request]:
-    plan = _plan(model, tokenizer, encoding_name, use_server)
-    return plan, _Request(*_prepare(messages, tools, response_format))
+def _start(model: str | Model, messages: MessagesInput, options: CountOptions) -> tuple[_Plan, _Request]:
+    unknown = set(options) - set(CountOptions.__annotations__)
+    if unknown:
+        raise ConfigurationError(
+            f"count_tokens() got unknown option(s) {', '.join(sorted(unknown))}; "
+            f"it takes {', '.join(CountOptions.__annotations__)}"
+        )
+    plan = _plan(model, options.get("tokenizer"), options.get("encoding"), options.get("use_server", True))
+    return plan, _Request(*_prepare(messages, options.get("tools"), options.get("response_format")))
 
 
 def _finish(
@@ -285,23 +302,20 @@ def count_tokens(
     messages: MessagesInput,
     *,
     model: str | Model,
-    tools: Sequence[Any] | None = None,
-    response_format: Any = None,
-    tokenizer: Tokenizer | None = None,
-    encoding: str | None = None,
-    use_server: bool = True,
-    timeout: float = DEFAULT_SERVER_TIMEOUT,
+    **options: Unpack[CountOptions],
 ) -> TokenCount:
     """Prompt tokens `messages` (with `tools` and `response_format`) will consume on `model`.
 
     `messages` takes what `Model.chat` takes; `model` is a name (``"gpt-4o"``,
-    ``"azure:my-deployment"``) or a `Model`. `encoding` forces one of the shipped tiktoken
-    encodings; `tokenizer` supplies your own (``str -> int`` or ``str -> list[int]``).
-    ``use_server=False`` keeps a ``llamacpp:`` model object from asking its server; `timeout`
-    bounds that request, in seconds. Nothing is downloaded: an encoding is loaded from the
-    package on first use. Bad input raises `ConfigurationError`.
+    ``"azure:my-deployment"``) or a `Model`. Options (`CountOptions`): ``tools``,
+    ``response_format``; ``encoding`` forces one of the shipped tiktoken encodings;
+    ``tokenizer`` supplies your own (``str -> int`` or ``str -> list[int]``);
+    ``use_server=False`` keeps a ``llamacpp:`` model object from asking its server, and
+    ``timeout`` bounds that request, in seconds. Nothing is downloaded: an encoding is loaded from
+    the package on first use. Bad input raises `ConfigurationError`.
     """
-    plan, request = _start(model, messages, tools, response_format, tokenizer, encoding, use_server)
+    plan, request = _start(model, messages, options)
+    tokenizer, timeout = options.get("tokenizer"), options.get("timeout", DEFAULT_SERVER_TIMEOUT)
     if plan.method == "tokenizer":
         return _finish(plan, request, tokenizer=tokenizer)
     if plan.method == "tiktoken" and plan.encoding is not None:
@@ -322,16 +336,12 @@ async def acount_tokens(
     messages: MessagesInput,
     *,
     model: str | Model,
-    tools: Sequence[Any] | None = None,
-    response_format: Any = None,
-    tokenizer: Tokenizer | None = None,
-    encoding: str | None = None,
-    use_server: bool = True,
-    timeout: float = DEFAULT_SERVER_TIMEOUT,
+    **options: Unpack[CountOptions],
 ) -> TokenCount:
     """Async `count_tokens`: an encoding's or a local model's first load runs in a worker thread
     and a server's tokenizer is asked asynchronously, so the event loop never waits on them."""
-    plan, request = _start(model, messages, tools, response_format, tokenizer, encoding, use_server)
+    plan, request = _start(model, messages, options)
+    tokenizer, timeout = options.get("tokenizer"), options.get("timeout", DEFAULT_SERVER_TIMEOUT)
     if plan.method == "tokenizer":
         return _finish(plan, request, tokenizer=tokenizer)
     if plan.method == "tiktoken" and plan.encoding is not None:

@@ -16,9 +16,10 @@ the offline estimate and says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -37,7 +38,8 @@ __all__ = ["alocal_prompt_tokens", "aserver_text_tokens", "local_prompt_tokens",
 _ROUTES: tuple[tuple[str, str], ...] = (("/tokenize", "content"), ("/extras/tokenize", "input"))
 _known_route: dict[str, tuple[str, str]] = {}
 _route_lock = threading.Lock()
-_MAX_TOKENIZE_REPLY = 64 * 1024 * 1024
+_MAX_REPLY = 64 * 1024 * 1024
+"""A tokenize answer lists one number per token: generous for any prompt, bounded all the same."""
 
 
 class TokenizerUnavailable(Exception):
@@ -96,37 +98,39 @@ def _token_count(model: HTTPModel, route: tuple[str, str], status: int, body: by
     return len(tokens)
 
 
+@contextlib.contextmanager
+def _asking(model: HTTPModel, route: tuple[str, str]) -> Iterator[None]:
+    """Any failure to get an answer (connection, timeout, oversized body) makes the tokenizer
+    unavailable; the count then falls back to the estimate."""
+    try:
+        with model._translate("sent_no_response"):
+            yield
+    except ModelMixError as exc:
+        raise TokenizerUnavailable(f"{route[0]} failed: {exc}") from None
+
+
+_NO_ENDPOINT = "the server has no tokenize endpoint (/tokenize, /extras/tokenize)"
+
+
 def server_text_tokens(model: HTTPModel, text: str, *, timeout: float) -> int:
     """Tokens of `text` by the server's own tokenizer; `TokenizerUnavailable` when it can't tell."""
     for route in _routes(model):
-        try:
-            with model._translate("sent_no_response"):
-                response, body = fetch(
-                    model._sync_client(),
-                    _request(model, route, text, timeout),
-                    limit=_MAX_TOKENIZE_REPLY,
-                    too_large=model._too_large,
-                )
-        except ModelMixError as exc:
-            raise TokenizerUnavailable(f"{route[0]} failed: {exc}") from None
+        request = _request(model, route, text, timeout)
+        with _asking(model, route):
+            response, body = fetch(model._sync_client(), request, limit=_MAX_REPLY, too_large=model._too_large)
         count = _token_count(model, route, response.status_code, body)
         if count is not None:
             return count
-    raise TokenizerUnavailable("the server has no tokenize endpoint (/tokenize, /extras/tokenize)")
+    raise TokenizerUnavailable(_NO_ENDPOINT)
 
 
 async def aserver_text_tokens(model: HTTPModel, text: str, *, seconds: float) -> int:
     """Async `server_text_tokens`."""
     for route in _routes(model):
         request = _request(model, route, text, seconds, await model._async_auth())
-        try:
-            with model._translate("sent_no_response"):
-                response, body = await afetch(
-                    model._async_client(), request, limit=_MAX_TOKENIZE_REPLY, too_large=model._too_large
-                )
-        except ModelMixError as exc:
-            raise TokenizerUnavailable(f"{route[0]} failed: {exc}") from None
-        count = _token_count(model, route, response.status_code, body)
+        with _asking(model, route):
+            answer = await afetch(model._async_client(), request, limit=_MAX_REPLY, too_large=model._too_large)
+        count = _token_count(model, route, answer[0].status_code, answer[1])
         if count is not None:
             return count
-    raise TokenizerUnavailable("the server has no tokenize endpoint (/tokenize, /extras/tokenize)")
+    raise TokenizerUnavailable(_NO_ENDPOINT)
