@@ -396,3 +396,11 @@ def test_an_unreachable_server_answers_quickly_with_an_estimate() -> None:
 def test_an_unknown_option_is_a_configuration_error() -> None:
     with pytest.raises(mm.ConfigurationError, match="unknown option"):
         count_tokens("hi", model="gpt-4o", max_tokens=5)  # type: ignore[call-arg]
+
+
+def test_a_fallback_chain_is_counted_member_by_member() -> None:
+    first = mm.model("openai:gpt-4o-mini", api_key="sk-test")
+    chain = mm.fallback(first, mm.model("ollama:llama3.1"))
+    with pytest.raises(mm.ConfigurationError, match=r"chain\.models"):
+        count_tokens("hello", model=chain)
+    assert [count_tokens("hello", model=member).method for member in chain.models] == ["tiktoken", "estimate"]

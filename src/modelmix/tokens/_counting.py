@@ -121,6 +121,13 @@ class _Plan:
 def _name_and_provider(model: str | Model) -> tuple[str, str | None, Model | None]:
     if isinstance(model, Model):
         inner = model.unwrap()
+        members = getattr(inner, "models", None)
+        if isinstance(members, list) and all(isinstance(m, Model) for m in members):
+            # A chain's members may tokenize differently: one number would be wrong for some.
+            raise ConfigurationError(
+                f"count_tokens counts for one model, and {inner.name!r} is a chain of {len(members)}: "
+                "count with each of its members (chain.models)"
+            )
         return inner.name, inner.provider, inner
     if isinstance(model, str) and model.strip():
         from .._registry import list_providers

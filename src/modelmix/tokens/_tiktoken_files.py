@@ -34,13 +34,16 @@ import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 import tiktoken
 import tiktoken.load
 
 from .._exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from importlib.abc import Traversable  # importlib.resources.abc from Python 3.11 on
 
 __all__ = ["ENCODINGS", "EncodingFacts", "aencoding", "encoding", "encoding_facts", "shipped_bytes"]
 
@@ -99,10 +102,14 @@ def _check(name: str) -> None:
         raise ConfigurationError(f"unknown encoding {name!r}; modelmix ships {', '.join(ENCODINGS)}")
 
 
+def _shipped_file(name: str) -> Traversable:
+    return resources.files("modelmix.tokens").joinpath("_encodings").joinpath(f"{name}.tiktoken")
+
+
 def shipped_bytes(name: str) -> bytes:
     """The shipped rank file of `name`, after checking its SHA-256 digest."""
     _check(name)
-    data = resources.files("modelmix.tokens").joinpath("_encodings").joinpath(f"{name}.tiktoken").read_bytes()
+    data = _shipped_file(name).read_bytes()
     if hashlib.sha256(data).hexdigest() != SHA256[name]:
         raise ConfigurationError(
             f"the shipped encoding file {name}.tiktoken is damaged (its SHA-256 digest is not "
@@ -130,9 +137,11 @@ def _ranks(name: str) -> dict[bytes, int]:
             raise ConfigurationError(f"{name}: unexpected digest {expected_hash}")
         return data
 
+    # The loader gets the file's real path: were a future tiktoken to read it through a helper not
+    # replaced here, it would still read this local file (with its digest checked), never a URL.
     loader = tiktoken.load.load_tiktoken_bpe
     names = {**vars(tiktoken.load), "read_file_cached": read_shipped, "read_file": read_shipped}
-    ranks: dict[bytes, int] = _run_with(loader, names, f"{name}.tiktoken", expected_hash=SHA256[name])
+    ranks: dict[bytes, int] = _run_with(loader, names, str(_shipped_file(name)), expected_hash=SHA256[name])
     return ranks
 
 
