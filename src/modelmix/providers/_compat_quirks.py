@@ -6,12 +6,11 @@ Three repairs; the OpenAI codec applies whichever the call's profile asks for:
   and developer messages are folded into the first user turn.
 
 - **Usage a server did not send** (``estimate_usage``). Older Ollama ``/v1``, LM Studio and llama-cpp-python never put
-  usage in a stream. modelmix then counts it itself, offline, and marks it ``estimated=True``.
-  There is no tokenizer file to download here (tiktoken needs one, and many hosts cannot reach
-  it), so the count is a heuristic tuned for BPE vocabularies: a short word is one token, a
-  long word about one token per five characters, each punctuation mark and each non-Latin
-  character one token, plus OpenAI's documented framing overhead of 4 tokens per message and 3
-  for the reply. Expect ±20 % on English prose; exact counts need the server to report usage.
+  usage in a stream. modelmix then counts it itself, offline, and marks it ``estimated=True``,
+  with the one offline estimate `count_tokens` also uses for models without a shipped tokenizer
+  (`modelmix.tokens._estimate`: a heuristic for BPE vocabularies plus 4 tokens of framing per
+  message and 3 for the reply). Expect ±20 % on English prose; exact counts need the server to
+  report usage.
 - **Tool calls written as text** (``text_tool_calls``). Small models served without a tool parser (Qwen and Hermes
   templates on Ollama ``/v1``, llama.cpp without ``--jinja``) print
   ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` as plain content. When the
@@ -21,10 +20,8 @@ Three repairs; the OpenAI codec applies whichever the call's profile asks for:
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from .._codec import ErrorContext, RequestContext
@@ -32,6 +29,7 @@ from .._events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usa
 from .._messages import Message, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._streaming import StreamParser
+from ..tokens._estimate import estimate_prompt_tokens, estimate_text_tokens
 from ._wire_fields import loads_json
 
 __all__ = [
@@ -44,38 +42,11 @@ __all__ = [
     "repairing_parser",
 ]
 
-_PIECES = re.compile(r"[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
 _OPEN = "<tool_call>"
 _CLOSE = "</tool_call>"
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
-_PER_MESSAGE = 4
-_REPLY_PRIMING = 3
 _TEXT_CALL_BASE = 1000
 """Stream slots for calls found in text start here so they never collide with real tool-call deltas."""
-
-
-def estimate_text_tokens(text: str) -> int:
-    """Offline token estimate for `text` (see the module docstring for the rule)."""
-    count = 0
-    for piece in _PIECES.findall(text):
-        if len(piece) <= 6:  # a short word, a punctuation mark or one non-Latin character
-            count += 1
-        else:
-            count += math.ceil(len(piece) / 5)
-    return count
-
-
-def estimate_prompt_tokens(messages: Sequence[Message], tools: Sequence[Any] | None = None) -> int:
-    """Offline estimate of a chat prompt's size, framing included."""
-    total = _REPLY_PRIMING
-    for message in messages:
-        total += _PER_MESSAGE + estimate_text_tokens(message.text)
-        for call in message.tool_calls:
-            total += estimate_text_tokens(call.name) + estimate_text_tokens(call.raw_arguments)
-    for tool in tools or ():
-        dumped = tool.model_dump() if hasattr(tool, "model_dump") else tool
-        total += estimate_text_tokens(json.dumps(dumped, ensure_ascii=False, default=str))
-    return total
 
 
 def _call_from_block(block: str, index: int) -> ToolCall | None:
