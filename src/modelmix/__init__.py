@@ -85,6 +85,7 @@ _LAZY: dict[str, str] = {
         ("run_tools", "arun_tools", "ToolRun", "ToolStep", "ToolOutcome", "ToolLoopLimitError"), "modelmix._tool_loop"
     ),
     "ToolArgumentsError": "modelmix._tools",
+    **dict.fromkeys(("count_tokens", "acount_tokens", "TokenCount"), "modelmix.tokens._counting"),
     "AvailableModel": "modelmix.providers._listing",
     "alist_models": "modelmix.providers._listing",
     "list_models": "modelmix.providers._listing",
@@ -138,6 +139,7 @@ if _typing.TYPE_CHECKING:
         hedge,
         retrying,
     )
+    from .tokens._counting import TokenCount, acount_tokens, count_tokens
 
 
 # The public subpackages, imported on first touch (`mm.resilience.Clock` works right after
@@ -235,6 +237,7 @@ __all__ = [
     "StreamTruncatedError",
     "TextDelta",
     "TextPart",
+    "TokenCount",
     "Tool",
     "ToolArgumentsError",
     "ToolCall",
@@ -250,10 +253,12 @@ __all__ = [
     "Usage",
     "UsageEvent",
     "__version__",
+    "acount_tokens",
     "alist_models",
     "arun_tools",
     "assistant",
     "circuit_breaker",
+    "count_tokens",
     "fallback",
     "hedge",
     "image",
