@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -21,7 +21,6 @@ from .._events import (
     FinishEvent,
     ReasoningDelta,
     RefusalDelta,
-    StreamEvent,
     TextDelta,
     ToolCallDelta,
     UsageEvent,
@@ -46,6 +45,9 @@ from ._wire_fields import (
     mapping_field,
     text_field,
 )
+
+if TYPE_CHECKING:
+    from .._events import StreamEvent
 
 __all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "parse_usage"]
 
