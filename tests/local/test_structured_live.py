@@ -181,3 +181,29 @@ async def test_a_tool_loop_ending_in_a_validated_nested_model(model: mm.Model) -
     assert run.steps[0].outcomes[0].ok
     assert len(run.steps) == 2
     _check_order(run.response)
+
+
+async def test_required_with_one_tool_is_enforced_in_process() -> None:
+    # llama-cpp-python constrains only a named tool_choice; "required" was left to the model,
+    # and SmolLM2 answered "2 + 3 = 5" in text, so the loop ended without running the tool.
+    from modelmix.providers.local import LocalModel
+
+    adder = Adder()
+    run = mm.run_tools(
+        LocalModel(), "What is 2 plus 3?", [adder.add], tool_choice="required", max_tokens=40, max_steps=3, **GREEDY
+    )
+    assert len(adder.calls) == 1
+    assert run.steps[0].response.finish_reason == "tool_calls"
+    assert len(run.steps) == 2
+
+
+async def test_required_among_several_tools_is_refused_in_process() -> None:
+    from modelmix.providers.local import LocalModel
+
+    def subtract(a: int, b: int) -> int:
+        """Subtract b from a."""
+        return a - b
+
+    with pytest.raises(mm.UnsupportedCapabilityError, match="tool_choice") as caught:
+        LocalModel().chat("What is 2 plus 3?", tools=[Adder().add, subtract], tool_choice="required", max_tokens=8)
+    assert caught.value.param == "tool_choice"
