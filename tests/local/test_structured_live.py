@@ -23,9 +23,9 @@ from pydantic import BaseModel
 
 import modelmix as mm
 
-from .conftest import LlamaServer, have_llama_cpp
+from .conftest import LlamaServer, needs_llama
 
-pytestmark = pytest.mark.skipif(not have_llama_cpp(), reason="needs the local extra: pip install 'modelmix[local]'")
+pytestmark = needs_llama
 
 GREEDY: dict[str, Any] = {"temperature": 0.0, "seed": 1}
 PROMPT = "Ada ordered 2 apples. Give the order."
@@ -113,11 +113,27 @@ async def test_a_streamed_nested_model_grows_then_validates(model: mm.Model, mod
     assert partials[-1] == response.output.model_dump(mode="json")
 
 
-async def test_stream_outputs_ends_with_the_validated_object(model: mm.Model) -> None:
-    with model.stream(PROMPT, output=Order, max_tokens=OUTPUT_TOKENS, **GREEDY) as stream:
-        values = list(stream.outputs())
-    assert isinstance(values[-1], Order)
+async def test_the_forced_tool_strategy_is_grammar_constrained_too(model: mm.Model) -> None:
+    # The fallback for backends without a schema constraint: a forced call of the output tool.
+    # llama.cpp builds the same kind of grammar from the tool's parameters.
+    settings: dict[str, Any] = {"output": Order, "output_strategy": "tool", "max_tokens": OUTPUT_TOKENS, **GREEDY}
+    with model.stream(PROMPT, **settings) as stream:
+        values = list(stream.outputs())  # partial values follow the call's argument fragments
+    assert [call.name for call in stream.response.tool_calls] == ["final_result"]
     assert len(values) >= 2
+    assert all(isinstance(value, dict) for value in values[:-1])
+    assert isinstance(values[-1], Order)
+
+
+async def test_an_answer_cut_by_max_tokens_is_a_typed_error_after_the_reasks(model: mm.Model) -> None:
+    with pytest.raises(mm.OutputValidationError) as caught:
+        await model.achat(PROMPT, output=Order, output_retries=1, max_tokens=6, **GREEDY)
+    error = caught.value
+    assert error.strategy == "native"
+    assert error.raw_text.lstrip().startswith("{")
+    assert "max_tokens" in error.message
+    assert error.usage is not None
+    assert error.usage.output_tokens == 12, "two attempts of 6 tokens each"
 
 
 class Adder:
