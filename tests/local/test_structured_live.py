@@ -136,6 +136,23 @@ async def test_an_answer_cut_by_max_tokens_is_a_typed_error_after_the_reasks(mod
     assert error.usage.output_tokens == 12, "two attempts of 6 tokens each"
 
 
+async def test_a_chain_falls_back_from_a_dead_server_to_the_in_process_model() -> None:
+    from modelmix.providers.local import LocalModel
+
+    from .conftest import free_port
+
+    dead = mm.model("llamacpp:smollm2", base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
+    try:
+        response = await mm.fallback(dead, LocalModel()).achat(PROMPT, output=Order, max_tokens=OUTPUT_TOKENS, **GREEDY)
+    finally:
+        await dead.aclose()
+    _check_order(response)
+    assert [(attempt.provider, attempt.error) for attempt in response.attempts] == [
+        ("llamacpp", "TransportError"),
+        ("local", None),
+    ]
+
+
 class Adder:
     """A real tool: adds, and remembers each call (the loop may run it in a worker thread)."""
 
