@@ -58,15 +58,17 @@ _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_p
 
 
 def encode_message(message: Message, *, content_parts: bool = True) -> dict[str, Any]:
-    """One message on the wire. With ``content_parts=False`` (the profile field) a list of text
-    parts becomes one string; a list holding an image stays a list, the only form an image has."""
+    """One message on the wire. With ``content_parts=False`` (the profile field: a server whose
+    chat template reads content as a string) a list of text parts becomes one string, and an
+    assistant turn that only calls tools carries ``""``, since such templates fail on a missing
+    content; a list holding an image stays a list, the only form an image has."""
     out: dict[str, Any] = {"role": message.role}
     content = message.content
     if isinstance(content, list) and not content_parts and all(isinstance(p, TextPart) for p in content):
         out["content"] = _joined_text(content)
     elif isinstance(content, list):
         out["content"] = [_encode_part(part) for part in content]
-    elif content is not None or message.role != "assistant":
+    elif content is not None or message.role != "assistant" or not content_parts:
         out["content"] = content if content is not None else ""
     if message.tool_calls:
         out["tool_calls"] = [
