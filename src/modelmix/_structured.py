@@ -308,18 +308,22 @@ class OutputTracker:
         self.plan = plan
         self._json = PartialJSON()
         self._tool_index: int | None = None
+        self._last: Any = MISSING
 
     def on_events(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        was_complete = self._json.complete
         grew = False
         for event in events:
             fragment = self._fragment(event)
             if fragment and self._json.feed(fragment):
                 grew = True
-        if grew:
-            value = self._json.value
-            if value is not self._missing:
-                return [*events, PartialOutput(self.plan.spec.unwrap(value))]
-        return events
+        if not grew:
+            return events
+        value = self._json.value
+        if value is self._missing or (self._json.complete and not was_complete and value == self._last):
+            return events  # completing a value already shown is not growth (compared once per stream)
+        self._last = value
+        return [*events, PartialOutput(self.plan.spec.unwrap(value))]
 
     def _fragment(self, event: StreamEvent) -> str | None:
         if type(event) is TextDelta:
