@@ -3,6 +3,7 @@ re-asks when asked to, and reports refusals and unenforced constraints as typed 
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from enum import Enum
@@ -452,4 +453,4 @@ def test_each_partial_output_differs_from_the_one_before() -> None:
     with model.stream("go", output=Plan) as stream:
         partials = [event.value for event in stream if isinstance(event, mm.PartialOutput)]
     assert partials[-1] == PLAN
-    assert all(before != after for before, after in zip(partials, partials[1:]))
+    assert all(before != after for before, after in itertools.pairwise(partials))
