@@ -23,6 +23,7 @@ from .._streaming import AsyncStream, Stream, _StreamState
 from .._watchdog import Watch
 from ._clock import Deadline, deadline_error
 from ._planner import Call, CallPlan
+from ._read_timer import ReadTimer, read_timer_available
 
 __all__ = [
     "Connected",
@@ -213,14 +214,39 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
                 assert isinstance(iterator, AsyncIterator)
                 for buffered in _drain(conn.buffered):
                     yield buffered
-                while True:
-                    event = await _next_within_limits(conn, iterator, self._state)
-                    if event is None:
-                        break
-                    yield event
+                if read_timer_available():
+                    async for event in self._timed(conn, iterator):
+                        yield event
+                else:
+                    while True:
+                        scoped = await _next_within_limits(conn, iterator, self._state)
+                        if scoped is None:
+                            break
+                        yield scoped
                 conn.finish(None, True)
         finally:
             await self._release()
+
+    async def _timed(self, conn: Connected, iterator: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        """The committed events under one `ReadTimer` (asyncio): O(1) per event."""
+        state = self._state
+        idle = conn.idle_timeout if conn.idle_timeout is not None else math.inf
+
+        def expired(why: str) -> BaseException:
+            if why == "idle":
+                return _stall_error(conn.stream, idle, state.provider, state.model_name)
+            return deadline_error(conn.deadline, "stream")
+
+        timer = ReadTimer(idle, conn.deadline.own_remaining(), expired)
+        try:
+            while True:
+                try:
+                    event = await timer.next(iterator)
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            timer.close()
 
 
 class GuardedStream(_GuardedMixin, Stream):
