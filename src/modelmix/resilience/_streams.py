@@ -252,7 +252,7 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
 class GuardedStream(_GuardedMixin, Stream):
     """The sync counterpart. A blocked sync read can't be cancelled, so the first-token, idle and
     deadline limits are handed down to the provider stream, whose reads a watch interrupts at
-    the limit (see `modelmix._watchdog`); the deadline is also checked between events."""
+    the limit (see `modelmix._watchdog`): nothing is checked per event."""
 
     def __init__(self, connect: Callable[[], Connected], *, provider: str, model: str) -> None:
         self._connect = connect
@@ -292,10 +292,7 @@ class GuardedStream(_GuardedMixin, Stream):
                 inner = conn.stream
                 assert isinstance(inner, Stream)
                 inner._limit_reads(_committed_limits(conn, self._state))
-                for event in iterator:
-                    if conn.deadline.own_remaining() <= 0:
-                        raise deadline_error(conn.deadline, "stream")
-                    yield event
+                yield from iterator
                 conn.finish(None, True)
         finally:
             self._release()
