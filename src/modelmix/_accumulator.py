@@ -51,7 +51,7 @@ class StreamAccumulator:
 
     def add(self, event: StreamEvent) -> None:
         self.n_events += 1
-        if isinstance(event, TextDelta):
+        if type(event) is TextDelta:  # most events: checked first, and exactly
             self._text.append(event.text)
         elif isinstance(event, ToolCallDelta):
             parts = self._tools.get(event.index)
