@@ -41,7 +41,9 @@ def _orphans(pool: Any) -> list[Any]:
 
 async def heal_async_pool(client: httpx.AsyncClient) -> int:
     """Drop orphaned connections from `client`'s pool; returns how many were dropped."""
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    transport = getattr(client, "_transport", None)
+    transport = getattr(transport, "inner", transport)  # under modelmix's admission (_admission)
+    pool = getattr(transport, "_pool", None)
     if pool is None:
         return 0
     orphans = _orphans(pool)

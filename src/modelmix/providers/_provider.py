@@ -17,6 +17,7 @@ import httpx
 from pydantic import SecretStr
 from typing_extensions import TypedDict, Unpack
 
+from .._admission import admit
 from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
 from .._driver import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 from .._exceptions import ConfigurationError
@@ -315,7 +316,10 @@ class Provider:
         them, so a provider used from several loops (asyncio.run twice, or trio) gets one per loop."""
         token = anyio.lowlevel.current_token()
         if self._aclient is None or (self._owns_aclient and self._aclient_token != token):
-            self._aclient = httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)
+            self._aclient = admit(
+                httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False),
+                DEFAULT_LIMITS.max_connections or 100,
+            )
             self._aclient_token = token
         return self._aclient
 

@@ -121,7 +121,7 @@ class FakeOpenAIServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
-        self._server = loop.run_until_complete(asyncio.start_server(self._serve, self._host, self._port))
+        self._server = loop.run_until_complete(asyncio.start_server(self._serve, self._host, self._port, backlog=1024))
         self._ready.set()
         try:
             loop.run_forever()
