@@ -27,6 +27,7 @@ from .._structured import output_achat, output_chat, output_stream
 from .._sync_bridge import run_sync
 from ..providers._openai_wire import OpenAIStreamParser
 from ..resilience import Clock
+from ..tokens._catalog import pricing_for
 from ._replies import FakeReply, content_chunks, finish_reason_of, kept_chunks, scripted, usage_of
 
 __all__ = ["FunctionModel"]
@@ -86,6 +87,8 @@ class FunctionModel(Model):
         self._context_window = context_window
         self._profile = build_profile((), profile)
         self.calls: list[list[Message]] = []
+        # Priced like a real model: a test registers a price for "function:<name>" to see costs.
+        self.pricing = pricing_for(self.provider, [self.name])
 
     @property
     def context_window(self) -> int | None:
@@ -197,6 +200,7 @@ class FunctionModel(Model):
             latency=latency,
             request_id=reply.headers.get("x-request-id"),
             usage=usage,
+            cost=self.pricing.cost(usage),
         )
 
     # ----------------------------------------------------------------------------- the API
@@ -233,7 +237,12 @@ class FunctionModel(Model):
 
     def _stream_items(self, reply: FakeReply) -> tuple[list[Any], bool]:
         """The decoded chunks to feed, and whether the connection drops after them."""
-        content, closing = content_chunks(reply, self.name, self.chunks, usage=None)
+        usage = None
+        if reply.input_tokens is not None or reply.output_tokens is not None:
+            # A reply that names token counts reports them in the stream too, as servers do with
+            # stream_options.include_usage.
+            usage = usage_of(reply, [{"content": m.text} for m in (self.calls[-1] if self.calls else [])])
+        content, closing = content_chunks(reply, self.name, self.chunks, usage=usage)
         if reply.drop_after is not None:
             return kept_chunks(reply, content), True
         return [*content, *closing, "[DONE]"], False
@@ -251,7 +260,7 @@ class FunctionModel(Model):
                 opened.chunks = self._chunks(reply)
             return opened
 
-        return Stream(open_stream, _parser_for(), provider=self.provider, model=self.name)
+        return Stream(open_stream, _parser_for(), provider=self.provider, model=self.name, pricing=self.pricing)
 
     def _chunks(self, reply: FakeReply) -> Iterator[Any]:
         items, drops = self._stream_items(reply)
@@ -281,7 +290,7 @@ class FunctionModel(Model):
                 opened.chunks = self._achunks(reply)
             return opened
 
-        return AsyncStream(open_stream, _parser_for(), provider=self.provider, model=self.name)
+        return AsyncStream(open_stream, _parser_for(), provider=self.provider, model=self.name, pricing=self.pricing)
 
 
 def _parser_for() -> OpenAIStreamParser:

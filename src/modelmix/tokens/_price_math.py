@@ -11,6 +11,7 @@ from .._response import Usage
 __all__ = ["exact_cost", "exact_sum"]
 
 _ZERO = Decimal(0)
+_ONE = Decimal(1)
 
 
 def exact_sum(values: Iterable[Decimal]) -> Decimal:
@@ -42,4 +43,12 @@ def exact_cost(
         (max(usage.output_tokens, 0), output_price),
     )
     per_million = exact_sum(_EXACT.multiply(Decimal(count), price) for count, price in terms if count)
-    return per_million.scaleb(-6, _EXACT)
+    return _plain(per_million.scaleb(-6, _EXACT))
+
+
+def _plain(value: Decimal) -> Decimal:
+    """The same value without trailing zeros and never in exponent form: ``0.000180000`` →
+    ``0.00018``, ``1E+1`` → ``10`` (what `print` and f-strings then show)."""
+    normalized = value.normalize(_EXACT)
+    exponent = normalized.as_tuple().exponent
+    return normalized.quantize(_ONE, context=_EXACT) if isinstance(exponent, int) and exponent > 0 else normalized
