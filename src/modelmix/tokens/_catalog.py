@@ -28,20 +28,7 @@ from ._price_math import exact_cost
 if TYPE_CHECKING:
     from .._model import Model
 
-__all__ = [
-    "CAPABILITIES",
-    "PRICES_AS_OF",
-    "ModelInfo",
-    "ModelPricing",
-    "catalog_entries",
-    "cost_of",
-    "info_for_model",
-    "load_catalog",
-    "model_info",
-    "register_model_info",
-    "with_cost",
-    "worst_case_cost",
-]
+# Public names are exported (and listed) by `modelmix.tokens`.
 
 CAPABILITIES = frozenset({"tools", "json_schema", "vision", "reasoning"})
 """What a catalog entry may list under ``capabilities``."""
