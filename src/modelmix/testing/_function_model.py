@@ -60,6 +60,8 @@ class FunctionModel(Model):
     Streams yield the events a server would have streamed for that answer, in `chunks` pieces.
     `calls` records every conversation the model received. ``profile=`` makes it claim the
     capabilities of another backend (``{"json_schema": False}``...), for strategies chosen from it.
+    A reply with ``input_tokens``/``output_tokens`` reports that usage (streams too), priced like
+    a real model's: register a price for ``"function:<name>"`` to see `cost` and `total_cost`.
     """
 
     def __init__(
