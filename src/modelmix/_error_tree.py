@@ -20,6 +20,8 @@ else:  # pragma: no cover
     from exceptiongroup import ExceptionGroup
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from ._messages import ToolCall
     from ._response import Attempt, Usage
 
@@ -377,6 +379,7 @@ class StreamInterruptedError(StreamError):
         partial_text: str = "",
         partial_tool_calls: list[ToolCall] | None = None,
         usage: Usage | None = None,
+        cost: Decimal | None = None,
         n_events: int = 0,
         **context: Any,
     ) -> None:
@@ -384,6 +387,9 @@ class StreamInterruptedError(StreamError):
         self.partial_text = partial_text
         self.partial_tool_calls = list(partial_tool_calls or [])
         self.usage = usage
+        """Tokens the interrupted call consumed, when the server reported them before failing."""
+        self.cost = cost
+        """USD cost of `usage`, where the model's prices are known."""
         self.n_events = n_events
 
 

@@ -49,7 +49,7 @@ from ._streaming import AsyncStream, OpenedStream, Stream
 from ._structured import output_achat, output_chat, output_stream
 from ._version import __version__
 from .providers._provider import ConnectionOptions
-from .tokens import cost_of, model_info
+from .tokens._catalog import pricing_for
 
 if TYPE_CHECKING:
     from .providers._provider import Provider
@@ -63,6 +63,8 @@ class HTTPModelOptions(ConnectionOptions, total=False):
     profile: ProfileOverride
     context_window: int | None
     max_response_bytes: int
+    catalog_model: str | None
+    """The catalog entry that prices this model when its name is yours (an Azure deployment)."""
 
 
 _MODEL_KEYS = frozenset(HTTPModelOptions.__annotations__) - frozenset(ConnectionOptions.__annotations__)
@@ -112,6 +114,7 @@ class HTTPModel(Model):
         settings: Settings | None = None,
         context_window: int | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        catalog_model: str | None = None,
     ) -> None:
         if not name:
             raise ConfigurationError(f"a model name is required, e.g. '{provider.name}:<model>'")
@@ -151,6 +154,8 @@ class HTTPModel(Model):
             self._base_headers.update(self.auth.headers())
         self._max_response_bytes = max_response_bytes
         self._context_window = context_window
+        self.pricing = pricing_for(self.provider, [name], catalog_model)
+        """How responses are priced: overrides for this name, `catalog_model`, the model the server reports."""
 
     # ----------------------------------------------------------------------------- public API
 
@@ -169,7 +174,7 @@ class HTTPModel(Model):
             return self._context_window
         if self.profile.context_window is not None:
             return self.profile.context_window
-        info = model_info(self.name)
+        info = self.pricing.info()
         return info.context_window if info is not None else None
 
     @output_chat
@@ -237,7 +242,9 @@ class HTTPModel(Model):
                 raise
             return self._opened(response, response.iter_bytes(), response.close, started)
 
-        return Stream(open_stream, self.codec.stream_parser(call), provider=self.provider, model=self.name)
+        return Stream(
+            open_stream, self.codec.stream_parser(call), provider=self.provider, model=self.name, pricing=self.pricing
+        )
 
     @output_stream
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
@@ -273,7 +280,9 @@ class HTTPModel(Model):
                 raise
             return self._opened(response, body, body.aclose, started)
 
-        return AsyncStream(open_stream, self.codec.stream_parser(call), provider=self.provider, model=self.name)
+        return AsyncStream(
+            open_stream, self.codec.stream_parser(call), provider=self.provider, model=self.name, pricing=self.pricing
+        )
 
     def close(self) -> None:
         self.backend.close()
@@ -430,9 +439,7 @@ class HTTPModel(Model):
             "latency": time.perf_counter() - started,
         }
         if parsed.cost is None and parsed.usage is not None:
-            update["cost"] = cost_of(parsed.model, parsed.usage)
-            if update["cost"] is None:
-                update["cost"] = cost_of(self.name, parsed.usage)
+            update["cost"] = self.pricing.cost(parsed.usage, parsed.model)
         return parsed.model_copy(update=update)
 
     def _parse_body(self, response: httpx.Response, body: bytes, reply: Reply) -> ChatResponse:

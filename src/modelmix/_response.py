@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._exact import EXACT
 from ._messages import Message, ToolCall
 
 __all__ = [
     "Attempt",
     "ChatResponse",
+    "Costed",
     "FinishReason",
     "Usage",
     "summed_cost",
@@ -25,8 +28,11 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error"
 class Usage(BaseModel):
     """Token counts for one call.
 
-    `cached_tokens` and `reasoning_tokens` are None where the server did not report them.
-    `estimated` is True when modelmix counted tokens itself because the server sent no usage.
+    As the vendors define them: `input_tokens` counts every prompt token, and `cached_tokens`
+    (read from the provider's prompt cache) and `cache_write_tokens` (written to it) are parts of
+    it; `output_tokens` counts every generated token, `reasoning_tokens` included. The parts are
+    None where the server did not report them. `estimated` is True when modelmix counted tokens
+    itself because the server sent no usage.
     """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
@@ -35,6 +41,7 @@ class Usage(BaseModel):
     cached_tokens: int | None = None
     reasoning_tokens: int | None = None
     estimated: bool = False
+    cache_write_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -55,7 +62,13 @@ class Attempt(BaseModel):
     retry_no: int = 0
     request_id: str | None = None
     error: str | None = None
-    """The error class name when the attempt failed; None when it answered."""
+    """The error class name when the attempt failed, ``"lost_hedge"`` for a hedged request whose
+    rival answered first; None when it answered."""
+    usage: Usage | None = None
+    """Tokens the attempt consumed, where known (a failed attempt knows them when the answer
+    arrived and was then rejected: invalid structured output, a stream cut after its usage)."""
+    cost: Decimal | None = None
+    """USD cost of `usage`, where the model's prices are known."""
 
 
 class ChatResponse(BaseModel):
@@ -83,8 +96,9 @@ class ChatResponse(BaseModel):
     content_filter_results: dict[str, Any] | None = None
     """Per-choice content-filter annotations where the provider sends them (Azure)."""
     prompt_filter_results: list[dict[str, Any]] | None = None
-    cost: float | None = None
-    """Cost in USD where the model's prices are known; None otherwise."""
+    cost: Decimal | None = None
+    """USD cost of this answer's `usage`, exact; None when the model's prices are unknown (models
+    run on your own hardware cost 0). Structured-output re-asks are summed in (see `total_cost`)."""
     attempts: list[Attempt] = Field(default_factory=list)
     raw: dict[str, Any] | None = Field(default=None, repr=False)
     """The decoded response body (non-streaming calls), for fields modelmix does not model."""
@@ -96,6 +110,20 @@ class ChatResponse(BaseModel):
     @property
     def tool_calls(self) -> list[ToolCall]:
         return self.message.tool_calls
+
+    @property
+    def total_usage(self) -> Usage | None:
+        """Tokens of the whole call: this answer's `usage` plus every failed or lost attempt's
+        (retries, fallbacks, hedges) that reported usage."""
+        spent = [a.usage for a in self.attempts if a.error is not None]
+        return summed_usage([self.usage, *spent]) if spent else self.usage
+
+    @property
+    def total_cost(self) -> Decimal | None:
+        """USD cost of the whole call: `cost` plus every failed or lost attempt's. None when a
+        part that reported usage has no known price (a total that left it out would understate)."""
+        spent = [a for a in self.attempts if a.error is not None]
+        return summed_cost([self, *spent]) if spent else self.cost
 
     @property
     def content_filtered(self) -> bool:
@@ -122,10 +150,29 @@ def summed_usage(usages: Iterable[Usage | None]) -> Usage | None:
         cached_tokens=optional_sum([usage.cached_tokens for usage in reported]),
         reasoning_tokens=optional_sum([usage.reasoning_tokens for usage in reported]),
         estimated=any(usage.estimated for usage in reported),
+        cache_write_tokens=optional_sum([usage.cache_write_tokens for usage in reported]),
     )
 
 
-def summed_cost(costs: Iterable[float | None]) -> float | None:
-    """The costs of several calls added up, over those whose cost is known (None when none is)."""
-    known = [cost for cost in costs if cost is not None]
-    return sum(known) if known else None
+class Costed(Protocol):
+    """Anything with a usage and its cost: a `ChatResponse`, an `Attempt`."""
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def cost(self) -> Decimal | None: ...
+
+
+def summed_cost(parts: Iterable[Costed]) -> Decimal | None:
+    """The cost of several calls added up, exactly. A part that reported no usage adds nothing;
+    a part that reported usage without a known cost makes the sum unknown (None), because a sum
+    without it would understate what was spent. None as well when no part reported anything."""
+    total: Decimal | None = None
+    for part in parts:
+        if part.cost is None:
+            if part.usage is not None:
+                return None
+            continue
+        total = part.cost if total is None else EXACT.add(total, part.cost)
+    return total

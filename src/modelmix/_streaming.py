@@ -31,7 +31,7 @@ from ._response import ChatResponse
 from ._sse import DecoderLimitError
 from ._structured import OutputError, OutputTracker
 from ._watchdog import Watch, aread_past_the_end, catching_responses, read_past_the_end, socket_of
-from .tokens._catalog import with_cost
+from .tokens._catalog import ModelPricing, pricing_for
 
 __all__ = [
     "AsyncStream",
@@ -123,8 +123,17 @@ class OpenedStream:
 class _StreamState:
     """The logic shared by `Stream` and `AsyncStream`; no I/O here."""
 
-    def __init__(self, parser: StreamParser, *, provider: str, model: str, output: OutputTracker | None = None) -> None:
+    def __init__(
+        self,
+        parser: StreamParser,
+        *,
+        provider: str,
+        model: str,
+        output: OutputTracker | None = None,
+        pricing: ModelPricing | None = None,
+    ) -> None:
         self.parser = parser
+        self.pricing = pricing or pricing_for(provider, [model])
         self.output = output
         self._decode: Callable[[Any], list[StreamEvent]] = parser.feed
         self.provider = provider
@@ -201,7 +210,7 @@ class _StreamState:
             request_id=self.opened.request_id,
             latency=time.perf_counter() - self.opened.started,
         )
-        built = with_cost(built, self.model_name)
+        built = self.pricing.priced(built)
         self.response = built if self.output is None else self.output.finish(built)
         return self.response
 
@@ -233,6 +242,7 @@ class _StreamState:
             partial_text=self.acc.text,
             partial_tool_calls=self.acc.tool_calls(),
             usage=self.acc.usage,
+            cost=self.pricing.cost(self.acc.usage, self.parser.model),
             n_events=self.acc.n_events,
             provider=self.provider,
             model=self.model_name,
@@ -300,9 +310,17 @@ class Stream(_StreamBase):
     ```
     """
 
-    def __init__(self, opener: Callable[[], OpenedStream], parser: StreamParser, *, provider: str, model: str):
+    def __init__(
+        self,
+        opener: Callable[[], OpenedStream],
+        parser: StreamParser,
+        *,
+        provider: str,
+        model: str,
+        pricing: ModelPricing | None = None,
+    ):
         self._opener = opener
-        self._state = _StreamState(parser, provider=provider, model=model)
+        self._state = _StreamState(parser, provider=provider, model=model, pricing=pricing)
         self._iterator: Iterator[StreamEvent] | None = None
         self._closed = False
         self._watch = Watch()
@@ -444,10 +462,16 @@ class AsyncStream(_StreamBase):
     """
 
     def __init__(
-        self, opener: Callable[[], Awaitable[OpenedStream]], parser: StreamParser, *, provider: str, model: str
+        self,
+        opener: Callable[[], Awaitable[OpenedStream]],
+        parser: StreamParser,
+        *,
+        provider: str,
+        model: str,
+        pricing: ModelPricing | None = None,
     ):
         self._opener = opener
-        self._state = _StreamState(parser, provider=provider, model=model)
+        self._state = _StreamState(parser, provider=provider, model=model, pricing=pricing)
         self._iterator: AsyncIterator[StreamEvent] | None = None
         self._text_iterators: list[AsyncIterator[Any]] = []
         self._closed = False

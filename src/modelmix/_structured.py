@@ -20,6 +20,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._error_tree import ProviderError, UnsupportedCapabilityError
@@ -65,7 +66,7 @@ class OutputError(ProviderError):
     """Structured output (``output=...``) could not be produced. `usage` and `cost` cover every
     attempt made for it, re-asks included."""
 
-    def __init__(self, message: str, *, usage: Usage | None = None, cost: float | None = None, **context: Any):
+    def __init__(self, message: str, *, usage: Usage | None = None, cost: Decimal | None = None, **context: Any):
         super().__init__(message, **context)
         self.usage = usage
         self.cost = cost
@@ -266,14 +267,14 @@ class OutputPlan:
             "model": self.model,
             "request_id": response.request_id,
             "usage": summed_usage(r.usage for r in self.responses),
-            "cost": summed_cost(r.cost for r in self.responses),
+            "cost": summed_cost(self.responses),
         }
 
     def _total(self, response: ChatResponse, value: Any) -> ChatResponse:
         update: dict[str, Any] = {"output": value}
         if len(self.responses) > 1:
             update["usage"] = summed_usage(r.usage for r in self.responses)
-            update["cost"] = summed_cost(r.cost for r in self.responses)
+            update["cost"] = summed_cost(self.responses)
             update["attempts"] = [attempt for r in self.responses for attempt in r.attempts]
         return response.model_copy(update=update)
 

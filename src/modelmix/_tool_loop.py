@@ -13,6 +13,7 @@ import functools
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -72,9 +73,10 @@ class _StepTotals:
         return summed_usage(step.response.usage for step in self.steps)
 
     @property
-    def cost(self) -> float | None:
-        """Cost summed over the steps that reported it (None when none did)."""
-        return summed_cost(step.response.cost for step in self.steps)
+    def cost(self) -> Decimal | None:
+        """USD cost summed over the steps, exactly: None when none reported usage, or when a step
+        reported usage its model has no price for (a sum without it would understate)."""
+        return summed_cost(step.response for step in self.steps)
 
 
 @dataclass(frozen=True)

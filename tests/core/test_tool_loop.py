@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -229,8 +230,9 @@ def test_no_tools_is_a_configuration_error() -> None:
 
 
 def _response(text: str, tool_calls: Sequence[mm.ToolCall], usage: mm.Usage | None, cost: float | None) -> Any:
+    price = None if cost is None else Decimal(str(cost))
     return mm.ChatResponse(
-        message=mm.assistant(text or None, tool_calls=tool_calls), provider="function", usage=usage, cost=cost
+        message=mm.assistant(text or None, tool_calls=tool_calls), provider="function", usage=usage, cost=price
     )
 
 

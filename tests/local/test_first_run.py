@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -75,7 +76,7 @@ def recorded(local: LocalModel, monkeypatch: pytest.MonkeyPatch) -> RecordingLla
 
 @pytest.fixture
 def no_registered_prices(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_catalog, "_registered", {})
+    monkeypatch.setattr(_catalog, "_overrides", {})
 
 
 # ----------------------------------------------------------------------------- sampling defaults
@@ -251,10 +252,10 @@ def test_a_registered_price_is_used(local: LocalModel, no_registered_prices: Non
     mm.register_model_info("smollm2-135m-instruct", mm.ModelInfo(input_per_mtok=1.0, output_per_mtok=2.0))
     response = local.chat("Say hi.", max_tokens=3, temperature=0)
     assert response.usage is not None
-    expected = (response.usage.input_tokens * 1.0 + response.usage.output_tokens * 2.0) / 1_000_000
-    assert response.cost == pytest.approx(expected)
+    expected = Decimal(response.usage.input_tokens * 1 + response.usage.output_tokens * 2).scaleb(-6)
+    assert response.cost == expected
     with local.stream("Say hi.", max_tokens=3, temperature=0) as stream:
         streamed = stream.until_done()
     assert streamed.usage is not None
-    expected = (streamed.usage.input_tokens * 1.0 + streamed.usage.output_tokens * 2.0) / 1_000_000
-    assert streamed.cost == pytest.approx(expected)
+    expected = Decimal(streamed.usage.input_tokens * 1 + streamed.usage.output_tokens * 2).scaleb(-6)
+    assert streamed.cost == expected

@@ -192,13 +192,18 @@ def parse_usage(raw: Any) -> Usage | None:
     prompt_details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details")
     completion_details = raw.get("completion_tokens_details") or raw.get("output_tokens_details")
     # The detail counts are optional extras: one of the wrong type is left out, not an error.
-    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, Mapping) else None
+    cached = written = None
+    if isinstance(prompt_details, Mapping):
+        cached = prompt_details.get("cached_tokens")
+        # Part of the prompt written to the provider's cache (OpenRouter's name; billed apart).
+        written = prompt_details.get("cache_write_tokens")
     reasoning = completion_details.get("reasoning_tokens") if isinstance(completion_details, Mapping) else None
     return Usage(
         input_tokens=prompt or 0,
         output_tokens=completion or 0,
         cached_tokens=cached if type(cached) is int else None,
         reasoning_tokens=reasoning if type(reasoning) is int else None,
+        cache_write_tokens=written if type(written) is int else None,
     )
 
 

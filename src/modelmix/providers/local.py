@@ -44,7 +44,7 @@ from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
 from .._structured import output_achat, output_chat, output_stream
-from ..tokens._catalog import cost_of, declare_free
+from ..tokens._catalog import pricing_for
 from ._listing import AvailableModel
 from ._llama_runtime import (
     EMBEDDED_LABEL,
@@ -124,7 +124,9 @@ class LocalModel(Model):
         self.n_threads = n_threads
         self.n_ubatch = n_ubatch
         self._runtime: LlamaRuntime | None = None
-        declare_free(self.name)  # responses cost 0 unless mm.register_model_info prices this model
+        # Answers cost 0 (the model runs here) unless a price is registered under any name this
+        # model answers to: the one it was asked for by ("smollm2"), its canonical name, its file.
+        self.pricing = pricing_for(self.provider, [name.strip(), self.name, path.stem])
         self._codec = OpenAIChatCodec()
 
     # ----------------------------------------------------------------------------- loading
@@ -198,7 +200,7 @@ class LocalModel(Model):
                 chunks=source, close=source.close, request_id=None, host=None, started=started, decoded=True
             )
 
-        return Stream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
+        return Stream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name, pricing=self.pricing)
 
     @output_stream
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
@@ -218,7 +220,9 @@ class LocalModel(Model):
                 decoded=True,
             )
 
-        return AsyncStream(open_stream, _LocalStreamParser(), provider=self.provider, model=self.name)
+        return AsyncStream(
+            open_stream, _LocalStreamParser(), provider=self.provider, model=self.name, pricing=self.pricing
+        )
 
     def __repr__(self) -> str:
         return f"<LocalModel local:{self.name} {self.path.name} n_ctx={self.n_ctx}{' loaded' if self.loaded else ''}>"
@@ -283,7 +287,7 @@ class LocalModel(Model):
                 "provider": self.provider,
                 "model": self.name,
                 "latency": time.perf_counter() - started,
-                "cost": cost_of(self.name, response.usage),
+                "cost": self.pricing.cost(response.usage),
             }
         )
 

@@ -7,14 +7,15 @@ body or the prompt (the prompt's first characters only with ``log_content=True``
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any
 
 from .._exceptions import ModelMixError, ProviderError
 from .._messages import MessagesInput, to_messages
 from .._model import Model
-from .._response import Attempt, ChatResponse
+from .._response import Attempt, ChatResponse, Usage
 
-__all__ = ["attempt_record", "logger", "prompt_preview"]
+__all__ = ["attempt_record", "logger", "prompt_preview", "spent_by"]
 
 logger = logging.getLogger("modelmix")
 
@@ -41,6 +42,7 @@ def attempt_record(
         request_id = request_id or error.request_id
     elif error is not None:
         phase = phase or "local"
+    usage, cost = spent_by(error) if response is None else (response.usage, response.cost)
     if response is not None:
         request_id = request_id or response.request_id
     return Attempt(
@@ -53,7 +55,19 @@ def attempt_record(
         retry_no=retry_no,
         request_id=request_id,
         error=None if error is None else type(error).__name__,
+        usage=usage,
+        cost=cost,
     )
+
+
+def spent_by(error: BaseException | None) -> tuple[Usage | None, Decimal | None]:
+    """What a failed attempt consumed, where its error knows: an answer rejected after it arrived
+    (invalid structured output) or a stream cut after the server reported usage."""
+    usage = getattr(error, "usage", None)
+    if not isinstance(usage, Usage):
+        return None, None
+    cost = getattr(error, "cost", None)
+    return usage, cost if isinstance(cost, Decimal) else None
 
 
 def log_attempt(attempt: Attempt, *, total: int | None = None) -> None:

@@ -17,11 +17,11 @@ from typing_extensions import Unpack
 from .._exceptions import AllModelsFailedError, ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
-from .._response import ChatResponse
+from .._response import Attempt, ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._arguments import check_count, check_models, check_seconds
-from ._attempts import logger
+from ._attempts import attempt_record, logger
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, deadline_error, effective_deadline, using_deadline
 from ._endpoints import registry
 from ._fallback import FallbackModel
@@ -32,6 +32,9 @@ from ._wrapper import WrapperModel
 __all__ = ["HedgedModel", "hedge"]
 
 T = TypeVar("T")
+
+LOST_HEDGE = "lost_hedge"
+"""`Attempt.error` of a contender whose rival answered first (cancelled, or answered too and discarded)."""
 
 
 class TTFTHistogram:
@@ -55,10 +58,15 @@ class TTFTHistogram:
 class _Race(Generic[T]):
     """Primary now, backup after `delay` (or at once when the primary fails); first success wins."""
 
-    def __init__(self, close_loser: Callable[[T], Awaitable[None]]) -> None:
+    def __init__(self, close_loser: Callable[[T], Awaitable[None]], clock: Clock) -> None:
         self.winner: tuple[str, T] | None = None
         self.errors: dict[str, ModelMixError] = {}
+        self.started: dict[str, float] = {}
+        """When each contender started (a backup that never started is absent)."""
+        self.discarded: dict[str, T] = {}
+        """A contender that finished in the same instant as the winner: closed, but it was paid for."""
         self._close_loser = close_loser
+        self._clock = clock
 
     async def run(
         self,
@@ -71,6 +79,7 @@ class _Race(Generic[T]):
         async with anyio.create_task_group() as group:
 
             async def contender(label: str, call: Callable[[], Awaitable[T]]) -> None:
+                self.started[label] = self._clock.now()
                 try:
                     result = await call()
                 except ModelMixError as exc:
@@ -82,6 +91,7 @@ class _Race(Generic[T]):
                     self.winner = (label, result)
                     group.cancel_scope.cancel()
                 else:  # both finished in the same instant: the second one loses
+                    self.discarded[label] = result
                     await self._close_loser(result)
 
             async def hedge_later() -> None:
@@ -189,7 +199,9 @@ class HedgedModel(WrapperModel):
 
         # A whole answer's latency says nothing about time to first token (it grows with the
         # answer's length), so only streams feed the histogram.
-        return (await self._race(deadline, call, _drop))[1]
+        race, label, response = await self._race(deadline, call, _drop)
+        attempts = self._losers(race, label) + self._answered(race, label, response.attempts, response)
+        return response.model_copy(update={"attempts": attempts})
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         self.check_settings(settings)
@@ -211,9 +223,10 @@ class HedgedModel(WrapperModel):
                 iterator, buffered = pulled
                 return Connected(inner, iterator, buffered, stream_attempts(inner) or [], deadline)
 
-            label, connected = await self._race(deadline, open_one, _close_stream)
+            race, label, connected = await self._race(deadline, open_one, _close_stream)
             if label == "primary":
                 self.ttft.add(self.clock.now() - started)
+            connected.attempts = self._losers(race, label) + self._answered(race, label, connected.attempts, None)
             return connected
 
         return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
@@ -223,16 +236,58 @@ class HedgedModel(WrapperModel):
         deadline: Deadline,
         contender: Callable[[Model], Awaitable[T]],
         close_loser: Callable[[T], Awaitable[None]],
-    ) -> tuple[str, T]:
+    ) -> tuple[_Race[T], str, T]:
         """Primary now, backup after the hedge delay; the first success, or the call's error."""
-        race: _Race[T] = _Race(close_loser)
+        race: _Race[T] = _Race(close_loser, self.clock)
         with anyio.move_on_after(max(deadline.own_remaining(), 0.0)):
             await race.run(
                 lambda: contender(self.primary), lambda: contender(self.backup), self.hedge_delay(), self._may_hedge
             )
         if race.winner is None:
             raise self._failure(race.errors, deadline)
-        return race.winner
+        label, winner = race.winner
+        return race, label, winner
+
+    def _contender(self, label: str) -> Model:
+        return self.primary if label == "primary" else self.backup
+
+    def _answered(
+        self, race: _Race[Any], label: str, recorded: list[Attempt], response: ChatResponse | None
+    ) -> list[Attempt]:
+        """The winner's attempts: those a wrapper inside it recorded, else one for its answer."""
+        if recorded:
+            return list(recorded)
+        elapsed = self.clock.now() - race.started[label]
+        return [attempt_record(self._contender(label), error=None, elapsed=elapsed, retry_no=0, response=response)]
+
+    def _losers(self, race: _Race[Any], winner: str) -> list[Attempt]:
+        """What the other contender did: failed (with what it consumed, where its error knows),
+        or lost the race — cancelled, or discarded after answering in the same instant."""
+        attempts: list[Attempt] = []
+        for label in ("primary", "backup"):
+            if label == winner or label not in race.started:
+                continue
+            model, elapsed = self._contender(label), self.clock.now() - race.started[label]
+            error = race.errors.get(label)
+            if error is not None:
+                recorded = error.attempts or [attempt_record(model, error=error, elapsed=elapsed, retry_no=0)]
+                attempts.extend(recorded)
+                continue
+            discarded = race.discarded.get(label)
+            usage = discarded.usage if isinstance(discarded, ChatResponse) else None
+            cost = discarded.cost if isinstance(discarded, ChatResponse) else None
+            lost = attempt_record(model, error=None, elapsed=elapsed, retry_no=0)
+            attempts.append(
+                lost.model_copy(
+                    update={
+                        "error": LOST_HEDGE,
+                        "phase": "discarded" if discarded else "cancelled",
+                        "usage": usage,
+                        "cost": cost,
+                    }
+                )
+            )
+        return attempts
 
     def _failure(self, errors: dict[str, ModelMixError], deadline: Deadline) -> ModelMixError:
         if not errors:

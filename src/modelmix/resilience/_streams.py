@@ -177,7 +177,11 @@ class _GuardedMixin:
     def response(self) -> ChatResponse:
         if self._final is None:
             inner = self._state.require_response()
-            self._final = inner.model_copy(update={"attempts": self.attempts})
+            attempts = self.attempts
+            if attempts and attempts[-1].error is None and attempts[-1].usage is None:
+                # The answering attempt was recorded at the commit point, before its usage arrived.
+                attempts[-1] = attempts[-1].model_copy(update={"usage": inner.usage, "cost": inner.cost})
+            self._final = inner.model_copy(update={"attempts": attempts})
         return self._final
 
 

@@ -27,6 +27,7 @@ from .._structured import output_achat, output_chat, output_stream
 from .._sync_bridge import run_sync
 from ..providers._openai_wire import OpenAIStreamParser
 from ..resilience import Clock
+from ..tokens._catalog import pricing_for
 from ._replies import FakeReply, content_chunks, finish_reason_of, kept_chunks, scripted, usage_of
 
 __all__ = ["FunctionModel"]
@@ -59,6 +60,8 @@ class FunctionModel(Model):
     Streams yield the events a server would have streamed for that answer, in `chunks` pieces.
     `calls` records every conversation the model received. ``profile=`` makes it claim the
     capabilities of another backend (``{"json_schema": False}``...), for strategies chosen from it.
+    A reply with ``input_tokens``/``output_tokens`` reports that usage (streams too), priced like
+    a real model's: register a price for ``"function:<name>"`` to see `cost` and `total_cost`.
     """
 
     def __init__(
@@ -86,6 +89,8 @@ class FunctionModel(Model):
         self._context_window = context_window
         self._profile = build_profile((), profile)
         self.calls: list[list[Message]] = []
+        # Priced like a real model: a test registers a price for "function:<name>" to see costs.
+        self.pricing = pricing_for(self.provider, [self.name])
 
     @property
     def context_window(self) -> int | None:
@@ -197,6 +202,7 @@ class FunctionModel(Model):
             latency=latency,
             request_id=reply.headers.get("x-request-id"),
             usage=usage,
+            cost=self.pricing.cost(usage),
         )
 
     # ----------------------------------------------------------------------------- the API
@@ -233,7 +239,12 @@ class FunctionModel(Model):
 
     def _stream_items(self, reply: FakeReply) -> tuple[list[Any], bool]:
         """The decoded chunks to feed, and whether the connection drops after them."""
-        content, closing = content_chunks(reply, self.name, self.chunks, usage=None)
+        usage = None
+        if reply.input_tokens is not None or reply.output_tokens is not None:
+            # A reply that names token counts reports them in the stream too, as servers do with
+            # stream_options.include_usage.
+            usage = usage_of(reply, [{"content": m.text} for m in (self.calls[-1] if self.calls else [])])
+        content, closing = content_chunks(reply, self.name, self.chunks, usage=usage)
         if reply.drop_after is not None:
             return kept_chunks(reply, content), True
         return [*content, *closing, "[DONE]"], False
@@ -251,7 +262,7 @@ class FunctionModel(Model):
                 opened.chunks = self._chunks(reply)
             return opened
 
-        return Stream(open_stream, _parser_for(), provider=self.provider, model=self.name)
+        return Stream(open_stream, _parser_for(), provider=self.provider, model=self.name, pricing=self.pricing)
 
     def _chunks(self, reply: FakeReply) -> Iterator[Any]:
         items, drops = self._stream_items(reply)
@@ -281,7 +292,7 @@ class FunctionModel(Model):
                 opened.chunks = self._achunks(reply)
             return opened
 
-        return AsyncStream(open_stream, _parser_for(), provider=self.provider, model=self.name)
+        return AsyncStream(open_stream, _parser_for(), provider=self.provider, model=self.name, pricing=self.pricing)
 
 
 def _parser_for() -> OpenAIStreamParser:

@@ -1,114 +1,328 @@
-"""What modelmix knows about models: context windows and prices, for `ChatResponse.cost` and for
-fallback chains that skip to a model whose window fits.
+"""What modelmix knows about models: context windows, output limits, prices and capabilities.
 
-The built-in table covers OpenAI models whose list prices are long established. Prices are USD per
-million tokens, from OpenAI's public pricing page (openai.com/api/pricing) as published on
-2025-08-07; they change, so verify before billing anyone and override with `register_model_info`
-(also the way to price Azure deployments, whose names are yours).
+The built-in catalog is a data file shipped in the package (``_catalog.json``, read by
+`_catalog_file`), loaded once on first use. Prices are USD per million tokens as `Decimal`; every
+entry says when its figures were checked and where they come from. Overrides — `register_model_info`
+at run time, `load_catalog` from the user's own file — always win over the built-in list prices.
+
+Usage semantics follow the vendors: cached and cache-write tokens are parts of the input tokens,
+reasoning tokens part of the output tokens (so they are billed as output).
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
+from .._exceptions import ConfigurationError
 from .._response import ChatResponse, Usage
+from . import _catalog_file
+from ._price_math import exact_cost
 
-__all__ = ["PRICES_AS_OF", "ModelInfo", "cost_of", "declare_free", "model_info", "register_model_info", "with_cost"]
+if TYPE_CHECKING:
+    from .._model import Model
 
-PRICES_AS_OF = "2025-08-07"
+# Public names are exported (and listed) by `modelmix.tokens`.
+
+CAPABILITIES = frozenset({"tools", "json_schema", "vision", "reasoning"})
+"""What a catalog entry may list under ``capabilities``."""
+
+_DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
 
 
-@dataclass(frozen=True)
+PriceInput = Decimal | str | int | float
+"""A price as `ModelInfo` takes it; stored as `Decimal`."""
+
+
+@dataclass(frozen=True, init=False)
 class ModelInfo:
-    """Context window and prices (USD per million tokens) of one model. Unknown values are None."""
+    """What is known about one model. Prices are USD per million tokens (`Decimal`); None is unknown.
 
-    context_window: int | None = None
-    input_per_mtok: float | None = None
-    output_per_mtok: float | None = None
-    cached_input_per_mtok: float | None = None
-    """Price of prompt tokens served from the provider's cache; the input price when None."""
+    `cached_input_per_mtok` prices prompt tokens served from the provider's cache and
+    `cache_write_per_mtok` prompt tokens written to it; when either is None those tokens are
+    billed at the input price (the vendors without a cache discount or a write fee do that).
+    `capabilities` lists what the model is known to support among ``tools``, ``json_schema``,
+    ``vision`` and ``reasoning`` (None: not known). `checked` (``YYYY-MM-DD`` or ``YYYY-MM``) and
+    `source` (a URL) say when and where the figures were last checked.
 
-    def cost(self, usage: Usage) -> float | None:
-        """USD cost of a call with this usage, or None when the prices are unknown."""
+    Prices may be given as `Decimal`, `str`, `int` or `float` (a float is read as it is written,
+    ``0.15`` → ``Decimal("0.15")``).
+    """
+
+    context_window: int | None
+    input_per_mtok: Decimal | None
+    output_per_mtok: Decimal | None
+    cached_input_per_mtok: Decimal | None
+    cache_write_per_mtok: Decimal | None
+    max_output_tokens: int | None
+    family: str | None
+    capabilities: frozenset[str] | None
+    checked: str | None
+    source: str | None
+    name: str | None
+    """The catalog name of the entry (set for built-in and file entries)."""
+
+    def __init__(
+        self,
+        context_window: int | None = None,
+        input_per_mtok: PriceInput | None = None,
+        output_per_mtok: PriceInput | None = None,
+        cached_input_per_mtok: PriceInput | None = None,
+        *,
+        cache_write_per_mtok: PriceInput | None = None,
+        max_output_tokens: int | None = None,
+        family: str | None = None,
+        capabilities: Iterable[str] | None = None,
+        checked: str | datetime.date | None = None,
+        source: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        prices = {
+            "input_per_mtok": input_per_mtok,
+            "output_per_mtok": output_per_mtok,
+            "cached_input_per_mtok": cached_input_per_mtok,
+            "cache_write_per_mtok": cache_write_per_mtok,
+        }
+        for field_name, value in prices.items():
+            object.__setattr__(self, field_name, _price(field_name, value))
+        for field_name, count in (("context_window", context_window), ("max_output_tokens", max_output_tokens)):
+            _check_count(field_name, count)
+            object.__setattr__(self, field_name, count)
+        object.__setattr__(self, "capabilities", _capabilities(capabilities))
+        object.__setattr__(self, "checked", _date(checked))
+        for field_name, text in (("family", family), ("source", source), ("name", name)):
+            if text is not None and not isinstance(text, str):
+                raise ConfigurationError(f"ModelInfo({field_name}=...) takes a string, not {text!r}")
+            object.__setattr__(self, field_name, text)
+
+    @property
+    def priced(self) -> bool:
+        """True when the input and output prices are both known."""
+        return self.input_per_mtok is not None and self.output_per_mtok is not None
+
+    def cost(self, usage: Usage) -> Decimal | None:
+        """USD cost of a call with this usage, or None when the input or output price is unknown."""
         if self.input_per_mtok is None or self.output_per_mtok is None:
             return None
-        cached = min(usage.cached_tokens or 0, usage.input_tokens)
-        cached_price = self.cached_input_per_mtok if self.cached_input_per_mtok is not None else self.input_per_mtok
-        total = (
-            (usage.input_tokens - cached) * self.input_per_mtok
-            + cached * cached_price
-            + usage.output_tokens * self.output_per_mtok
+        return exact_cost(
+            usage,
+            input_price=self.input_per_mtok,
+            output_price=self.output_per_mtok,
+            cached_price=self.cached_input_per_mtok,
+            cache_write_price=self.cache_write_per_mtok,
         )
-        return total / 1_000_000
+
+    def worst_case_cost(self, input_tokens: int, output_tokens: int) -> Decimal | None:
+        """The most a call of `input_tokens` in and up to `output_tokens` out can cost at list price
+        (no cache discount assumed); None when a price is unknown. Budgets reserve this much."""
+        return self.cost(Usage(input_tokens=input_tokens, output_tokens=output_tokens))
 
 
-_BUILTIN: dict[str, ModelInfo] = {
-    "gpt-4o": ModelInfo(128_000, 2.50, 10.00, 1.25),
-    "gpt-4o-mini": ModelInfo(128_000, 0.15, 0.60, 0.075),
-    "gpt-4.1": ModelInfo(1_047_576, 2.00, 8.00, 0.50),
-    "gpt-4.1-mini": ModelInfo(1_047_576, 0.40, 1.60, 0.10),
-    "gpt-4.1-nano": ModelInfo(1_047_576, 0.10, 0.40, 0.025),
-    "gpt-5": ModelInfo(400_000, 1.25, 10.00, 0.125),
-    "gpt-5-mini": ModelInfo(400_000, 0.25, 2.00, 0.025),
-    "gpt-5-nano": ModelInfo(400_000, 0.05, 0.40, 0.005),
-    "o1": ModelInfo(200_000, 15.00, 60.00, 7.50),
-    "o3": ModelInfo(200_000, 2.00, 8.00, 0.50),
-    "o3-mini": ModelInfo(200_000, 1.10, 4.40, 0.55),
-    "o4-mini": ModelInfo(200_000, 1.10, 4.40, 0.275),
-}
-_registered: dict[str, ModelInfo] = {}
-_free: set[str] = set()
-_FREE = ModelInfo(input_per_mtok=0.0, output_per_mtok=0.0)
+def _price(field_name: str, value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (Decimal, str, int, float)):
+        raise ConfigurationError(f"ModelInfo({field_name}=...) takes a number or a numeric string, not {value!r}")
+    try:
+        # str(float) is the shortest text that reads back as the float: what the user wrote.
+        price = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ConfigurationError(f"ModelInfo({field_name}=...) is not a number: {value!r}") from None
+    if not price.is_finite() or price < 0:
+        raise ConfigurationError(f"ModelInfo({field_name}=...) must be a finite price >= 0, not {value!r}")
+    return price
+
+
+def _capabilities(value: Iterable[str] | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise ConfigurationError(f"ModelInfo(capabilities=...) takes a list of names, not the string {value!r}")
+    capabilities = frozenset(value)
+    unknown = capabilities - CAPABILITIES
+    if unknown:
+        raise ConfigurationError(
+            f"ModelInfo(capabilities=...) has unknown entries {sorted(unknown)}: use {sorted(CAPABILITIES)}"
+        )
+    return capabilities
+
+
+def _date(value: str | datetime.date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime.date):
+        return value.isoformat()[:10]
+    if not isinstance(value, str) or not _DATE.match(value):
+        raise ConfigurationError(f"ModelInfo(checked=...) takes a date 'YYYY-MM-DD' or 'YYYY-MM', not {value!r}")
+    return value
+
+
+def _check_count(field_name: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise ConfigurationError(f"ModelInfo({field_name}=...) must be a whole number of tokens > 0, not {value!r}")
+
+
+# ------------------------------------------------------------------------------ lookups
+
+_overrides: dict[str, ModelInfo] = {}
 _lock = threading.Lock()
 
-# Servers report dated snapshots ("gpt-4o-mini-2024-07-18"); prices belong to the alias.
+# Servers report dated snapshots ("gpt-4o-mini-2024-07-18"); prices belong to the alias unless the
+# snapshot has an entry of its own.
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
+@cache
+def _builtin() -> _catalog_file.Catalog:
+    return _catalog_file.load_builtin(ModelInfo)
+
+
+def _local_info(provider: str) -> ModelInfo:
+    return _builtin().local_provider_info(provider)
+
+
+PRICES_AS_OF = "2025-08-07"
+"""The newest `checked` date in the built-in catalog (see each entry's own date)."""
+
+
+def catalog_entries() -> list[ModelInfo]:
+    """Every entry of the built-in catalog (without your overrides), in the file's order."""
+    return _builtin().models
+
+
 def register_model_info(name: str, info: ModelInfo) -> None:
-    """Declare or override a model's context window and prices (by model or deployment name)."""
+    """Declare or override what is known about `name`: a model, a deployment (``"my-deployment"``)
+    or one model of one provider (``"azure:my-deployment"``). Overrides win over the built-in
+    catalog, so a deployment's negotiated prices replace the list prices."""
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigurationError(f"register_model_info(name=...) takes a model or deployment name, not {name!r}")
+    if not isinstance(info, ModelInfo):
+        raise ConfigurationError(f"register_model_info(info=...) takes a ModelInfo, not {type(info).__name__}")
     with _lock:
-        _registered[name.lower()] = info
+        _overrides[name.strip().lower()] = info
 
 
-def declare_free(name: str) -> None:
-    """Price `name` at zero unless a price is registered for it: a model run in this process
-    (``local:``) costs nothing per token, so its responses report a cost of 0 rather than unknown."""
+def load_catalog(path: str | Any) -> list[str]:
+    """Read catalog entries from your own JSON file (the built-in file's format, see the cost guide)
+    and register each as an override; returns the names registered. Nothing is read implicitly:
+    call it where your application starts."""
+    entries = _catalog_file.load_user_file(path, ModelInfo)
     with _lock:
-        _free.add(name.lower())
+        for key, info in entries.items():
+            _overrides[key] = info
+    return sorted({info.name or key for key, info in entries.items()})
 
 
-def model_info(name: str | None) -> ModelInfo | None:
-    """What is known about `name` (also accepts ``provider:name`` and dated snapshot names)."""
-    if not name:
-        return None
+def _override(name: str) -> ModelInfo | None:
     full = name.lower()
-    without_provider = full.partition(":")[2]
-    for key in (full, without_provider):
+    bare = full.partition(":")[2]
+    for key in (full, bare) if bare else (full,):
         for candidate in (key, _DATE_SUFFIX.sub("", key)):
-            found = _registered.get(candidate) or _BUILTIN.get(candidate)
+            found = _overrides.get(candidate)
             if found is not None:
                 return found
-    if full in _free or without_provider in _free:
-        return _FREE
     return None
 
 
-def cost_of(name: str | None, usage: Usage | None) -> float | None:
-    """USD cost of `usage` on model `name`, or None when the model's prices are unknown."""
+def model_info(name: str | None) -> ModelInfo | None:
+    """What is known about `name` (``provider:name``, a bare name, a dated snapshot), or None.
+
+    Overrides come first; then models run by a local backend (``local:``, ``ollama:``,
+    ``llamacpp:``, ``vllm:``, ``lmstudio:``) cost nothing; then the built-in catalog."""
+    if not name:
+        return None
+    found = _override(name)
+    if found is not None:
+        return found
+    provider, _, bare = name.lower().partition(":")
+    catalog = _builtin()
+    if bare and provider in catalog.local_providers:
+        return _local_info(provider)
+    return catalog.find(bare or provider)
+
+
+def cost_of(name: str | None, usage: Usage | None) -> Decimal | None:
+    """USD cost of `usage` on model `name`, or None when the usage or the model's prices are unknown."""
     if usage is None:
         return None
     info = model_info(name)
     return info.cost(usage) if info is not None else None
 
 
+def worst_case_cost(info: ModelInfo | None, input_tokens: int, output_tokens: int) -> Decimal | None:
+    """`ModelInfo.worst_case_cost`, None when `info` is None."""
+    return info.worst_case_cost(input_tokens, output_tokens) if info is not None else None
+
+
+@dataclass(frozen=True)
+class ModelPricing:
+    """How one model finds its catalog entry, in this order: an override registered for the name it
+    was addressed by (a deployment's negotiated rates), the explicit `catalog_model`, the model
+    the server reports having run, then the addressed name in the catalog."""
+
+    provider: str
+    addressed: tuple[str, ...]
+    """The names the model answers to (``"smollm2"``, ``"smollm2-135m-instruct"``), without provider."""
+    catalog_model: str | None = None
+
+    def info(self, reported: str | None = None) -> ModelInfo | None:
+        for name in self.addressed:
+            found = _override(f"{self.provider}:{name}")
+            if found is not None:
+                return found
+        if self.catalog_model:
+            found = model_info(self.catalog_model)
+            if found is not None:
+                return found
+        if reported:
+            found = model_info(f"{self.provider}:{reported}")
+            if found is not None:
+                return found
+        for name in self.addressed:
+            found = model_info(f"{self.provider}:{name}")
+            if found is not None:
+                return found
+        return None
+
+    def cost(self, usage: Usage | None, reported: str | None = None) -> Decimal | None:
+        if usage is None:
+            return None
+        info = self.info(reported)
+        return info.cost(usage) if info is not None else None
+
+    def priced(self, response: ChatResponse) -> ChatResponse:
+        """`response` with its `cost` filled in (kept when it already has one)."""
+        if response.cost is not None or response.usage is None:
+            return response
+        cost = self.cost(response.usage, response.model)
+        return response if cost is None else response.model_copy(update={"cost": cost})
+
+
+def pricing_for(provider: str, names: Iterable[str], catalog_model: str | None = None) -> ModelPricing:
+    unique = tuple(dict.fromkeys(name for name in names if name))
+    if catalog_model is not None and (not isinstance(catalog_model, str) or not catalog_model.strip()):
+        raise ConfigurationError(f"catalog_model= takes a catalog model name like 'gpt-4o', not {catalog_model!r}")
+    return ModelPricing(provider, unique, catalog_model.strip() if catalog_model else None)
+
+
+def info_for_model(model: Model) -> ModelInfo | None:
+    """The catalog entry a model is priced by (for a wrapper: the model it wraps); None if unknown.
+    A fallback chain has no single entry: ask each member."""
+    inner = model.unwrap()
+    pricing = getattr(inner, "pricing", None)
+    if isinstance(pricing, ModelPricing):
+        return pricing.info()
+    return model_info(f"{inner.provider}:{inner.name}")
+
+
 def with_cost(response: ChatResponse, requested: str) -> ChatResponse:
     """The response with `cost` filled in, priced by the model that answered, else the one asked for."""
-    if response.cost is not None or response.usage is None:
-        return response
-    cost = cost_of(response.model, response.usage)
-    if cost is None:
-        cost = cost_of(requested, response.usage)
-    return response if cost is None else response.model_copy(update={"cost": cost})
+    provider, _, bare = requested.partition(":")
+    pricing = pricing_for(provider, [bare]) if bare else pricing_for(response.provider, [requested])
+    return pricing.priced(response)
