@@ -14,6 +14,7 @@ and the server decides.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ __all__ = [
     "ContextWindowExceededError",
     "acheck_context",
     "check_context",
+    "payload_bytes",
     "requested_output",
     "upper_bound",
 ]
@@ -116,6 +118,25 @@ def upper_bound(messages: Sequence[Message], payload_bytes: int, tools: int = 0)
         if isinstance(part, ImagePart)
     )
     return payload_bytes + _PER_MESSAGE * len(messages) + _PER_TOOL * tools + _PER_IMAGE * images + _FIXED
+
+
+def payload_bytes(messages: Sequence[Message], settings: Mapping[str, Any]) -> int:
+    """The UTF-8 size of what the model reads — texts, tool calls, tool definitions, a response
+    format — for `upper_bound` when there is no request body to measure."""
+    from .providers._openai_wire import encode_response_format, encode_tool
+
+    size = 0
+    for message in messages:
+        size += len(message.text.encode("utf-8")) + len((message.name or "").encode("utf-8"))
+        for call in message.tool_calls:
+            arguments = call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False)
+            size += len(call.name.encode("utf-8")) + len(arguments.encode("utf-8"))
+    read: list[Any] = [encode_tool(tool) for tool in settings.get("tools") or ()]
+    if settings.get("response_format") is not None:
+        read.append(encode_response_format(settings["response_format"]))
+    if read:
+        size += len(json.dumps(read, ensure_ascii=False).encode("utf-8"))
+    return size
 
 
 def _tool_count(settings: Mapping[str, Any]) -> int:
