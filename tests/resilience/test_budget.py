@@ -35,9 +35,13 @@ def answer(text: str = "ok", input_tokens: int = 5, output_tokens: int = 10) -> 
 
 
 def cheap(script: Any = None, name: str = "budget-cheap") -> FunctionModel:
-    script = answer() if script is None else script
-    # A whole ChatResponse is served from a list of replies (the last one repeating).
-    return FunctionModel([script] if isinstance(script, ChatResponse) else script, name=name)
+    """A priced fake: `script` is one reply or a list served in turn (the last one repeating)."""
+    replies = list(script) if isinstance(script, list) else [answer() if script is None else script]
+
+    def reply(messages: Sequence[Message], settings: Any) -> str | FakeReply | ChatResponse:
+        return replies.pop(0) if len(replies) > 1 else replies[0]
+
+    return FunctionModel(reply, name=name)
 
 
 async def call(model: mm.Model, mode: str, prompt: str = "hi", **settings: Any) -> ChatResponse:
@@ -93,7 +97,7 @@ async def test_a_failed_call_is_refunded_in_full(mode: str) -> None:
     with pytest.raises(mm.ServerError):
         await call(model, mode, max_tokens=10)
 
-    assert (model.spent, model.reserved) == (0, 0)
+    assert (model.spent, model.reserved) == (Decimal(0), Decimal(0))
 
 
 async def test_a_failed_structured_output_is_charged_what_it_consumed(mode: str) -> None:
@@ -127,7 +131,7 @@ async def test_unknown_prices_are_refused_unless_allowed(mode: str) -> None:
 
     allowed = budget(unpriced, max_usd=1, allow_unpriced=True)
     assert (await call(allowed, mode, max_tokens=10)).text == "ok"
-    assert (allowed.spent, allowed.reserved) == (0, 0)
+    assert (allowed.spent, allowed.reserved) == (Decimal(0), Decimal(0))
 
 
 async def test_an_answer_of_unknown_length_is_bounded_by_the_window(mode: str) -> None:
