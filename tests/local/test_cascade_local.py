@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import modelmix as mm
@@ -11,7 +13,7 @@ from modelmix.resilience._cascade import CascadeResponse, cascade
 from .conftest import LlamaServer, needs_llama
 
 pytestmark = needs_llama
-GREEDY = {"temperature": 0.0, "seed": 1, "max_tokens": 8}
+GREEDY: dict[str, Any] = {"temperature": 0.0, "seed": 1, "max_tokens": 8}
 
 
 @pytest.fixture(scope="module")

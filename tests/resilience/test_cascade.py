@@ -134,6 +134,7 @@ async def test_a_budget_guards_each_tier() -> None:
     guarded = budget(cascade(cheap, strong, accept=confident), max_usd="0.0005")
 
     response = guarded.chat("hi", max_tokens=20)
+    assert isinstance(response, CascadeResponse)
 
     # The strong tier's worst case does not fit what is left: the cheap answer is all there is.
     assert (response.text, response.accepted) == ("not sure", False)

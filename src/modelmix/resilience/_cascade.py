@@ -89,7 +89,7 @@ class _Run:
         self.rejected: tuple[int, ChatResponse] | None = None
         self.started = time.perf_counter()
 
-    def failed(self, index: int, tier: Model, error: ModelMixError) -> ChatResponse | None:
+    def failed(self, index: int, tier: Model, error: ModelMixError) -> CascadeResponse | None:
         """A tier failed: None to escalate; else the call ends (with the last rejected answer, if
         any, or by raising `error`)."""
         self.attempts.extend(error.attempts or [attempt_record(tier, error=error, elapsed=0.0, retry_no=0)])
@@ -108,7 +108,7 @@ class _Run:
         error.attempts = list(self.attempts)
         raise error
 
-    def answered(self, index: int, tier: Model, response: ChatResponse, accepted: bool) -> ChatResponse | None:
+    def answered(self, index: int, tier: Model, response: ChatResponse, accepted: bool) -> CascadeResponse | None:
         """A tier answered: the result when it is kept (or is the last), None to escalate."""
         self.responses.append(response)
         self.costs.append(_decimal(response.cost) if response.cost is not None else _list_cost(tier, response))
@@ -213,7 +213,7 @@ class CascadeModel(Model):
             verdict = await verdict
         return bool(verdict)
 
-    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> CascadeResponse:
         self.check_settings(settings)
         run = _Run(self)
         for index, tier in enumerate(self.tiers):
@@ -227,7 +227,7 @@ class CascadeModel(Model):
                 return ended
         raise AssertionError("unreachable: the last tier always ends the cascade")  # pragma: no cover
 
-    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> CascadeResponse:
         self.check_settings(settings)
         run = _Run(self)
         for index, tier in enumerate(self.tiers):
