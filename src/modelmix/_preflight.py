@@ -72,8 +72,10 @@ class ContextWindowExceededError(ContextLengthExceededError):
         method: str,
         **context: Any,
     ) -> None:
-        # Nothing was sent, so there is no status; the context keywords go through as they are.
-        super().__init__(message, limit=limit, requested=requested, status=None, phase="local", **context)
+        # Nothing was sent: no status, and the failure happened locally (unless told otherwise).
+        context.setdefault("status", None)
+        context.setdefault("phase", "local")
+        super().__init__(message, limit=limit, requested=requested, **context)
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
         self.exact = exact
