@@ -23,7 +23,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import Unpack
 
@@ -36,6 +36,9 @@ from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, Stream
 from .._structured import OutputError, output_plan
 from ..tokens import cost_of, model_info
+
+if TYPE_CHECKING:
+    from ..tokens._counting import TokenCount
 from ._clock import SYSTEM_CLOCK, Deadline
 from ._fallback import FallbackModel
 from ._faults import fault_kind
@@ -137,6 +140,15 @@ def _request(model: Model, messages: MessagesInput, call_settings: Mapping[str, 
     return _Request(to_messages(messages), settings, 2 * schema + 512, 1 + plan.retries)
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A reservation that needs the prompt counted first."""
+
+    prices: ListPrices
+    request: _Request
+    bound: int
+
+
 class _BudgetGuard(WrapperModel):
     """Reserves each call's worst case on `ledger` before `wrapped` is called; settles after."""
 
@@ -178,9 +190,11 @@ class _BudgetGuard(WrapperModel):
             "is known"
         )
 
-    def _first_try(self, messages: MessagesInput, settings: Mapping[str, Any]) -> tuple[Reservation | None, Any]:
+    def _first_try(
+        self, messages: MessagesInput, settings: Mapping[str, Any]
+    ) -> tuple[Reservation | None, _Pending | None]:
         """Reserve on the cheap byte bound. Returns (reservation, None) when done, or (None, what
-        the exact attempt needs) when the bound does not fit and the prompt must be counted."""
+        the exact attempt needs) when the bound is too large and the prompt must be counted."""
         prices = list_prices(self.wrapped)
         if prices is None:
             if self.allow_unpriced:
@@ -198,12 +212,13 @@ class _BudgetGuard(WrapperModel):
             reservation = self.ledger.try_reserve(rough)
             if reservation is not None:
                 return reservation, None
-        return None, (prices, request, bound)
+        return None, _Pending(prices, request, bound)
 
-    def _exact_try(self, pending: Any, counted: Any) -> Reservation:
-        prices, request, bound = pending
-        prompt = counted.tokens if counted.exact else min(bound, math.ceil(counted.tokens / (1 - ESTIMATE_ERROR)))
-        worst = self._worst_case(prices, request, prompt, exact=counted.exact)
+    def _exact_try(self, pending: _Pending, counted: TokenCount) -> Reservation:
+        tokens = counted.tokens
+        # An estimate is taken high (never above the byte bound, which no prompt exceeds).
+        prompt = tokens if counted.exact else min(pending.bound, math.ceil(tokens / (1 - ESTIMATE_ERROR)))
+        worst = self._worst_case(pending.prices, pending.request, prompt, exact=counted.exact)
         reservation = self.ledger.try_reserve(worst.cost)
         if reservation is None:
             raise self._refusal(worst)
@@ -223,7 +238,7 @@ class _BudgetGuard(WrapperModel):
             return reservation
         from ..tokens._counting import count_tokens
 
-        request: _Request = pending[1]
+        request = pending.request
         counted = count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
         return self._exact_try(pending, counted)
 
@@ -233,7 +248,7 @@ class _BudgetGuard(WrapperModel):
             return reservation
         from ..tokens._counting import acount_tokens
 
-        request: _Request = pending[1]
+        request = pending.request
         counted = await acount_tokens(request.messages, model=self.wrapped, **self._count_options(request))
         return self._exact_try(pending, counted)
 
@@ -288,12 +303,14 @@ class _BudgetGuard(WrapperModel):
         prices = list_prices(self.wrapped)
         return prices.cost(usage.input_tokens, usage.output_tokens) if prices is not None else None
 
-    def _settle(self, reservation: Reservation | None, response: ChatResponse | None, error: object) -> None:
+    def _settle(
+        self, reservation: Reservation | None, response: ChatResponse | None, error: BaseException | None
+    ) -> None:
         if response is not None:
             cost = self._cost_of(response)
         elif isinstance(error, OutputError) and (error.cost is not None or error.usage is not None):
             cost = _decimal(error.cost) if error.cost is not None else self._usage_cost(error.usage)
-        elif isinstance(error, APIStatusError) or fault_kind(error) in _UNBILLED:  # type: ignore[arg-type]
+        elif isinstance(error, APIStatusError) or (error is not None and fault_kind(error) in _UNBILLED):
             cost = Decimal(0)
         else:
             cost = None  # it may have been billed for tokens nobody reported: keep the worst case

@@ -26,7 +26,7 @@ from .._messages import MessagesInput
 from .._model import Model
 from .._response import Attempt, ChatResponse, summed_usage
 from .._settings import Settings
-from .._streaming import AsyncStream, NoByteParser, OpenedStream, Stream
+from .._streaming import AsyncStream, NoByteParser, OpenedStream, Stream, _StreamState
 from ..tokens import cost_of
 from ._arguments import check_models
 from ._attempts import attempt_record, logger
@@ -254,50 +254,44 @@ class CascadeModel(Model):
         return _BufferedAsyncStream(answer, provider=self.provider, model=self.name)
 
 
-def _opened(answer: ChatResponse, started: float) -> OpenedStream:
-    return OpenedStream(None, _nothing, answer.request_id, None, started, full_response=answer)
+class _Replayed:
+    """Buffered streams replay the cascade's answer: `response` is that answer itself (a
+    `CascadeResponse`), not one rebuilt from the replayed events."""
+
+    _answer: ChatResponse | None = None
+    _state: _StreamState
+
+    def _opened(self, answer: ChatResponse, started: float) -> OpenedStream:
+        self._answer = answer
+        return OpenedStream(None, _nothing, answer.request_id, None, started, full_response=answer)
+
+    @property
+    def response(self) -> ChatResponse:
+        self._state.require_response()  # raises until the stream has been read
+        assert self._answer is not None
+        return self._answer
 
 
 def _nothing() -> None:
     return None
 
 
-class _BufferedStream(Stream):
-    """A stream of the cascade's final answer, replayed once it is known."""
-
+class _BufferedStream(_Replayed, Stream):
     def __init__(self, run: Callable[[], ChatResponse], *, provider: str, model: str) -> None:
-        self._answer: ChatResponse | None = None
-
         def open_stream() -> OpenedStream:
             started = time.perf_counter()
-            self._answer = run()
-            return _opened(self._answer, started)
+            return self._opened(run(), started)
 
         super().__init__(open_stream, NoByteParser(), provider=provider, model=model)
 
-    @property
-    def response(self) -> ChatResponse:
-        self._state.require_response()
-        assert self._answer is not None
-        return self._answer
 
-
-class _BufferedAsyncStream(AsyncStream):
+class _BufferedAsyncStream(_Replayed, AsyncStream):
     def __init__(self, run: Callable[[], Awaitable[ChatResponse]], *, provider: str, model: str) -> None:
-        self._answer: ChatResponse | None = None
-
         async def open_stream() -> OpenedStream:
             started = time.perf_counter()
-            self._answer = await run()
-            return _opened(self._answer, started)
+            return self._opened(await run(), started)
 
         super().__init__(open_stream, NoByteParser(), provider=provider, model=model)
-
-    @property
-    def response(self) -> ChatResponse:
-        self._state.require_response()
-        assert self._answer is not None
-        return self._answer
 
 
 def cascade(
