@@ -299,3 +299,15 @@ class _NoSleep(mm.resilience.Clock):
 
     async def asleep(self, seconds: float) -> None:
         await anyio.lowlevel.checkpoint()
+
+
+async def test_a_hedge_guards_its_primary_and_its_backup_at_their_own_prices(mode: str) -> None:
+    primary = cheap(FakeReply("busy", status=500))
+    backup = cheap(answer("dear"), name="budget-dear")
+    model = budget(mm.hedge(primary, backup, after=30.0), max_usd=1)
+
+    response = await call(model, mode, max_tokens=10)
+
+    assert response.text == "dear"
+    assert model.spent == 250 * MICRO  # 5 × 10 µ$ + 10 × 20 µ$: the backup's own prices
+    assert model.reserved == 0

@@ -13,7 +13,7 @@ is left is the prompt counted. A model whose prices are unknown can't be bounded
 
 The guard sits where each model is really called: inside a retrying model (every retry reserves
 again), on each member of a fallback chain (a member that does not fit moves the chain on, to a
-cheaper one perhaps) and on each tier of a cascade.
+cheaper one perhaps), on each tier of a cascade and on both models of a hedge.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class WorstCase:
     cost: Decimal
 
     def describe(self) -> str:
-        times = f" × {self.calls} attempts (output_retries)" if self.calls > 1 else ""
+        times = f" × {self.calls} attempts (output_retries re-asks)" if self.calls > 1 else ""
         return (
             f"{self.input_tokens} prompt tokens + {self.output_tokens} answer tokens ({self.output_source}) "
             f"at list price{times}"
@@ -152,12 +152,10 @@ class _Pending:
 class _BudgetGuard(WrapperModel):
     """Reserves each call's worst case on `ledger` before `wrapped` is called; settles after."""
 
-    def __init__(self, wrapped: Model, ledger: BudgetLedger, *, allow_unpriced: bool, copies: int = 1) -> None:
+    def __init__(self, wrapped: Model, ledger: BudgetLedger, *, allow_unpriced: bool) -> None:
         super().__init__(wrapped)
         self.ledger = ledger
         self.allow_unpriced = allow_unpriced
-        self.copies = copies
-        """Requests one call may send at once (a hedge races two)."""
 
     def __repr__(self) -> str:
         return f"<budget guard of {self.wrapped!r}>"
@@ -166,7 +164,7 @@ class _BudgetGuard(WrapperModel):
 
     def _worst_case(self, prices: ListPrices, request: _Request, prompt: int, exact: bool) -> WorstCase:
         output = self._output_bound(request.settings, prompt if exact else None)
-        calls = request.calls * self.copies
+        calls = request.calls
         tokens = prompt + request.extra_prompt
         return WorstCase(tokens, output[0], output[1], calls, prices.cost(tokens, output[0]) * calls)
 
@@ -409,9 +407,21 @@ def _guarded(model: Model, ledger: BudgetLedger, allow_unpriced: bool) -> Model:
         return model.with_tiers([inside(tier) for tier in model.tiers])
     if isinstance(model, ResilientModel):
         return model.replace(inner=inside(model.wrapped))
-    # A hedge may race a second request: both are reserved.
-    copies = 2 if isinstance(model, HedgedModel) else 1
-    return _BudgetGuard(model, ledger, allow_unpriced=allow_unpriced, copies=copies)
+    if isinstance(model, HedgedModel):
+        # The backup races the primary: each request reserves its own worst case at its own prices.
+        hedged = HedgedModel(
+            inside(model.primary),
+            inside(model.backup),
+            after=model.after,
+            initial_after=model.initial_after,
+            min_samples=model.min_samples,
+            deadline=model.deadline,
+            clock=model.clock,
+            budget=model.budget,
+        )
+        hedged.ttft = model.ttft  # keep what it learned of the primary's time to first token
+        return hedged
+    return _BudgetGuard(model, ledger, allow_unpriced=allow_unpriced)
 
 
 class BudgetModel(WrapperModel):
