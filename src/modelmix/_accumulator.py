@@ -4,20 +4,14 @@ events an equivalent stream would have produced). Pure data; no I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._events import (
-    ContentFilterEvent,
-    FinishEvent,
-    ReasoningDelta,
-    RefusalDelta,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    UsageEvent,
-)
+from ._events import ContentFilterEvent, FinishEvent, ReasoningDelta, RefusalDelta, TextDelta, ToolCallDelta, UsageEvent
 from ._messages import Message, ToolCall
 from ._response import ChatResponse, Usage
+
+if TYPE_CHECKING:
+    from ._events import StreamEvent
 
 __all__ = ["StreamAccumulator", "events_from_response"]
 
@@ -57,7 +51,7 @@ class StreamAccumulator:
 
     def add(self, event: StreamEvent) -> None:
         self.n_events += 1
-        if isinstance(event, TextDelta):
+        if type(event) is TextDelta:  # most events: checked first, and exactly
             self._text.append(event.text)
         elif isinstance(event, ToolCallDelta):
             parts = self._tools.get(event.index)

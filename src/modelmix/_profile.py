@@ -78,8 +78,9 @@ class ModelProfile:
     images: bool = True
     """Takes image parts in user messages."""
     content_parts: bool = True
-    """Takes a list of content parts where text is expected; False: a list of text parts is sent
-    as one string (lines joined), since some servers fail on a list (llama-cpp-python answers 500)."""
+    """Takes a list of content parts where text is expected; False: content always travels as one
+    string, a list of text parts joined into lines and a turn that only calls tools as ``""``,
+    since some servers fail on a list or a missing content (llama-cpp-python answers 500)."""
     reasoning: ReasoningControl | None = None
     """How reasoning effort is controlled (``reasoning_effort``, Ollama's ``think``), None when it is not."""
     context_window: int | None = None

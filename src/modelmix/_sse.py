@@ -45,7 +45,7 @@ class _LineSplitter:
     line trickles in a few bytes at a time.
     """
 
-    __slots__ = ("_decoder", "_max_line", "_pending_cr", "_pieces", "_size", "consumed")
+    __slots__ = ("_decoder", "_max_line", "_pending_cr", "_pieces", "_size", "clean", "consumed")
 
     def __init__(self, max_line: int) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -54,10 +54,18 @@ class _LineSplitter:
         self._pending_cr = False
         self._max_line = max_line
         self.consumed = 0
+        self.clean = True
+
+    @property
+    def max_line(self) -> int:
+        return self._max_line
 
     def feed(self, chunk: bytes) -> list[str]:
         self.consumed += len(chunk)
-        return self._split(self._decoder.decode(chunk))
+        lines = self._split(self._decoder.decode(chunk))
+        # Nothing carried over to the next chunk: no unfinished line, no CR, no partial character.
+        self.clean = not self._pieces and not self._pending_cr and not self._decoder.getstate()[0]
+        return lines
 
     def _split(self, text: str) -> list[str]:
         if self._pending_cr and text:
@@ -96,6 +104,7 @@ class _LineSplitter:
         tail = "".join(self._pieces)
         self._pieces = []
         self._size = 0
+        self.clean = True
         return [*lines, tail] if tail else lines
 
 
@@ -106,11 +115,12 @@ class SSEDecoder:
     `comments` counts keep-alive comments, so a caller can reset an idle timer on them.
     """
 
-    __slots__ = ("_data", "_data_size", "_event", "_id", "_lines", "_max_event", "_retry", "comments")
+    __slots__ = ("_data", "_data_size", "_event", "_fast_limit", "_id", "_lines", "_max_event", "_retry", "comments")
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
         self._lines = _LineSplitter(max_line)
         self._max_event = max_event
+        self._fast_limit = min(max_line, max_event)
         self._data: list[str] = []
         self._data_size = 0
         self._event: str | None = None
@@ -123,9 +133,34 @@ class SSEDecoder:
         """Bytes fed so far (used as the offset in decode errors)."""
         return self._lines.consumed
 
+    def whole_data(self, chunk: bytes) -> str | None:
+        """The data of `chunk` when it is exactly one whole ``data:`` event and nothing is pending
+        from the chunks before — what servers send almost every time — else None (then `feed` it).
+
+        The same result as `feed` would give, in one step instead of a split, a line and a
+        dispatch; "" when the event carries no data (which dispatches nothing)."""
+        lines = self._lines
+        if (
+            chunk[:6] == b"data: "
+            and chunk[-2:] == b"\n\n"
+            and lines.clean
+            and not self._data
+            and self._event is None
+            and chunk.count(b"\n") == 2
+            and b"\r" not in chunk
+            and len(chunk) <= self._fast_limit
+        ):
+            lines.consumed += len(chunk)
+            return chunk[6:-2].decode("utf-8", "replace")
+        return None
+
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        data = self.whole_data(chunk)
+        if data is not None:
+            return [SSEEvent(data=data, event=None, id=self._id, retry=self._retry)] if data else []
+        lines = self._lines
         events: list[SSEEvent] = []
-        for line in self._lines.feed(chunk):
+        for line in lines.feed(chunk):
             if line:
                 self._process_line(line)  # a non-blank line never dispatches
             else:

@@ -142,10 +142,11 @@ class _StreamState:
         return "post_commit_stream" if self.committed else "pre_commit_stream"
 
     def accept(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        add = self.acc.add
         for event in events:
-            self.acc.add(event)
-            if not self.committed and isinstance(event, CONTENT_EVENTS):
-                self.committed = True
+            add(event)
+        if not self.committed:
+            self.committed = any(isinstance(event, CONTENT_EVENTS) for event in events)
         return events if self.output is None else self.output.on_events(events)
 
     def feed(self, chunk: Any) -> list[StreamEvent]:

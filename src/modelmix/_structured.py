@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -308,18 +308,22 @@ class OutputTracker:
         self.plan = plan
         self._json = PartialJSON()
         self._tool_index: int | None = None
+        self._last: Any = MISSING
 
     def on_events(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        was_complete = self._json.complete
         grew = False
         for event in events:
             fragment = self._fragment(event)
             if fragment and self._json.feed(fragment):
                 grew = True
-        if grew:
-            value = self._json.value
-            if value is not self._missing:
-                return [*events, PartialOutput(self.plan.spec.unwrap(value))]
-        return events
+        if not grew:
+            return events
+        value = self._json.value
+        if value is self._missing or (self._json.complete and not was_complete and value == self._last):
+            return events  # completing a value already shown is not growth (compared once per stream)
+        self._last = value
+        return [*events, PartialOutput(self.plan.spec.unwrap(value))]
 
     def _fragment(self, event: StreamEvent) -> str | None:
         if type(event) is TextDelta:
@@ -424,33 +428,48 @@ Send = Callable[[list[Message], dict[str, Any]], ChatResponse]
 ASend = Callable[[list[Message], dict[str, Any]], Awaitable[ChatResponse]]
 
 
-def chat_with_output(
-    plan: OutputPlan, profile: ModelProfile, messages: MessagesInput, settings: Mapping[str, Any], send: Send
-) -> ChatResponse:
-    """Call `send` until the answer validates or the re-asks run out."""
+Request = tuple[list[Message], dict[str, Any]]
+"""The messages and settings of one request."""
+
+
+def _conversation(
+    plan: OutputPlan, profile: ModelProfile, messages: MessagesInput, settings: Mapping[str, Any]
+) -> Generator[Request, ChatResponse, ChatResponse]:
+    """The re-ask procedure without I/O: yields each request, is sent each answer, returns the
+    validated response (or raises the last validation error)."""
     conversation = to_messages(messages)
     sent = plan.request_settings(settings, profile)
     while True:
-        response = send(plan.request_messages(conversation), sent)
+        response = yield plan.request_messages(conversation), sent
         try:
             return plan.finish(response)
         except OutputValidationError as error:
             if len(plan.responses) > plan.retries:
                 raise
             conversation = [*conversation, *plan.reask(response, error)]
+
+
+def chat_with_output(
+    plan: OutputPlan, profile: ModelProfile, messages: MessagesInput, settings: Mapping[str, Any], send: Send
+) -> ChatResponse:
+    """Call `send` until the answer validates or the re-asks run out."""
+    steps = _conversation(plan, profile, messages, settings)
+    request = next(steps)
+    while True:
+        try:
+            request = steps.send(send(*request))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
 
 
 async def achat_with_output(
     plan: OutputPlan, profile: ModelProfile, messages: MessagesInput, settings: Mapping[str, Any], send: ASend
 ) -> ChatResponse:
     """Async `chat_with_output`."""
-    conversation = to_messages(messages)
-    sent = plan.request_settings(settings, profile)
+    steps = _conversation(plan, profile, messages, settings)
+    request = next(steps)
     while True:
-        response = await send(plan.request_messages(conversation), sent)
         try:
-            return plan.finish(response)
-        except OutputValidationError as error:
-            if len(plan.responses) > plan.retries:
-                raise
-            conversation = [*conversation, *plan.reask(response, error)]
+            request = steps.send(await send(*request))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]

@@ -90,6 +90,33 @@ async def test_openai_keeps_text_parts_as_a_list(driver: Driver, clients: Any, b
     assert bodies[0]["messages"][0]["content"] == TEXT_PARTS
 
 
+_TOOL_TURN: list[Any] = [
+    mm.user("What is 2 plus 3?"),
+    mm.assistant(None, tool_calls=[mm.ToolCall(id="c1", name="add", arguments={"a": 2, "b": 3})]),
+    mm.tool_result("c1", "5"),
+]
+
+
+@pytest.mark.parametrize("preset", ["llamacpp", "lmstudio", "vllm", "openai-compatible"])
+async def test_a_turn_that_only_calls_tools_has_empty_text_on_compatible_servers(
+    driver: Driver, clients: Any, bodies: list[dict[str, Any]], preset: str
+) -> None:
+    # llama-cpp-python's server renders the chat template with every message's content as a
+    # string: without the key it answered 500 ("'dict object' has no attribute 'content'"), so
+    # the second step of a tool loop failed there.
+    await driver.chat(_compatible(preset, clients), _TOOL_TURN)
+    turn = bodies[0]["messages"][1]
+    assert turn["content"] == ""
+    assert turn["tool_calls"][0]["function"] == {"name": "add", "arguments": '{"a": 2, "b": 3}'}
+
+
+async def test_openai_leaves_out_the_content_of_a_turn_that_only_calls_tools(
+    driver: Driver, clients: Any, bodies: list[dict[str, Any]]
+) -> None:
+    await driver.chat(_openai(clients), _TOOL_TURN)
+    assert "content" not in bodies[0]["messages"][1]
+
+
 async def test_profile_can_ask_for_parts_back(driver: Driver, clients: Any, bodies: list[dict[str, Any]]) -> None:
     model = _compatible("llamacpp", clients, profile={"content_parts": True})
     await driver.chat(model, [{"role": "user", "content": TEXT_PARTS}])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -381,3 +382,41 @@ def test_the_openai_parser_takes_decoded_objects_without_a_json_round_trip() -> 
     assert (before, finished, parser.done) == (False, [], True)
     assert [type(e) for e in events] == [TextDelta, UsageEvent]
     assert parser.model == "m"
+
+
+# The one-event-per-chunk fast path must give what the general path gives, whatever came before.
+_FIELD_LINES = st.sampled_from(
+    ['data: {"a": 1}', 'data:{"b": 2}', "data: ", "data: é∑😀", ": keep-alive", "event: ping", "id: 7", "retry: 10"]
+)
+_EVENTS = st.lists(st.lists(_FIELD_LINES, min_size=1, max_size=3), min_size=1, max_size=6)
+
+
+def _decoded(decoder: SSEDecoder, chunks: list[bytes]) -> list[SSEEvent]:
+    events: list[SSEEvent] = []
+    for chunk in chunks:
+        events.extend(decoder.feed(chunk))
+    return events + decoder.flush()
+
+
+@settings(max_examples=150, deadline=None)
+@given(_EVENTS, st.sampled_from(["\n", "\r\n"]), st.data())
+def test_whole_event_chunks_decode_like_byte_by_byte_feeding(
+    events: list[list[str]], newline: str, data: st.DataObject
+) -> None:
+    blocks = [(newline.join(lines) + newline + newline).encode("utf-8") for lines in events]
+    body = b"".join(blocks)
+    reference = _decoded(SSEDecoder(), [body[i : i + 1] for i in range(len(body))])
+    # One event per chunk (the fast path), with some chunks split or merged around them.
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=4)))
+    edges = [0, *cuts, len(body)]
+    pieces = [body[a:b] for a, b in itertools.pairwise(edges) if b > a]
+    assert _decoded(SSEDecoder(), pieces) == reference
+    assert _decoded(SSEDecoder(), blocks) == reference
+    # Each line its own chunk, the blank line riding with the line before it: an event's last
+    # "data:" line then arrives as a whole-event-looking chunk after the event's other fields.
+    by_line = [
+        (line + newline + (newline if position == len(lines) - 1 else "")).encode("utf-8")
+        for lines in events
+        for position, line in enumerate(lines)
+    ]
+    assert _decoded(SSEDecoder(), by_line) == reference

@@ -3,6 +3,7 @@ re-asks when asked to, and reports refusals and unenforced constraints as typed 
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from enum import Enum
@@ -445,3 +446,11 @@ def test_the_schema_travels_the_way_the_profile_says(via: str, field: str, expec
         assert body["json_schema"]["properties"]["tasks"]["type"] == "array"
     else:
         assert body["response_format"]["type"] == expected
+
+
+def test_each_partial_output_differs_from_the_one_before() -> None:
+    model = FunctionModel(json.dumps(PLAN), chunks=40)
+    with model.stream("go", output=Plan) as stream:
+        partials = [event.value for event in stream if isinstance(event, mm.PartialOutput)]
+    assert partials[-1] == PLAN
+    assert all(before != after for before, after in itertools.pairwise(partials))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -21,7 +21,6 @@ from .._events import (
     FinishEvent,
     ReasoningDelta,
     RefusalDelta,
-    StreamEvent,
     TextDelta,
     ToolCallDelta,
     UsageEvent,
@@ -47,6 +46,9 @@ from ._wire_fields import (
     text_field,
 )
 
+if TYPE_CHECKING:
+    from .._events import StreamEvent
+
 __all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "parse_usage"]
 
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
@@ -56,15 +58,17 @@ _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_p
 
 
 def encode_message(message: Message, *, content_parts: bool = True) -> dict[str, Any]:
-    """One message on the wire. With ``content_parts=False`` (the profile field) a list of text
-    parts becomes one string; a list holding an image stays a list, the only form an image has."""
+    """One message on the wire. With ``content_parts=False`` (the profile field: a server whose
+    chat template reads content as a string) a list of text parts becomes one string, and an
+    assistant turn that only calls tools carries ``""``, since such templates fail on a missing
+    content; a list holding an image stays a list, the only form an image has."""
     out: dict[str, Any] = {"role": message.role}
     content = message.content
     if isinstance(content, list) and not content_parts and all(isinstance(p, TextPart) for p in content):
         out["content"] = _joined_text(content)
     elif isinstance(content, list):
         out["content"] = [_encode_part(part) for part in content]
-    elif content is not None or message.role != "assistant":
+    elif content is not None or message.role != "assistant" or not content_parts:
         out["content"] = content if content is not None else ""
     if message.tool_calls:
         out["tool_calls"] = [
@@ -367,6 +371,11 @@ class OpenAIStreamParser(ParserBase):
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
+        data = self._sse.whole_data(chunk)
+        if data is not None:
+            if data:
+                self._on_event(data, None, events)
+            return events
         for sse in self._sse.feed(chunk):
             self._on_event(sse.data, sse.event, events)
         return events
@@ -424,9 +433,12 @@ class OpenAIStreamParser(ParserBase):
         choices = payload.get("choices")
         # This runs for every chunk: the common, well-typed case costs a type check, and the
         # typed readers (which name the field in their error) only run for anything else.
-        choice = _choice0(choices if type(choices) is list else list_field(payload, "choices", "choices"))
-        if choice is not None:
-            self._on_choice(choice, out)
+        if type(choices) is list and len(choices) == 1 and type(choices[0]) is dict and choices[0].get("index") == 0:
+            self._on_choice(choices[0], out)  # one choice, the usual case
+        else:
+            choice = _choice0(choices if type(choices) is list else list_field(payload, "choices", "choices"))
+            if choice is not None:
+                self._on_choice(choice, out)
         usage = payload.get("usage")
         if usage is not None:
             parsed = parse_usage(usage)
@@ -435,8 +447,25 @@ class OpenAIStreamParser(ParserBase):
 
     def _on_choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if delta is not None and type(delta) is not dict:
-            delta = mapping_field(choice, "delta", "choices[0].delta")
+        if type(delta) is dict and len(delta) == 1 and type(delta.get("content")) is str:
+            # Nearly every chunk: a delta holding only a piece of text.
+            if delta["content"]:
+                out.append(TextDelta(delta["content"]))
+        elif delta is not None:
+            self._on_delta(delta if type(delta) is dict else mapping_field(choice, "delta", "choices[0].delta"), out)
+        if len(choice) > 3 or "content_filter_results" in choice:
+            filters = choice.get("content_filter_results")
+            if filters:
+                filters = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
+                out.append(ContentFilterEvent(results=dict(filters or {})))
+        finish = choice.get("finish_reason")
+        if finish is not None:
+            if type(finish) is not str:
+                finish = text_field(choice, "finish_reason", "choices[0].finish_reason")
+            if finish:
+                out.append(FinishEvent(finish))
+
+    def _on_delta(self, delta: Mapping[str, Any] | None, out: list[StreamEvent]) -> None:
         if delta:
             reasoning = _reasoning_of(delta)
             if reasoning:
@@ -455,15 +484,6 @@ class OpenAIStreamParser(ParserBase):
                     calls = list_field(delta, "tool_calls", "choices[0].delta.tool_calls") or []
                 for position, call in enumerate(calls):
                     out.append(self._tool_delta(call, position))
-        filters = choice.get("content_filter_results")
-        if filters:
-            filters = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
-            out.append(ContentFilterEvent(results=dict(filters or {})))
-        finish = choice.get("finish_reason")
-        if finish is not None and type(finish) is not str:
-            finish = text_field(choice, "finish_reason", "choices[0].finish_reason")
-        if finish:
-            out.append(FinishEvent(finish))
 
     def _tool_delta(self, call: Any, position: int) -> ToolCallDelta:
         where = f"choices[0].delta.tool_calls[{position}]"

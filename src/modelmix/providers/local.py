@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import inspect
 import json
 import os
 import re
@@ -28,7 +27,6 @@ from typing import Any
 
 import anyio.to_thread
 import httpx
-from pydantic import BaseModel
 from typing_extensions import Unpack
 
 from .._call_deadline import attempt_end
@@ -41,7 +39,7 @@ from .._exceptions import (
     ModelMixError,
     ProviderError,
 )
-from .._messages import ImagePart, Message, MessagesInput, to_messages
+from .._messages import Message, MessagesInput, to_messages
 from .._model import Model
 from .._preflight import acheck_context, check_context
 from .._response import ChatResponse, Usage
@@ -56,12 +54,12 @@ from ._llama_runtime import (
     LOCAL_MODEL_ENV,
     LlamaRuntime,
     embedded_gguf,
-    import_llama_cpp,
     load_runtime,
     resolve_gguf,
 )
+from ._local_request import check_extra, encode_message, encode_response_format, encode_tool_choice
 from ._local_sampling import DEFAULT_MAX_TOKENS, Interrupt, acquire_async, sampling_defaults
-from ._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_tool, encode_tool_choice
+from ._openai_wire import OpenAIChatCodec, OpenAIStreamParser, encode_tool
 from ._provider import Provider
 
 __all__ = [
@@ -95,48 +93,6 @@ def _require_llama_cpp() -> None:
     # find_spec is cheap: the heavy library is imported only when the model is first used.
     if importlib.util.find_spec("llama_cpp") is None:
         raise MissingDependencyError("local models", "local", "llama-cpp-python")
-
-
-def _encode_message(message: Message) -> dict[str, Any]:
-    if isinstance(message.content, list) and any(isinstance(p, ImagePart) for p in message.content):
-        raise ConfigurationError("the local backend is text-only: remove image parts or use a vision model server")
-    out: dict[str, Any] = {"role": "system" if message.role == "developer" else message.role}
-    # Chat templates concatenate content as a string; None would break them.
-    out["content"] = message.text
-    if message.tool_calls:
-        out["tool_calls"] = [
-            {
-                "id": call.id or f"call_{index}",
-                "type": "function",
-                "function": {
-                    "name": call.name,
-                    "arguments": call.raw_arguments or json.dumps(call.arguments, ensure_ascii=False),
-                },
-            }
-            for index, call in enumerate(message.tool_calls)
-        ]
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
-    return out
-
-
-def _response_format(fmt: Any) -> dict[str, Any] | None:
-    """llama-cpp-python takes ``{"type": "json_object", "schema": {...}}`` for both JSON modes."""
-    if fmt == "text":
-        return None
-    if fmt == "json":
-        return {"type": "json_object"}
-    if isinstance(fmt, type) and issubclass(fmt, BaseModel):
-        return {"type": "json_object", "schema": fmt.model_json_schema()}
-    if isinstance(fmt, Mapping):
-        if fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), Mapping):
-            return {"type": "json_object", "schema": dict(fmt["json_schema"].get("schema") or {})}
-        if fmt.get("type") == "json_object":
-            return dict(fmt)
-        return {"type": "json_object", "schema": dict(fmt)}
-    raise ConfigurationError(f"response_format {fmt!r} is not supported: use 'json', a JSON schema or a pydantic model")
 
 
 class LocalModel(Model):
@@ -211,7 +167,7 @@ class LocalModel(Model):
         super().check_settings(settings)
         extra = settings.get("extra_body")
         if extra:
-            _check_extra(extra)
+            check_extra(extra)
 
     @output_chat
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
@@ -282,7 +238,7 @@ class LocalModel(Model):
     ) -> tuple[list[dict[str, Any]], dict[str, Any], _Fit]:
         settings = merge_settings(self.settings, call_settings)
         conversation = to_messages(messages)
-        encoded = [_encode_message(m) for m in conversation]
+        encoded = [encode_message(m) for m in conversation]
         # Overridden below by the call's settings and then by its extra_body.
         options: dict[str, Any] = sampling_defaults(embedded=self.embedded)
         for key in _SETTINGS_PASSED:
@@ -294,14 +250,16 @@ class LocalModel(Model):
         if settings.get("tools"):
             options["tools"] = [encode_tool(t) for t in settings["tools"]]
         if "tool_choice" in settings:
-            options["tool_choice"] = encode_tool_choice(settings["tool_choice"])
+            options["tool_choice"] = encode_tool_choice(
+                settings["tool_choice"], options.get("tools", []), provider=self.provider, model=self.name
+            )
         if "response_format" in settings:
-            fmt = _response_format(settings["response_format"])
+            fmt = encode_response_format(settings["response_format"])
             if fmt is not None:
                 options["response_format"] = fmt
         extra = dict(settings.get("extra_body") or {})
         if extra:
-            _check_extra(extra)
+            check_extra(extra)
             options.update(extra)
         # What the pre-flight context check reads: the model's input as UTF-8 bytes bounds its tokens.
         read = [encoded, options.get("tools"), options.get("response_format")]
@@ -376,21 +334,6 @@ class LocalModel(Model):
             raise ProviderError(
                 f"local generation failed: {exc}", provider=self.provider, model=self.name, phase="local"
             ) from exc
-
-
-def _check_extra(extra: Mapping[str, Any]) -> None:
-    llama_cpp = import_llama_cpp()
-    accepted = set(inspect.signature(llama_cpp.Llama.create_chat_completion).parameters) - {
-        "self",
-        "messages",
-        "stream",
-    }
-    unknown = sorted(set(extra) - accepted)
-    if unknown:
-        raise ConfigurationError(
-            f"extra_body key(s) {', '.join(map(repr, unknown))} are not llama.cpp sampling options; "
-            f"accepted: {', '.join(sorted(accepted))}"
-        )
 
 
 class _Chunks:

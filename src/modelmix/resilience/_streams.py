@@ -23,6 +23,7 @@ from .._streaming import AsyncStream, Stream, _StreamState
 from .._watchdog import Watch
 from ._clock import Deadline, deadline_error
 from ._planner import Call, CallPlan
+from ._read_timer import ReadTimer, read_timer_available
 
 __all__ = [
     "Connected",
@@ -213,20 +214,45 @@ class GuardedAsyncStream(_GuardedMixin, AsyncStream):
                 assert isinstance(iterator, AsyncIterator)
                 for buffered in _drain(conn.buffered):
                     yield buffered
-                while True:
-                    event = await _next_within_limits(conn, iterator, self._state)
-                    if event is None:
-                        break
-                    yield event
+                if read_timer_available():
+                    async for event in self._timed(conn, iterator):
+                        yield event
+                else:
+                    while True:
+                        scoped = await _next_within_limits(conn, iterator, self._state)
+                        if scoped is None:
+                            break
+                        yield scoped
                 conn.finish(None, True)
         finally:
             await self._release()
+
+    async def _timed(self, conn: Connected, iterator: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        """The committed events under one `ReadTimer` (asyncio): O(1) per event."""
+        state = self._state
+        idle = conn.idle_timeout if conn.idle_timeout is not None else math.inf
+
+        def expired(why: str) -> BaseException:
+            if why == "idle":
+                return _stall_error(conn.stream, idle, state.provider, state.model_name)
+            return deadline_error(conn.deadline, "stream")
+
+        timer = ReadTimer(idle, conn.deadline.own_remaining(), expired)
+        try:
+            while True:
+                try:
+                    event = await timer.next(iterator)
+                except StopAsyncIteration:
+                    return
+                yield event
+        finally:
+            timer.close()
 
 
 class GuardedStream(_GuardedMixin, Stream):
     """The sync counterpart. A blocked sync read can't be cancelled, so the first-token, idle and
     deadline limits are handed down to the provider stream, whose reads a watch interrupts at
-    the limit (see `modelmix._watchdog`); the deadline is also checked between events."""
+    the limit (see `modelmix._watchdog`): nothing is checked per event."""
 
     def __init__(self, connect: Callable[[], Connected], *, provider: str, model: str) -> None:
         self._connect = connect
@@ -266,10 +292,7 @@ class GuardedStream(_GuardedMixin, Stream):
                 inner = conn.stream
                 assert isinstance(inner, Stream)
                 inner._limit_reads(_committed_limits(conn, self._state))
-                for event in iterator:
-                    if conn.deadline.own_remaining() <= 0:
-                        raise deadline_error(conn.deadline, "stream")
-                    yield event
+                yield from iterator
                 conn.finish(None, True)
         finally:
             self._release()

@@ -48,10 +48,10 @@ class TokenizerUnavailable(Exception):
 
 def local_prompt_tokens(model: LocalModel, messages: Sequence[Message], tools: list[dict[str, Any]]) -> int | None:
     """Exact prompt tokens on the in-process model, or None when its template can't render them."""
-    from ..providers.local import _encode_message
+    from ..providers._local_request import encode_message
 
     runtime = model.load()
-    return runtime.count_prompt_tokens([_encode_message(m) for m in messages], tools or None)
+    return runtime.count_prompt_tokens([encode_message(m) for m in messages], tools or None)
 
 
 async def alocal_prompt_tokens(
