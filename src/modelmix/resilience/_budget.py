@@ -256,31 +256,32 @@ class _BudgetGuard(WrapperModel):
 
     def _refusal(self, worst: WorstCase) -> BudgetExceededError:
         books = self.ledger.snapshot()
-        inner = self.wrapped.unwrap()
-        return BudgetExceededError(
+        return self._error(
+            books,
+            worst.cost,
             f"the budget can't cover this call to {self._who()}: it may cost up to {usd(worst.cost)} "
             f"({worst.describe()}), and {usd(books.left)} of {usd(books.max_usd)} is left ({usd(books.spent)} "
             f"spent, {usd(books.reserved)} reserved by calls in flight); nothing was sent — lower max_tokens, "
             "shorten the prompt or use a cheaper model",
-            max_usd=books.max_usd,
-            spent=books.spent,
-            reserved=books.reserved,
-            needed=worst.cost,
-            provider=inner.provider,
-            model=inner.name,
         )
 
     def _unpriced(self) -> BudgetExceededError:
-        books = self.ledger.snapshot()
-        inner = self.wrapped.unwrap()
-        return BudgetExceededError(
+        return self._error(
+            self.ledger.snapshot(),
+            None,
             f"the budget can't bound a call to {self._who()}: its prices are unknown; register them with "
             "mm.register_model_info(...), or pass allow_unpriced=True to mm.budget to let its calls through "
             "uncounted until they report a cost",
+        )
+
+    def _error(self, books: BudgetSnapshot, needed: Decimal | None, message: str) -> BudgetExceededError:
+        inner = self.wrapped.unwrap()
+        return BudgetExceededError(
+            message,
             max_usd=books.max_usd,
             spent=books.spent,
             reserved=books.reserved,
-            needed=None,
+            needed=needed,
             provider=inner.provider,
             model=inner.name,
         )
