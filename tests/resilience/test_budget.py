@@ -311,3 +311,13 @@ async def test_a_hedge_guards_its_primary_and_its_backup_at_their_own_prices(mod
     assert response.text == "dear"
     assert model.spent == 250 * MICRO  # 5 × 10 µ$ + 10 × 20 µ$: the backup's own prices
     assert model.reserved == 0
+
+
+async def test_budgets_nest_and_each_is_charged(mode: str) -> None:
+    team = budget(mm.fallback(cheap(), cheap(name="budget-dear")), max_usd="0.01")
+    company = budget(team, max_usd=1)
+
+    await call(company, mode, max_tokens=10)
+
+    assert team.spent == company.spent == 25 * MICRO
+    assert team.reserved == company.reserved == 0

@@ -395,6 +395,9 @@ def _guarded(model: Model, ledger: BudgetLedger, allow_unpriced: bool) -> Model:
     def inside(member: Model) -> Model:
         return _guarded(member, ledger, allow_unpriced)
 
+    if isinstance(model, BudgetModel):
+        # A budget inside a budget: its guards stay, and each gets one of this budget's around it.
+        return inside(model.wrapped)
     if isinstance(model, FallbackModel):
         return FallbackModel(
             [inside(member) for member in model.models],
