@@ -45,7 +45,7 @@ from ._faults import fault_kind
 from ._hedge import HedgedModel
 from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
 from ._retrying import ResilientModel
-from ._streams import Connected, GuardedAsyncStream, GuardedStream, stream_attempts
+from ._streams import Connected, GuardedAsyncStream, GuardedStream, aclose_quietly, stream_attempts
 from ._wrapper import WrapperModel
 
 __all__ = ["BudgetModel", "budget"]
@@ -377,7 +377,7 @@ class _BudgetGuard(WrapperModel):
             try:
                 await inner.__aenter__()
             except BaseException as exc:
-                await inner.aclose()
+                await aclose_quietly(inner)
                 self._settle(reservation, None, exc)
                 raise
             attempts = stream_attempts(inner) or []
