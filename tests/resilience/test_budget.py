@@ -321,3 +321,16 @@ async def test_budgets_nest_and_each_is_charged(mode: str) -> None:
 
     assert team.spent == company.spent == 25 * MICRO
     assert team.reserved == company.reserved == 0
+
+
+async def test_a_cancelled_call_leaves_nothing_reserved_and_keeps_its_worst_case() -> None:
+    async def slow(messages: Sequence[Message], settings: Any) -> ChatResponse:
+        await anyio.sleep(30)
+        return answer()
+
+    model = budget(FunctionModel(slow, name="budget-cheap"), max_usd=1)
+    with anyio.move_on_after(0.05):
+        await model.achat("hi", max_tokens=10)
+
+    assert model.reserved == 0
+    assert model.spent > 20 * MICRO  # it may have been billed: charged its worst case, not refunded
