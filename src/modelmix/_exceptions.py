@@ -13,6 +13,7 @@ decisions never parse message strings::
     │   ├── APIStatusError                 the server answered with an HTTP error status
     │   │   ├── BadRequestError            400
     │   │   │   ├── ContextLengthExceededError
+    │   │   │   │   └── ContextWindowExceededError  counted before sending; nothing was sent
     │   │   │   └── PromptFilteredError    the prompt was rejected by a content filter
     │   │   ├── AuthenticationError        401
     │   │   ├── PermissionDeniedError      403
@@ -38,6 +39,7 @@ decisions never parse message strings::
     ├── DeadlineExceededError
     ├── CircuitOpenError
     ├── RetryBudgetExhaustedError
+    ├── BudgetExceededError                mm.budget refused a call before sending (spent, left, needed)
     └── ToolLoopLimitError                 run_tools: the model still calls tools after max_steps
 
 `asyncio.CancelledError` and other cancellation exceptions are never wrapped.

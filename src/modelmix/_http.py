@@ -42,6 +42,7 @@ from ._exceptions import (
 )
 from ._messages import MessagesInput, to_messages
 from ._model import Model
+from ._preflight import acheck_context, check_context
 from ._profile import ModelProfile, ProfileOverride, check_request
 from ._response import ChatResponse
 from ._settings import Settings, merge_settings
@@ -205,7 +206,10 @@ class HTTPModel(Model):
         return await self._achat_once(messages, settings)
 
     async def _achat_once(self, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
-        request, call = self._build_request(messages, settings, stream=False, auth_headers=await self._async_auth())
+        request, call = self._build_request(
+            messages, settings, stream=False, auth_headers=await self._async_auth(), preflight=False
+        )
+        await acheck_context(self, call.messages, call.settings, len(request.content))
         started = time.perf_counter()
         with self._translate("sent_no_response"):
             response, body = await afetch(
@@ -224,7 +228,9 @@ class HTTPModel(Model):
             except AuthenticationError:
                 if not self._auth_refreshed():
                     raise
-            fresh, _ = self._build_request(messages, settings, stream=True, auth_headers=self._sync_auth())
+            fresh, _ = self._build_request(
+                messages, settings, stream=True, auth_headers=self._sync_auth(), preflight=False
+            )
             return open_request(fresh)
 
         def open_request(request: httpx.Request) -> OpenedStream:
@@ -250,9 +256,10 @@ class HTTPModel(Model):
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         # Built now so bad input fails at the call site; rebuilt at open time only when the
         # credential must be fetched asynchronously (token providers).
-        eager, call = self._build_request(messages, settings, stream=True, auth_headers={})
+        eager, call = self._build_request(messages, settings, stream=True, auth_headers={}, preflight=False)
 
         async def open_stream() -> OpenedStream:
+            await acheck_context(self, call.messages, call.settings, len(eager.content))
             try:
                 return await open_request()
             except AuthenticationError:
@@ -264,7 +271,9 @@ class HTTPModel(Model):
             request = (
                 eager
                 if self.auth.static
-                else self._build_request(messages, settings, stream=True, auth_headers=await self._async_auth())[0]
+                else self._build_request(
+                    messages, settings, stream=True, auth_headers=await self._async_auth(), preflight=False
+                )[0]
             )
             started = time.perf_counter()
             with self._translate("sent_no_response"):
@@ -398,7 +407,10 @@ class HTTPModel(Model):
         *,
         stream: bool,
         auth_headers: Mapping[str, str],
+        preflight: bool = True,
     ) -> tuple[httpx.Request, RequestContext]:
+        """The request for this call. `preflight`: refuse here, before anything is sent, a request
+        that cannot fit the context window (async callers check with `acheck_context` instead)."""
         settings = merge_settings(self.settings, call_settings)
         profile = self._profile
         call = RequestContext(self.name, to_messages(messages), settings, profile, stream)
@@ -410,12 +422,10 @@ class HTTPModel(Model):
             headers = {**headers, **auth_headers, **(extra or {})}
             if stream:
                 headers["accept"] = "text/event-stream, application/x-ndjson, application/json"
-        request = httpx.Request(
-            "POST",
-            self._url,
-            headers=headers,
-            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
-        )
+        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if preflight:
+            check_context(self, call.messages, settings, len(content))
+        request = httpx.Request("POST", self._url, headers=headers, content=content)
         request.stream = _RequestBody(request.content)
         return with_timeout(request, request_timeout(settings.get("timeout"), self._model_timeout)), call
 

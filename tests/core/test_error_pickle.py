@@ -7,6 +7,7 @@ import inspect
 import multiprocessing
 import pickle
 from concurrent.futures import ProcessPoolExecutor
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
@@ -40,6 +41,15 @@ _REQUIRED: dict[str, Any] = {
     "refusal": "I can't help with that.",
     "raw_text": '{"name": 7}',
     "strategy": "native",
+    "requested": 1100,
+    "input_tokens": 1000,
+    "output_tokens": 100,
+    "exact": True,
+    "method": "tiktoken",
+    "max_usd": Decimal("5"),
+    "spent": Decimal("1.25"),
+    "reserved": Decimal("0.5"),
+    "needed": Decimal("4"),
 }
 _CONTEXT: dict[str, Any] = {
     "provider": "openai",

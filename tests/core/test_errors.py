@@ -339,6 +339,7 @@ def _all_subclasses(cls: type[Exception]) -> list[type[Exception]]:
 importlib.import_module("modelmix._tools")
 importlib.import_module("modelmix._tool_loop")
 importlib.import_module("modelmix._structured")
+importlib.import_module("modelmix._preflight")
 PROVIDER_ERRORS = sorted(set(_all_subclasses(mm.ProviderError)) | {mm.ProviderError}, key=lambda cls: cls.__name__)
 # The arguments each class requires besides the message; everything else is shared context.
 REQUIRED: dict[str, dict[str, Any]] = {
@@ -347,6 +348,14 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "ToolArgumentsError": {"tool_name": "get_weather", "raw_arguments": "{}"},
     "OutputRefusedError": {"refusal": "I can't help with that."},
     "OutputValidationError": {"raw_text": "{}", "strategy": "native"},
+    "ContextWindowExceededError": {
+        "limit": 100,
+        "requested": 120,
+        "input_tokens": 110,
+        "output_tokens": 10,
+        "exact": True,
+        "method": "tiktoken",
+    },
 }
 CONTEXT: dict[str, Any] = {
     "provider": "openai",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 
@@ -14,8 +15,10 @@ from modelmix._exceptions import (
     UnsupportedCapabilityError,
     status_error,
 )
+from modelmix._preflight import ContextWindowExceededError
 from modelmix.resilience import RetryPolicy, classify, retries_allowed, should_fall_back
 from modelmix.resilience._faults import FAULTS, fault_kind
+from modelmix.resilience._ledger import BudgetExceededError
 
 # kind: (retries, breaker outcome, falls back, wait rule)
 EXPECTED = {
@@ -47,6 +50,8 @@ EXPECTED = {
     "invalid_output": ("none", "ignored", "yes", "none"),
     "output_refused": ("none", "ignored", "no", "none"),
     "unsupported_capability": ("none", "ignored", "yes", "none"),
+    "context_wont_fit": ("none", "ignored", "larger_window", "none"),
+    "budget_exceeded": ("none", "ignored", "yes", "none"),
     "retry_budget_exhausted": ("none", "ignored", "yes", "none"),
     "circuit_open": ("none", "ignored", "yes", "none"),
     "deadline": ("none", "ignored", "no", "none"),
@@ -63,6 +68,17 @@ def test_every_row_of_the_table() -> None:
 
 def _transport(kind: str, phase: str | None = None) -> mm.TransportError:
     return mm.TransportError("x", kind=kind, phase=phase)  # type: ignore[arg-type]
+
+
+def _too_long_counted() -> ContextWindowExceededError:
+    return ContextWindowExceededError(
+        "x", limit=10, requested=11, input_tokens=6, output_tokens=5, exact=True, method="tiktoken"
+    )
+
+
+def _over_budget() -> BudgetExceededError:
+    zero = Decimal(0)
+    return BudgetExceededError("x", max_usd=zero, spent=zero, reserved=zero, needed=Decimal(1))
 
 
 # FAULTS.md row → an error it produces → the table's kind, retries (policy max 2), CB, falls back.
@@ -103,6 +119,8 @@ MATRIX = [
     (32, mm.DeadlineExceededError("x"), "deadline", 0, "ignored", False),
     (0, UnsupportedCapabilityError("x", capability="tools"), "unsupported_capability", 0, "ignored", True),
     (0, mm.RetryBudgetExhaustedError("x"), "retry_budget_exhausted", 0, "ignored", True),
+    (0, _too_long_counted(), "context_wont_fit", 0, "ignored", True),
+    (0, _over_budget(), "budget_exceeded", 0, "ignored", True),
     (0, mm.ConfigurationError("x"), "configuration", 0, "ignored", False),
     (0, mm.OutputValidationError("x", raw_text="{}", strategy="native"), "invalid_output", 0, "ignored", True),
     (0, mm.OutputRefusedError("x", refusal="no"), "output_refused", 0, "ignored", False),

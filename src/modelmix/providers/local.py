@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import re
 import threading
@@ -38,8 +39,9 @@ from .._exceptions import (
     ModelMixError,
     ProviderError,
 )
-from .._messages import MessagesInput, to_messages
+from .._messages import Message, MessagesInput, to_messages
 from .._model import Model
+from .._preflight import acheck_context, check_context
 from .._response import ChatResponse, Usage
 from .._settings import Settings, merge_settings
 from .._streaming import AsyncStream, OpenedStream, Stream
@@ -77,6 +79,10 @@ the KV cache small)."""
 MIN_N_CTX = 256
 _SETTINGS_PASSED = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "max_tokens")
 _OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+_Fit = tuple[list[Message], Settings, int]
+"""The conversation, the merged settings and the input's size in bytes, for the context check."""
 
 
 class _Abandoned(Exception):
@@ -167,29 +173,30 @@ class LocalModel(Model):
 
     @output_chat
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        encoded, options = self._request(messages, settings)
+        encoded, options, fit = self._request(messages, settings)
         # A deadline set by a retrying model or a chain stops the model: mid-prompt or at the next token.
-        return self._generate(encoded, options, Interrupt(None, attempt_end()))
+        return self._generate(encoded, options, Interrupt(None, attempt_end()), fit)
 
     @output_achat
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        encoded, options = self._request(messages, settings)
+        encoded, options, fit = self._request(messages, settings)
         cancelled = threading.Event()
         # Read here, not in the worker thread: the deadline lives in this task's context.
         interrupt = Interrupt(cancelled, attempt_end())
         try:
             # Abandoned on cancellation: the worker notices `cancelled` before its next token and ends.
             return await anyio.to_thread.run_sync(
-                partial(self._generate, encoded, options, interrupt), abandon_on_cancel=True
+                partial(self._generate, encoded, options, interrupt, fit), abandon_on_cancel=True
             )
         finally:
             cancelled.set()
 
     @output_stream
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
-        encoded, options = self._request(messages, settings)
+        encoded, options, fit = self._request(messages, settings)
 
         def open_stream() -> OpenedStream:
+            check_context(self, *fit)
             runtime = self.load()
             started = time.perf_counter()
             interrupt = Interrupt(None, attempt_end())
@@ -204,9 +211,10 @@ class LocalModel(Model):
 
     @output_stream
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
-        encoded, options = self._request(messages, settings)
+        encoded, options, fit = self._request(messages, settings)
 
         async def open_stream() -> OpenedStream:
+            await acheck_context(self, *fit)
             runtime = await self.aload()
             started = time.perf_counter()
             await acquire_async(runtime.lock)
@@ -231,9 +239,10 @@ class LocalModel(Model):
 
     def _request(
         self, messages: MessagesInput, call_settings: Mapping[str, Any]
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[str, Any], _Fit]:
         settings = merge_settings(self.settings, call_settings)
-        encoded = [encode_message(m) for m in to_messages(messages)]
+        conversation = to_messages(messages)
+        encoded = [encode_message(m) for m in conversation]
         # Overridden below by the call's settings and then by its extra_body.
         options: dict[str, Any] = sampling_defaults(embedded=self.embedded)
         for key in _SETTINGS_PASSED:
@@ -256,9 +265,15 @@ class LocalModel(Model):
         if extra:
             check_extra(extra)
             options.update(extra)
-        return encoded, options
+        # What the pre-flight context check reads: the model's input as UTF-8 bytes bounds its tokens.
+        read = [encoded, options.get("tools"), options.get("response_format")]
+        payload = len(json.dumps(read, ensure_ascii=False).encode("utf-8"))
+        return encoded, options, (conversation, settings, payload)
 
-    def _generate(self, encoded: list[dict[str, Any]], options: dict[str, Any], interrupt: Interrupt) -> ChatResponse:
+    def _generate(
+        self, encoded: list[dict[str, Any]], options: dict[str, Any], interrupt: Interrupt, fit: _Fit
+    ) -> ChatResponse:
+        check_context(self, *fit)  # in the worker thread for achat: counting may load the weights
         runtime = self.load()
         started = time.perf_counter()
         if not interrupt.acquire(runtime.lock):

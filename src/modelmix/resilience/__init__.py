@@ -1,4 +1,4 @@
-"""Resilience: retries, fallback chains, one deadline, circuit breakers and hedging.
+"""Resilience: retries, fallback chains, one deadline, circuit breakers, hedging, budgets and cascades.
 
 Every wrapper is itself a `modelmix.Model`, so they compose::
 
@@ -12,6 +12,8 @@ inside. The policy and its numbers are documented in the guides "Retries and fal
 """
 
 from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, classify
+from ._budget import BudgetModel, budget
+from ._cascade import CascadeModel, CascadeResponse, cascade
 from ._clock import Clock, Deadline
 from ._endpoints import EndpointRegistry, registry
 from ._fallback import FallbackModel, fallback, should_fall_back
@@ -24,6 +26,9 @@ __all__ = [
     "BreakerConfig",
     "BreakerSnapshot",
     "BreakerState",
+    "BudgetModel",
+    "CascadeModel",
+    "CascadeResponse",
     "CircuitBreaker",
     "Clock",
     "Deadline",
@@ -34,6 +39,8 @@ __all__ = [
     "RetryBudget",
     "RetryPolicy",
     "WrapperModel",
+    "budget",
+    "cascade",
     "circuit_breaker",
     "classify",
     "fallback",

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .. import _exceptions as errors
+from .._preflight import ContextWindowExceededError
 from .._structured import OutputRefusedError, OutputValidationError
+from ._ledger import BudgetExceededError
 
 __all__ = ["FAULTS", "Fault", "fault_kind", "fault_of"]
 
@@ -72,6 +74,8 @@ FAULTS: dict[str, Fault] = {
     "output_refused": Fault("none", "ignored", "no", "none"),  # don't route around a refusal
     # Decided locally, before or instead of a request.
     "unsupported_capability": Fault("none", "ignored", "yes", "none"),
+    "context_wont_fit": Fault("none", "ignored", "larger_window", "none"),  # counted: nothing sent
+    "budget_exceeded": Fault("none", "ignored", "yes", "none"),  # a cheaper model may fit what is left
     "retry_budget_exhausted": Fault("none", "ignored", "yes", "none"),
     "circuit_open": Fault("none", "ignored", "yes", "none"),
     "deadline": Fault("none", "ignored", "no", "none"),
@@ -84,6 +88,8 @@ FAULTS: dict[str, Fault] = {
 _CLASS_KINDS: tuple[tuple[type[errors.ModelMixError], str], ...] = (
     # Subclasses before their bases: the most specific class wins.
     (errors.UnsupportedCapabilityError, "unsupported_capability"),
+    (ContextWindowExceededError, "context_wont_fit"),
+    (BudgetExceededError, "budget_exceeded"),
     (errors.RetryBudgetExhaustedError, "retry_budget_exhausted"),
     (errors.CircuitOpenError, "circuit_open"),
     (errors.DeadlineExceededError, "deadline"),

@@ -1,0 +1,549 @@
+"""`mm.budget(model_or_chain, max_usd=...)`: a spending limit that is never overshot.
+
+Before a call is sent its worst case is reserved: the prompt's tokens plus the longest answer it
+may get (``max_tokens``, else the model's longest answer, else the rest of its context window),
+at list price, times the attempts a structured-output re-ask may add. When the call ends the real
+cost is charged and the rest goes back. A call whose worst case does not fit what is left is
+refused with `BudgetExceededError`, nothing sent.
+
+The prompt is tokenized only when needed: the worst case is first bounded from the request's
+UTF-8 size (a token is never shorter than a byte); only when that bound is more than 1 % of what
+is left is the prompt counted. A model whose prices are unknown can't be bounded: refused unless
+``allow_unpriced=True`` (its calls then reserve nothing, and their cost is charged when reported).
+
+The guard sits where each model is really called: inside a retrying model (every retry reserves
+again), on each member of a fallback chain (a member that does not fit moves the chain on, to a
+cheaper one perhaps), on each tier of a cascade and on both models of a hedge.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import Unpack
+
+from .._exceptions import AllModelsFailedError, APIStatusError, ConfigurationError
+from .._messages import Message, MessagesInput, to_messages
+from .._model import Model
+from .._preflight import ESTIMATE_ERROR, model_max_output, payload_bytes, upper_bound
+from .._response import ChatResponse, Usage
+from .._settings import Settings, merge_settings
+from .._streaming import AsyncStream, Stream
+from .._structured import OutputError, output_plan
+from ..tokens import cost_of, model_info
+
+if TYPE_CHECKING:
+    from ..tokens._counting import TokenCount
+from ._clock import SYSTEM_CLOCK, Deadline
+from ._fallback import FallbackModel
+from ._faults import fault_kind
+from ._hedge import HedgedModel
+from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
+from ._retrying import ResilientModel
+from ._streams import Connected, GuardedAsyncStream, GuardedStream, aclose_quietly, stream_attempts
+from ._wrapper import WrapperModel
+
+__all__ = ["BudgetModel", "budget"]
+
+_MILLION = Decimal(1_000_000)
+_BOUND_SHARE = Decimal("0.01")
+"""A worst case from the byte bound is reserved only when it is at most this share of what is left;
+otherwise the prompt is counted first."""
+_NO_DEADLINE = Deadline(at=math.inf, clock=SYSTEM_CLOCK)
+# Failures that prove no tokens were generated: nothing was sent, or the server refused the request.
+_UNBILLED = frozenset(
+    {
+        "connect_failed",
+        "pool_timeout",
+        "tls",
+        "unsupported_capability",
+        "context_wont_fit",
+        "budget_exceeded",
+        "circuit_open",
+        "retry_budget_exhausted",
+        "configuration",
+    }
+)
+
+
+def _decimal(value: Any) -> Decimal:
+    """USD amounts as Decimal, whether the catalog gives floats or Decimals."""
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+@dataclass(frozen=True)
+class ListPrices:
+    """USD per million tokens: the highest a prompt token may cost, and an answer token."""
+
+    input: Decimal
+    output: Decimal
+
+    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
+        return (input_tokens * self.input + output_tokens * self.output) / _MILLION
+
+
+def list_prices(model: Model) -> ListPrices | None:
+    """`model`'s list prices from the catalog, or None when they are unknown."""
+    inner = model.unwrap()
+    info = model_info(f"{inner.provider}:{inner.name}")
+    if info is None or info.input_per_mtok is None or info.output_per_mtok is None:
+        return None
+    prompt = _decimal(info.input_per_mtok)
+    # Writing the provider's prompt cache may cost more than a plain prompt token.
+    write = getattr(info, "cache_write_per_mtok", None)
+    if write is not None:
+        prompt = max(prompt, _decimal(write))
+    return ListPrices(prompt, _decimal(info.output_per_mtok))
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """The most one call may cost: `calls` requests of `input_tokens` + `output_tokens` each."""
+
+    input_tokens: int
+    output_tokens: int
+    output_source: str
+    calls: int
+    cost: Decimal
+
+    def describe(self) -> str:
+        times = f" × {self.calls} attempts (output_retries re-asks)" if self.calls > 1 else ""
+        return (
+            f"{self.input_tokens} prompt tokens + {self.output_tokens} answer tokens ({self.output_source}) "
+            f"at list price{times}"
+        )
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One call as the budget sees it."""
+
+    messages: list[Message]
+    settings: Mapping[str, Any]
+    extra_prompt: int
+    """Prompt tokens structured output may add (its schema and instructions)."""
+    calls: int
+
+
+def _request(model: Model, messages: MessagesInput, call_settings: Mapping[str, Any]) -> _Request:
+    settings = merge_settings(model.settings, call_settings)
+    plan = output_plan(call_settings, model)
+    if plan is None:
+        return _Request(to_messages(messages), settings, 0, 1)
+    schema = len(json.dumps(plan.spec.schema).encode("utf-8"))
+    # The schema travels once as a format or tool and once more in instructions for weaker strategies.
+    return _Request(to_messages(messages), settings, 2 * schema + 512, 1 + plan.retries)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A reservation that needs the prompt counted first."""
+
+    prices: ListPrices
+    request: _Request
+    bound: int
+
+
+class _BudgetGuard(WrapperModel):
+    """Reserves each call's worst case on `ledger` before `wrapped` is called; settles after."""
+
+    def __init__(self, wrapped: Model, ledger: BudgetLedger, *, allow_unpriced: bool) -> None:
+        super().__init__(wrapped)
+        self.ledger = ledger
+        self.allow_unpriced = allow_unpriced
+
+    def __repr__(self) -> str:
+        return f"<budget guard of {self.wrapped!r}>"
+
+    # ------------------------------------------------------------------------- reserving
+
+    def _worst_case(self, prices: ListPrices, request: _Request, prompt: int, exact: bool) -> WorstCase:
+        output = self._output_bound(request.settings, prompt if exact else None)
+        calls = request.calls
+        tokens = prompt + request.extra_prompt
+        return WorstCase(tokens, output[0], output[1], calls, prices.cost(tokens, output[0]) * calls)
+
+    def _output_bound(self, settings: Mapping[str, Any], exact_prompt: int | None) -> tuple[int, str]:
+        max_tokens = settings.get("max_tokens")
+        if isinstance(max_tokens, int) and not isinstance(max_tokens, bool):
+            return max_tokens, "max_tokens"
+        longest = model_max_output(self.wrapped)
+        if longest is not None:
+            return longest, "the model's longest answer"
+        window = self.wrapped.context_window
+        if window is None:  # a model that does not read the catalog itself (a test double...)
+            info = model_info(self._who())
+            window = info.context_window if info is not None else None
+        if window is not None:
+            return max(window - (exact_prompt or 0), 0), "the rest of the context window"
+        inner = self.wrapped.unwrap()
+        raise ConfigurationError(
+            f"the budget can't bound the answer of {inner.provider}:{inner.name}: set max_tokens on the call or "
+            "the model (settings={'max_tokens': ...}), since neither its longest answer nor its context window "
+            "is known"
+        )
+
+    def _first_try(
+        self, messages: MessagesInput, settings: Mapping[str, Any]
+    ) -> tuple[Reservation | None, _Pending | None]:
+        """Reserve on the cheap byte bound. Returns (reservation, None) when done, or (None, what
+        the exact attempt needs) when the bound is too large and the prompt must be counted."""
+        prices = list_prices(self.wrapped)
+        if prices is None:
+            if self.allow_unpriced:
+                return None, None
+            raise self._unpriced()
+        if prices.input == 0 and prices.output == 0:
+            return self.ledger.try_reserve(Decimal(0)), None
+        request = _request(self.wrapped, messages, settings)
+        tools = len(request.settings.get("tools") or ())
+        bound = upper_bound(request.messages, payload_bytes(request.messages, request.settings), tools)
+        rough = self._worst_case(prices, request, bound, exact=False).cost
+        # The bound overstates a prompt several times over: reserving it is harmless only while it is
+        # a sliver of what is left, else concurrent calls would be refused for money they never need.
+        if rough <= self.ledger.snapshot().left * _BOUND_SHARE:
+            reservation = self.ledger.try_reserve(rough)
+            if reservation is not None:
+                return reservation, None
+        return None, _Pending(prices, request, bound)
+
+    def _exact_try(self, pending: _Pending, counted: TokenCount) -> Reservation:
+        tokens = counted.tokens
+        # An estimate is taken high (never above the byte bound, which no prompt exceeds).
+        prompt = tokens if counted.exact else min(pending.bound, math.ceil(tokens / (1 - ESTIMATE_ERROR)))
+        worst = self._worst_case(pending.prices, pending.request, prompt, exact=counted.exact)
+        reservation = self.ledger.try_reserve(worst.cost)
+        if reservation is None:
+            raise self._refusal(worst)
+        return reservation
+
+    def _count_options(self, request: _Request) -> dict[str, Any]:
+        options: dict[str, Any] = {"use_server": False}
+        if request.settings.get("tools"):
+            options["tools"] = request.settings["tools"]
+        if request.settings.get("response_format") is not None:
+            options["response_format"] = request.settings["response_format"]
+        return options
+
+    def _reserve(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
+        reservation, pending = self._first_try(messages, settings)
+        if pending is None:
+            return reservation
+        from ..tokens._counting import count_tokens
+
+        request = pending.request
+        counted = count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
+        return self._exact_try(pending, counted)
+
+    async def _areserve(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
+        reservation, pending = self._first_try(messages, settings)
+        if pending is None:
+            return reservation
+        from ..tokens._counting import acount_tokens
+
+        request = pending.request
+        counted = await acount_tokens(request.messages, model=self.wrapped, **self._count_options(request))
+        return self._exact_try(pending, counted)
+
+    def _who(self) -> str:
+        inner = self.wrapped.unwrap()
+        return f"{inner.provider}:{inner.name}"
+
+    def _refusal(self, worst: WorstCase) -> BudgetExceededError:
+        books = self.ledger.snapshot()
+        return self._error(
+            books,
+            worst.cost,
+            f"the budget can't cover this call to {self._who()}: it may cost up to {usd(worst.cost)} "
+            f"({worst.describe()}), and {usd(books.left)} of {usd(books.max_usd)} is left ({usd(books.spent)} "
+            f"spent, {usd(books.reserved)} reserved by calls in flight); nothing was sent — lower max_tokens, "
+            "shorten the prompt or use a cheaper model",
+        )
+
+    def _unpriced(self) -> BudgetExceededError:
+        return self._error(
+            self.ledger.snapshot(),
+            None,
+            f"the budget can't bound a call to {self._who()}: its prices are unknown; register them with "
+            "mm.register_model_info(...), or pass allow_unpriced=True to mm.budget to let its calls through "
+            "uncounted until they report a cost",
+        )
+
+    def _error(self, books: BudgetSnapshot, needed: Decimal | None, message: str) -> BudgetExceededError:
+        inner = self.wrapped.unwrap()
+        return BudgetExceededError(
+            message,
+            max_usd=books.max_usd,
+            spent=books.spent,
+            reserved=books.reserved,
+            needed=needed,
+            provider=inner.provider,
+            model=inner.name,
+        )
+
+    # -------------------------------------------------------------------------- settling
+
+    def _cost_of(self, response: ChatResponse) -> Decimal | None:
+        if response.cost is not None:
+            return _decimal(response.cost)
+        return self._usage_cost(response.usage)
+
+    def _usage_cost(self, usage: Usage | None) -> Decimal | None:
+        if usage is None:
+            return None
+        priced = cost_of(self._who(), usage)
+        if priced is not None:
+            return _decimal(priced)
+        prices = list_prices(self.wrapped)
+        return prices.cost(usage.input_tokens, usage.output_tokens) if prices is not None else None
+
+    def _settle(
+        self, reservation: Reservation | None, response: ChatResponse | None, error: BaseException | None
+    ) -> None:
+        if response is not None:
+            cost = self._cost_of(response)
+        elif isinstance(error, OutputError) and (error.cost is not None or error.usage is not None):
+            cost = _decimal(error.cost) if error.cost is not None else self._usage_cost(error.usage)
+        elif isinstance(error, APIStatusError) or (error is not None and fault_kind(error) in _UNBILLED):
+            cost = Decimal(0)
+        else:
+            cost = None  # it may have been billed for tokens nobody reported: keep the worst case
+        if reservation is None:
+            if cost:
+                self.ledger.charge(cost)
+            return
+        self.ledger.settle(reservation, reservation.amount if cost is None else cost)
+
+    # ------------------------------------------------------------------------------ calls
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        reservation = self._reserve(messages, settings)
+        try:
+            response = self.wrapped.chat(messages, **settings)
+        except BaseException as exc:
+            self._settle(reservation, None, exc)
+            raise
+        self._settle(reservation, response, None)
+        return response
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        reservation = await self._areserve(messages, settings)
+        try:
+            response = await self.wrapped.achat(messages, **settings)
+        except BaseException as exc:
+            self._settle(reservation, None, exc)
+            raise
+        self._settle(reservation, response, None)
+        return response
+
+    def _done_hook(self, reservation: Reservation | None, inner: Stream | AsyncStream) -> Any:
+        def done(error: BaseException | None, completed: bool) -> None:
+            # A stream left before its end may have been billed for more than it delivered.
+            self._settle(reservation, inner.response if completed and error is None else None, error)
+
+        return done
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        def connect() -> Connected:
+            reservation = self._reserve(messages, settings)
+            inner: Stream | None = None
+            try:
+                inner = self.wrapped.stream(messages, **settings)
+                for limit in guarded.inherited:
+                    inner._limit_reads(limit)
+                inner.__enter__()
+            except BaseException as exc:
+                if inner is not None:
+                    inner.close()
+                self._settle(reservation, None, exc)
+                raise
+            attempts = stream_attempts(inner) or []
+            return Connected(
+                inner, iter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(reservation, inner)
+            )
+
+        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
+        return guarded
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        async def connect() -> Connected:
+            reservation = await self._areserve(messages, settings)
+            inner = self.wrapped.astream(messages, **settings)
+            try:
+                await inner.__aenter__()
+            except BaseException as exc:
+                await aclose_quietly(inner)
+                self._settle(reservation, None, exc)
+                raise
+            attempts = stream_attempts(inner) or []
+            return Connected(
+                inner, aiter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(reservation, inner)
+            )
+
+        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+
+
+def _guarded(model: Model, ledger: BudgetLedger, allow_unpriced: bool) -> Model:
+    """`model` with a guard wherever a model is really called (see the module's docstring)."""
+    from ._cascade import CascadeModel
+
+    def inside(member: Model) -> Model:
+        return _guarded(member, ledger, allow_unpriced)
+
+    if isinstance(model, BudgetModel):
+        # A budget inside a budget: its guards stay, and each gets one of this budget's around it.
+        return inside(model.wrapped)
+    if isinstance(model, FallbackModel):
+        return FallbackModel(
+            [inside(member) for member in model.models],
+            deadline=model.deadline,
+            min_attempt_time=model.min_attempt_time,
+            fall_back_on=model.fall_back_on,
+            fallback_on_content_filter=model.fallback_on_content_filter,
+            clock=model.clock,
+        )
+    if isinstance(model, CascadeModel):
+        return model.with_tiers([inside(tier) for tier in model.tiers])
+    if isinstance(model, ResilientModel):
+        return model.replace(inner=inside(model.wrapped))
+    if isinstance(model, HedgedModel):
+        # The backup races the primary: each request reserves its own worst case at its own prices.
+        hedged = HedgedModel(
+            inside(model.primary),
+            inside(model.backup),
+            after=model.after,
+            initial_after=model.initial_after,
+            min_samples=model.min_samples,
+            deadline=model.deadline,
+            clock=model.clock,
+            budget=model.budget,
+        )
+        hedged.ttft = model.ttft  # keep what it learned of the primary's time to first token
+        return hedged
+    return _BudgetGuard(model, ledger, allow_unpriced=allow_unpriced)
+
+
+class BudgetModel(WrapperModel):
+    """A model or chain whose calls stay within `max_usd` dollars. See `budget`.
+
+    `spent`, `reserved` (by calls in flight) and `left` are USD `Decimal` amounts.
+    """
+
+    def __init__(self, model: Model, *, max_usd: Decimal, allow_unpriced: bool = False) -> None:
+        self.ledger = BudgetLedger(max_usd)
+        self.allow_unpriced = allow_unpriced
+        super().__init__(_guarded(model, self.ledger, allow_unpriced))
+
+    @property
+    def max_usd(self) -> Decimal:
+        return self.ledger.max_usd
+
+    @property
+    def spent(self) -> Decimal:
+        return self.ledger.snapshot().spent
+
+    @property
+    def reserved(self) -> Decimal:
+        return self.ledger.snapshot().reserved
+
+    @property
+    def left(self) -> Decimal:
+        return self.ledger.snapshot().left
+
+    def snapshot(self) -> BudgetSnapshot:
+        """Spent, reserved and left at one instant (read together, under the budget's lock)."""
+        return self.ledger.snapshot()
+
+    def __repr__(self) -> str:
+        books = self.ledger.snapshot()
+        return f"<BudgetModel {usd(books.spent)} spent of {usd(books.max_usd)} over {self.wrapped!r}>"
+
+    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        return _one_refusal(lambda: self.wrapped.chat(messages, **settings))
+
+    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        return await _aone_refusal(lambda: self.wrapped.achat(messages, **settings))
+
+    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
+        return self.wrapped.stream(messages, **settings)
+
+    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
+        return self.wrapped.astream(messages, **settings)
+
+
+def _every_member_refused(error: AllModelsFailedError) -> BudgetExceededError | None:
+    """One `BudgetExceededError` for a chain none of whose members fit the budget."""
+    refusals = [e for e in error.exceptions if isinstance(e, BudgetExceededError)]
+    if not refusals or len(refusals) != len(error.exceptions):
+        return None
+    first = refusals[0]
+    needs = "; ".join(f"{r.provider}:{r.model} needs {usd(r.needed)}" for r in refusals)
+    known = [r.needed for r in refusals if r.needed is not None]
+    summary = BudgetExceededError(
+        f"no model of the chain fits the budget: {needs}; {usd(first.left)} of {usd(first.max_usd)} is left "
+        f"({usd(first.spent)} spent, {usd(first.reserved)} reserved); nothing was sent",
+        max_usd=first.max_usd,
+        spent=first.spent,
+        reserved=first.reserved,
+        needed=min(known) if known else None,
+    )
+    summary.attempts = list(error.attempts)
+    return summary
+
+
+def _one_refusal(call: Callable[[], ChatResponse]) -> ChatResponse:
+    try:
+        return call()
+    except AllModelsFailedError as failed:
+        summary = _every_member_refused(failed)
+        if summary is None:
+            raise
+        raise summary from failed
+
+
+async def _aone_refusal(call: Callable[[], Awaitable[ChatResponse]]) -> ChatResponse:
+    try:
+        return await call()
+    except AllModelsFailedError as failed:
+        summary = _every_member_refused(failed)
+        if summary is None:
+            raise
+        raise summary from failed
+
+
+def budget(model: Model | str, *, max_usd: Decimal | float | int | str, allow_unpriced: bool = False) -> BudgetModel:
+    """``mm.budget(model_or_chain, max_usd=5)``: `model`'s calls may spend at most `max_usd` dollars.
+
+    Each call reserves its worst case (prompt + ``max_tokens`` at list price) before it is sent and
+    is charged its real cost after; a call that does not fit what is left raises
+    `BudgetExceededError`, nothing sent. In a fallback chain each member is checked when it is
+    tried, so the chain falls through to a member that fits. A model with unknown prices is
+    refused unless ``allow_unpriced=True``. Sync, async and streams; safe across threads and tasks.
+    """
+    from .._registry import model as build
+
+    amount = _check_amount(max_usd)
+    if isinstance(model, str):
+        model = build(model)
+    if not isinstance(model, Model):
+        raise ConfigurationError(
+            f"budget() takes a model or a chain (a Model or a 'provider:model' string), not {type(model).__name__}"
+        )
+    return BudgetModel(model, max_usd=amount, allow_unpriced=allow_unpriced)
+
+
+def _check_amount(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, float, int, str)):
+        raise ConfigurationError(f"max_usd must be a number of dollars (e.g. 5 or Decimal('0.50')), not {value!r}")
+    try:
+        amount = _decimal(value)
+    except ArithmeticError:
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount <= 0:
+        raise ConfigurationError(f"max_usd must be a positive, finite number of dollars, not {value!r}")
+    return amount
