@@ -87,6 +87,9 @@ _LAZY: dict[str, str] = {
     "ToolArgumentsError": "modelmix._tools",
     **dict.fromkeys(("count_tokens", "acount_tokens", "TokenCount"), "modelmix.tokens._counting"),
     "AvailableModel": "modelmix.providers._listing",
+    "ContextWindowExceededError": "modelmix._preflight",
+    "load_catalog": "modelmix.tokens._catalog",
+    "BudgetExceededError": "modelmix.resilience._ledger",
     "alist_models": "modelmix.providers._listing",
     "list_models": "modelmix.providers._listing",
     "AzureModel": "modelmix.providers.azure",
@@ -97,11 +100,16 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(
         (
             "BreakerState",
+            "BudgetModel",
+            "CascadeModel",
+            "CascadeResponse",
             "CircuitBreaker",
             "FallbackModel",
             "HedgedModel",
             "ResilientModel",
             "RetryPolicy",
+            "budget",
+            "cascade",
             "circuit_breaker",
             "fallback",
             "hedge",
@@ -121,6 +129,7 @@ if _typing.TYPE_CHECKING:
     from ._exceptions import ContentFilteredError as ContentFilteredError
     from ._exceptions import ContentFilterError as ContentFilterError
     from ._exceptions import StreamErrorEvent as StreamErrorEvent
+    from ._preflight import ContextWindowExceededError
     from ._profile import ModelProfile
     from ._tool_loop import ToolLoopLimitError, ToolOutcome, ToolRun, ToolStep, arun_tools, run_tools
     from ._tools import ToolArgumentsError, tool
@@ -129,16 +138,23 @@ if _typing.TYPE_CHECKING:
     from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
     from .resilience import (
         BreakerState,
+        BudgetModel,
+        CascadeModel,
+        CascadeResponse,
         CircuitBreaker,
         FallbackModel,
         HedgedModel,
         ResilientModel,
         RetryPolicy,
+        budget,
+        cascade,
         circuit_breaker,
         fallback,
         hedge,
         retrying,
     )
+    from .resilience._ledger import BudgetExceededError
+    from .tokens._catalog import load_catalog
     from .tokens._counting import TokenCount, acount_tokens, count_tokens
 
 
@@ -187,6 +203,10 @@ __all__ = [
     "AzureProfile",
     "BadRequestError",
     "BreakerState",
+    "BudgetExceededError",
+    "BudgetModel",
+    "CascadeModel",
+    "CascadeResponse",
     "ChatResponse",
     "CircuitBreaker",
     "CircuitOpenError",
@@ -195,6 +215,7 @@ __all__ = [
     "ContentFilterEvent",
     "ContentPart",
     "ContextLengthExceededError",
+    "ContextWindowExceededError",
     "DeadlineExceededError",
     "FallbackModel",
     "FinishEvent",
@@ -257,6 +278,8 @@ __all__ = [
     "alist_models",
     "arun_tools",
     "assistant",
+    "budget",
+    "cascade",
     "circuit_breaker",
     "count_tokens",
     "fallback",
@@ -264,6 +287,7 @@ __all__ = [
     "image",
     "list_models",
     "list_providers",
+    "load_catalog",
     "model",
     "model_info",
     "register_model_info",

@@ -160,7 +160,13 @@ def assert_pool_released(model: Any) -> None:
         for client in (leaf._client, leaf._aclient):
             if client is None:
                 continue
-            pool: Any = client._transport._pool  # type: ignore[union-attr]
+            transport: Any = client._transport
+            slots = getattr(transport, "slots", None)
+            if slots is not None:  # modelmix's admission in front of the pool: every slot is back
+                assert slots.waiting == 0, f"{leaf!r}: calls still waiting for a connection slot"
+                assert slots._free == slots.limit, f"{leaf!r}: connection slots still taken"
+                transport = transport.inner
+            pool: Any = transport._pool
             assert not pool._requests, f"{leaf!r}: requests still in the pool: {pool!r}"
             busy = [c for c in pool.connections if not (c.is_idle() or c.is_closed())]
             assert not busy, f"{leaf!r}: connections still busy: {pool!r}"
