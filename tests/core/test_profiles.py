@@ -188,3 +188,31 @@ def test_a_wrapped_model_reports_the_profile_of_the_model_it_wraps() -> None:
     wrapped = mm.model("openai:o3-mini", api_key=CANARY_KEY)  # retrying by default
     assert wrapped.profile.family == "o-series"
     wrapped.close()
+
+
+# ------------------------------------------------------------------ the catalog narrows vendor profiles
+
+
+def test_the_catalog_narrows_a_vendor_models_profile() -> None:
+    old = mm.model("openai:gpt-3.5-turbo", api_key="sk-test").profile
+    assert old.json_schema is False  # no structured outputs on gpt-3.5-turbo
+    assert old.tools is True
+    assert old.context_window == 16_385
+    assert old.max_output_tokens == 4_096
+    o1_mini = mm.model("openai:o1-mini", api_key="sk-test")
+    assert o1_mini.profile.tools is False
+    with pytest.raises(mm.UnsupportedCapabilityError, match="tools"):
+        o1_mini.chat("hi", tools=[mm.Tool(name="f")])
+
+
+def test_the_catalog_never_narrows_a_server_you_run() -> None:
+    # vLLM enforces a schema with its own grammar, whatever model it serves.
+    served = mm.model("vllm:gpt-3.5-turbo").profile
+    assert served.json_schema is True
+    assert served.context_window is None
+
+
+def test_the_catalog_never_grants_what_the_route_withholds() -> None:
+    catalog_route = mm.model("azure:Phi-4", base_url="https://x.services.ai.azure.com/models", api_key="k")
+    assert catalog_route.profile.json_schema is False
+    assert catalog_route.profile.context_window == 16_384

@@ -26,6 +26,7 @@ _AZURE_CATALOG = {"base_url": "https://example.services.ai.azure.com/models", "a
 ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("OpenAI", "openai:gpt-4o-mini", {"api_key": "sk-x"}),
     ("OpenAI", "openai:o3-mini", {"api_key": "sk-x"}),
+    ("OpenAI", "openai:gpt-3.5-turbo", {"api_key": "sk-x"}),
     ("Azure OpenAI", "azure:gpt-4o", _AZURE_OPENAI),
     ("Azure OpenAI", "azure:o1-mini", _AZURE_OPENAI),
     ("Azure AI catalog", "azure:Mistral-Large-2411", _AZURE_CATALOG),

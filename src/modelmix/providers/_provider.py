@@ -19,6 +19,7 @@ from typing_extensions import TypedDict, Unpack
 
 from .._admission import admit
 from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
+from .._catalog_limits import catalog_limits
 from .._driver import DEFAULT_LIMITS, DEFAULT_TIMEOUT
 from .._exceptions import ConfigurationError
 from .._profile import FamilyTable, ModelProfile, ProfileOverride, build_profile, family_fields
@@ -147,6 +148,10 @@ class Provider:
     """Profiles ``profile="<family>"`` may name."""
     in_process: ClassVar[bool] = False
     """Runs in this process (no server to probe)."""
+    catalog_limits: ClassVar[bool] = False
+    """The model catalog's entry for a model name describes what this backend serves under that name
+    (a vendor's API, not a server you run): its window, output limit and missing capabilities
+    narrow the profile."""
     requires: ClassVar[str | None] = None
     """A module the provider needs (``modelmix models`` reports it "not installed" without it)."""
     install_hint: ClassVar[str] = ""
@@ -226,7 +231,9 @@ class Provider:
     ) -> ModelProfile:
         """The profile of `model_name`: provider defaults → its family table → discovery → override,
         each more specific than the one before (a family can take back what the backend allows)."""
-        layers = (self.profile_defaults, family_fields(model_name, self.families), discovered or {})
+        family = family_fields(model_name, self.families)
+        catalog = catalog_limits(model_name) if self.catalog_limits else {}
+        layers = (self.profile_defaults, family, catalog, discovered or {})
         return build_profile(layers, override, named=self.named_profiles)
 
     def codec(self, model_name: str) -> WireCodec:

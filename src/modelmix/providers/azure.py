@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from typing_extensions import Unpack
 
 from .._auth import Auth, resolve_secret
+from .._catalog_limits import catalog_limits
 from .._driver import afetch, fetch
 from .._exceptions import ConfigurationError, ProviderError
 from .._http import HTTPModel, HTTPModelOptions, split_model_options
@@ -150,7 +151,8 @@ class AzureProvider(Provider):
         self, model_name: str, *, discovered: Mapping[str, Any] | None = None, override: ProfileOverride = None
     ) -> ModelProfile:
         family = family_fields(model_name, AZURE_FAMILIES) or (CATALOG_DEFAULT if self.catalog else {})
-        return build_profile([family, discovered or {}], override, named=PROFILES, kind="Azure profile")
+        layers = [family, catalog_limits(model_name), discovered or {}]
+        return build_profile(layers, override, named=PROFILES, kind="Azure profile")
 
     def codec(self, model_name: str) -> AzureChatCodec:
         return AzureChatCodec(model_name, self.route, self.host)

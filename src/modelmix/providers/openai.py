@@ -41,6 +41,7 @@ class OpenAIProvider(Provider):
     api_key_required = True
     missing_key_hint = " (for a local OpenAI-compatible server use 'openai-compatible:<model>')"
     families = OPENAI_FAMILIES
+    catalog_limits = True
     # OpenAI answers 409 for transient lock timeouts: worth a retry there (and only there).
     profile_defaults: ClassVar[Mapping[str, Any]] = {"retry_conflict": True}
 
