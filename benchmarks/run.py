@@ -2,6 +2,7 @@
 OpenAI-compatible server on 127.0.0.1 running in its own process.
 
     .venv/bin/python benchmarks/run.py            # full run (a few minutes); writes results/latest.json
+                                                  # and its chart, results/latest.svg (chart.py)
     .venv/bin/python benchmarks/run.py --quick    # a smoke run of a few seconds
 
 Sections: per-call latency (p50/p99), streaming throughput and time to first token, connection
@@ -38,6 +39,7 @@ from bench_measure import (
     memory_worker,
     timed,
 )
+from chart import write_chart
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
@@ -315,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     sys.stderr.write(f"wrote {args.output}\n")
+    chart = write_chart(report, args.output.with_suffix(".svg"))
+    print(f"chart: {chart}")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""`benchmarks/run.py --quick` runs end to end and reports every contender in every section.
+"""`benchmarks/run.py --quick` runs end to end, reports every contender in every section and draws
+the chart next to its JSON report.
 
 No timing is asserted (figures on a shared machine are noise); the structure is, and so is the
 one behaviour the benchmark proves: modelmix reuses one connection for sequential streams.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +19,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "benchmarks" / "run.py"
 SECTIONS = ("latency", "streaming", "connections", "concurrency", "import_time", "memory")
+CHARTED = ("latency", "streaming", "concurrency", "import_time", "memory")
+SVG = "{http://www.w3.org/2000/svg}"
 ALWAYS = ("httpx", "modelmix", "modelmix-bare", "httpx-async", "modelmix-async", "modelmix-bare-async")
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The JSON report's path and what the run printed."""
     output = tmp_path_factory.mktemp("bench") / "quick.json"
     proc = subprocess.run(
         [sys.executable, str(RUN), "--quick", "--output", str(output)],
@@ -33,8 +38,29 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Targets (issue 2)" in proc.stdout  # the printed table
-    data: dict[str, Any] = json.loads(output.read_text())
+    return output, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def report(quick_run: tuple[Path, str]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(quick_run[0].read_text())
     return data
+
+
+def test_the_chart_is_written_next_to_the_report_with_one_panel_per_section(
+    quick_run: tuple[Path, str], report: dict[str, Any]
+) -> None:
+    chart = quick_run[0].with_suffix(".svg")
+    assert f"chart: {chart}" in quick_run[1]
+    root = ET.parse(chart).getroot()  # well-formed XML
+    assert root.tag == f"{SVG}svg"
+    panels = {g.get("data-section") or "": g for g in root.iter(f"{SVG}g") if g.get("class") == "panel"}
+    assert list(panels) == [section for section in CHARTED if section in report]
+    assert list(panels) == list(CHARTED)  # a quick run runs every section
+    for section, panel in panels.items():
+        bars = [rect for rect in panel.iter(f"{SVG}rect") if "bar" in (rect.get("class") or "").split()]
+        assert len(bars) == len(report[section]), section  # one bar per contender (module, for imports)
+        assert any("bar-modelmix" in (bar.get("class") or "") for bar in bars), section
 
 
 def test_every_section_and_contender_is_reported(report: dict[str, Any]) -> None:
