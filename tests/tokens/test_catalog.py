@@ -265,3 +265,16 @@ def test_an_unknown_deployment_costs_none() -> None:
 def test_catalog_model_must_be_a_name() -> None:
     with pytest.raises(mm.ConfigurationError, match="catalog_model"):
         _azure("prod-chat", "x", catalog_model="  ")
+
+
+def test_a_price_registered_after_a_lookup_is_seen_at_once() -> None:
+    # Look-ups are remembered (pricing runs on every response); registering must not leave a stale answer.
+    assert mm.model_info("openai:my-tuned-model") is None
+    model = mm.model("openai:my-tuned-model", api_key="sk-test")
+    pricing = model.unwrap().pricing  # type: ignore[attr-defined]
+    assert pricing.info() is None
+    mm.register_model_info("my-tuned-model", mm.ModelInfo(input_per_mtok="1", output_per_mtok="2"))
+    found = mm.model_info("openai:my-tuned-model")
+    assert found is not None
+    assert found.output_per_mtok == Decimal("2")
+    assert pricing.info() is found

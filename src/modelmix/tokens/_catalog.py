@@ -172,6 +172,28 @@ def _check_count(field_name: str, value: Any) -> None:
 
 _overrides: dict[str, ModelInfo] = {}
 _lock = threading.Lock()
+# Look-ups are answered from here until an override changes: pricing runs on every response, and
+# the catalog's answer for a name only changes when someone registers or loads a price.
+_resolved: dict[Any, ModelInfo | None] = {}
+_resolved_for: list[dict[str, ModelInfo]] = [_overrides]
+"""The override table the remembered answers were computed from (a test may swap it)."""
+_MAX_RESOLVED = 4096
+
+
+def _remembered(key: Any) -> ModelInfo | None:
+    """The remembered answer for `key`; raises KeyError when there is none (or it is stale)."""
+    if _resolved_for[0] is not _overrides:
+        _resolved.clear()
+        _resolved_for[0] = _overrides
+    return _resolved[key]
+
+
+def _remember(key: Any, info: ModelInfo | None) -> ModelInfo | None:
+    if len(_resolved) >= _MAX_RESOLVED:
+        _resolved.clear()
+    _resolved[key] = info
+    return info
+
 
 # Servers report dated snapshots ("gpt-4o-mini-2024-07-18"); prices belong to the alias unless the
 # snapshot has an entry of its own.
@@ -206,6 +228,7 @@ def register_model_info(name: str, info: ModelInfo) -> None:
         raise ConfigurationError(f"register_model_info(info=...) takes a ModelInfo, not {type(info).__name__}")
     with _lock:
         _overrides[name.strip().lower()] = info
+        _resolved.clear()
 
 
 def load_catalog(path: str | Any) -> list[str]:
@@ -216,6 +239,7 @@ def load_catalog(path: str | Any) -> list[str]:
     with _lock:
         for key, info in entries.items():
             _overrides[key] = info
+        _resolved.clear()
     return sorted({info.name or key for key, info in entries.items()})
 
 
@@ -237,6 +261,13 @@ def model_info(name: str | None) -> ModelInfo | None:
     ``llamacpp:``, ``vllm:``, ``lmstudio:``) cost nothing; then the built-in catalog."""
     if not name:
         return None
+    try:
+        return _remembered(name)
+    except KeyError:
+        return _remember(name, _find(name))
+
+
+def _find(name: str) -> ModelInfo | None:
     found = _override(name)
     if found is not None:
         return found
@@ -272,6 +303,13 @@ class ModelPricing:
     catalog_model: str | None = None
 
     def info(self, reported: str | None = None) -> ModelInfo | None:
+        key = (self, reported)
+        try:
+            return _remembered(key)
+        except KeyError:
+            return _remember(key, self._find(reported))
+
+    def _find(self, reported: str | None) -> ModelInfo | None:
         for name in self.addressed:
             found = _override(f"{self.provider}:{name}")
             if found is not None:
