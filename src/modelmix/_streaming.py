@@ -159,14 +159,21 @@ class _StreamState:
         return events if self.output is None else self.output.on_events(events)
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
+        # `accept` inlined: this runs for every network read of every stream.
         if self._room is not None:
             self._room -= len(chunk)
             if self._room < 0:
                 raise self._too_large("the streamed answer", self._cap)
         try:
-            return self.accept(self._decode(chunk))
+            events = self._decode(chunk)
         except DecoderLimitError as exc:
             raise self._too_large(f"{exc.what} in the stream", exc.limit) from None
+        add = self.acc.add
+        for event in events:
+            add(event)
+        if not self.committed and events:
+            self.committed = any(isinstance(event, CONTENT_EVENTS) for event in events)
+        return events if self.output is None else self.output.on_events(events)
 
     def _too_large(self, what: str, limit: int) -> ResponseTooLargeError:
         opened = self.opened
@@ -391,6 +398,7 @@ class Stream(_StreamBase):
             chunks = iter(opened.chunks)  # type: ignore[arg-type]
             watch = self._watch
             watch.waiting()
+            awaiting_content = True
             while True:
                 # Translated only when it fails: entering a context manager for every chunk cost
                 # more than decoding the chunk. Non-httpx exceptions pass through translate() as is.
@@ -407,8 +415,9 @@ class Stream(_StreamBase):
                 if events:
                     # The idle limit runs only while the caller waits for an event.
                     watch.not_waiting()
-                    if state.committed:
+                    if awaiting_content and state.committed:
                         watch.content_arrived()
+                        awaiting_content = False
                     yield from events
                     watch.waiting()
                 if state.parser.done:

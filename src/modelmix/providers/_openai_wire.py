@@ -41,6 +41,7 @@ from ._wire_fields import (
     event_object,
     int_field,
     list_field,
+    loads_event,
     malformed_event_error,
     mapping_field,
     text_field,
@@ -400,7 +401,7 @@ class OpenAIStreamParser(ParserBase):
         # The per-event path, inlined (this runs for every chunk of every stream); the helpers in
         # `_wire_fields` build the errors, and the offset is only read when one is raised.
         try:
-            payload = json.loads(data)
+            payload = loads_event(data)
         except (ValueError, RecursionError):
             payload = None
         if type(payload) is not dict and not isinstance(payload, Mapping):

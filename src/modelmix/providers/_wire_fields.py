@@ -18,6 +18,7 @@ the request used removed.
 from __future__ import annotations
 
 import json
+import json.scanner
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "event_object",
     "int_field",
     "list_field",
+    "loads_event",
     "loads_json",
     "malformed_body_error",
     "malformed_event_error",
@@ -105,6 +107,22 @@ def list_field(source: Mapping[str, Any], key: str, where: str) -> list[Any] | N
     if value is None or type(value) is list:
         return value
     raise MalformedAnswer(where, "an array", value)
+
+
+# The scanner `json.loads` itself uses (the C one); typeshed describes its argument as a scanner,
+# the runtime takes the decoder whose settings it reads.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def loads_event(text: str) -> Any:
+    """`json.loads` for one stream event, about twice as fast on the usual event: the C scanner
+    runs directly, without `json.loads`' two whitespace scans and Python frames. Anything else
+    (whitespace around the value, invalid JSON) takes `json.loads` itself, with its errors."""
+    try:
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError, RecursionError):
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def loads_json(text: str | bytes) -> tuple[Any, bool]:
