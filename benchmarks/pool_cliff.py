@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
+import gc
 import subprocess
 import sys
 import time
@@ -21,6 +23,23 @@ from pathlib import Path
 import modelmix as mm
 
 SERVER = Path(__file__).resolve().parent / "bench_server.py"
+
+
+def _memory_mb(field: str) -> float:
+    """A `/proc/self/status` figure in MB (``VmRSS`` now, ``VmHWM`` the peak); 0.0 elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _reset_peak() -> None:
+    """Start a new peak (`VmHWM`) from the current RSS, where Linux allows it."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
 
 
 async def run(base_url: str, calls: int, *, stream: bool) -> tuple[float, dict[str, int]]:
@@ -56,9 +75,19 @@ def main(argv: list[str] | None = None) -> None:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
         for calls in args.calls:
+            gc.collect()
+            baseline = _memory_mb("VmRSS")
+            _reset_peak()
             elapsed, errors = asyncio.run(run(f"http://127.0.0.1:{port}/v1", calls, stream=args.stream))
+            peak = _memory_mb("VmHWM")
+            gc.collect()
+            after = _memory_mb("VmRSS")
             kind = "streams" if args.stream else "calls"
-            print(f"{calls} concurrent {kind}: {elapsed:.2f} s, errors {errors or 'none'}", flush=True)
+            print(
+                f"{calls} concurrent {kind}: {elapsed:.2f} s, errors {errors or 'none'}; RSS {baseline:.1f} MB "
+                f"before, peak {peak:.1f} MB (+{peak - baseline:.1f}), {after:.1f} MB after",
+                flush=True,
+            )
     finally:
         server.terminate()
         server.wait()
