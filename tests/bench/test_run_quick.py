@@ -37,7 +37,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Targets (issue 2)" in proc.stdout  # the printed table
+    assert "Targets (issue 12)" in proc.stdout  # the printed table
     return output, proc.stdout
 
 
