@@ -154,12 +154,11 @@ class _StreamState:
         add = self.acc.add
         for event in events:
             add(event)
-        if not self.committed:
+        if not self.committed and events:
             self.committed = any(isinstance(event, CONTENT_EVENTS) for event in events)
         return events if self.output is None else self.output.on_events(events)
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
-        # `accept` inlined: this runs for every network read of every stream.
         if self._room is not None:
             self._room -= len(chunk)
             if self._room < 0:
@@ -168,12 +167,7 @@ class _StreamState:
             events = self._decode(chunk)
         except DecoderLimitError as exc:
             raise self._too_large(f"{exc.what} in the stream", exc.limit) from None
-        add = self.acc.add
-        for event in events:
-            add(event)
-        if not self.committed and events:
-            self.committed = any(isinstance(event, CONTENT_EVENTS) for event in events)
-        return events if self.output is None else self.output.on_events(events)
+        return self.accept(events)
 
     def _too_large(self, what: str, limit: int) -> ResponseTooLargeError:
         opened = self.opened
@@ -290,6 +284,10 @@ class _StreamBase:
     def committed(self) -> bool:
         """True once content reached the caller (after this, failures raise StreamInterruptedError)."""
         return self._state.committed
+
+    def _follow_output(self, tracker: OutputTracker) -> None:
+        """With ``output=``: `tracker` adds `PartialOutput` events and validates the final response."""
+        self._state.output = tracker
 
     @property
     def response(self) -> ChatResponse:

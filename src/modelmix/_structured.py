@@ -419,7 +419,7 @@ def output_stream(method: _F) -> _F:
             return method(self, messages, **settings)
         sent_messages, sent_settings = plan.request(messages, settings, self.profile)
         opened = method(self, sent_messages, **sent_settings)
-        opened._state.output = plan.tracker()
+        opened._follow_output(plan.tracker())
         return opened
 
     return stream  # type: ignore[return-value]

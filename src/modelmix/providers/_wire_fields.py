@@ -139,7 +139,7 @@ def event_object(text: str, what: str, context: ErrorContext, offset: int) -> Ma
     """One stream event's JSON object; a `StreamDecodeError` that gives where (`offset`,
     `length`) but not the text when `text` is not a JSON object."""
     try:
-        value = json.loads(text)
+        value = loads_event(text)
     except (ValueError, RecursionError):  # as in `loads_json`, inlined: this runs for every event
         problem = "is not valid JSON"
     else:
