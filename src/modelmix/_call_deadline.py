@@ -18,11 +18,13 @@ import httpx
 __all__ = [
     "attempt_end",
     "attempt_ends_in",
+    "bound_attempt",
     "clamp_phases",
     "clamp_timeout",
     "headers_read_limit",
     "headers_within",
     "remaining",
+    "unbound_attempt",
 ]
 
 _MIN_PHASE = 0.001
@@ -57,17 +59,26 @@ class attempt_ends_in:
         self._token: Token[float | None] | None = None
 
     def __enter__(self) -> None:
-        end = _ATTEMPT_END.get()
-        seconds = self._seconds
-        if seconds is not None and math.isfinite(seconds):
-            proposed = time.monotonic() + max(seconds, 0.0)
-            end = proposed if end is None else min(end, proposed)
-        self._token = _ATTEMPT_END.set(end)
+        self._token = bound_attempt(self._seconds)
 
     def __exit__(self, *exc_info: object) -> None:
         if self._token is not None:
             _ATTEMPT_END.reset(self._token)
             self._token = None
+
+
+def bound_attempt(seconds: float | None) -> Token[float | None]:
+    """`attempt_ends_in` as a call, for a loop that enters it on every attempt: undo it with
+    `unbound_attempt` (the token), in a ``finally``."""
+    end = _ATTEMPT_END.get()
+    if seconds is not None and math.isfinite(seconds):
+        proposed = time.monotonic() + max(seconds, 0.0)
+        end = proposed if end is None else min(end, proposed)
+    return _ATTEMPT_END.set(end)
+
+
+def unbound_attempt(token: Token[float | None]) -> None:
+    _ATTEMPT_END.reset(token)
 
 
 def clamp_phases(timeout: httpx.Timeout) -> dict[str, float | None]:

@@ -19,7 +19,7 @@ import httpx
 
 from ._call_deadline import attempt_end, clamp_phases, headers_read_limit
 from ._pool_guard import heal_async_pool
-from ._watchdog import Watch, response_sent, socket_of
+from ._watchdog import Alarm, response_sent, socket_of
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -191,22 +191,16 @@ def fetch(
             response.close()
     # httpx's read timeout is per read: a body trickling in would outlive the deadline. A watch
     # interrupts the read at the deadline and the call fails as a timeout (the planner's deadline).
-    watch = Watch()
-    watch.deadline_at(end, _deadline_passed)
-    watch.watch(interrupt)
+    alarm = Alarm(end, interrupt)
     try:
         return response, read_capped(response, limit, too_large)
     except httpx.TransportError:
-        if watch.fired is not None:
+        if alarm.fired:
             raise httpx.ReadTimeout("the deadline passed while the body was arriving", request=request) from None
         raise
     finally:
-        watch.stop()
+        alarm.stop()
         response.close()
-
-
-def _deadline_passed() -> BaseException:  # pragma: no cover - fetch raises its own timeout
-    return httpx.ReadTimeout("the deadline passed while the body was arriving")
 
 
 async def afetch(

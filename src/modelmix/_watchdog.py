@@ -29,7 +29,15 @@ from typing import Any
 
 import anyio
 
-__all__ = ["Watch", "aread_past_the_end", "catching_responses", "read_past_the_end", "response_sent", "socket_of"]
+__all__ = [
+    "Alarm",
+    "Watch",
+    "aread_past_the_end",
+    "catching_responses",
+    "read_past_the_end",
+    "response_sent",
+    "socket_of",
+]
 
 MakeError = Callable[[], BaseException]
 _COMPACT_AFTER = 256
@@ -142,6 +150,35 @@ class Watch:
         interrupt()
 
 
+class Alarm:
+    """One fixed deadline on a blocking read: `interrupt` runs once if `at` (a `time.monotonic`
+    instant) comes before `stop()`. A `Watch` with nothing to move for the price of a heap entry,
+    which a non-streamed body (read on every call) can afford."""
+
+    __slots__ = ("_interrupt", "fired")
+
+    def __init__(self, at: float, interrupt: Callable[[], None]) -> None:
+        self._interrupt: Callable[[], None] | None = interrupt
+        self.fired = False
+        _TIMER.schedule(at, self)
+
+    def stop(self) -> None:
+        with _TIMER._lock:
+            if self._interrupt is not None:
+                self._interrupt = None
+                _TIMER._forget_locked()
+
+    def _expire(self, now: float) -> None:
+        # Under the timer's lock, so a read that just finished (and whose connection may already be
+        # back in the pool) is never interrupted after `stop()` returned.
+        with _TIMER._lock:
+            interrupt, self._interrupt = self._interrupt, None
+            if interrupt is None:
+                return
+            self.fired = True
+            interrupt()
+
+
 def socket_of(response: Any) -> Callable[[], None] | None:
     """A function that makes `response`'s blocked reads return at once, if its socket is reachable."""
     network_stream = getattr(response, "extensions", {}).get("network_stream")
@@ -163,14 +200,16 @@ class _Timer:
     """The shared timer thread: a heap of (due time, watch), started on first use."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Watch]] = []
+        self._heap: list[tuple[float, int, Watch | Alarm]] = []
         self._order = itertools.count()
-        self._wakeup = threading.Condition()
+        # A plain lock for the per-call paths (entered from C), the condition only to wake the thread.
+        self._lock = threading.Lock()
+        self._wakeup = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stopped = 0
 
-    def schedule(self, at: float, watch: Watch) -> None:
-        with self._wakeup:
+    def schedule(self, at: float, watch: Watch | Alarm) -> None:
+        with self._lock:
             heapq.heappush(self._heap, (at, next(self._order), watch))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="modelmix-read-limits", daemon=True)
@@ -181,12 +220,15 @@ class _Timer:
     def forget(self) -> None:
         """A scheduled watch stopped: drop stopped watches once they are most of the heap, so
         calls that end long before their deadline don't pile up until it."""
-        with self._wakeup:
-            self._stopped += 1
-            if self._stopped > _COMPACT_AFTER and self._stopped * 2 > len(self._heap):
-                self._heap = [entry for entry in self._heap if entry[2]._interrupt is not None]
-                heapq.heapify(self._heap)
-                self._stopped = 0
+        with self._lock:
+            self._forget_locked()
+
+    def _forget_locked(self) -> None:
+        self._stopped += 1
+        if self._stopped > _COMPACT_AFTER and self._stopped * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if entry[2]._interrupt is not None]
+            heapq.heapify(self._heap)
+            self._stopped = 0
 
     def _run(self) -> None:
         while True:

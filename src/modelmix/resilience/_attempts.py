@@ -71,10 +71,12 @@ def spent_by(error: BaseException | None) -> tuple[Usage | None, Decimal | None]
 
 
 def log_attempt(attempt: Attempt, *, total: int | None = None) -> None:
-    where = f"{attempt.provider}:{attempt.model}" + (f" at {attempt.host}" if attempt.host else "")
     if attempt.error is None:
-        logger.debug("attempt %d %s answered in %.3f s", attempt.retry_no + 1, where, attempt.elapsed)
+        # Every successful call passes here: build nothing unless DEBUG is on.
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("attempt %d %s answered in %.3f s", attempt.retry_no + 1, _where(attempt), attempt.elapsed)
         return
+    where = _where(attempt)
     status = f" status {attempt.status}" if attempt.status is not None else ""
     logger.info(
         "attempt %d %s failed after %.3f s: %s%s (phase %s)",
@@ -85,6 +87,10 @@ def log_attempt(attempt: Attempt, *, total: int | None = None) -> None:
         status,
         attempt.phase,
     )
+
+
+def _where(attempt: Attempt) -> str:
+    return f"{attempt.provider}:{attempt.model}" + (f" at {attempt.host}" if attempt.host else "")
 
 
 def prompt_preview(messages: MessagesInput, limit: int = 200) -> str:

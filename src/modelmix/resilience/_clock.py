@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import anyio
 
+from .._call_deadline import bound_attempt, unbound_attempt
 from .._exceptions import DeadlineExceededError
 
-__all__ = ["Clock", "Deadline", "deadline_error", "effective_deadline", "using_deadline"]
+__all__ = ["AttemptScope", "Clock", "Deadline", "deadline_error", "effective_deadline", "using_deadline"]
 
 
 class Clock:
@@ -93,6 +94,22 @@ class using_deadline:
         if self._token is not None:
             _AMBIENT.reset(self._token)
             self._token = None
+
+
+class AttemptScope:
+    """What an attempt runs under: `deadline` is the ambient deadline of inner wrappers, and
+    every network call ends within `seconds`. `using_deadline` and `attempt_ends_in` in one, as
+    two plain calls (`enter`, `leave`), because the planner's loops pass here on every attempt."""
+
+    __slots__ = ("_ambient", "_bound")
+
+    def __init__(self, deadline: Deadline, seconds: float | None) -> None:
+        self._ambient = _AMBIENT.set(deadline)
+        self._bound = bound_attempt(seconds)
+
+    def leave(self) -> None:
+        unbound_attempt(self._bound)
+        _AMBIENT.reset(self._ambient)
 
 
 def effective_deadline(clock: Clock, seconds: float | None, *, in_async: bool) -> Deadline:

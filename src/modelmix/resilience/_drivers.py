@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import anyio
 from typing_extensions import Unpack
 
-from .._call_deadline import attempt_ends_in, headers_within
+from .._call_deadline import headers_within
 from .._events import StreamEvent
 from .._exceptions import TransportError
 from .._messages import MessagesInput
@@ -20,7 +20,7 @@ from .._model import Model
 from .._response import ChatResponse
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
-from ._clock import using_deadline
+from ._clock import AttemptScope
 from ._planner import Call, CallPlan, GiveUp, Sleep
 from ._streams import (
     Connected,
@@ -60,13 +60,15 @@ def _run(
             continue
         if isinstance(action, GiveUp):
             raise action.error
+        # The deadline reaches the HTTP layer on its own channel, never through `timeout`.
+        scope = AttemptScope(action.deadline, min(action.bound, read_limit(action)))
         try:
-            # The deadline reaches the HTTP layer on its own channel, never through `timeout`.
-            with using_deadline(action.deadline), attempt_ends_in(min(action.bound, read_limit(action))):
-                result = attempt(action)
+            result = attempt(action)
         except BaseException as exc:
+            scope.leave()
             plan.failed(action, exc)
             continue
+        scope.leave()
         return done(action, result)
 
 
@@ -78,15 +80,18 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
             continue
         if isinstance(action, GiveUp):
             raise action.error
+        scope = AttemptScope(action.deadline, action.bound)
         try:
             result: T | None = None
-            with using_deadline(action.deadline), attempt_ends_in(action.bound), anyio.move_on_after(action.timer):
+            with anyio.move_on_after(action.timer):
                 result = await attempt(action)
             if result is None:
                 raise plan.attempt_timed_out(action)
         except BaseException as exc:
+            scope.leave()
             plan.failed(action, exc)
             continue
+        scope.leave()
         return done(action, result)
 
 

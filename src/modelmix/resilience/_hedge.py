@@ -17,7 +17,7 @@ from typing_extensions import Unpack
 from .._exceptions import AllModelsFailedError, ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
-from .._response import Attempt, ChatResponse
+from .._response import Attempt, ChatResponse, with_attempts
 from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._arguments import check_count, check_models, check_seconds
@@ -201,7 +201,7 @@ class HedgedModel(WrapperModel):
         # answer's length), so only streams feed the histogram.
         race, label, response = await self._race(deadline, call, _drop)
         attempts = self._losers(race, label) + self._answered(race, label, response.attempts, response)
-        return response.model_copy(update={"attempts": attempts})
+        return with_attempts(response, attempts)
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         self.check_settings(settings)

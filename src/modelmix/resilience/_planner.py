@@ -30,7 +30,7 @@ from .._exceptions import (
 )
 from .._messages import MessagesInput
 from .._model import Model
-from .._response import Attempt, ChatResponse
+from .._response import Attempt, ChatResponse, with_attempts
 from ._attempts import attempt_record, log_attempt, logger, prompt_preview
 from ._breaker import CircuitBreaker, classify
 from ._clock import Clock, Deadline, deadline_error
@@ -170,11 +170,13 @@ class CallPlan:
     def _admit(self, retry_no: int) -> Action:
         """The next attempt on the current leg, if its deadline and breaker allow one."""
         leg, deadline = self._leg, self._leg_deadline
-        if deadline.own_remaining() < leg.policy.min_attempt_time:
+        # One clock reading serves every check below (every call passes here).
+        now = self.clock.now()
+        own = (deadline.at if deadline.own_at is None else deadline.own_at) - now
+        if own < leg.policy.min_attempt_time:
             return self._leg_failed(deadline_error(deadline, "before attempt"), record=False)
         probe = False
         if leg.breaker is not None:
-            now = self.clock.now()
             # A retry is paced by the server's hint, so a 429 cooldown only steers *new* calls.
             admission = leg.breaker.admit(now, ignore_cooldown=retry_no > 0)
             if admission is None:
@@ -182,7 +184,6 @@ class CallPlan:
             probe = admission == "probe"
         if leg.log_content:
             logger.debug("%s:%s prompt: %s", leg.model.provider, leg.model.name, prompt_preview(self._messages))
-        own = deadline.own_remaining()
         first_token = math.inf
         if self._streaming and leg.policy.ttft_timeout is not None:
             first_token = leg.policy.ttft_timeout
@@ -190,7 +191,7 @@ class CallPlan:
             # A member may not spend more than its share of the time left waiting for a first
             # token, so one silent member can't starve the members after it.
             first_token = min(first_token, own / self._legs_left())
-        return Call(leg, retry_no, own - _MARGIN, first_token, probe, self.clock.now(), deadline)
+        return Call(leg, retry_no, own - _MARGIN, first_token, probe, now, deadline)
 
     def _legs_left(self) -> int:
         return sum(1 for leg in self.legs[self._index :] if self._eligible(leg, quiet=True))
@@ -211,7 +212,7 @@ class CallPlan:
         """Report a whole answer; returns it carrying every attempt made."""
         self._record(call, None, response=response, nested=response.attempts or None)
         self._health(call, None)
-        return response.model_copy(update={"attempts": list(self.attempts)})
+        return with_attempts(response, list(self.attempts))
 
     def committed(self, call: Call, nested: list[Attempt] | None) -> Callable[[BaseException | None, bool], None]:
         """Report a stream read up to its commit point. Its health is known only when it ends:

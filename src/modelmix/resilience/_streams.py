@@ -18,7 +18,7 @@ import anyio
 
 from .._events import CONTENT_EVENTS, StreamEvent
 from .._exceptions import ModelMixError, StreamStalledError
-from .._response import Attempt, ChatResponse
+from .._response import Attempt, ChatResponse, with_attempts
 from .._streaming import AsyncStream, Stream, _StreamState
 from .._watchdog import Watch
 from ._clock import Deadline, deadline_error
@@ -181,7 +181,7 @@ class _GuardedMixin:
             if attempts and attempts[-1].error is None and attempts[-1].usage is None:
                 # The answering attempt was recorded at the commit point, before its usage arrived.
                 attempts[-1] = attempts[-1].model_copy(update={"usage": inner.usage, "cost": inner.cost})
-            self._final = inner.model_copy(update={"attempts": attempts})
+            self._final = with_attempts(inner, attempts)
         return self._final
 
 
