@@ -4,6 +4,7 @@ differs is the attempt (a call, or opening a stream up to its commit point)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +23,7 @@ from .._settings import Settings
 from .._streaming import AsyncStream, Stream
 from ._clock import AttemptScope
 from ._planner import Call, CallPlan, GiveUp, Sleep
+from ._read_timer import AttemptTimer, read_timer_available
 from ._streams import (
     Connected,
     GuardedAsyncStream,
@@ -83,8 +85,18 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
         scope = AttemptScope(action.deadline, action.bound)
         try:
             result: T | None = None
-            with anyio.move_on_after(action.timer):
-                result = await attempt(action)
+            if read_timer_available():
+                timer = AttemptTimer(action.timer)
+                try:
+                    result = await attempt(action)
+                except asyncio.CancelledError:
+                    if not timer.took_back():
+                        raise
+                finally:
+                    timer.close()
+            else:
+                with anyio.move_on_after(action.timer):
+                    result = await attempt(action)
             if result is None:
                 raise plan.attempt_timed_out(action)
         except BaseException as exc:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-__all__ = ["ReadTimer", "read_timer_available"]
+__all__ = ["AttemptTimer", "ReadTimer", "read_timer_available"]
 
 Expiry = Literal["idle", "deadline"]
 
@@ -28,6 +28,9 @@ if sys.version_info >= (3, 11):
 
     def _uncancel(task: asyncio.Task[Any]) -> int:
         return task.uncancel()
+
+    def _cancelling(task: asyncio.Task[Any]) -> int:
+        return task.cancelling()
 
     def read_timer_available() -> bool:
         """True where `ReadTimer` works: asyncio on Python 3.11 or later."""
@@ -40,6 +43,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 has no Task.uncancel
 
     def _uncancel(task: asyncio.Task[Any]) -> int:
+        raise NotImplementedError
+
+    def _cancelling(task: asyncio.Task[Any]) -> int:
         raise NotImplementedError
 
     def read_timer_available() -> bool:
@@ -111,6 +117,48 @@ class ReadTimer:
             raise self._on_expiry(expired) from None
         finally:
             self._since = None
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class AttemptTimer:
+    """The time limit of one async attempt as one loop timer, where `read_timer_available`: a
+    cancel scope per attempt costs more than the planner's whole bookkeeping for it.
+
+    When `seconds` pass the task is cancelled once; the attempt unwinds from wherever it waits
+    (one cancellation, not a scope that cancels every later await, so its cleanup runs as usual)
+    and the driver, catching the `CancelledError`, asks `took_back` whether it was this timer's
+    alone and so a timeout rather than the caller's cancellation.
+    """
+
+    __slots__ = ("_cancelling", "_handle", "_task", "fired")
+
+    def __init__(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._cancelling = _cancelling(task)
+        self.fired = False
+        self._handle: asyncio.TimerHandle | None = (
+            loop.call_at(loop.time() + max(seconds, 0.0), self._fire) if math.isfinite(seconds) else None
+        )
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.fired = True
+        self._task.cancel()
+
+    def took_back(self) -> bool:
+        """After a `CancelledError`: True when this timer caused it and nobody else asked for a
+        cancellation meanwhile (it is then taken back and the attempt timed out)."""
+        if not self.fired:
+            return False
+        self.fired = False
+        return _uncancel(self._task) <= self._cancelling
 
     def close(self) -> None:
         if self._handle is not None:
