@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import modelmix as mm
-from modelmix.resilience._read_timer import AttemptTimer
+from modelmix.resilience._read_timer import AttemptTimer, _cancelling, _uncancel
 from modelmix.testing import FunctionModel
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel is Python 3.11+")
@@ -33,7 +33,7 @@ async def test_the_timer_ends_a_wait_and_takes_its_cancellation_back() -> None:
         await asyncio.sleep(30)
     assert timer.took_back()
     timer.close()
-    assert _current().cancelling() == 0
+    assert _cancelling(_current()) == 0
     await asyncio.sleep(0)  # nothing left pending: the task runs on
 
 
@@ -44,7 +44,7 @@ async def test_someone_elses_cancellation_is_not_taken() -> None:
         await asyncio.sleep(30)
     assert not timer.took_back()
     timer.close()
-    assert _current().uncancel() == 0  # the caller's request still stood; this test takes it back
+    assert _uncancel(_current()) == 0  # the caller's request still stood; this test takes it back
 
 
 async def test_a_cancellation_at_the_same_moment_as_the_timer_still_stands() -> None:
@@ -55,7 +55,7 @@ async def test_a_cancellation_at_the_same_moment_as_the_timer_still_stands() -> 
     with pytest.raises(asyncio.CancelledError):
         await asyncio.sleep(30)
     assert not timer.took_back()
-    assert _current().uncancel() == 0
+    assert _uncancel(_current()) == 0
 
 
 async def test_an_attempt_that_ends_in_time_leaves_nothing_behind() -> None:
@@ -64,7 +64,7 @@ async def test_an_attempt_that_ends_in_time_leaves_nothing_behind() -> None:
     timer.close()
     assert timer._handle is None
     assert not timer.fired
-    assert _current().cancelling() == 0
+    assert _cancelling(_current()) == 0
 
 
 def _hangs() -> FunctionModel:
@@ -81,7 +81,7 @@ async def test_a_hanging_attempt_ends_at_the_deadline_as_a_deadline_error() -> N
     with pytest.raises(mm.DeadlineExceededError):
         await model.achat("hi")
     assert time.monotonic() - started < 10  # stopped, not waited out (the model sleeps 30 s)
-    assert _current().cancelling() == 0
+    assert _cancelling(_current()) == 0
     await asyncio.sleep(0)
 
 
