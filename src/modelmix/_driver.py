@@ -12,7 +12,7 @@ generator and its CI check.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -30,6 +30,8 @@ __all__ = [
     "aread_capped",
     "asend",
     "fetch",
+    "new_async_client",
+    "new_sync_client",
     "phase_timeouts",
     "read_capped",
     "request_timeout",
@@ -52,6 +54,40 @@ Few idle connections on purpose: httpcore's pool does work proportional to idle 
 connections on every request and response, so 64 kept-alive connections made a warm burst of 200
 concurrent calls 3-5x slower than a cold one (benchmarks/README.md). Sequential calls and streams
 still reuse one connection."""
+
+ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
+
+
+class _NoCookieJar(httpx.Cookies):
+    """The cookie store of a client modelmix made, which never stores anything.
+
+    modelmix sends the requests it builds itself (``client.send``), and those never carry a
+    client's cookies, so collecting them would serve nobody — and httpx collects them through the
+    standard library's cookie machinery on every response, at a cost larger than modelmix's whole
+    retry wrapper around a call."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+def _without_cookie_jar(client: ClientT) -> ClientT:
+    # httpx has no public switch for this; its store is the `_cookies` attribute behind
+    # `client.cookies` (a test checks that it still is).
+    client._cookies = _NoCookieJar()
+    return client
+
+
+def new_sync_client() -> httpx.Client:
+    """A client for a provider that was given none: modelmix's timeouts and pool limits."""
+    return _without_cookie_jar(httpx.Client(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False))
+
+
+def new_async_client() -> httpx.AsyncClient:
+    """The async `new_sync_client`."""
+    return _without_cookie_jar(
+        httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)
+    )
+
 
 MAX_RESPONSE_BYTES = 32 << 20
 """Cap on a non-streamed body: bounded memory whatever the server sends."""

@@ -20,7 +20,7 @@ from typing_extensions import TypedDict, Unpack
 from .._admission import admit
 from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
 from .._catalog_limits import catalog_limits
-from .._driver import DEFAULT_LIMITS, DEFAULT_TIMEOUT
+from .._driver import DEFAULT_LIMITS, new_async_client, new_sync_client
 from .._exceptions import ConfigurationError
 from .._profile import FamilyTable, ModelProfile, ProfileOverride, build_profile, family_fields
 from .._settings import check_headers, check_timeout
@@ -315,7 +315,7 @@ class Provider:
     def sync_client(self) -> httpx.Client:
         """The sync client (the user's, or one this provider owns)."""
         if self._client is None:
-            self._client = httpx.Client(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)
+            self._client = new_sync_client()
         return self._client
 
     def async_client(self) -> httpx.AsyncClient:
@@ -324,7 +324,7 @@ class Provider:
         token = anyio.lowlevel.current_token()
         if self._aclient is None or (self._owns_aclient and self._aclient_token != token):
             self._aclient = admit(
-                httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False),
+                new_async_client(),
                 DEFAULT_LIMITS.max_connections or 100,
             )
             self._aclient_token = token
