@@ -39,6 +39,7 @@ from ..tokens import cost_of, model_info
 
 if TYPE_CHECKING:
     from ..tokens._counting import TokenCount
+    from ._state_store import StateStore
 from ._clock import SYSTEM_CLOCK, Deadline
 from ._fallback import FallbackModel
 from ._faults import fault_kind
@@ -206,7 +207,7 @@ class _BudgetGuard(WrapperModel):
         rough = self._worst_case(prices, request, bound, exact=False).cost
         # The bound overstates a prompt several times over: reserving it is harmless only while it is
         # a sliver of what is left, else concurrent calls would be refused for money they never need.
-        if rough <= self.ledger.snapshot().left * _BOUND_SHARE:
+        if rough <= self.ledger.left_hint() * _BOUND_SHARE:
             reservation = self.ledger.try_reserve(rough)
             if reservation is not None:
                 return reservation, None
@@ -434,8 +435,23 @@ class BudgetModel(WrapperModel):
     `spent`, `reserved` (by calls in flight) and `left` are USD `Decimal` amounts.
     """
 
-    def __init__(self, model: Model, *, max_usd: Decimal, allow_unpriced: bool = False) -> None:
-        self.ledger = BudgetLedger(max_usd)
+    def __init__(
+        self,
+        model: Model,
+        *,
+        max_usd: Decimal,
+        allow_unpriced: bool = False,
+        scope: str | None = None,
+        store: StateStore | None = None,
+    ) -> None:
+        self.scope = scope
+        if scope is None:
+            self.ledger = BudgetLedger(max_usd)
+        else:
+            from ._shared import SharedLedger, current_store
+
+            # Named: the books live in the shared store, one set per scope for every process.
+            self.ledger = SharedLedger(max_usd, store=store or current_store(), scope=scope)
         self.allow_unpriced = allow_unpriced
         super().__init__(_guarded(model, self.ledger, allow_unpriced))
 
@@ -516,7 +532,14 @@ async def _aone_refusal(call: Callable[[], Awaitable[ChatResponse]]) -> ChatResp
         raise summary from failed
 
 
-def budget(model: Model | str, *, max_usd: Decimal | float | int | str, allow_unpriced: bool = False) -> BudgetModel:
+def budget(
+    model: Model | str,
+    *,
+    max_usd: Decimal | float | int | str,
+    allow_unpriced: bool = False,
+    scope: str | None = None,
+    store: StateStore | None = None,
+) -> BudgetModel:
     """``mm.budget(model_or_chain, max_usd=5)``: `model`'s calls may spend at most `max_usd` dollars.
 
     Each call reserves its worst case (prompt + ``max_tokens`` at list price) before it is sent and
@@ -524,6 +547,10 @@ def budget(model: Model | str, *, max_usd: Decimal | float | int | str, allow_un
     `BudgetExceededError`, nothing sent. In a fallback chain each member is checked when it is
     tried, so the chain falls through to a member that fits. A model with unknown prices is
     refused unless ``allow_unpriced=True``. Sync, async and streams; safe across threads and tasks.
+
+    A budget that names a `scope` keeps its books in the shared store (``mm.shared_state(...)``,
+    or `store`): every budget with that scope, in every process using the store, spends from one
+    `max_usd`, and the worst-case reservation is atomic there, so N workers never overspend it.
     """
     from .._registry import model as build
 
@@ -534,7 +561,9 @@ def budget(model: Model | str, *, max_usd: Decimal | float | int | str, allow_un
         raise ConfigurationError(
             f"budget() takes a model or a chain (a Model or a 'provider:model' string), not {type(model).__name__}"
         )
-    return BudgetModel(model, max_usd=amount, allow_unpriced=allow_unpriced)
+    if scope is not None and (not isinstance(scope, str) or not scope):
+        raise ConfigurationError(f"budget(scope={scope!r}): a non-empty string naming the shared budget, or None")
+    return BudgetModel(model, max_usd=amount, allow_unpriced=allow_unpriced, scope=scope, store=store)
 
 
 def _check_amount(value: Any) -> Decimal:

@@ -99,6 +99,10 @@ class BudgetLedger:
         with self._lock:
             return self._peak
 
+    def left_hint(self) -> Decimal:
+        """What is left, for sizing a reservation (a shared ledger answers from its last reading)."""
+        return self.snapshot().left
+
     def try_reserve(self, amount: Decimal) -> Reservation | None:
         """Set `amount` aside if it fits what is left; None if it does not."""
         with self._lock:

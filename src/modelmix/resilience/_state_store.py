@@ -1,0 +1,243 @@
+"""Where breakers, rate limits and budgets keep the state that several processes must share.
+
+A `StateStore` offers a handful of *whole* operations — reserve money, settle it, admit a call
+through a breaker, record its outcome, take a slot under a rate limit — never a generic get/set:
+each one must be atomic on the store (one Lua script on Redis), because a read followed by a write
+from another process is exactly how shared budgets drift and shared limits get exceeded.
+
+Times cross the interface as *seconds from now* (``reopen_in``, ``wait``): the store keeps its own
+clock (the Redis server's), and each process turns the relative figure into its own clock's time.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, Decimal
+from typing import Literal
+
+from .._exceptions import ConfigurationError
+from ._breaker import BreakerConfig, BreakerState, Outcome
+
+__all__ = [
+    "BreakerView",
+    "BudgetBooks",
+    "LimitGrant",
+    "LimitSpec",
+    "Outage",
+    "StateStore",
+    "StoreUnavailable",
+    "from_nanos",
+    "to_nanos",
+    "window_wait",
+]
+
+Outage = Literal["allow", "refuse"]
+"""What a feature does while its store is unreachable: let calls through, or refuse them."""
+
+Admission = Literal["call", "probe"]
+
+_NANO = Decimal("1e-9")
+
+
+def to_nanos(amount: Decimal) -> int:
+    """USD as whole nano-dollars, rounded up: a reservation is never smaller than the amount."""
+    return int((amount / _NANO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_nanos(nanos: int) -> Decimal:
+    return Decimal(nanos) * _NANO
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached within its timeout (or its own breaker is open).
+
+    Internal: the feature that asked applies its declared outage policy and the caller never sees
+    this class.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetBooks:
+    """A budget's books after an operation; `ok` says whether a reservation was granted."""
+
+    ok: bool
+    spent: Decimal
+    reserved: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """Client-side limits of one scope (None: no such limit)."""
+
+    rpm: int | None = None
+    """Requests per `window` seconds (60 by default: per minute)."""
+    tpm: int | None = None
+    """Tokens (prompt + answer) per `window` seconds."""
+    max_concurrency: int | None = None
+    """Calls in flight at once, across every process sharing the store."""
+    window: float = 60.0
+    lease_seconds: float = 600.0
+    """A slot taken by a process that died is given back after this long."""
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm", "max_concurrency"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigurationError(f"rate_limit({name}={value!r}): a whole number, at least 1, or None")
+        for name in ("window", "lease_seconds"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigurationError(f"rate_limit({name}={value!r}): seconds, a finite number above 0")
+        if self.rpm is None and self.tpm is None and self.max_concurrency is None:
+            raise ConfigurationError("rate_limit() needs at least one of rpm=, tpm= or max_concurrency=")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitGrant:
+    """The answer to a request for a slot under a `LimitSpec`."""
+
+    granted: bool
+    wait: float
+    """Seconds until it may be granted (0 when granted; inf: never — the call alone exceeds the limit)."""
+    reason: str
+    """Which limit refused it: "rpm", "tpm", "concurrency" ("" when granted)."""
+    window: int
+    """The window the tokens were counted in, for `limit_settle`."""
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerView:
+    """A shared breaker's state as one operation left it."""
+
+    admission: Admission | None
+    """For `breaker_admit`: "call", "probe" (the one half-open probe) or None (refused)."""
+    state: BreakerState
+    reopen_in: float | None
+    """Seconds until the breaker lets a call through again (None: it would now)."""
+    cooldown_in: float | None
+    """Seconds left of a 429 cooldown (None: none)."""
+    times_opened: int = 0
+    calls: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+
+
+def window_wait(prev: float, cur: float, need: float, limit: float, elapsed: float, window: float) -> float:
+    """Seconds until `need` more fits under `limit` by the sliding-window estimate
+    ``prev·(1 − elapsed/window) + cur`` (0: now; inf: never, `need` alone exceeds `limit`).
+
+    The estimate weighs the previous fixed window by how much of it still overlaps the sliding one,
+    as Cloudflare's and nginx's limiters do: two counters per scope instead of a log of every call.
+    The Redis store's Lua script computes the same figure.
+    """
+    if need > limit:
+        return math.inf
+    frac = elapsed / window
+    if prev * (1.0 - frac) + cur + need <= limit:
+        return 0.0
+    if cur + need <= limit:
+        # The previous window's weight must fall until prev·(1 − f) fits what is left.
+        needed = 1.0 - (limit - cur - need) / prev
+        return max(0.0, (needed - frac) * window)
+    # Not in this window: in the next one this window's count becomes the previous one.
+    needed = 1.0 - (limit - need) / cur
+    return (1.0 - frac) * window + max(0.0, needed) * window
+
+
+class StateStore(ABC):
+    """Shared state for circuit breakers, client-side rate limits and budgets.
+
+    Two implementations ship: `MemoryStore` (one process; the default) and `RedisStore` (every
+    process and host pointing at one Redis or Valkey). Each method is one atomic operation.
+    `budget_outage` and `limit_outage` say what budgets and rate limits do while the store can't
+    be reached (budgets refuse calls, limits let them through, by default); breakers then fall
+    back to each process's own breaker. The ``a``-prefixed methods are the async forms.
+    """
+
+    budget_outage: Outage = "refuse"
+    limit_outage: Outage = "allow"
+
+    # ----------------------------------------------------------------------------- budgets
+
+    @abstractmethod
+    def budget_reserve(self, scope: str, max_usd: Decimal, amount: Decimal) -> BudgetBooks:
+        """Set `amount` aside if spent + reserved + amount stays within `max_usd`."""
+
+    @abstractmethod
+    def budget_settle(self, scope: str, reserved: Decimal, cost: Decimal) -> BudgetBooks:
+        """A call that reserved `reserved` is over and cost `cost` (a call that reserved nothing
+        passes 0): the reservation goes back and the cost is spent."""
+
+    @abstractmethod
+    def budget_books(self, scope: str) -> BudgetBooks:
+        """Spent and reserved, read together."""
+
+    @abstractmethod
+    def budget_reset(self, scope: str) -> None:
+        """Forget a budget's books (a new period starts)."""
+
+    async def abudget_reserve(self, scope: str, max_usd: Decimal, amount: Decimal) -> BudgetBooks:
+        return self.budget_reserve(scope, max_usd, amount)
+
+    async def abudget_settle(self, scope: str, reserved: Decimal, cost: Decimal) -> BudgetBooks:
+        return self.budget_settle(scope, reserved, cost)
+
+    # ---------------------------------------------------------------------------- breakers
+
+    @abstractmethod
+    def breaker_admit(self, key: str, config: BreakerConfig, *, ignore_cooldown: bool = False) -> BreakerView:
+        """May a call go now? At most one caller gets the half-open probe, across every process."""
+
+    @abstractmethod
+    def breaker_record(
+        self,
+        key: str,
+        config: BreakerConfig,
+        outcome: Outcome,
+        *,
+        retry_after: float | None = None,
+        probe: bool = False,
+        jitter: float = 1.0,
+    ) -> BreakerView:
+        """Count a call's outcome; `jitter` multiplies the open time if this opens the circuit."""
+
+    @abstractmethod
+    def breaker_view(self, key: str, config: BreakerConfig) -> BreakerView:
+        """The breaker's state without taking anything."""
+
+    @abstractmethod
+    def breaker_force_probe(self, key: str, config: BreakerConfig) -> bool:
+        """Panic mode: let the next admission be a probe now (not for a MISCONFIGURED endpoint)."""
+
+    @abstractmethod
+    def breaker_reset(self, key: str) -> None:
+        """Forget a breaker's state."""
+
+    # ------------------------------------------------------------------------- rate limits
+
+    @abstractmethod
+    def limit_acquire(self, scope: str, spec: LimitSpec, tokens: int, lease: str) -> LimitGrant:
+        """Take one request, `tokens` tokens and one concurrency slot (held as `lease`) if all fit."""
+
+    @abstractmethod
+    def limit_settle(self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int) -> None:
+        """The call holding `lease` is over: free its slot, and correct its window's tokens from
+        the `reserved` estimate to the `used` real figure."""
+
+    async def alimit_acquire(self, scope: str, spec: LimitSpec, tokens: int, lease: str) -> LimitGrant:
+        return self.limit_acquire(scope, spec, tokens, lease)
+
+    async def alimit_settle(
+        self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int
+    ) -> None:
+        self.limit_settle(scope, spec, grant, lease, reserved, used)
+
+    # ------------------------------------------------------------------------------- admin
+
+    def close(self) -> None:
+        """Release connections (the store can't be used after)."""
+
+    async def aclose(self) -> None:
+        """Release the connections of the running event loop (call it before the loop ends)."""
