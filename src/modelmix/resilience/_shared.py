@@ -77,11 +77,11 @@ class SharedCircuitBreaker(CircuitBreaker):
     def _until(self, seconds: float | None) -> float | None:
         return None if seconds is None else self._seen_at + seconds
 
-    def _reopen_at(self, view: BreakerView, now: float) -> float | None:
+    def _view_reopen(self, view: BreakerView, now: float) -> float | None:
         at = self._until(view.reopen_in)
         return at if at is not None and at > now else None
 
-    def _cooldown_until(self, view: BreakerView, now: float) -> float | None:
+    def _view_cooldown(self, view: BreakerView, now: float) -> float | None:
         at = self._until(view.cooldown_in)
         return at if at is not None and at > now else None
 
@@ -91,13 +91,13 @@ class SharedCircuitBreaker(CircuitBreaker):
         view = self._current(now)
         if view is None:
             return super().state(now)
-        if view.state in _OPEN_STATES and self._reopen_at(view, now) is None:
+        if view.state in _OPEN_STATES and self._view_reopen(view, now) is None:
             return BreakerState.HALF_OPEN
         return view.state
 
     def reopen_at(self, now: float) -> float | None:
         view = self._current(now)
-        return super().reopen_at(now) if view is None else self._reopen_at(view, now)
+        return super().reopen_at(now) if view is None else self._view_reopen(view, now)
 
     def snapshot(self, now: float) -> BreakerSnapshot:
         view = self._current(now)
@@ -109,15 +109,15 @@ class SharedCircuitBreaker(CircuitBreaker):
             calls=view.calls,
             consecutive_failures=view.consecutive_failures,
             times_opened=view.times_opened,
-            reopen_at=self._reopen_at(view, now),
-            cooldown_until=self._cooldown_until(view, now),
+            reopen_at=self._view_reopen(view, now),
+            cooldown_until=self._view_cooldown(view, now),
         )
 
     def blocked(self, now: float) -> bool:
         view = self._current(now)
         if view is None:
             return super().blocked(now)
-        return self._reopen_at(view, now) is not None
+        return self._view_reopen(view, now) is not None
 
     @property
     def misconfigured(self) -> bool:
@@ -129,12 +129,12 @@ class SharedCircuitBreaker(CircuitBreaker):
         view = self._current(now)
         if view is None:
             return super().error(now)
-        reopen = self._reopen_at(view, now)
+        reopen = self._view_reopen(view, now)
         what = (
             "misconfigured (check the key, model name and TLS settings)"
             if view.state is BreakerState.MISCONFIGURED
             else "cooling down after a rate limit"
-            if self._cooldown_until(view, now) is not None
+            if self._view_cooldown(view, now) is not None
             else "open after repeated failures"
         )
         return CircuitOpenError(
@@ -150,9 +150,9 @@ class SharedCircuitBreaker(CircuitBreaker):
         view = self._view
         if view is not None and now - self._seen_at <= self.staleness:
             # Decided from the copy: a closed circuit lets the call go, an open one refuses it.
-            if view.state is BreakerState.CLOSED and (ignore_cooldown or self._cooldown_until(view, now) is None):
+            if view.state is BreakerState.CLOSED and (ignore_cooldown or self._view_cooldown(view, now) is None):
                 return "call"
-            if view.state in _OPEN_STATES and self._reopen_at(view, now) is not None:
+            if view.state in _OPEN_STATES and self._view_reopen(view, now) is not None:
                 return None
         try:
             view = self._remember(self.store.breaker_admit(self.key, self.config, ignore_cooldown=ignore_cooldown), now)
