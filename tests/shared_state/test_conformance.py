@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from modelmix.resilience import BreakerConfig, BreakerState
-from modelmix.resilience._state_store import LimitSpec, window_wait
+from modelmix.resilience._state_store import BUCKETS, LimitSpec, bucket_wait
 
 from .conftest import Backend
 
@@ -227,10 +227,12 @@ async def test_async_acquire_and_settle(backend: Backend) -> None:
 # ----------------------------------------------------------------------- the window arithmetic
 
 
-def test_window_wait() -> None:
-    assert window_wait(0, 0, 5, 10, 0.0, 60.0) == 0
-    assert math.isinf(window_wait(0, 0, 11, 10, 0.0, 60.0))
-    # 10 in the previous window, none yet in this one, 30 s in: 5 still weigh; 6 more don't fit.
-    assert window_wait(10, 0, 6, 10, 30.0, 60.0) == pytest.approx(6.0)
-    # This window is full: wait for the next, then for enough of it to pass.
-    assert window_wait(0, 10, 1, 10, 30.0, 60.0) == pytest.approx(30.0 + 6.0)
+def test_bucket_wait() -> None:
+    empty = [0.0] * (BUCKETS + 1)
+    assert bucket_wait(empty, 5, 10, 100, 100.0, 1.0) == 0
+    assert math.isinf(bucket_wait(empty, 11, 10, 100, 100.0, 1.0))
+    # 8 in the oldest bucket (number 90), 2 in the current one (100): 1 more waits for 90 to drop.
+    counts = [8.0] + [0.0] * (BUCKETS - 1) + [2.0]
+    assert bucket_wait(counts, 1, 10, 100, 100.25, 1.0) == pytest.approx(101.0 - 100.25)
+    # Everything is in the current bucket: it must drop out itself.
+    assert bucket_wait([0.0] * BUCKETS + [10.0], 1, 10, 100, 100.5, 1.0) == pytest.approx(111.0 - 100.5)

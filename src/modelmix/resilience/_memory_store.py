@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from ._breaker import BreakerConfig, CircuitBreaker, Outcome
 from ._clock import SYSTEM_CLOCK, Clock
-from ._state_store import BreakerView, BudgetBooks, LimitGrant, LimitSpec, StateStore, window_wait
+from ._state_store import BUCKETS, BreakerView, BudgetBooks, LimitGrant, LimitSpec, StateStore, bucket_wait
 
 __all__ = ["MemoryStore"]
 
@@ -31,8 +31,8 @@ class _Books:
 
 @dataclass
 class _Limiter:
-    windows: dict[int, list[int]] = field(default_factory=dict)
-    """Window number → [requests, tokens]; only the current and previous are kept."""
+    buckets: dict[int, list[int]] = field(default_factory=dict)
+    """Bucket number → [requests, tokens]; only the last ``BUCKETS + 1`` are kept."""
     leases: dict[str, float] = field(default_factory=dict)
     """Concurrency slot → when it is given back even if never released."""
 
@@ -137,19 +137,18 @@ class MemoryStore(StateStore):
 
     def limit_acquire(self, scope: str, spec: LimitSpec, tokens: int, lease: str) -> LimitGrant:
         now = self.clock.now()
-        index = math.floor(now / spec.window)
-        elapsed = now - index * spec.window
+        size = spec.window / BUCKETS
+        index = math.floor(now / size)
         with self._lock:
             limiter = self._limiters.setdefault(scope, _Limiter())
-            for old in [w for w in limiter.windows if w < index - 1]:
-                del limiter.windows[old]
-            prev = limiter.windows.get(index - 1, [0, 0])
-            cur = limiter.windows.get(index, [0, 0])
+            for old in [b for b in limiter.buckets if b < index - BUCKETS]:
+                del limiter.buckets[old]
+            recent = [limiter.buckets.get(b, [0, 0]) for b in range(index - BUCKETS, index + 1)]
             checks = ((spec.rpm, 0, 1, "rpm"), (spec.tpm, 1, tokens, "tpm"))
             for limit, slot, need, reason in checks:
                 if limit is None:
                     continue
-                wait = window_wait(prev[slot], cur[slot], need, limit, elapsed, spec.window)
+                wait = bucket_wait([c[slot] for c in recent], need, limit, index, now, size)
                 if wait > 0:
                     return LimitGrant(False, wait, reason, index)
             if spec.max_concurrency is not None:
@@ -157,7 +156,7 @@ class MemoryStore(StateStore):
                 if len(limiter.leases) >= spec.max_concurrency:
                     return LimitGrant(False, _CONCURRENCY_POLL, "concurrency", index)
                 limiter.leases[lease] = now + spec.lease_seconds
-            counts = limiter.windows.setdefault(index, [0, 0])
+            counts = limiter.buckets.setdefault(index, [0, 0])
             counts[0] += 1
             counts[1] += tokens
             return LimitGrant(True, 0.0, "", index)
@@ -168,6 +167,6 @@ class MemoryStore(StateStore):
             if limiter is None:
                 return
             limiter.leases.pop(lease, None)
-            counts = limiter.windows.get(grant.window)
+            counts = limiter.buckets.get(grant.window)
             if counts is not None and used != reserved:
                 counts[1] = max(0, counts[1] + used - reserved)

@@ -202,68 +202,74 @@ return {admission, st, reopen, cooldown, s.to, #s.w, s.f, s.cf}
 LIMIT_ACQUIRE = (
     _NOW
     + """
--- KEYS[1..3]: the window counters (hashes r, t) for the client's estimate of the window
---   number minus one, itself and plus one; KEYS[4]: the concurrency leases (a sorted set).
--- ARGV: estimated window, window seconds, rpm, tpm, max concurrency (0: none), tokens,
+-- KEYS[1..B+2]: the bucket counters (hashes r, t) numbered from the client's estimate of the
+--   current bucket minus B up to it plus one; KEYS[B+3]: the concurrency leases (a sorted set).
+-- ARGV: B, estimated bucket, bucket seconds, rpm, tpm, max concurrency (0: none), tokens,
 --   lease id, lease seconds
-local est, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-local rpm, tpm, maxc = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local tokens, lease, lease_seconds = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
-local index = math.floor(now / window)
+local buckets, est, size = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rpm, tpm, maxc = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local tokens, lease, lease_seconds = tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+local leases = KEYS[buckets + 3]
+local index = math.floor(now / size)
 local offset = index - est
 if offset < 0 or offset > 1 then
   -- The client's idea of the server's clock is off: it measures again and retries.
   return {-1, 0, 'resync', index}
 end
-local cur_key, prev_key = KEYS[2 + offset], KEYS[1 + offset]
-local elapsed = now - index * window
-local prev = redis.call('HMGET', prev_key, 'r', 't')
-local cur = redis.call('HMGET', cur_key, 'r', 't')
+local counts = {}
+for age = 0, buckets do
+  local got = redis.call('HMGET', KEYS[1 + offset + age], 'r', 't')
+  counts[age + 1] = {tonumber(got[1] or '0'), tonumber(got[2] or '0')}
+end
+local current = KEYS[1 + offset + buckets]
 
--- window_wait() in _state_store.py, line for line.
-local function wait_for(p, c, need, limit)
+-- bucket_wait() in _state_store.py, line for line.
+local function wait_for(slot, need, limit)
   if need > limit then return -1 end
-  local frac = elapsed / window
-  if p * (1 - frac) + c + need <= limit then return 0 end
-  if c + need <= limit then
-    local needed = 1 - (limit - c - need) / p
-    return math.max(0, (needed - frac) * window)
+  local total = 0
+  for age = 1, buckets + 1 do total = total + counts[age][slot] end
+  local excess = total + need - limit
+  if excess <= 0 then return 0 end
+  local freed = 0
+  for age = 1, buckets + 1 do
+    freed = freed + counts[age][slot]
+    if freed >= excess then
+      local bucket = index - buckets + age - 1
+      return math.max(0, (bucket + buckets + 1) * size - now)
+    end
   end
-  local needed = 1 - (limit - need) / c
-  return (1 - frac) * window + math.max(0, needed) * window
+  return math.max(0, (index + buckets + 1) * size - now)
 end
 
 local checks = {{rpm, 1, 1, 'rpm'}, {tpm, 2, tokens, 'tpm'}}
 for _, check in ipairs(checks) do
   local limit, slot, need, reason = check[1], check[2], check[3], check[4]
   if limit > 0 then
-    local wait = wait_for(tonumber(prev[slot] or '0'), tonumber(cur[slot] or '0'), need, limit)
-    if wait ~= 0 then
-      if wait < 0 then return {0, -1, reason, index} end
-      return {0, us(wait), reason, index}
-    end
+    local wait = wait_for(slot, need, limit)
+    if wait < 0 then return {0, -1, reason, index} end
+    if wait > 0 then return {0, us(wait), reason, index} end
   end
 end
 if maxc > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-  if redis.call('ZCARD', KEYS[4]) >= maxc then
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+  if redis.call('ZCARD', leases) >= maxc then
     return {0, 20000, 'concurrency', index}
   end
-  redis.call('ZADD', KEYS[4], now + lease_seconds, lease)
+  redis.call('ZADD', leases, now + lease_seconds, lease)
 end
-local existed = redis.call('EXISTS', cur_key)
-redis.call('HINCRBY', cur_key, 'r', 1)
-redis.call('HINCRBY', cur_key, 't', tokens)
+local existed = redis.call('EXISTS', current)
+redis.call('HINCRBY', current, 'r', 1)
+redis.call('HINCRBY', current, 't', tokens)
 if existed == 0 then
-  -- Set once, when the window is created: writes never push it forward.
-  redis.call('PEXPIRE', cur_key, math.floor(window * 2000) + 1000)
+  -- Set once, when the bucket is created: writes never push it forward.
+  redis.call('PEXPIRE', current, math.floor(size * (buckets + 2) * 1000) + 1000)
 end
 return {1, 0, '', index}
 """
 )
 
 LIMIT_SETTLE = """
--- KEYS[1]: the window the call's tokens were counted in; KEYS[2]: the leases.
+-- KEYS[1]: the bucket the call's tokens were counted in; KEYS[2]: the leases.
 -- ARGV: lease id, tokens to add (negative: give back)
 redis.call('ZREM', KEYS[2], ARGV[1])
 local delta = tonumber(ARGV[2])

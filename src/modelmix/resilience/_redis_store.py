@@ -26,6 +26,7 @@ from .._exceptions import ConfigurationError, MissingDependencyError
 from . import _redis_scripts as scripts
 from ._breaker import BreakerConfig, BreakerState, Outcome
 from ._state_store import (
+    BUCKETS,
     BreakerView,
     BudgetBooks,
     LimitGrant,
@@ -348,15 +349,17 @@ class RedisStore(StateStore):
             self._offset = seconds + micros / 1_000_000 - time.time()
         return self._offset
 
-    def _limit_keys(self, scope: str, index: int) -> list[str]:
+    def _limit_keys(self, scope: str, estimate: int) -> list[str]:
         base = self._key("limit", scope)
-        return [f"{base}:w:{index - 1}", f"{base}:w:{index}", f"{base}:w:{index + 1}", f"{base}:leases"]
+        return [f"{base}:b:{b}" for b in range(estimate - BUCKETS, estimate + 2)] + [f"{base}:leases"]
 
     def _acquire_args(self, scope: str, spec: LimitSpec, tokens: int, lease: str) -> tuple[list[str], list[Any]]:
-        estimate = math.floor((time.time() + (self._offset or 0.0)) / spec.window)
+        size = spec.window / BUCKETS
+        estimate = math.floor((time.time() + (self._offset or 0.0)) / size)
         args = [
+            BUCKETS,
             estimate,
-            repr(float(spec.window)),
+            repr(size),
             spec.rpm or 0,
             spec.tpm or 0,
             spec.max_concurrency or 0,
@@ -389,7 +392,7 @@ class RedisStore(StateStore):
 
     def _settle_keys(self, scope: str, grant: LimitGrant) -> list[str]:
         base = self._key("limit", scope)
-        return [f"{base}:w:{grant.window}", f"{base}:leases"]
+        return [f"{base}:b:{grant.window}", f"{base}:leases"]
 
     async def alimit_acquire(self, scope: str, spec: LimitSpec, tokens: int, lease: str) -> LimitGrant:
         if self._offset is None:

@@ -54,6 +54,8 @@ class SharedCircuitBreaker(CircuitBreaker):
         self.staleness = float(staleness)
         self._view: BreakerView | None = None
         self._seen_at = -math.inf
+        self.probes = 0
+        """Half-open probes this process was granted (across processes, one per reopening)."""
 
     def __repr__(self) -> str:
         state = self._view.state.value if self._view is not None else "unknown"
@@ -158,6 +160,8 @@ class SharedCircuitBreaker(CircuitBreaker):
             view = self._remember(self.store.breaker_admit(self.key, self.config, ignore_cooldown=ignore_cooldown), now)
         except StoreUnavailable:
             return super().admit(now, ignore_cooldown=ignore_cooldown)
+        if view.admission == "probe":
+            self.probes += 1
         return view.admission
 
     def record(self, outcome: Outcome, now: float, *, retry_after: float | None = None, probe: bool = False) -> None:

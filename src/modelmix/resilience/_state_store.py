@@ -30,7 +30,8 @@ __all__ = [
     "StoreUnavailable",
     "from_nanos",
     "to_nanos",
-    "window_wait",
+    "BUCKETS",
+    "bucket_wait",
 ]
 
 Outage = Literal["allow", "refuse"]
@@ -74,7 +75,8 @@ class LimitSpec:
     rpm: int | None = None
     """Requests per `window` seconds (60 by default: per minute)."""
     tpm: int | None = None
-    """Tokens (prompt + answer) per `window` seconds."""
+    """Tokens (prompt + answer) per `window` seconds. Both are counted over a sliding window: no
+    `window`-long stretch of time ever holds more."""
     max_concurrency: int | None = None
     """Calls in flight at once, across every process sharing the store."""
     window: float = 60.0
@@ -104,7 +106,7 @@ class LimitGrant:
     reason: str
     """Which limit refused it: "rpm", "tpm", "concurrency" ("" when granted)."""
     window: int
-    """The window the tokens were counted in, for `limit_settle`."""
+    """The bucket the call was counted in, for `limit_settle`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,26 +126,32 @@ class BreakerView:
     consecutive_failures: int = 0
 
 
-def window_wait(prev: float, cur: float, need: float, limit: float, elapsed: float, window: float) -> float:
-    """Seconds until `need` more fits under `limit` by the sliding-window estimate
-    ``prev·(1 − elapsed/window) + cur`` (0: now; inf: never, `need` alone exceeds `limit`).
+BUCKETS = 10
+"""A limit's window is counted in this many buckets. A call is let in only if the last
+``BUCKETS + 1`` buckets (which cover any window-long stretch of time) stay within the limit, so
+no sliding window ever holds more than the limit, at the price of using at most
+``BUCKETS / (BUCKETS + 1)`` (91 %) of it under steady load."""
 
-    The estimate weighs the previous fixed window by how much of it still overlaps the sliding one,
-    as Cloudflare's and nginx's limiters do: two counters per scope instead of a log of every call.
-    The Redis store's Lua script computes the same figure.
+
+def bucket_wait(counts: list[float], need: float, limit: float, index: int, now: float, size: float) -> float:
+    """Seconds until `need` more fits under `limit` (0: now; inf: never, `need` alone exceeds it).
+
+    `counts` are the last ``BUCKETS + 1`` buckets' counts, oldest first, ending with the current
+    bucket `index`; a bucket leaves the sum when ``BUCKETS + 1`` newer ones have begun. The Redis
+    store's Lua script computes the same figure.
     """
     if need > limit:
         return math.inf
-    frac = elapsed / window
-    if prev * (1.0 - frac) + cur + need <= limit:
+    excess = sum(counts) + need - limit
+    if excess <= 0:
         return 0.0
-    if cur + need <= limit:
-        # The previous window's weight must fall until prev·(1 − f) fits what is left.
-        needed = 1.0 - (limit - cur - need) / prev
-        return max(0.0, (needed - frac) * window)
-    # Not in this window: in the next one this window's count becomes the previous one.
-    needed = 1.0 - (limit - need) / cur
-    return (1.0 - frac) * window + max(0.0, needed) * window
+    freed = 0.0
+    for age, count in enumerate(counts):
+        freed += count
+        if freed >= excess:
+            bucket = index - BUCKETS + age
+            return max(0.0, (bucket + BUCKETS + 1) * size - now)
+    return max(0.0, (index + BUCKETS + 1) * size - now)
 
 
 class StateStore(ABC):
