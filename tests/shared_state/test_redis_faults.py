@@ -1,0 +1,63 @@
+"""Redis killed and restarted under load: calls keep going under the declared policy, none
+hangs, the outage is logged once, and the shared state works again once the server is back."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+
+import pytest
+
+import modelmix as mm
+from modelmix.resilience import BreakerConfig, RedisStore, SharedCircuitBreaker
+
+from .redis_server import RedisServer
+from .test_wiring import cheap
+
+
+def test_redis_killed_and_restarted_mid_run(caplog: pytest.LogCaptureFixture) -> None:
+    server = RedisServer().start()
+    try:
+        store = RedisStore(server.url, prefix="fault", timeout=0.2, retry_interval=0.2)
+        budgeted = mm.budget(cheap(), max_usd=1, scope="team", store=store)
+        limited = mm.rate_limit(cheap(), rpm=1000, store=store)
+        breaker = SharedCircuitBreaker("m at e", BreakerConfig(), store=store, key="e|m")
+        assert budgeted.chat("hi", max_tokens=10).text == "ok" and limited.chat("hi").text == "ok"
+        server.kill()
+        slowest = 0.0
+        refused = 0
+        with caplog.at_level(logging.WARNING, logger="modelmix"):
+            for _ in range(20):
+                started = time.monotonic()
+                try:
+                    budgeted.chat("hi", max_tokens=10)
+                except mm.BudgetExceededError:
+                    refused += 1  # budgets fail closed
+                assert limited.chat("hi").text == "ok"  # limits fail open
+                assert breaker.admit(time.monotonic()) == "call"  # breakers use this process's state
+                breaker.record("success", time.monotonic())
+                slowest = max(slowest, time.monotonic() - started)
+        assert refused == 20
+        assert slowest < 1.0  # bounded by the store's own 0.2 s timeout, never hanging
+        assert sum("unreachable" in r.message for r in caplog.records) == 1
+        server.start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                budgeted.chat("hi", max_tokens=10)
+                break
+            except mm.BudgetExceededError:
+                time.sleep(0.1)
+        assert budgeted.chat("hi", max_tokens=10).text == "ok"  # back, with its state in Redis again
+        assert store.budget_books("team").spent > 0
+        assert any("reachable again" in r.message for r in caplog.records)
+    finally:
+        server.stop()
+
+
+def test_import_modelmix_does_not_import_redis() -> None:
+    code = "import sys, modelmix, modelmix.resilience; modelmix.shared_state; print('redis' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
