@@ -14,6 +14,7 @@ import pytest
 
 from modelmix.resilience import RedisStore
 from modelmix.testing import FakeOpenAIServer, FakeReply
+from modelmix.testing._replies import usage_of
 
 from . import _workers
 from .redis_server import RedisServer
@@ -43,23 +44,32 @@ def test_four_workers_never_overspend_one_budget(redis_server: RedisServer) -> N
 
 def test_four_workers_keep_to_one_tpm_limit(redis_server: RedisServer) -> None:
     scope, tpm, per, seconds = f"tpm-{uuid.uuid4().hex[:6]}", 2000, 2.0, 6.0
+    arrivals: list[tuple[float, int]] = []
     reply = FakeReply("Hello there", output_tokens=30)
-    with FakeOpenAIServer(reply) as server, _pool() as pool:
+
+    def respond(request: dict[str, Any]) -> FakeReply:
+        # What the provider sees: each request's tokens at the moment it arrives.
+        usage = usage_of(reply, request.get("messages", []))
+        arrivals.append((time.time(), usage["total_tokens"]))
+        return reply
+
+    with FakeOpenAIServer(respond) as server, _pool() as pool:
         args = [(redis_server.url, server.base_url, scope, tpm, per, seconds, w) for w in range(WORKERS)]
         results = pool.starmap(_workers.use_tokens, args)
-    calls = sorted(call for worker in results for call in worker)
-    worst = 0
-    for i, (start, _) in enumerate(calls):
-        in_window = sum(tokens for at, tokens in calls[i:] if at < start + per)
-        worst = max(worst, in_window)
+    calls = sorted(arrivals)
+    worst = max(sum(tokens for at, tokens in calls[i:] if at < start + per) for i, (start, _) in enumerate(calls))
     total = sum(tokens for _, tokens in calls)
     span = calls[-1][0] - calls[0][0]
     print(
-        f"\ntpm: {len(calls)} calls, {total} tokens in {span:.1f} s by {WORKERS} workers; limit {tpm} per {per:g} s, "
-        f"busiest {per:g} s window {worst} ({worst / tpm:.0%} of the limit)"
+        f"\ntpm: {len(calls)} calls, {total} tokens in {span:.1f} s by {WORKERS} workers; limit {tpm} per {per:g} s; "
+        f"the busiest {per:g} s at the server held {worst} ({worst / tpm:.0%} of the limit)"
     )
-    assert worst <= tpm * 1.10  # the sliding-window estimate's stated tolerance
-    assert total >= tpm * (seconds / per) * 0.6  # the limiter let the allowed rate through
+    assert sum(len(worker) for worker in results) == len(calls)
+    # The store never counts more than the limit in any window; at the server a call arrives a few
+    # ms after its slot was taken (tens of ms on a loaded machine), which shifts some calls into the
+    # next window: the stated tolerance is 10 %.
+    assert worst <= tpm * 1.10
+    assert total >= tpm * (span / per) * 0.6  # and the limiter let most of the allowed rate through
 
 
 def test_four_workers_share_one_breaker_and_one_probe_reopens_it(redis_server: RedisServer) -> None:

@@ -174,24 +174,13 @@ class RateLimitedModel(WrapperModel):
         return held.tokens  # unknown: keep the estimate
 
     def _release(self, held: _Held | None, usage: Usage | None, error: BaseException | None) -> None:
+        """Give the slot back and correct the tokens, off the caller's path (`StateStore.later`)."""
         if held is None or held.settled:
             return
         held.settled = True
-        try:
-            used = self._used(held, usage, error)
-            self.store.limit_settle(self.scope, self.limits, held.grant, held.lease, held.tokens, used)
-        except StoreUnavailable:
-            logger.debug("rate limit %s: settlement lost (store unreachable); the slot expires on its own", self.scope)
-
-    async def _arelease(self, held: _Held | None, usage: Usage | None, error: BaseException | None) -> None:
-        if held is None or held.settled:
-            return
-        held.settled = True
-        try:
-            used = self._used(held, usage, error)
-            await self.store.alimit_settle(self.scope, self.limits, held.grant, held.lease, held.tokens, used)
-        except StoreUnavailable:
-            logger.debug("rate limit %s: settlement lost (store unreachable); the slot expires on its own", self.scope)
+        used = self._used(held, usage, error)
+        store = self.store
+        store.later(lambda: store.limit_settle(self.scope, self.limits, held.grant, held.lease, held.tokens, used))
 
     # ------------------------------------------------------------------------------- calls
 
@@ -210,14 +199,13 @@ class RateLimitedModel(WrapperModel):
         try:
             response = await self.wrapped.achat(messages, **settings)
         except BaseException as exc:
-            await self._arelease(held, None, exc)
+            self._release(held, None, exc)
             raise
-        await self._arelease(held, response.usage, None)
+        self._release(held, response.usage, None)
         return response
 
     def _done_hook(self, held: _Held | None, inner: Stream | AsyncStream) -> Any:
         def done(error: BaseException | None, completed: bool) -> None:
-            # Stream hooks are sync: the sync client settles (one short round trip at the end).
             usage = inner.response.usage if completed and error is None else None
             self._release(held, usage, error)
 
@@ -251,7 +239,7 @@ class RateLimitedModel(WrapperModel):
                 await inner.__aenter__()
             except BaseException as exc:
                 await aclose_quietly(inner)
-                await self._arelease(held, None, exc)
+                self._release(held, None, exc)
                 raise
             attempts = stream_attempts(inner) or []
             return Connected(inner, aiter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(held, inner))

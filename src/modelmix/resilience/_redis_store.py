@@ -10,8 +10,11 @@ outage is logged once when it starts and once when it ends.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import os
+import queue
 import threading
 import time
 import weakref
@@ -159,7 +162,12 @@ class RedisStore(StateStore):
         )
         self._health = _Health(_safe_url(url), retry_interval, 30.0, policy)
         self._offset: float | None = None
-        """Server time minus this host's wall time, to name the rate-limit windows' keys."""
+        """Server time minus this host's wall time, to name the rate-limit buckets' keys."""
+        self._later: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._settled = threading.Condition()
+        self._worker: threading.Thread | None = None
+        self._worker_pid = 0
 
     def __repr__(self) -> str:
         return f"RedisStore({_safe_url(self.url)!r}, prefix={self.prefix!r})"
@@ -219,6 +227,42 @@ class RedisStore(StateStore):
             }
         return table[name]
 
+    # ------------------------------------------------------------------------- bookkeeping
+
+    def later(self, operation: Callable[[], object]) -> None:
+        with self._settled:
+            self._pending += 1
+            if self._worker is None or self._worker_pid != os.getpid() or not self._worker.is_alive():
+                # Started on first use in each process: a worker forked from a parent that
+                # already had one gets its own.
+                self._later = queue.SimpleQueue()
+                self._worker_pid = os.getpid()
+                self._worker = threading.Thread(target=self._settle_loop, name="modelmix-shared-state", daemon=True)
+                self._worker.start()
+                atexit.register(self.flush, 2.0)
+        self._later.put(operation)
+
+    def _settle_loop(self) -> None:
+        jobs = self._later
+        while True:
+            operation = jobs.get()
+            if operation is None:
+                return
+            try:
+                operation()
+            except StoreUnavailable:
+                pass  # the outage is logged once by the store's health check
+            except Exception:  # pragma: no cover - a bug must not kill the thread
+                logger.exception("shared state: a settlement failed")
+            finally:
+                with self._settled:
+                    self._pending -= 1
+                    self._settled.notify_all()
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        with self._settled:
+            return self._settled.wait_for(lambda: self._pending <= 0, timeout)
+
     def ping(self) -> bool:
         """True if the server answers now (never raises)."""
         try:
@@ -227,6 +271,9 @@ class RedisStore(StateStore):
             return False
 
     def close(self) -> None:
+        self.flush()
+        if self._worker is not None and self._worker_pid == os.getpid():
+            self._later.put(None)
         self._client.close()
 
     async def aclose(self) -> None:

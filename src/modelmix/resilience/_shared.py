@@ -214,7 +214,7 @@ class SharedLedger(BudgetLedger):
             self._peak = max(self._peak, books.spent + books.reserved)
         return books
 
-    def _flush(self) -> None:
+    def _resend(self) -> None:
         while self._unsent:
             with self._guard:
                 if not self._unsent:
@@ -229,8 +229,9 @@ class SharedLedger(BudgetLedger):
 
     def snapshot(self) -> BudgetSnapshot:
         """The shared books (the last ones seen while the store is unreachable)."""
+        self.store.flush()
         try:
-            self._flush()
+            self._resend()
             books = self._seen(self.store.budget_books(self.scope))
         except StoreUnavailable:
             books = self._last
@@ -242,7 +243,7 @@ class SharedLedger(BudgetLedger):
 
     def try_reserve(self, amount: Decimal) -> Reservation | None:
         try:
-            self._flush()
+            self._resend()
             books = self._seen(self.store.budget_reserve(self.scope, self.max_usd, amount))
         except StoreUnavailable as exc:
             if self.store.budget_outage == "allow":
@@ -267,13 +268,17 @@ class SharedLedger(BudgetLedger):
         self._send(Decimal(0), cost)
 
     def _send(self, reserved: Decimal, cost: Decimal) -> None:
-        try:
-            self._flush()
-            self._seen(self.store.budget_settle(self.scope, reserved, cost))
-        except StoreUnavailable:
-            with self._guard:
-                self._unsent.append((reserved, cost))
-            logger.debug("budget %s: settlement of %s kept until the store is back", self.scope, usd(cost))
+        """Settle off the caller's path: until it lands the money stays reserved, never spendable twice."""
+
+        def settle() -> None:
+            try:
+                self._seen(self.store.budget_settle(self.scope, reserved, cost))
+            except StoreUnavailable:
+                with self._guard:
+                    self._unsent.append((reserved, cost))
+                logger.debug("budget %s: settlement of %s kept until the store is back", self.scope, usd(cost))
+
+        self.store.later(settle)
 
 
 # ------------------------------------------------------------------------ the process default

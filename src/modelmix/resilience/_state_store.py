@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Literal
@@ -241,6 +242,22 @@ class StateStore(ABC):
         self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int
     ) -> None:
         self.limit_settle(scope, spec, grant, lease, reserved, used)
+
+    # ------------------------------------------------------------------------- bookkeeping
+
+    def later(self, operation: Callable[[], object]) -> None:
+        """Run `operation` — bookkeeping nobody waits on (a settlement after a call) — soon, off
+        the caller's path. A store over the network runs it on a background thread, so a call
+        pays one round trip (its reservation), not two; the in-memory store runs it at once.
+        `StoreUnavailable` raised by it is dropped (the store's outage policy already applies)."""
+        try:
+            operation()
+        except StoreUnavailable:
+            pass
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Wait until operations passed to `later` are done (False if `timeout` passed first)."""
+        return True
 
     # ------------------------------------------------------------------------------- admin
 
