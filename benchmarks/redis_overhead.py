@@ -1,6 +1,7 @@
 """What sharing state through Redis adds to a call: p50/p99 per call (µs), Redis round trips per
-call, and how many of them the caller waits on, for a shared circuit breaker, a shared rate limit and a shared budget, against an in-process
-model (so only modelmix's own work and the store are measured). Starts its own redis-server on
+call, and how many of them the caller waits on, for a shared circuit breaker, a shared rate limit
+and a shared budget, against an in-process model (so only modelmix's own work and the store are
+measured). Starts its own redis-server on
 127.0.0.1 unless MODELMIX_REDIS_URL is set.
 
     python benchmarks/redis_overhead.py
@@ -88,7 +89,9 @@ def main() -> None:
             later(operation)
 
         store.later = counted  # type: ignore[method-assign]
-        print(f"{'configuration':40} {'p50 µs':>7} {'p99 µs':>7} {'added p50':>10} {'trips/call':>11} {'waited on':>10}")
+        print(
+            f"{'configuration':40} {'p50 µs':>7} {'p99 µs':>7} {'added p50':>10} {'trips/call':>11} {'waited on':>10}"
+        )
         for name, wrapped in {**local, **shared}.items():
             before, deferred[0] = _commands(client), 0
             times = _timed(lambda wrapped=wrapped: wrapped.chat("hi", max_tokens=5))  # type: ignore[misc]
@@ -96,7 +99,9 @@ def main() -> None:
             trips = (_commands(client) - before) / (CALLS + 200)
             waited = trips - (deferred[0] / (CALLS + 200) if name.endswith("(Redis)") else 0)
             p50, p99 = statistics.median(times), statistics.quantiles(times, n=100)[98]
-            print(f"{name:40} {p50 * 1e6:7.0f} {p99 * 1e6:7.0f} {(p50 - base) * 1e6:10.0f} {trips:11.2f} {waited:10.2f}")
+            print(
+                f"{name:40} {p50 * 1e6:7.0f} {p99 * 1e6:7.0f} {(p50 - base) * 1e6:10.0f} {trips:11.2f} {waited:10.2f}"
+            )
         mm.shared_state(None)
         registry.clear()
     finally:

@@ -11,8 +11,8 @@ With no Redis reachable it says so and exits (nothing else is needed: the models
 from __future__ import annotations
 
 import os
-import time
 import sys
+import time
 
 import modelmix as mm
 from modelmix.testing import FakeOpenAIServer, FakeReply

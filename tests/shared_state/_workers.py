@@ -33,7 +33,9 @@ def spend(redis_url: str, base_url: str, scope: str, max_usd: str, worker: int) 
     return costs
 
 
-def use_tokens(redis_url: str, base_url: str, scope: str, tpm: int, per: float, seconds: float, worker: int) -> list[Any]:
+def use_tokens(
+    redis_url: str, base_url: str, scope: str, tpm: int, per: float, seconds: float, worker: int
+) -> list[Any]:
     """Call for `seconds` under one shared TPM limit; (answered at, tokens used) per call (the
     fake answers in a millisecond or two, so that is when the tokens were spent)."""
     mm.shared_state(redis_url, prefix=scope)

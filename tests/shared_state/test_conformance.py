@@ -25,9 +25,12 @@ CONFIG = BreakerConfig(consecutive_failures=3, open_base=0.4, open_cap=2.0, jitt
 def test_reserve_within_the_budget_and_refuse_beyond(backend: Backend) -> None:
     store = backend.store
     first = store.budget_reserve("b", D("1.00"), D("0.60"))
-    assert first.ok and first.reserved == D("0.60") and first.spent == 0
+    assert first.ok
+    assert first.reserved == D("0.60")
+    assert first.spent == 0
     refused = store.budget_reserve("b", D("1.00"), D("0.50"))
-    assert not refused.ok and refused.reserved == D("0.60")
+    assert not refused.ok
+    assert refused.reserved == D("0.60")
     assert store.budget_reserve("b", D("1.00"), D("0.40")).ok  # exactly to the limit
 
 
@@ -35,7 +38,8 @@ def test_settle_gives_back_the_reservation_and_spends_the_cost(backend: Backend)
     store = backend.store
     store.budget_reserve("b", D(1), D("0.5"))
     books = store.budget_settle("b", D("0.5"), D("0.123456789"))
-    assert books.spent == D("0.123456789") and books.reserved == 0
+    assert books.spent == D("0.123456789")
+    assert books.reserved == 0
     assert store.budget_books("b").spent == D("0.123456789")
     store.budget_settle("b", D(0), D("0.1"))  # a charge without a reservation
     assert store.budget_books("b").spent == D("0.223456789")
@@ -74,7 +78,8 @@ async def test_async_reserve_and_settle(backend: Backend) -> None:
         assert (await store.abudget_reserve("b", D(1), D("0.7"))).ok
         assert not (await store.abudget_reserve("b", D(1), D("0.7"))).ok
         books = await store.abudget_settle("b", D("0.7"), D("0.2"))
-        assert books.spent == D("0.2") and books.reserved == 0
+        assert books.spent == D("0.2")
+        assert books.reserved == 0
     finally:
         await store.aclose()
 
@@ -94,8 +99,10 @@ def test_breaker_opens_after_consecutive_failures(backend: Backend) -> None:
     assert store.breaker_view("e|m", CONFIG).consecutive_failures == 2
     _fail(backend, 1)
     view = store.breaker_admit("e|m", CONFIG)
-    assert view.admission is None and view.state is BreakerState.OPEN
-    assert view.reopen_in is not None and 0.1 < view.reopen_in <= 0.4
+    assert view.admission is None
+    assert view.state is BreakerState.OPEN
+    assert view.reopen_in is not None
+    assert 0.1 < view.reopen_in <= 0.4
     assert view.times_opened == 1
 
 
@@ -117,8 +124,10 @@ def test_a_failed_probe_reopens_for_longer(backend: Backend) -> None:
     backend.advance(0.5)
     assert store.breaker_admit("e|m", CONFIG).admission == "probe"
     view = store.breaker_record("e|m", CONFIG, "failure", probe=True, jitter=1.0)
-    assert view.state is BreakerState.OPEN and view.times_opened == 2
-    assert view.reopen_in is not None and 0.5 < view.reopen_in <= 0.8  # 0.4 s × 2 openings
+    assert view.state is BreakerState.OPEN
+    assert view.times_opened == 2
+    assert view.reopen_in is not None
+    assert 0.5 < view.reopen_in <= 0.8
 
 
 def test_outcomes_of_calls_let_in_before_opening_are_ignored(backend: Backend) -> None:
@@ -131,7 +140,9 @@ def test_rate_limit_cooldown_steers_new_calls_not_retries(backend: Backend) -> N
     store = backend.store
     store.breaker_record("e|m", CONFIG, "cooldown", retry_after=0.4)
     view = store.breaker_admit("e|m", CONFIG)
-    assert view.admission is None and view.cooldown_in is not None and 0.1 < view.cooldown_in <= 0.4
+    assert view.admission is None
+    assert view.cooldown_in is not None
+    assert 0.1 < view.cooldown_in <= 0.4
     assert store.breaker_admit("e|m", CONFIG, ignore_cooldown=True).admission == "call"
     assert view.state is BreakerState.CLOSED  # a 429 is not a failure sample
     backend.advance(0.5)
@@ -142,7 +153,8 @@ def test_misconfigured_opens_long_and_refuses_panic_probes(backend: Backend) -> 
     store = backend.store
     view = store.breaker_record("e|m", CONFIG, "misconfigured")
     assert view.state is BreakerState.MISCONFIGURED
-    assert view.reopen_in is not None and view.reopen_in > 250
+    assert view.reopen_in is not None
+    assert view.reopen_in > 250
     assert store.breaker_force_probe("e|m", CONFIG) is False
 
 
@@ -176,7 +188,8 @@ def test_rpm_grants_up_to_the_limit_then_says_how_long_to_wait(backend: Backend)
     spec = LimitSpec(rpm=3, window=1.0)
     grants = [backend.store.limit_acquire("s", spec, 0, f"l{i}") for i in range(4)]
     assert [g.granted for g in grants] == [True, True, True, False]
-    assert grants[3].reason == "rpm" and 0 < grants[3].wait <= 2.0
+    assert grants[3].reason == "rpm"
+    assert 0 < grants[3].wait <= 2.0
     backend.advance(grants[3].wait + 0.05)
     assert backend.store.limit_acquire("s", spec, 0, "l5").granted
 
@@ -185,9 +198,11 @@ def test_tpm_counts_tokens_and_refuses_a_call_larger_than_the_limit(backend: Bac
     spec = LimitSpec(tpm=100, window=1.0)
     assert backend.store.limit_acquire("s", spec, 60, "a").granted
     refused = backend.store.limit_acquire("s", spec, 60, "b")
-    assert not refused.granted and refused.reason == "tpm"
+    assert not refused.granted
+    assert refused.reason == "tpm"
     never = backend.store.limit_acquire("s", spec, 101, "c")
-    assert not never.granted and math.isinf(never.wait)
+    assert not never.granted
+    assert math.isinf(never.wait)
 
 
 def test_settling_gives_back_unused_tokens(backend: Backend) -> None:
@@ -203,7 +218,9 @@ def test_concurrency_slots_are_taken_and_given_back(backend: Backend) -> None:
     first = backend.store.limit_acquire("s", spec, 0, "a")
     assert backend.store.limit_acquire("s", spec, 0, "b").granted
     refused = backend.store.limit_acquire("s", spec, 0, "c")
-    assert not refused.granted and refused.reason == "concurrency" and refused.wait > 0
+    assert not refused.granted
+    assert refused.reason == "concurrency"
+    assert refused.wait > 0
     backend.store.limit_settle("s", spec, first, "a", 0, 0)
     assert backend.store.limit_acquire("s", spec, 0, "c").granted
     # A process that died holding a slot gives it back when its lease ends.

@@ -69,7 +69,8 @@ def test_budgets_with_one_scope_share_one_set_of_books(backend: Backend) -> None
 
 def test_an_unscoped_budget_keeps_its_own_books() -> None:
     one = mm.budget(cheap(), max_usd="0.0001")
-    assert one.scope is None and type(one.ledger).__name__ == "BudgetLedger"
+    assert one.scope is None
+    assert type(one.ledger).__name__ == "BudgetLedger"
 
 
 def test_budgets_refuse_calls_while_the_store_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
@@ -127,7 +128,8 @@ def test_one_probe_across_workers(backend: Backend) -> None:
     backend.advance(0.5)
     clock.advance(0.5)
     admissions = [w.admit(clock.now()) for w in workers]
-    assert admissions.count("probe") == 1 and admissions.count(None) == 3
+    assert admissions.count("probe") == 1
+    assert admissions.count(None) == 3
     prober = workers[admissions.index("probe")]
     prober.record("success", clock.now(), probe=True)
     clock.advance(0.25)
@@ -153,7 +155,8 @@ async def test_a_call_waits_for_its_turn_within_the_deadline() -> None:
     for _ in range(3):
         model.chat("hi")
     # The sliding window: until the bucket holding the first two calls drops out (66 s, + jitter).
-    assert len(clock.slept) == 1 and 66.0 <= clock.slept[0] <= 72.6
+    assert len(clock.slept) == 1
+    assert 66.0 <= clock.slept[0] <= 72.6
     await model.achat("hi")
     await model.achat("hi")
     assert len(clock.slept) == 2
@@ -180,7 +183,8 @@ def test_tokens_are_reserved_then_settled_to_the_real_usage() -> None:
     assert clock.slept == []
     with pytest.raises(mm.ClientRateLimitError) as caught:
         mm.rate_limit(cheap(clock=clock), tpm=1000, store=store, clock=clock, scope="k").chat("hi", max_tokens=2000)
-    assert caught.value.limit == "tpm" and caught.value.retry_after is None
+    assert caught.value.limit == "tpm"
+    assert caught.value.retry_after is None
 
 
 def test_concurrency_limit_with_streams() -> None:

@@ -59,9 +59,7 @@ class EndpointRegistry:
             return CircuitBreaker(name, config)
         from ._shared import SharedCircuitBreaker
 
-        return SharedCircuitBreaker(
-            name, config, store=self.store, key=f"{endpoint}|{model}", staleness=self.staleness
-        )
+        return SharedCircuitBreaker(name, config, store=self.store, key=f"{endpoint}|{model}", staleness=self.staleness)
 
     def breakers(self) -> dict[tuple[str, str], CircuitBreaker]:
         """Every breaker created so far, by (endpoint, model): the state is queryable."""

@@ -16,7 +16,7 @@ class ClientRateLimitError(ModelMixError):
     member instead of waiting.
     """
 
-    def __init__(self, message: str, *, scope: str, limit: str, retry_after: float | None) -> None:
+    def __init__(self, message: str, *, scope: str, limit: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.scope = scope
         self.limit = limit

@@ -161,7 +161,9 @@ class MemoryStore(StateStore):
             counts[1] += tokens
             return LimitGrant(True, 0.0, "", index)
 
-    def limit_settle(self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int) -> None:
+    def limit_settle(
+        self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int
+    ) -> None:
         with self._lock:
             limiter = self._limiters.get(scope)
             if limiter is None:

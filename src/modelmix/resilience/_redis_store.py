@@ -20,6 +20,7 @@ import time
 import weakref
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -88,12 +89,16 @@ class _Health:
 
     def check(self) -> None:
         if self._down and time.monotonic() < self._down_until:
-            raise StoreUnavailable(f"{self.name} is unreachable (retrying in {self._down_until - time.monotonic():.1f} s)")
+            raise StoreUnavailable(
+                f"{self.name} is unreachable (retrying in {self._down_until - time.monotonic():.1f} s)"
+            )
 
     def failed(self, exc: BaseException) -> None:
         with self._lock:
             if not self._down:
-                logger.warning("shared state: %s unreachable (%s: %s); %s", self.name, type(exc).__name__, exc, self.policy)
+                logger.warning(
+                    "shared state: %s unreachable (%s: %s); %s", self.name, type(exc).__name__, exc, self.policy
+                )
             self._down = True
             self._down_until = time.monotonic() + self._next
             self._next = min(self._next * 2, self.max_interval)
@@ -133,7 +138,7 @@ class RedisStore(StateStore):
         for name, seconds in (("timeout", timeout), ("retry_interval", retry_interval)):
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < math.inf:
                 raise ConfigurationError(f"RedisStore({name}={seconds!r}): seconds, a finite number above 0")
-        redis = _import_redis()
+        redis_py = _import_redis()
         self.url = url
         self.prefix = prefix
         self.timeout = float(timeout)
@@ -143,11 +148,11 @@ class RedisStore(StateStore):
             "socket_timeout": self.timeout,
             "socket_connect_timeout": self.timeout,
             # redis-py retries failed commands by default: a dead server would cost several timeouts.
-            "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0),
+            "retry": redis_py.retry.Retry(redis_py.backoff.NoBackoff(), 0),
             "retry_on_timeout": False,
             "decode_responses": True,
         }
-        self._client: redis.Redis = client if client is not None else redis.Redis.from_url(url, **self._options)
+        self._client: redis.Redis = client if client is not None else redis_py.Redis.from_url(url, **self._options)
         self._async_clients: weakref.WeakKeyDictionary[Any, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
         self._scripts = {
             "budget": self._client.register_script(scripts.BUDGET),
@@ -351,9 +356,10 @@ class RedisStore(StateStore):
         ]
         keys = [self._key("breaker", key)]
         reply = self._run(lambda: self._scripts["breaker"](keys, args))
-        admission = reply[0] or None
+        admission = reply[0]
         return BreakerView(
-            admission=admission if admission in ("call", "probe", "forced") else None,  # type: ignore[arg-type]
+            admission="call" if admission == "call" else "probe" if admission == "probe" else None,
+            forced=admission == "forced",
             state=BreakerState(reply[1]),
             reopen_in=_seconds(int(reply[2])),
             cooldown_in=_seconds(int(reply[3])),
@@ -376,13 +382,15 @@ class RedisStore(StateStore):
         probe: bool = False,
         jitter: float = 1.0,
     ) -> BreakerView:
-        return self._breaker("record", key, config, outcome=outcome, retry_after=retry_after, probe=probe, jitter=jitter)
+        return self._breaker(
+            "record", key, config, outcome=outcome, retry_after=retry_after, probe=probe, jitter=jitter
+        )
 
     def breaker_view(self, key: str, config: BreakerConfig) -> BreakerView:
         return self._breaker("view", key, config)
 
     def breaker_force_probe(self, key: str, config: BreakerConfig) -> bool:
-        return self._breaker("force", key, config).admission == "forced"  # type: ignore[comparison-overlap]
+        return self._breaker("force", key, config).forced
 
     def breaker_reset(self, key: str) -> None:
         name = self._key("breaker", key)
@@ -425,15 +433,17 @@ class RedisStore(StateStore):
 
     def limit_acquire(self, scope: str, spec: LimitSpec, tokens: int, lease: str) -> LimitGrant:
         self._server_offset()
-        for attempt in range(2):
+        for _attempt in range(2):
             keys, args = self._acquire_args(scope, spec, tokens, lease)
-            grant = self._grant(self._run(lambda: self._scripts["acquire"](keys, args)))
+            grant = self._grant(self._run(partial(self._scripts["acquire"], keys, args)))
             if grant is not None:
                 return grant
             self._server_offset(again=True)
         raise StoreUnavailable("the server's clock keeps moving away from this host's")
 
-    def limit_settle(self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int) -> None:
+    def limit_settle(
+        self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int
+    ) -> None:
         keys = self._settle_keys(scope, grant)
         self._run(lambda: self._scripts["settle"](keys, [lease, used - reserved]))
 
@@ -444,7 +454,7 @@ class RedisStore(StateStore):
     async def alimit_acquire(self, scope: str, spec: LimitSpec, tokens: int, lease: str) -> LimitGrant:
         if self._offset is None:
             await anyio.to_thread.run_sync(self._server_offset)
-        for attempt in range(2):
+        for _attempt in range(2):
             keys, args = self._acquire_args(scope, spec, tokens, lease)
             grant = self._grant(await self._arun("acquire", keys, args))
             if grant is not None:

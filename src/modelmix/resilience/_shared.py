@@ -330,13 +330,12 @@ def shared_state(
         from ._redis_store import RedisStore
 
         url = target.replace("valkey", "redis", 1) if target.startswith("valkey") else target
-        store = RedisStore(
-            url, prefix=prefix, timeout=timeout, budget_outage=budget_outage, limit_outage=limit_outage
-        )
+        store = RedisStore(url, prefix=prefix, timeout=timeout, budget_outage=budget_outage, limit_outage=limit_outage)
         shared = True
     else:
         raise ConfigurationError(
-            f"shared_state({target!r}): a redis://, rediss:// or unix:// URL, a StateStore, or None for in-process state"
+            f"shared_state({target!r}): a redis://, rediss:// or unix:// URL, a StateStore, "
+            "or None for in-process state"
         )
     with _lock:
         _current = store

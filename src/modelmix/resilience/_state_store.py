@@ -11,6 +11,7 @@ clock (the Redis server's), and each process turns the relative figure into its 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from .._exceptions import ConfigurationError
 from ._breaker import BreakerConfig, BreakerState, Outcome
 
 __all__ = [
+    "BUCKETS",
     "BreakerView",
     "BudgetBooks",
     "LimitGrant",
@@ -29,10 +31,9 @@ __all__ = [
     "Outage",
     "StateStore",
     "StoreUnavailable",
+    "bucket_wait",
     "from_nanos",
     "to_nanos",
-    "BUCKETS",
-    "bucket_wait",
 ]
 
 Outage = Literal["allow", "refuse"]
@@ -122,6 +123,8 @@ class BreakerView:
     cooldown_in: float | None
     """Seconds left of a 429 cooldown (None: none)."""
     times_opened: int = 0
+    forced: bool = False
+    """For `breaker_force_probe`: whether the next admission will be a probe."""
     calls: int = 0
     failures: int = 0
     consecutive_failures: int = 0
@@ -231,7 +234,9 @@ class StateStore(ABC):
         """Take one request, `tokens` tokens and one concurrency slot (held as `lease`) if all fit."""
 
     @abstractmethod
-    def limit_settle(self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int) -> None:
+    def limit_settle(
+        self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int
+    ) -> None:
         """The call holding `lease` is over: free its slot, and correct its window's tokens from
         the `reserved` estimate to the `used` real figure."""
 
@@ -250,10 +255,8 @@ class StateStore(ABC):
         the caller's path. A store over the network runs it on a background thread, so a call
         pays one round trip (its reservation), not two; the in-memory store runs it at once.
         `StoreUnavailable` raised by it is dropped (the store's outage policy already applies)."""
-        try:
+        with contextlib.suppress(StoreUnavailable):
             operation()
-        except StoreUnavailable:
-            pass
 
     def flush(self, timeout: float = 1.0) -> bool:
         """Wait until operations passed to `later` are done (False if `timeout` passed first)."""
@@ -261,8 +264,8 @@ class StateStore(ABC):
 
     # ------------------------------------------------------------------------------- admin
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - most stores hold nothing to release
         """Release connections (the store can't be used after)."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027
         """Release the connections of the running event loop (call it before the loop ends)."""
