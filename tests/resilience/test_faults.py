@@ -122,7 +122,7 @@ MATRIX = [
     (0, mm.RetryBudgetExhaustedError("x"), "retry_budget_exhausted", 0, "ignored", True),
     (0, _too_long_counted(), "context_wont_fit", 0, "ignored", True),
     (0, _over_budget(), "budget_exceeded", 0, "ignored", True),
-    (0, mm.ClientRateLimitError("x", scope="s", limit="tpm", retry_after=3.0), "client_rate_limited", 0, "ignored", True),
+    (0, mm.ClientRateLimitError("x", scope="s", limit="tpm"), "client_rate_limited", 0, "ignored", True),
     (0, mm.ConfigurationError("x"), "configuration", 0, "ignored", False),
     (0, mm.OutputValidationError("x", raw_text="{}", strategy="native"), "invalid_output", 0, "ignored", True),
     (0, mm.OutputRefusedError("x", refusal="no"), "output_refused", 0, "ignored", False),

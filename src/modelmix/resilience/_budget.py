@@ -40,13 +40,12 @@ from ..tokens import cost_of, model_info
 if TYPE_CHECKING:
     from ..tokens._counting import TokenCount
     from ._state_store import StateStore
-from ._clock import SYSTEM_CLOCK, Deadline
 from ._fallback import FallbackModel
 from ._faults import fault_kind
 from ._hedge import HedgedModel
+from ._holding import HoldingModel
 from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
 from ._retrying import ResilientModel
-from ._streams import Connected, GuardedAsyncStream, GuardedStream, aclose_quietly, stream_attempts
 from ._wrapper import WrapperModel
 
 __all__ = ["BudgetModel", "budget"]
@@ -55,7 +54,6 @@ _MILLION = Decimal(1_000_000)
 _BOUND_SHARE = Decimal("0.01")
 """A worst case from the byte bound is reserved only when it is at most this share of what is left;
 otherwise the prompt is counted first."""
-_NO_DEADLINE = Deadline(at=math.inf, clock=SYSTEM_CLOCK)
 # Failures that prove no tokens were generated: nothing was sent, or the server refused the request.
 _UNBILLED = frozenset(
     {
@@ -150,7 +148,7 @@ class _Pending:
     bound: int
 
 
-class _BudgetGuard(WrapperModel):
+class _BudgetGuard(HoldingModel["Reservation | None"]):
     """Reserves each call's worst case on `ledger` before `wrapped` is called; settles after."""
 
     def __init__(self, wrapped: Model, ledger: BudgetLedger, *, allow_unpriced: bool) -> None:
@@ -231,7 +229,7 @@ class _BudgetGuard(WrapperModel):
             options["response_format"] = request.settings["response_format"]
         return options
 
-    def _reserve(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
+    def _take(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
         reservation, pending = self._first_try(messages, settings)
         if pending is None:
             return reservation
@@ -241,7 +239,7 @@ class _BudgetGuard(WrapperModel):
         counted = count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
         return self._exact_try(pending, counted)
 
-    async def _areserve(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
+    async def _atake(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
         reservation, pending = self._first_try(messages, settings)
         if pending is None:
             return reservation
@@ -303,7 +301,7 @@ class _BudgetGuard(WrapperModel):
         prices = list_prices(self.wrapped)
         return prices.cost(usage.input_tokens, usage.output_tokens) if prices is not None else None
 
-    def _settle(
+    def _give_back(
         self, reservation: Reservation | None, response: ChatResponse | None, error: BaseException | None
     ) -> None:
         if response is not None:
@@ -319,74 +317,6 @@ class _BudgetGuard(WrapperModel):
                 self.ledger.charge(cost)
             return
         self.ledger.settle(reservation, reservation.amount if cost is None else cost)
-
-    # ------------------------------------------------------------------------------ calls
-
-    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        reservation = self._reserve(messages, settings)
-        try:
-            response = self.wrapped.chat(messages, **settings)
-        except BaseException as exc:
-            self._settle(reservation, None, exc)
-            raise
-        self._settle(reservation, response, None)
-        return response
-
-    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        reservation = await self._areserve(messages, settings)
-        try:
-            response = await self.wrapped.achat(messages, **settings)
-        except BaseException as exc:
-            self._settle(reservation, None, exc)
-            raise
-        self._settle(reservation, response, None)
-        return response
-
-    def _done_hook(self, reservation: Reservation | None, inner: Stream | AsyncStream) -> Any:
-        def done(error: BaseException | None, completed: bool) -> None:
-            # A stream left before its end may have been billed for more than it delivered.
-            self._settle(reservation, inner.response if completed and error is None else None, error)
-
-        return done
-
-    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
-        def connect() -> Connected:
-            reservation = self._reserve(messages, settings)
-            inner: Stream | None = None
-            try:
-                inner = self.wrapped.stream(messages, **settings)
-                for limit in guarded.inherited:
-                    inner._limit_reads(limit)
-                inner.__enter__()
-            except BaseException as exc:
-                if inner is not None:
-                    inner.close()
-                self._settle(reservation, None, exc)
-                raise
-            attempts = stream_attempts(inner) or []
-            return Connected(
-                inner, iter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(reservation, inner)
-            )
-
-        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
-        return guarded
-
-    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
-        async def connect() -> Connected:
-            reservation = await self._areserve(messages, settings)
-            inner = self.wrapped.astream(messages, **settings)
-            try:
-                await inner.__aenter__()
-            except BaseException as exc:
-                await aclose_quietly(inner)
-                self._settle(reservation, None, exc)
-                raise
-            attempts = stream_attempts(inner) or []
-            return Connected(
-                inner, aiter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(reservation, inner)
-            )
-
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
 
 
 def _guarded(model: Model, ledger: BudgetLedger, allow_unpriced: bool) -> Model:

@@ -19,25 +19,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from typing_extensions import Unpack
-
 from .._exceptions import APIStatusError, ConfigurationError
 from .._messages import MessagesInput
 from .._model import Model
-from .._response import ChatResponse, Usage
-from .._settings import Settings, merge_settings
-from .._streaming import AsyncStream, Stream
+from .._response import ChatResponse
+from .._settings import merge_settings
 from ._clock import SYSTEM_CLOCK, Clock, Deadline, effective_deadline
+from ._holding import HoldingModel
 from ._limit_error import ClientRateLimitError
 from ._state_store import LimitGrant, LimitSpec, StateStore, StoreUnavailable
-from ._streams import Connected, GuardedAsyncStream, GuardedStream, aclose_quietly, stream_attempts
-from ._wrapper import WrapperModel
 
 __all__ = ["RateLimitedModel", "rate_limit"]
 
 logger = logging.getLogger("modelmix")
 
-_NO_DEADLINE = Deadline(at=math.inf, clock=SYSTEM_CLOCK)
 _WAIT_JITTER = 0.1
 """Waits get 0–10 % extra so workers told the same reset instant don't all come back at once."""
 
@@ -52,7 +47,7 @@ class _Held:
     settled: bool = False
 
 
-class RateLimitedModel(WrapperModel):
+class RateLimitedModel(HoldingModel["_Held | None"]):
     """A model whose calls keep to client-side limits. See `rate_limit`."""
 
     def __init__(
@@ -166,85 +161,22 @@ class RateLimitedModel(WrapperModel):
 
     # ---------------------------------------------------------------------------- settling
 
-    def _used(self, held: _Held, usage: Usage | None, error: BaseException | None) -> int:
+    def _used(self, held: _Held, response: ChatResponse | None, error: BaseException | None) -> int:
+        usage = response.usage if response is not None else None
         if usage is not None and (usage.input_tokens or usage.output_tokens):
             return usage.input_tokens + usage.output_tokens
         if isinstance(error, APIStatusError):
             return 0  # refused by the server: nothing generated
-        return held.tokens  # unknown: keep the estimate
+        return held.tokens  # unknown (a stream left early, a timeout): keep the estimate
 
-    def _release(self, held: _Held | None, usage: Usage | None, error: BaseException | None) -> None:
-        """Give the slot back and correct the tokens, off the caller's path (`StateStore.later`)."""
+    def _give_back(self, held: _Held | None, response: ChatResponse | None, error: BaseException | None) -> None:
+        """Free the slot and correct the tokens, off the caller's path (`StateStore.later`)."""
         if held is None or held.settled:
             return
         held.settled = True
-        used = self._used(held, usage, error)
+        used = self._used(held, response, error)
         store = self.store
         store.later(lambda: store.limit_settle(self.scope, self.limits, held.grant, held.lease, held.tokens, used))
-
-    # ------------------------------------------------------------------------------- calls
-
-    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        held = self._take(messages, settings)
-        try:
-            response = self.wrapped.chat(messages, **settings)
-        except BaseException as exc:
-            self._release(held, None, exc)
-            raise
-        self._release(held, response.usage, None)
-        return response
-
-    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        held = await self._atake(messages, settings)
-        try:
-            response = await self.wrapped.achat(messages, **settings)
-        except BaseException as exc:
-            self._release(held, None, exc)
-            raise
-        self._release(held, response.usage, None)
-        return response
-
-    def _done_hook(self, held: _Held | None, inner: Stream | AsyncStream) -> Any:
-        def done(error: BaseException | None, completed: bool) -> None:
-            usage = inner.response.usage if completed and error is None else None
-            self._release(held, usage, error)
-
-        return done
-
-    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
-        def connect() -> Connected:
-            held = self._take(messages, settings)
-            inner: Stream | None = None
-            try:
-                inner = self.wrapped.stream(messages, **settings)
-                for limit in guarded.inherited:
-                    inner._limit_reads(limit)
-                inner.__enter__()
-            except BaseException as exc:
-                if inner is not None:
-                    inner.close()
-                self._release(held, None, exc)
-                raise
-            attempts = stream_attempts(inner) or []
-            return Connected(inner, iter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(held, inner))
-
-        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
-        return guarded
-
-    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
-        async def connect() -> Connected:
-            held = await self._atake(messages, settings)
-            inner = self.wrapped.astream(messages, **settings)
-            try:
-                await inner.__aenter__()
-            except BaseException as exc:
-                await aclose_quietly(inner)
-                self._release(held, None, exc)
-                raise
-            attempts = stream_attempts(inner) or []
-            return Connected(inner, aiter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(held, inner))
-
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
 
 
 def rate_limit(

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Literal
 
 from .._exceptions import CircuitOpenError, ConfigurationError
-from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Outcome
+from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Outcome, refusal
 from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
 from ._memory_store import MemoryStore
 from ._state_store import BreakerView, BudgetBooks, Outage, StateStore, StoreUnavailable
@@ -131,20 +131,9 @@ class SharedCircuitBreaker(CircuitBreaker):
         view = self._current(now)
         if view is None:
             return super().error(now)
-        reopen = self._view_reopen(view, now)
-        what = (
-            "misconfigured (check the key, model name and TLS settings)"
-            if view.state is BreakerState.MISCONFIGURED
-            else "cooling down after a rate limit"
-            if self._view_cooldown(view, now) is not None
-            else "open after repeated failures"
-        )
-        return CircuitOpenError(
-            f"circuit for {self.name} is {what} (shared); "
-            + (f"next try in {reopen - now:.1f} s" if reopen is not None else "a probe is in flight"),
-            reopen_at=reopen,
-            endpoint=self.name,
-        )
+        misconfigured = view.state is BreakerState.MISCONFIGURED
+        cooling = self._view_cooldown(view, now) is not None
+        return refusal(self.name, misconfigured, cooling, self._view_reopen(view, now), now, " (shared)")
 
     # ---------------------------------------------------------------------------- decisions
 
