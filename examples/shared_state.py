@@ -35,8 +35,12 @@ def main() -> None:
         # Every process using this scope spends from one $0.01, and keeps to one 20,000 TPM limit.
         limited = mm.rate_limit(model, tpm=20_000, max_concurrency=8, scope="example-gpt")
         team = mm.budget(mm.fallback(limited, deadline=30), max_usd="0.01", scope="example-team")
-        answer = team.chat("Say hello", max_tokens=50)
-        print(f"answer: {answer.text}")
+        try:
+            answer = team.chat("Say hello", max_tokens=50)
+            print(f"answer: {answer.text}")
+        except mm.BudgetExceededError as error:
+            # Every run of this example, in every terminal, spends from the same $0.01.
+            print(f"the shared budget is spent: {error}")
         books = team.snapshot()
         print(f"shared budget: {books.spent} spent, {books.left} left of {books.max_usd} (all workers together)")
         breaker = mm.resilience.registry.breaker(model.endpoint, model.name)

@@ -205,3 +205,17 @@ def test_rate_limit_arguments_are_checked() -> None:
         mm.rate_limit(cheap(), rpm=0)
     with pytest.raises(mm.ConfigurationError, match="shared_state"):
         mm.shared_state("http://nope")
+    with pytest.raises(mm.ConfigurationError, match="staleness"):
+        mm.shared_state(None, staleness=2)
+
+
+async def test_async_calls_share_the_budget_through_the_async_client(backend: Backend) -> None:
+    model = mm.budget(cheap(), max_usd="0.0001", scope="team", store=backend.store)
+    try:
+        for _ in range(3):
+            await model.achat("hi", max_tokens=10)
+        with pytest.raises(mm.BudgetExceededError):
+            await model.achat("hi", max_tokens=10)
+        assert model.spent == Decimal("0.000075")
+    finally:
+        await backend.store.aclose()

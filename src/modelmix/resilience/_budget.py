@@ -187,39 +187,32 @@ class _BudgetGuard(HoldingModel["Reservation | None"]):
             "is known"
         )
 
-    def _first_try(
+    def _first_amount(
         self, messages: MessagesInput, settings: Mapping[str, Any]
-    ) -> tuple[Reservation | None, _Pending | None]:
-        """Reserve on the cheap byte bound. Returns (reservation, None) when done, or (None, what
-        the exact attempt needs) when the bound is too large and the prompt must be counted."""
+    ) -> tuple[Decimal | None, _Pending | None]:
+        """What to reserve on the cheap byte bound (None: nothing to try that way), and what the
+        exact attempt needs when that is refused or too large (None: no exact attempt: the call
+        reserves nothing, or the cheap amount is all there is)."""
         prices = list_prices(self.wrapped)
         if prices is None:
             if self.allow_unpriced:
                 return None, None
             raise self._unpriced()
         if prices.input == 0 and prices.output == 0:
-            return self.ledger.try_reserve(Decimal(0)), None
+            return Decimal(0), None
         request = _request(self.wrapped, messages, settings)
         tools = len(request.settings.get("tools") or ())
         bound = upper_bound(request.messages, payload_bytes(request.messages, request.settings), tools)
         rough = self._worst_case(prices, request, bound, exact=False).cost
         # The bound overstates a prompt several times over: reserving it is harmless only while it is
         # a sliver of what is left, else concurrent calls would be refused for money they never need.
-        if rough <= self.ledger.left_hint() * _BOUND_SHARE:
-            reservation = self.ledger.try_reserve(rough)
-            if reservation is not None:
-                return reservation, None
-        return None, _Pending(prices, request, bound)
+        return (rough if rough <= self.ledger.left_hint() * _BOUND_SHARE else None), _Pending(prices, request, bound)
 
-    def _exact_try(self, pending: _Pending, counted: TokenCount) -> Reservation:
+    def _exact_worst(self, pending: _Pending, counted: TokenCount) -> WorstCase:
         tokens = counted.tokens
         # An estimate is taken high (never above the byte bound, which no prompt exceeds).
         prompt = tokens if counted.exact else min(pending.bound, math.ceil(tokens / (1 - ESTIMATE_ERROR)))
-        worst = self._worst_case(pending.prices, pending.request, prompt, exact=counted.exact)
-        reservation = self.ledger.try_reserve(worst.cost)
-        if reservation is None:
-            raise self._refusal(worst)
-        return reservation
+        return self._worst_case(pending.prices, pending.request, prompt, exact=counted.exact)
 
     def _count_options(self, request: _Request) -> dict[str, Any]:
         options: dict[str, Any] = {"use_server": False}
@@ -230,24 +223,42 @@ class _BudgetGuard(HoldingModel["Reservation | None"]):
         return options
 
     def _take(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
-        reservation, pending = self._first_try(messages, settings)
+        amount, pending = self._first_amount(messages, settings)
+        if amount is not None:
+            reservation = self.ledger.try_reserve(amount)
+            if reservation is not None or pending is None:
+                return reservation
         if pending is None:
-            return reservation
+            return None
         from ..tokens._counting import count_tokens
 
         request = pending.request
-        counted = count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
-        return self._exact_try(pending, counted)
+        worst = self._exact_worst(
+            pending, count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
+        )
+        reservation = self.ledger.try_reserve(worst.cost)
+        if reservation is None:
+            raise self._refusal(worst)
+        return reservation
 
     async def _atake(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
-        reservation, pending = self._first_try(messages, settings)
+        # The same steps as `_take`, through the ledger's async forms (a shared store's asyncio client).
+        amount, pending = self._first_amount(messages, settings)
+        if amount is not None:
+            reservation = await self.ledger.atry_reserve(amount)
+            if reservation is not None or pending is None:
+                return reservation
         if pending is None:
-            return reservation
+            return None
         from ..tokens._counting import acount_tokens
 
         request = pending.request
         counted = await acount_tokens(request.messages, model=self.wrapped, **self._count_options(request))
-        return self._exact_try(pending, counted)
+        worst = self._exact_worst(pending, counted)
+        reservation = await self.ledger.atry_reserve(worst.cost)
+        if reservation is None:
+            raise self._refusal(worst)
+        return reservation
 
     def _who(self) -> str:
         inner = self.wrapped.unwrap()

@@ -112,6 +112,10 @@ class BudgetLedger:
             self._peak = max(self._peak, self._spent + self._reserved)
         return Reservation(amount)
 
+    async def atry_reserve(self, amount: Decimal) -> Reservation | None:
+        """`try_reserve` for async callers (a shared ledger asks its store without blocking the loop)."""
+        return self.try_reserve(amount)
+
     def settle(self, reservation: Reservation, cost: Decimal) -> None:
         """The call is over and cost `cost`: the rest of its reservation goes back. Only the
         first settlement of a reservation counts."""

@@ -235,17 +235,29 @@ class SharedLedger(BudgetLedger):
             self._resend()
             books = self._seen(self.store.budget_reserve(self.scope, self.max_usd, amount))
         except StoreUnavailable as exc:
-            if self.store.budget_outage == "allow":
-                return _Uncounted(amount)
-            raise BudgetExceededError(
-                f"the shared budget {self.scope!r} can't be checked: its store ({self.store!r}) is unreachable, and "
-                "budgets refuse calls while it is (budget_outage='refuse'); nothing was sent",
-                max_usd=self.max_usd,
-                spent=self._last.spent,
-                reserved=self._last.reserved,
-                needed=amount,
-            ) from exc
+            return self._unreachable(amount, exc)
         return Reservation(amount) if books.ok else None
+
+    async def atry_reserve(self, amount: Decimal) -> Reservation | None:
+        try:
+            self._resend()
+            books = self._seen(await self.store.abudget_reserve(self.scope, self.max_usd, amount))
+        except StoreUnavailable as exc:
+            return self._unreachable(amount, exc)
+        return Reservation(amount) if books.ok else None
+
+    def _unreachable(self, amount: Decimal, exc: StoreUnavailable) -> Reservation:
+        """The store's outage policy: an uncounted reservation, or a refusal."""
+        if self.store.budget_outage == "allow":
+            return _Uncounted(amount)
+        raise BudgetExceededError(
+            f"the shared budget {self.scope!r} can't be checked: its store ({self.store!r}) is unreachable, and "
+            "budgets refuse calls while it is (budget_outage='refuse'); nothing was sent",
+            max_usd=self.max_usd,
+            spent=self._last.spent,
+            reserved=self._last.reserved,
+            needed=amount,
+        ) from exc
 
     def settle(self, reservation: Reservation, cost: Decimal) -> None:
         if reservation.settled:
@@ -310,6 +322,10 @@ def shared_state(
     from ._endpoints import registry
 
     global _current
+    if isinstance(staleness, bool) or not isinstance(staleness, (int, float)) or not 0 <= staleness <= 1:
+        raise ConfigurationError(f"shared_state(staleness={staleness!r}): seconds, from 0 to 1")
+    if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+        raise ConfigurationError(f"shared_state(prefix={prefix!r}): a non-empty string without braces")
     if target is None or target == "memory":
         store: StateStore = MemoryStore()
         shared = False
