@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import threading
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -253,3 +254,27 @@ def test_bucket_wait() -> None:
     assert bucket_wait(counts, 1, 10, 100, 100.25, 1.0) == pytest.approx(101.0 - 100.25)
     # Everything is in the current bucket: it must drop out itself.
     assert bucket_wait([0.0] * BUCKETS + [10.0], 1, 10, 100, 100.5, 1.0) == pytest.approx(111.0 - 100.5)
+
+
+def test_each_script_touches_keys_of_one_hash_slot(backend: Backend) -> None:
+    """Redis Cluster runs a script only when all its keys live in one slot (else CROSSSLOT)."""
+    if backend.name != "redis":
+        pytest.skip("a Redis property")
+    from redis.crc import key_slot
+
+    store: Any = backend.store
+    seen: list[list[str]] = []
+    for name, script in list(store._scripts.items()):
+
+        def recording(keys: list[str], args: list[Any], script: Any = script) -> Any:
+            seen.append(list(keys))
+            return script(keys, args)
+
+        store._scripts[name] = recording
+    store.budget_reserve("team {a}", D(1), D("0.1"))
+    store.breaker_record("https://x|gpt", CONFIG, "failure")
+    grant = store.limit_acquire("k", LimitSpec(rpm=5, tpm=50, max_concurrency=2), 5, "l")
+    store.limit_settle("k", LimitSpec(rpm=5, tpm=50, max_concurrency=2), grant, "l", 5, 3)
+    assert len(seen) == 4
+    for keys in seen:
+        assert len({key_slot(key.encode()) for key in keys}) == 1, keys

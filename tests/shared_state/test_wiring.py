@@ -219,3 +219,12 @@ async def test_async_calls_share_the_budget_through_the_async_client(backend: Ba
         assert model.spent == Decimal("0.000075")
     finally:
         await backend.store.aclose()
+
+
+async def test_a_store_built_on_a_given_client_serves_async_calls_from_a_thread(redis_server: Any) -> None:
+    import redis
+
+    store = RedisStore(redis_server.url, prefix="given", client=redis.Redis.from_url(redis_server.url))
+    assert (await store.abudget_reserve("b", Decimal(1), Decimal("0.5"))).ok
+    assert store.budget_books("b").reserved == Decimal("0.5")
+    store.close()

@@ -119,6 +119,10 @@ class RedisStore(StateStore):
     `timeout` bounds every command (seconds); after a failure the store fails fast for
     `retry_interval` seconds (doubling up to 30 s) before trying again. `budget_outage` /
     `limit_outage`: "refuse" or "allow" calls while Redis is unreachable.
+
+    Every script's keys share one hash tag, so the store runs on Redis Cluster: pass a
+    ``redis.cluster.RedisCluster`` (with short timeouts and retries off) as `client`. A client
+    given this way also serves async calls, from a worker thread.
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class RedisStore(StateStore):
             "decode_responses": True,
         }
         self._client: redis.Redis = client if client is not None else redis_py.Redis.from_url(url, **self._options)
+        self._own_client = client is None
         self._async_clients: weakref.WeakKeyDictionary[Any, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
         self._scripts = {
             "budget": self._client.register_script(scripts.BUDGET),
@@ -197,9 +202,10 @@ class RedisStore(StateStore):
         return result
 
     async def _arun(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        """A script through the asyncio client (one per event loop); on other event loops (trio)
-        the sync client runs in a worker thread."""
-        if sniffio.current_async_library() != "asyncio":
+        """A script through the asyncio client (one per event loop); on other event loops (trio),
+        or with a client given by the caller (a Redis Cluster client...), the sync client runs in
+        a worker thread."""
+        if self._own_client is False or sniffio.current_async_library() != "asyncio":
             return await anyio.to_thread.run_sync(lambda: self._run(lambda: self._scripts[name](keys, args)))
         self._health.check()
         redis = _import_redis()
