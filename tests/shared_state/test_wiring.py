@@ -4,6 +4,7 @@ limits, on the in-memory store (fake clock) and a real Redis."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -224,7 +225,8 @@ async def test_async_calls_share_the_budget_through_the_async_client(backend: Ba
 async def test_a_store_built_on_a_given_client_serves_async_calls_from_a_thread(redis_server: Any) -> None:
     import redis
 
-    store = RedisStore(redis_server.url, prefix="given", client=redis.Redis.from_url(redis_server.url))
+    prefix = f"given-{uuid.uuid4().hex[:6]}"
+    store = RedisStore(redis_server.url, prefix=prefix, client=redis.Redis.from_url(redis_server.url))
     assert (await store.abudget_reserve("b", Decimal(1), Decimal("0.5"))).ok
     assert store.budget_books("b").reserved == Decimal("0.5")
     store.close()
