@@ -230,3 +230,19 @@ async def test_a_store_built_on_a_given_client_serves_async_calls_from_a_thread(
     assert (await store.abudget_reserve("b", Decimal(1), Decimal("0.5"))).ok
     assert store.budget_books("b").reserved == Decimal("0.5")
     store.close()
+
+
+async def test_async_calls_record_breaker_outcomes_without_waiting_on_the_store(backend: Backend) -> None:
+    def down(messages: Any, settings: Any) -> Any:
+        raise mm.ServerError("down", status=503)
+
+    mm.shared_state(backend.store)
+    guarded = mm.circuit_breaker(FunctionModel(down, name="flaky"), config=CONFIG)
+    for _ in range(3):
+        with pytest.raises(mm.ServerError):
+            await guarded.achat("hi")
+    assert backend.store.flush()
+    assert backend.store.breaker_view("function|flaky", CONFIG).state is BreakerState.OPEN
+    with pytest.raises(mm.CircuitOpenError):
+        await guarded.achat("hi")
+    await backend.store.aclose()

@@ -20,6 +20,8 @@ import threading
 from decimal import Decimal
 from typing import Literal
 
+import sniffio
+
 from .._exceptions import CircuitOpenError, ConfigurationError
 from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Outcome, refusal
 from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
@@ -155,14 +157,23 @@ class SharedCircuitBreaker(CircuitBreaker):
 
     def record(self, outcome: Outcome, now: float, *, retry_after: float | None = None, probe: bool = False) -> None:
         jitter = self._rng.uniform(1.0 - self.config.jitter, 1.0 + self.config.jitter)
-        try:
-            view = self.store.breaker_record(
-                self.key, self.config, outcome, retry_after=retry_after, probe=probe, jitter=jitter
-            )
-        except StoreUnavailable:
-            super().record(outcome, now, retry_after=retry_after, probe=probe)
-            return
-        self._remember(view, now)
+
+        def send() -> None:
+            try:
+                view = self.store.breaker_record(
+                    self.key, self.config, outcome, retry_after=retry_after, probe=probe, jitter=jitter
+                )
+            except StoreUnavailable:
+                CircuitBreaker.record(self, outcome, now, retry_after=retry_after, probe=probe)
+                return
+            self._remember(view, now)
+
+        if _in_event_loop():
+            # An event loop must not wait on the network for bookkeeping: the outcome goes to the
+            # store from the store's background thread, and the copy is refreshed when it lands.
+            self.store.later(send)
+        else:
+            send()
 
     def force_probe(self, now: float) -> bool:
         try:
@@ -179,6 +190,14 @@ class SharedCircuitBreaker(CircuitBreaker):
             self.store.breaker_reset(self.key)
         except StoreUnavailable:
             logger.warning("circuit %s: could not reset the shared state (store unreachable)", self.name)
+
+
+def _in_event_loop() -> bool:
+    try:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+    return True
 
 
 class _Uncounted(Reservation):
