@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import modelmix as mm
+from modelmix.resilience import WrapperModel
 
 
 def _model(base_url: str) -> mm.Model:
@@ -33,20 +34,40 @@ def spend(redis_url: str, base_url: str, scope: str, max_usd: str, worker: int) 
     return costs
 
 
+class _Sent(WrapperModel):
+    """Notes when each call really leaves for the server (after the rate limit let it go)."""
+
+    def __init__(self, wrapped: mm.Model) -> None:
+        super().__init__(wrapped)
+        self.sent: list[float] = []
+
+    def chat(self, messages: Any, **settings: Any) -> mm.ChatResponse:
+        self.sent.append(time.time())
+        return self.wrapped.chat(messages, **settings)
+
+    async def achat(self, messages: Any, **settings: Any) -> mm.ChatResponse:
+        raise NotImplementedError
+
+    def stream(self, messages: Any, **settings: Any) -> mm.Stream:
+        raise NotImplementedError
+
+    def astream(self, messages: Any, **settings: Any) -> mm.AsyncStream:
+        raise NotImplementedError
+
+
 def use_tokens(
     redis_url: str, base_url: str, scope: str, tpm: int, per: float, seconds: float, worker: int
 ) -> list[Any]:
-    """Call for `seconds` under one shared TPM limit; (answered at, tokens used) per call (the
-    fake answers in a millisecond or two, so that is when the tokens were spent)."""
+    """Call for `seconds` under one shared TPM limit; (sent at, tokens used) per call."""
     mm.shared_state(redis_url, prefix=scope)
-    model = mm.rate_limit(_model(base_url), tpm=tpm, per=per, scope=scope, max_wait=30)
-    calls: list[Any] = []
+    sending = _Sent(_model(base_url))
+    model = mm.rate_limit(sending, tpm=tpm, per=per, scope=scope, max_wait=30)
+    used: list[int] = []
     end = time.time() + seconds
     while time.time() < end:
-        response = model.chat(f"worker {worker}: hello", max_tokens=40)
-        usage = response.usage
-        calls.append((time.time(), usage.input_tokens + usage.output_tokens if usage else 0))
-    return calls
+        usage = model.chat(f"worker {worker}: hello", max_tokens=40).usage
+        used.append(usage.input_tokens + usage.output_tokens if usage else 0)
+    return list(zip(sending.sent, used, strict=True))
 
 
 def hammer(redis_url: str, base_url: str, scope: str, seconds: float, worker: int) -> list[Any]:

@@ -57,20 +57,27 @@ def test_four_workers_keep_to_one_tpm_limit(redis_server: RedisServer) -> None:
     with FakeOpenAIServer(respond) as server, _pool() as pool:
         args = [(redis_server.url, server.base_url, scope, tpm, per, seconds, w) for w in range(WORKERS)]
         results = pool.starmap(_workers.use_tokens, args)
-    calls = sorted(arrivals)
-    worst = max(sum(tokens for at, tokens in calls[i:] if at < start + per) for i, (start, _) in enumerate(calls))
-    total = sum(tokens for _, tokens in calls)
-    span = calls[-1][0] - calls[0][0]
+    sent = sorted(call for worker in results for call in worker)
+    at_server = sorted(arrivals)
+    worst_sent, worst_server = _busiest(sent, per), _busiest(at_server, per)
+    total = sum(tokens for _, tokens in sent)
+    span = sent[-1][0] - sent[0][0]
     print(
-        f"\ntpm: {len(calls)} calls, {total} tokens in {span:.1f} s by {WORKERS} workers; limit {tpm} per {per:g} s; "
-        f"the busiest {per:g} s at the server held {worst} ({worst / tpm:.0%} of the limit)"
+        f"\ntpm: {len(sent)} calls, {total} tokens in {span:.1f} s by {WORKERS} workers; limit {tpm} per {per:g} s; "
+        f"the busiest {per:g} s held {worst_sent} tokens as sent ({worst_sent / tpm:.0%} of the limit), "
+        f"{worst_server} as they reached the server ({worst_server / tpm:.0%})"
     )
-    assert sum(len(worker) for worker in results) == len(calls)
-    # The store never counts more than the limit in any window; at the server a call arrives a few
-    # ms after its slot was taken (tens of ms on a loaded machine), which shifts some calls into the
-    # next window: the stated tolerance is 10 %.
-    assert worst <= tpm * 1.10
+    assert len(sent) == len(at_server)
+    assert worst_sent <= tpm  # no window ever holds more than the limit
+    # At the server, requests arrive a few ms after they are sent (tens of ms on a loaded 2-core
+    # machine), which bunches some of them into one window: the stated tolerance there is 10 %.
+    assert worst_server <= tpm * 1.10
     assert total >= tpm * (span / per) * 0.6  # and the limiter let most of the allowed rate through
+
+
+def _busiest(calls: list[tuple[float, int]], per: float) -> int:
+    """The most tokens in any `per`-second stretch starting at a call."""
+    return max(sum(tokens for at, tokens in calls[i:] if at < start + per) for i, (start, _) in enumerate(calls))
 
 
 def test_four_workers_share_one_breaker_and_one_probe_reopens_it(redis_server: RedisServer) -> None:
