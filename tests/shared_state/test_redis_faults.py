@@ -4,6 +4,7 @@ hangs, the outage is logged once, and the shared state works again once the serv
 from __future__ import annotations
 
 import logging
+import signal
 import subprocess
 import sys
 import time
@@ -62,3 +63,29 @@ def test_import_modelmix_does_not_import_redis() -> None:
     code = "import sys, modelmix, modelmix.resilience; modelmix.shared_state; print('redis' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+async def test_a_frozen_redis_never_holds_a_call_longer_than_the_store_timeout() -> None:
+    """SIGSTOP: the server keeps its connections open but answers nothing (a hung host)."""
+    server = RedisServer().start()
+    store = RedisStore(server.url, prefix="frozen", timeout=0.2, retry_interval=0.5)
+    try:
+        budgeted = mm.budget(cheap(), max_usd=1, scope="team", store=store)
+        limited = mm.rate_limit(cheap(), tpm=100_000, store=store)
+        assert (await budgeted.achat("hi", max_tokens=10)).text == "ok"
+        assert (await limited.achat("hi")).text == "ok"
+        assert server.process is not None
+        server.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        for _ in range(5):
+            with pytest.raises(mm.BudgetExceededError, match="unreachable"):
+                await budgeted.achat("hi", max_tokens=10)
+            assert (await limited.achat("hi")).text == "ok"
+            assert limited.chat("hi").text == "ok"
+        assert time.monotonic() - started < 2.0  # one 0.2 s timeout per retry interval, not per call
+        server.process.send_signal(signal.SIGCONT)
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
+        await store.aclose()
+        server.stop()
