@@ -10,6 +10,7 @@ outage is logged once when it starts and once when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import math
@@ -24,7 +25,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import sniffio
 
 from .._exceptions import ConfigurationError, MissingDependencyError
 from . import _redis_scripts as scripts
@@ -205,7 +205,7 @@ class RedisStore(StateStore):
         """A script through the asyncio client (one per event loop); on other event loops (trio),
         or with a client given by the caller (a Redis Cluster client...), the sync client runs in
         a worker thread."""
-        if self._own_client is False or sniffio.current_async_library() != "asyncio":
+        if self._own_client is False or _asyncio_loop() is None:
             return await anyio.to_thread.run_sync(lambda: self._run(lambda: self._scripts[name](keys, args)))
         self._health.check()
         redis = _import_redis()
@@ -220,8 +220,6 @@ class RedisStore(StateStore):
         return result
 
     def _async_script(self, name: str) -> Any:
-        import asyncio
-
         loop = asyncio.get_running_loop()
         table = self._async_scripts.get(loop)
         if table is None:
@@ -288,11 +286,9 @@ class RedisStore(StateStore):
         self._client.close()
 
     async def aclose(self) -> None:
-        if sniffio.current_async_library() != "asyncio":
+        loop = _asyncio_loop()
+        if loop is None:
             return
-        import asyncio
-
-        loop = asyncio.get_running_loop()
         client = self._async_clients.pop(loop, None)
         self._async_scripts.pop(loop, None)
         if client is not None:
@@ -472,6 +468,14 @@ class RedisStore(StateStore):
         self, scope: str, spec: LimitSpec, grant: LimitGrant, lease: str, reserved: int, used: int
     ) -> None:
         await self._arun("settle", self._settle_keys(scope, grant), [lease, used - reserved])
+
+
+def _asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop, or None (trio, or no event loop at all)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _safe_url(url: str) -> str:

@@ -14,13 +14,13 @@ each, so N workers never overspend one budget.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import sys
 import threading
 from decimal import Decimal
 from typing import Literal
-
-import sniffio
 
 from .._exceptions import CircuitOpenError, ConfigurationError
 from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Outcome, refusal
@@ -193,9 +193,18 @@ class SharedCircuitBreaker(CircuitBreaker):
 
 
 def _in_event_loop() -> bool:
+    """Is this thread running an event loop (asyncio, or trio if it is loaded)?"""
     try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")
+    if trio is None:
+        return False
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
         return False
     return True
 
