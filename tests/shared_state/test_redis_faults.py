@@ -4,10 +4,13 @@ hangs, the outage is logged once, and the shared state works again once the serv
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import signal
 import subprocess
 import sys
 import time
+import uuid
+from typing import Any
 
 import pytest
 
@@ -89,3 +92,29 @@ async def test_a_frozen_redis_never_holds_a_call_longer_than_the_store_timeout()
             server.process.send_signal(signal.SIGCONT)
         await store.aclose()
         server.stop()
+
+
+def _child_settles(store: RedisStore, queue: Any) -> None:
+    model = mm.rate_limit(cheap(), max_concurrency=1, max_wait=0, store=store, scope="forked")
+    for _ in range(3):  # each call's slot must come back (from the child's own background thread)
+        model.chat("hi")
+        store.flush()
+    queue.put("ok")
+
+
+# Python 3.12+ warns about fork() in a process with threads (the fake servers of other tests);
+# gunicorn forks all the same, which is what this test reproduces.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_store_made_before_fork_works_in_the_child(redis_server: RedisServer) -> None:
+    """gunicorn --preload: the app (and its store) is built in the parent, then workers fork."""
+    store = RedisStore(redis_server.url, prefix=f"fork-{uuid.uuid4().hex[:6]}")
+    store.later(lambda: None)  # the parent's background thread is running
+    assert store.flush()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_settles, args=(store, queue))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == "ok"
+    store.close()
