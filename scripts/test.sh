@@ -5,6 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The shared-state tests start a real redis-server on 127.0.0.1 (Debian's package).
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "== installing redis-server"
+  sudo_cmd=$([ "$(id -u)" -eq 0 ] && echo "" || echo "sudo")
+  $sudo_cmd apt-get update -qq >/dev/null && $sudo_cmd apt-get install -y -qq redis-server >/dev/null
+fi
+
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv

@@ -90,6 +90,7 @@ _LAZY: dict[str, str] = {
     "ContextWindowExceededError": "modelmix._preflight",
     "load_catalog": "modelmix.tokens._catalog",
     "BudgetExceededError": "modelmix.resilience._ledger",
+    "ClientRateLimitError": "modelmix.resilience._limit_error",
     "alist_models": "modelmix.providers._listing",
     "list_models": "modelmix.providers._listing",
     "AzureModel": "modelmix.providers.azure",
@@ -113,7 +114,9 @@ _LAZY: dict[str, str] = {
             "circuit_breaker",
             "fallback",
             "hedge",
+            "rate_limit",
             "retrying",
+            "shared_state",
         ),
         "modelmix.resilience",
     ),
@@ -151,9 +154,12 @@ if _typing.TYPE_CHECKING:
         circuit_breaker,
         fallback,
         hedge,
+        rate_limit,
         retrying,
+        shared_state,
     )
     from .resilience._ledger import BudgetExceededError
+    from .resilience._limit_error import ClientRateLimitError
     from .tokens._catalog import load_catalog
     from .tokens._counting import TokenCount, acount_tokens, count_tokens
 
@@ -210,6 +216,7 @@ __all__ = [
     "ChatResponse",
     "CircuitBreaker",
     "CircuitOpenError",
+    "ClientRateLimitError",
     "ConfigurationError",
     "ConflictError",
     "ContentFilterEvent",
@@ -290,10 +297,12 @@ __all__ = [
     "load_catalog",
     "model",
     "model_info",
+    "rate_limit",
     "register_model_info",
     "register_provider",
     "retrying",
     "run_tools",
+    "shared_state",
     "system",
     "tool",
     "tool_result",

@@ -40,6 +40,7 @@ decisions never parse message strings::
     ├── CircuitOpenError
     ├── RetryBudgetExhaustedError
     ├── BudgetExceededError                mm.budget refused a call before sending (spent, left, needed)
+    ├── ClientRateLimitError               mm.rate_limit held a call back past its deadline (limit, retry_after)
     └── ToolLoopLimitError                 run_tools: the model still calls tools after max_steps
 
 `asyncio.CancelledError` and other cancellation exceptions are never wrapped.

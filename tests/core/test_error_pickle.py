@@ -50,6 +50,7 @@ _REQUIRED: dict[str, Any] = {
     "spent": Decimal("1.25"),
     "reserved": Decimal("0.5"),
     "needed": Decimal("4"),
+    "scope": "team-a",
 }
 _CONTEXT: dict[str, Any] = {
     "provider": "openai",

@@ -18,8 +18,13 @@ from ._clock import Clock, Deadline
 from ._endpoints import EndpointRegistry, registry
 from ._fallback import FallbackModel, fallback, should_fall_back
 from ._hedge import HedgedModel, hedge
+from ._memory_store import MemoryStore
 from ._policy import RetryBudget, RetryPolicy, retries_allowed
+from ._rate_limit import RateLimitedModel, rate_limit
+from ._redis_store import RedisStore
 from ._retrying import ResilientModel, circuit_breaker, retrying
+from ._shared import SharedCircuitBreaker, shared_state
+from ._state_store import StateStore
 from ._wrapper import WrapperModel
 
 __all__ = [
@@ -35,9 +40,14 @@ __all__ = [
     "EndpointRegistry",
     "FallbackModel",
     "HedgedModel",
+    "MemoryStore",
+    "RateLimitedModel",
+    "RedisStore",
     "ResilientModel",
     "RetryBudget",
     "RetryPolicy",
+    "SharedCircuitBreaker",
+    "StateStore",
     "WrapperModel",
     "budget",
     "cascade",
@@ -45,8 +55,10 @@ __all__ = [
     "classify",
     "fallback",
     "hedge",
+    "rate_limit",
     "registry",
     "retries_allowed",
     "retrying",
+    "shared_state",
     "should_fall_back",
 ]

@@ -103,6 +103,25 @@ class BreakerSnapshot:
     cooldown_until: float | None
 
 
+def refusal(
+    name: str, misconfigured: bool, cooling: bool, reopen: float | None, now: float, where: str = ""
+) -> CircuitOpenError:
+    """The error for a call a breaker refused (`where`: said after the state, e.g. " (shared)")."""
+    what = (
+        "misconfigured (check the key, model name and TLS settings)"
+        if misconfigured
+        else "cooling down after a rate limit"
+        if cooling
+        else "open after repeated failures"
+    )
+    return CircuitOpenError(
+        f"circuit for {name} is {what}{where}; "
+        + (f"next try in {reopen - now:.1f} s" if reopen is not None else "a probe is in flight"),
+        reopen_at=reopen,
+        endpoint=name,
+    )
+
+
 def classify(exc: BaseException) -> Outcome:
     """What a failure means for the endpoint's health (read from the fault table)."""
     return fault_of(exc).breaker
@@ -213,19 +232,8 @@ class CircuitBreaker:
 
     def error(self, now: float) -> CircuitOpenError:
         """The error for a call the breaker refused."""
-        reopen = self.reopen_at(now)
-        what = (
-            "misconfigured (check the key, model name and TLS settings)"
-            if (self._state is BreakerState.MISCONFIGURED)
-            else "cooling down after a rate limit"
-            if self._cooldown_until > now
-            else "open after repeated failures"
-        )
-        return CircuitOpenError(
-            f"circuit for {self.name} is {what}; "
-            + (f"next try in {reopen - now:.1f} s" if reopen is not None else "a probe is in flight"),
-            reopen_at=reopen,
-            endpoint=self.name,
+        return refusal(
+            self.name, self._state is BreakerState.MISCONFIGURED, self._cooldown_until > now, self.reopen_at(now), now
         )
 
     # ------------------------------------------------------------------------------ records

@@ -39,13 +39,13 @@ from ..tokens import cost_of, model_info
 
 if TYPE_CHECKING:
     from ..tokens._counting import TokenCount
-from ._clock import SYSTEM_CLOCK, Deadline
+    from ._state_store import StateStore
 from ._fallback import FallbackModel
 from ._faults import fault_kind
 from ._hedge import HedgedModel
+from ._holding import HoldingModel
 from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
 from ._retrying import ResilientModel
-from ._streams import Connected, GuardedAsyncStream, GuardedStream, aclose_quietly, stream_attempts
 from ._wrapper import WrapperModel
 
 __all__ = ["BudgetModel", "budget"]
@@ -54,7 +54,6 @@ _MILLION = Decimal(1_000_000)
 _BOUND_SHARE = Decimal("0.01")
 """A worst case from the byte bound is reserved only when it is at most this share of what is left;
 otherwise the prompt is counted first."""
-_NO_DEADLINE = Deadline(at=math.inf, clock=SYSTEM_CLOCK)
 # Failures that prove no tokens were generated: nothing was sent, or the server refused the request.
 _UNBILLED = frozenset(
     {
@@ -149,7 +148,7 @@ class _Pending:
     bound: int
 
 
-class _BudgetGuard(WrapperModel):
+class _BudgetGuard(HoldingModel["Reservation | None"]):
     """Reserves each call's worst case on `ledger` before `wrapped` is called; settles after."""
 
     def __init__(self, wrapped: Model, ledger: BudgetLedger, *, allow_unpriced: bool) -> None:
@@ -188,39 +187,32 @@ class _BudgetGuard(WrapperModel):
             "is known"
         )
 
-    def _first_try(
+    def _first_amount(
         self, messages: MessagesInput, settings: Mapping[str, Any]
-    ) -> tuple[Reservation | None, _Pending | None]:
-        """Reserve on the cheap byte bound. Returns (reservation, None) when done, or (None, what
-        the exact attempt needs) when the bound is too large and the prompt must be counted."""
+    ) -> tuple[Decimal | None, _Pending | None]:
+        """What to reserve on the cheap byte bound (None: nothing to try that way), and what the
+        exact attempt needs when that is refused or too large (None: no exact attempt: the call
+        reserves nothing, or the cheap amount is all there is)."""
         prices = list_prices(self.wrapped)
         if prices is None:
             if self.allow_unpriced:
                 return None, None
             raise self._unpriced()
         if prices.input == 0 and prices.output == 0:
-            return self.ledger.try_reserve(Decimal(0)), None
+            return Decimal(0), None
         request = _request(self.wrapped, messages, settings)
         tools = len(request.settings.get("tools") or ())
         bound = upper_bound(request.messages, payload_bytes(request.messages, request.settings), tools)
         rough = self._worst_case(prices, request, bound, exact=False).cost
         # The bound overstates a prompt several times over: reserving it is harmless only while it is
         # a sliver of what is left, else concurrent calls would be refused for money they never need.
-        if rough <= self.ledger.snapshot().left * _BOUND_SHARE:
-            reservation = self.ledger.try_reserve(rough)
-            if reservation is not None:
-                return reservation, None
-        return None, _Pending(prices, request, bound)
+        return (rough if rough <= self.ledger.left_hint() * _BOUND_SHARE else None), _Pending(prices, request, bound)
 
-    def _exact_try(self, pending: _Pending, counted: TokenCount) -> Reservation:
+    def _exact_worst(self, pending: _Pending, counted: TokenCount) -> WorstCase:
         tokens = counted.tokens
         # An estimate is taken high (never above the byte bound, which no prompt exceeds).
         prompt = tokens if counted.exact else min(pending.bound, math.ceil(tokens / (1 - ESTIMATE_ERROR)))
-        worst = self._worst_case(pending.prices, pending.request, prompt, exact=counted.exact)
-        reservation = self.ledger.try_reserve(worst.cost)
-        if reservation is None:
-            raise self._refusal(worst)
-        return reservation
+        return self._worst_case(pending.prices, pending.request, prompt, exact=counted.exact)
 
     def _count_options(self, request: _Request) -> dict[str, Any]:
         options: dict[str, Any] = {"use_server": False}
@@ -230,25 +222,43 @@ class _BudgetGuard(WrapperModel):
             options["response_format"] = request.settings["response_format"]
         return options
 
-    def _reserve(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
-        reservation, pending = self._first_try(messages, settings)
+    def _take(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
+        amount, pending = self._first_amount(messages, settings)
+        if amount is not None:
+            reservation = self.ledger.try_reserve(amount)
+            if reservation is not None or pending is None:
+                return reservation
         if pending is None:
-            return reservation
+            return None
         from ..tokens._counting import count_tokens
 
         request = pending.request
-        counted = count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
-        return self._exact_try(pending, counted)
+        worst = self._exact_worst(
+            pending, count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
+        )
+        reservation = self.ledger.try_reserve(worst.cost)
+        if reservation is None:
+            raise self._refusal(worst)
+        return reservation
 
-    async def _areserve(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
-        reservation, pending = self._first_try(messages, settings)
+    async def _atake(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
+        # The same steps as `_take`, through the ledger's async forms (a shared store's asyncio client).
+        amount, pending = self._first_amount(messages, settings)
+        if amount is not None:
+            reservation = await self.ledger.atry_reserve(amount)
+            if reservation is not None or pending is None:
+                return reservation
         if pending is None:
-            return reservation
+            return None
         from ..tokens._counting import acount_tokens
 
         request = pending.request
         counted = await acount_tokens(request.messages, model=self.wrapped, **self._count_options(request))
-        return self._exact_try(pending, counted)
+        worst = self._exact_worst(pending, counted)
+        reservation = await self.ledger.atry_reserve(worst.cost)
+        if reservation is None:
+            raise self._refusal(worst)
+        return reservation
 
     def _who(self) -> str:
         inner = self.wrapped.unwrap()
@@ -302,7 +312,7 @@ class _BudgetGuard(WrapperModel):
         prices = list_prices(self.wrapped)
         return prices.cost(usage.input_tokens, usage.output_tokens) if prices is not None else None
 
-    def _settle(
+    def _give_back(
         self, reservation: Reservation | None, response: ChatResponse | None, error: BaseException | None
     ) -> None:
         if response is not None:
@@ -318,74 +328,6 @@ class _BudgetGuard(WrapperModel):
                 self.ledger.charge(cost)
             return
         self.ledger.settle(reservation, reservation.amount if cost is None else cost)
-
-    # ------------------------------------------------------------------------------ calls
-
-    def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        reservation = self._reserve(messages, settings)
-        try:
-            response = self.wrapped.chat(messages, **settings)
-        except BaseException as exc:
-            self._settle(reservation, None, exc)
-            raise
-        self._settle(reservation, response, None)
-        return response
-
-    async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
-        reservation = await self._areserve(messages, settings)
-        try:
-            response = await self.wrapped.achat(messages, **settings)
-        except BaseException as exc:
-            self._settle(reservation, None, exc)
-            raise
-        self._settle(reservation, response, None)
-        return response
-
-    def _done_hook(self, reservation: Reservation | None, inner: Stream | AsyncStream) -> Any:
-        def done(error: BaseException | None, completed: bool) -> None:
-            # A stream left before its end may have been billed for more than it delivered.
-            self._settle(reservation, inner.response if completed and error is None else None, error)
-
-        return done
-
-    def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
-        def connect() -> Connected:
-            reservation = self._reserve(messages, settings)
-            inner: Stream | None = None
-            try:
-                inner = self.wrapped.stream(messages, **settings)
-                for limit in guarded.inherited:
-                    inner._limit_reads(limit)
-                inner.__enter__()
-            except BaseException as exc:
-                if inner is not None:
-                    inner.close()
-                self._settle(reservation, None, exc)
-                raise
-            attempts = stream_attempts(inner) or []
-            return Connected(
-                inner, iter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(reservation, inner)
-            )
-
-        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
-        return guarded
-
-    def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
-        async def connect() -> Connected:
-            reservation = await self._areserve(messages, settings)
-            inner = self.wrapped.astream(messages, **settings)
-            try:
-                await inner.__aenter__()
-            except BaseException as exc:
-                await aclose_quietly(inner)
-                self._settle(reservation, None, exc)
-                raise
-            attempts = stream_attempts(inner) or []
-            return Connected(
-                inner, aiter(inner), [], attempts, _NO_DEADLINE, on_done=self._done_hook(reservation, inner)
-            )
-
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
 
 
 def _guarded(model: Model, ledger: BudgetLedger, allow_unpriced: bool) -> Model:
@@ -434,8 +376,23 @@ class BudgetModel(WrapperModel):
     `spent`, `reserved` (by calls in flight) and `left` are USD `Decimal` amounts.
     """
 
-    def __init__(self, model: Model, *, max_usd: Decimal, allow_unpriced: bool = False) -> None:
-        self.ledger = BudgetLedger(max_usd)
+    def __init__(
+        self,
+        model: Model,
+        *,
+        max_usd: Decimal,
+        allow_unpriced: bool = False,
+        scope: str | None = None,
+        store: StateStore | None = None,
+    ) -> None:
+        self.scope = scope
+        if scope is None:
+            self.ledger = BudgetLedger(max_usd)
+        else:
+            from ._shared import SharedLedger, current_store
+
+            # Named: the books live in the shared store, one set per scope for every process.
+            self.ledger = SharedLedger(max_usd, store=store or current_store(), scope=scope)
         self.allow_unpriced = allow_unpriced
         super().__init__(_guarded(model, self.ledger, allow_unpriced))
 
@@ -516,7 +473,14 @@ async def _aone_refusal(call: Callable[[], Awaitable[ChatResponse]]) -> ChatResp
         raise summary from failed
 
 
-def budget(model: Model | str, *, max_usd: Decimal | float | int | str, allow_unpriced: bool = False) -> BudgetModel:
+def budget(
+    model: Model | str,
+    *,
+    max_usd: Decimal | float | int | str,
+    allow_unpriced: bool = False,
+    scope: str | None = None,
+    store: StateStore | None = None,
+) -> BudgetModel:
     """``mm.budget(model_or_chain, max_usd=5)``: `model`'s calls may spend at most `max_usd` dollars.
 
     Each call reserves its worst case (prompt + ``max_tokens`` at list price) before it is sent and
@@ -524,6 +488,10 @@ def budget(model: Model | str, *, max_usd: Decimal | float | int | str, allow_un
     `BudgetExceededError`, nothing sent. In a fallback chain each member is checked when it is
     tried, so the chain falls through to a member that fits. A model with unknown prices is
     refused unless ``allow_unpriced=True``. Sync, async and streams; safe across threads and tasks.
+
+    A budget that names a `scope` keeps its books in the shared store (``mm.shared_state(...)``,
+    or `store`): every budget with that scope, in every process using the store, spends from one
+    `max_usd`, and the worst-case reservation is atomic there, so N workers never overspend it.
     """
     from .._registry import model as build
 
@@ -534,7 +502,9 @@ def budget(model: Model | str, *, max_usd: Decimal | float | int | str, allow_un
         raise ConfigurationError(
             f"budget() takes a model or a chain (a Model or a 'provider:model' string), not {type(model).__name__}"
         )
-    return BudgetModel(model, max_usd=amount, allow_unpriced=allow_unpriced)
+    if scope is not None and (not isinstance(scope, str) or not scope):
+        raise ConfigurationError(f"budget(scope={scope!r}): a non-empty string naming the shared budget, or None")
+    return BudgetModel(model, max_usd=amount, allow_unpriced=allow_unpriced, scope=scope, store=store)
 
 
 def _check_amount(value: Any) -> Decimal:

@@ -15,6 +15,7 @@ from .. import _exceptions as errors
 from .._preflight import ContextWindowExceededError
 from .._structured import OutputRefusedError, OutputValidationError
 from ._ledger import BudgetExceededError
+from ._limit_error import ClientRateLimitError
 
 __all__ = ["FAULTS", "Fault", "fault_kind", "fault_of"]
 
@@ -76,6 +77,7 @@ FAULTS: dict[str, Fault] = {
     "unsupported_capability": Fault("none", "ignored", "yes", "none"),
     "context_wont_fit": Fault("none", "ignored", "larger_window", "none"),  # counted: nothing sent
     "budget_exceeded": Fault("none", "ignored", "yes", "none"),  # a cheaper model may fit what is left
+    "client_rate_limited": Fault("none", "ignored", "yes", "none"),  # our own limit, not the endpoint's health
     "retry_budget_exhausted": Fault("none", "ignored", "yes", "none"),
     "circuit_open": Fault("none", "ignored", "yes", "none"),
     "deadline": Fault("none", "ignored", "no", "none"),
@@ -90,6 +92,7 @@ _CLASS_KINDS: tuple[tuple[type[errors.ModelMixError], str], ...] = (
     (errors.UnsupportedCapabilityError, "unsupported_capability"),
     (ContextWindowExceededError, "context_wont_fit"),
     (BudgetExceededError, "budget_exceeded"),
+    (ClientRateLimitError, "client_rate_limited"),
     (errors.RetryBudgetExhaustedError, "retry_budget_exhausted"),
     (errors.CircuitOpenError, "circuit_open"),
     (errors.DeadlineExceededError, "deadline"),

@@ -99,6 +99,10 @@ class BudgetLedger:
         with self._lock:
             return self._peak
 
+    def left_hint(self) -> Decimal:
+        """What is left, for sizing a reservation (a shared ledger answers from its last reading)."""
+        return self.snapshot().left
+
     def try_reserve(self, amount: Decimal) -> Reservation | None:
         """Set `amount` aside if it fits what is left; None if it does not."""
         with self._lock:
@@ -107,6 +111,10 @@ class BudgetLedger:
             self._reserved += amount
             self._peak = max(self._peak, self._spent + self._reserved)
         return Reservation(amount)
+
+    async def atry_reserve(self, amount: Decimal) -> Reservation | None:
+        """`try_reserve` for async callers (a shared ledger asks its store without blocking the loop)."""
+        return self.try_reserve(amount)
 
     def settle(self, reservation: Reservation, cost: Decimal) -> None:
         """The call is over and cost `cost`: the rest of its reservation goes back. Only the
