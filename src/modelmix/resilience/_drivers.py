@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import anyio
 from typing_extensions import Unpack
 
+from .. import _observe
 from .._call_deadline import attempt_ends_in, headers_within
 from .._events import StreamEvent
 from .._exceptions import TransportError
@@ -63,7 +64,11 @@ def _run(
         try:
             # The deadline reaches the HTTP layer on its own channel, never through `timeout`.
             with using_deadline(action.deadline), attempt_ends_in(min(action.bound, read_limit(action))):
-                result = attempt(action)
+                result = (
+                    attempt(action)
+                    if not _observe.ACTIVE
+                    else _observe.run_in_slot(*_slot(plan, action), attempt, action)
+                )
         except BaseException as exc:
             plan.failed(action, exc)
             continue
@@ -81,13 +86,23 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
         try:
             result: T | None = None
             with using_deadline(action.deadline), attempt_ends_in(action.bound), anyio.move_on_after(action.timer):
-                result = await attempt(action)
+                if _observe.ACTIVE:
+                    result = await _observe.arun_in_slot(*_slot(plan, action), attempt, action)
+                else:
+                    result = await attempt(action)
             if result is None:
                 raise plan.attempt_timed_out(action)
         except BaseException as exc:
             plan.failed(action, exc)
             continue
         return done(action, result)
+
+
+def _slot(plan: CallPlan, call: Call) -> tuple[int | None, int]:
+    """Where an attempt sits in its call, for hooks: (chain position or None, retry number)."""
+    if len(plan.legs) == 1:
+        return None, call.retry_no
+    return next(i for i, leg in enumerate(plan.legs) if leg is call.leg), call.retry_no
 
 
 def chat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
@@ -172,9 +187,17 @@ class PlannedModel(Model):
         raise NotImplementedError
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        if _observe.ACTIVE:
+            return _observe.observe_chat(
+                self, messages, settings, lambda: chat(self._plan(messages, in_async=False), messages, settings)
+            )
         return chat(self._plan(messages, in_async=False), messages, settings)
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        if _observe.ACTIVE:
+            return await _observe.aobserve_chat(
+                self, messages, settings, lambda: achat(self._plan(messages, in_async=True), messages, settings)
+            )
         return await achat(self._plan(messages, in_async=True), messages, settings)
 
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
@@ -182,11 +205,13 @@ class PlannedModel(Model):
             plan = self._plan(messages, in_async=False, streaming=True)
             return open_stream(plan, messages, settings, guarded.inherited)
 
-        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
+        observed = _observe.observe_stream_call(self, messages, settings, connect) if _observe.ACTIVE else connect
+        guarded = GuardedStream(observed, provider=self.provider, model=self.name)
         return guarded
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         async def connect() -> Connected:
             return await aopen_stream(self._plan(messages, in_async=True, streaming=True), messages, settings)
 
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+        observed = _observe.aobserve_stream_call(self, messages, settings, connect) if _observe.ACTIVE else connect
+        return GuardedAsyncStream(observed, provider=self.provider, model=self.name)

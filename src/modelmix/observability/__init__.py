@@ -1,0 +1,54 @@
+"""Observability: hooks that see every call and attempt, OpenTelemetry traces and metrics, logs.
+
+- `Hooks`: subclass it and `add_hooks` it to be told when a call starts, each request is sent,
+  a stream's first content arrives, each attempt and the call end (`CallInfo`, `AttemptInfo`).
+- `instrument()`: OpenTelemetry spans and metrics following the GenAI semantic conventions,
+  through your tracer and meter providers (``pip install modelmix[otel]``).
+- `log_calls()`: one structured log line per attempt and per call.
+
+Nothing here runs, and nothing OpenTelemetry is imported, until you switch it on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .._observe import AttemptInfo, CallInfo, Hooks, add_hooks, remove_hooks
+
+if TYPE_CHECKING:
+    from ._logs import CallLogger, log_calls
+    from ._otel import SEMCONV_VERSION, Instrumentation, instrument, uninstrument
+
+__all__ = [
+    "SEMCONV_VERSION",
+    "AttemptInfo",
+    "CallInfo",
+    "CallLogger",
+    "Hooks",
+    "Instrumentation",
+    "add_hooks",
+    "instrument",
+    "log_calls",
+    "remove_hooks",
+    "uninstrument",
+]
+
+_LAZY = {
+    "SEMCONV_VERSION": "._otel",
+    "Instrumentation": "._otel",
+    "instrument": "._otel",
+    "uninstrument": "._otel",
+    "CallLogger": "._logs",
+    "log_calls": "._logs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # The OpenTelemetry layer imports nothing of OpenTelemetry until instrument() is called, but
+    # it is kept out of this module's import all the same.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), name)
