@@ -598,7 +598,7 @@ def _primary(model: Model) -> Model:
     """The concrete model a call asks first: a chain's first member, a hedge's primary."""
     current = model.unwrap()
     for _ in range(32):  # chains of chains, bounded
-        members = getattr(current, "models", None)
+        members = getattr(current, "models", None) or getattr(current, "tiers", None)
         if not isinstance(members, list) or not members:
             break
         current = members[0].unwrap()
@@ -607,7 +607,7 @@ def _primary(model: Model) -> Model:
 
 def _in_process(model: Model) -> bool:
     inner = model.unwrap()
-    members = getattr(inner, "models", None)
+    members = getattr(inner, "models", None) or getattr(inner, "tiers", None)
     if isinstance(members, list) and members:
         return all(_in_process(m) for m in members)
     backup = getattr(model, "backup", None)

@@ -173,3 +173,13 @@ def test_importing_modelmix_imports_no_opentelemetry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_cascade_is_one_call(recorder: Recorder) -> None:
+    cheap = FunctionModel("I don't know", name="cheap")
+    strong = FunctionModel("Paris", name="strong")
+    cascade = mm.cascade(cheap, strong, accept=lambda r: "don't know" not in r.text)
+    assert cascade.chat("capital of France?").text == "Paris"
+    assert len(recorder.calls) == 1
+    assert [a.model for a in recorder.calls[0].attempts] == ["cheap", "strong"]
+    assert recorder.calls[0].model == "cheap"

@@ -9,13 +9,12 @@
 Nothing here runs, and nothing OpenTelemetry is imported, until you switch it on.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from .._observe import AttemptInfo, CallInfo, Hooks, add_hooks, remove_hooks
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from ._logs import CallLogger, log_calls
     from ._otel import SEMCONV_VERSION, Instrumentation, instrument, uninstrument
 
@@ -43,12 +42,9 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # The OpenTelemetry layer imports nothing of OpenTelemetry until instrument() is called, but
-    # it is kept out of this module's import all the same.
+def __getattr__(name: str) -> _typing.Any:
+    # Loaded on first use: `import modelmix.observability` stays as light as the hooks.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(module, __name__), name)
+    return getattr(_importlib.import_module(module, __name__), name)
