@@ -187,7 +187,7 @@ class AttemptInfo:
         self.model = model.name
         self.host = model.host
         self.in_process = model.host is None
-        self.server_address, self.server_port = _address_of(model)
+        self.server_address, self.server_port = address_of(model)
         position, self.retry_no = _slot.get()
         self.position = position or 0
         """Which model of a chain (0: the first) or of a hedge (0: primary, 1: backup)."""
@@ -616,7 +616,7 @@ def _in_process(model: Model) -> bool:
     return inner.host is None
 
 
-def _address_of(model: Model) -> tuple[str | None, int | None]:
+def address_of(model: Model) -> tuple[str | None, int | None]:
     base_url = getattr(model, "base_url", None)
     host = getattr(base_url, "host", None)
     if not isinstance(host, str) or not host:

@@ -11,11 +11,12 @@ Nothing of OpenTelemetry is imported until `instrument()` runs.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError, ProviderError
-from .._observe import AttemptInfo, CallInfo, Hooks, add_hooks, remove_hooks
+from .._observe import AttemptInfo, CallInfo, Hooks, add_hooks, address_of, remove_hooks
 from .._version import __version__
 from ._content import ContentHook, as_json, capture_from_env, input_messages, output_messages
 
@@ -119,6 +120,7 @@ class Instrumentation(Hooks):
             description="Number of input and output tokens used.",
             explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
         )
+        self._static: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._cost = meter.create_counter("modelmix.client.cost", unit="USD", description="USD spent on model calls.")
 
     # ------------------------------------------------------------------------------ spans
@@ -144,31 +146,19 @@ class Instrumentation(Hooks):
         )
 
     def request_sent(self, attempt: AttemptInfo) -> None:
-        parent: Span | None = attempt.call.scratch.get(self)
-        if parent is None:  # the call started before instrument()
-            return
-        attributes: dict[str, Any] = {
-            OPERATION: attempt.call.operation,
-            PROVIDER: provider_name(attempt.provider),
-            REQUEST_MODEL: attempt.model,
-            POSITION: attempt.position,
-            RETRY: attempt.retry_no,
-        }
-        if attempt.server_address is not None:
-            attributes[SERVER_ADDRESS] = attempt.server_address
-            if attempt.server_port is not None:
-                attributes[SERVER_PORT] = attempt.server_port
-        attempt.scratch[self] = self.tracer.start_span(
-            self._span_name(attempt.call.operation, attempt.model),
-            context=self._trace.set_span_in_context(parent),
-            kind=self._kinds[attempt.in_process],
-            attributes=attributes,
-        )
+        # The attempt's span is made when the attempt ends, with its real start time: one SDK
+        # call with every attribute instead of a start, a second round of attributes and an end.
+        if self in attempt.call.scratch:  # else the call started before instrument()
+            attempt.scratch[self] = time.time_ns()
 
     def attempt_finished(self, attempt: AttemptInfo) -> None:
-        span: Span | None = attempt.scratch.pop(self, None)
-        if span is not None:
-            attributes: dict[str, Any] = {OUTCOME: attempt.outcome}
+        started: int | None = attempt.scratch.pop(self, None)
+        parent: Span | None = attempt.call.scratch.get(self)
+        if started is not None and parent is not None:
+            attributes = self._model_attributes(attempt)
+            attributes[POSITION] = attempt.position
+            attributes[RETRY] = attempt.retry_no
+            attributes[OUTCOME] = attempt.outcome
             if attempt.finish_reason is not None:
                 attributes[FINISH_REASONS] = (attempt.finish_reason,)
             _set_response(attributes, attempt.response_model, attempt.response_id)
@@ -177,9 +167,33 @@ class Instrumentation(Hooks):
                 attributes[COST] = float(attempt.cost)
             if attempt.time_to_first_chunk is not None:
                 attributes[TIME_TO_FIRST_CHUNK] = attempt.time_to_first_chunk
-            span.set_attributes(attributes)
+            span = self.tracer.start_span(
+                self._span_name(attempt.call.operation, attempt.model),
+                context=self._trace.set_span_in_context(parent),
+                kind=self._kinds[attempt.in_process],
+                attributes=attributes,
+                start_time=started,
+            )
             self._end(span, attempt.error, attempt.outcome)
         self._record_usage(attempt)
+
+    def _model_attributes(self, attempt: AttemptInfo) -> dict[str, Any]:
+        """What names the model an attempt called (worked out once per model)."""
+        key = (attempt.call.operation, attempt.provider, attempt.model, attempt.server_address, attempt.server_port)
+        static = self._static.get(key)
+        if static is None:
+            static = {
+                OPERATION: attempt.call.operation,
+                PROVIDER: provider_name(attempt.provider),
+                REQUEST_MODEL: attempt.model,
+            }
+            if attempt.server_address is not None:
+                static[SERVER_ADDRESS] = attempt.server_address
+                if attempt.server_port is not None:
+                    static[SERVER_PORT] = attempt.server_port
+            if len(self._static) < 4096:  # bounded: model names are few, but they come from callers
+                self._static[key] = static
+        return dict(static)
 
     def call_finished(self, call: CallInfo) -> None:
         span: Span | None = call.scratch.pop(self, None)
@@ -268,8 +282,6 @@ class Instrumentation(Hooks):
         }
         if attempt.response_model is not None:
             attributes[RESPONSE_MODEL] = attempt.response_model
-        if attempt.server_address is not None:
-            attributes[SERVER_ADDRESS] = attempt.server_address
         if usage is not None:
             self._tokens.record(usage.input_tokens, {**attributes, TOKEN_TYPE: "input"})
             self._tokens.record(usage.output_tokens, {**attributes, TOKEN_TYPE: "output"})
@@ -328,9 +340,7 @@ def _set_usage(attributes: dict[str, Any], usage: Any) -> None:
 
 
 def _address_of_primary(call: CallInfo) -> tuple[str | None, int | None]:
-    from .._observe import _address_of
-
-    return _address_of(call.primary)
+    return address_of(call.primary)
 
 
 # ------------------------------------------------------------------------------ switching
