@@ -14,10 +14,11 @@ OpenTelemetry layer (``modelmix.observability``) is built on it.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -68,31 +69,59 @@ class Hooks:
         """The call ended; for a stream when it was read to its end, failed or was closed."""
 
 
-class CallInfo:
+class _Timeline:
+    """What a call and an attempt both have: when they started, first delivered and ended, and how."""
+
+    __slots__ = ("ended", "error", "first_chunk_at", "outcome", "response", "scratch", "started")
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        """`time.perf_counter()` when it started (`duration` and `time_to_first_chunk` are in seconds)."""
+        self.first_chunk_at: float | None = None
+        self.ended: float | None = None
+        self.outcome = "pending"
+        """``ok``, ``error``, ``cancelled`` (a cancelled call, a hedge's losing attempt) or ``closed``
+        (a stream closed before its end)."""
+        self.error: BaseException | None = None
+        self.response: ChatResponse | None = None
+        self.scratch: dict[Any, Any] = {}
+        """Free space for hooks (a span, a start time), keyed by the hook."""
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.ended is None else self.ended - self.started
+
+    @property
+    def time_to_first_chunk(self) -> float | None:
+        """Streams: seconds until the first content arrived."""
+        return None if self.first_chunk_at is None else self.first_chunk_at - self.started
+
+    @property
+    def error_type(self) -> str | None:
+        """The error's class name. A stream the caller closed before its end did not fail: no
+        error type, though its finish reason is "error" (it did not get the model's final event)."""
+        return None if self.error is None else type(self.error).__name__
+
+
+class CallInfo(_Timeline):
     """One logical call, as hooks see it. Read-only for hooks except `scratch`."""
 
     __slots__ = (
         "attempts",
-        "ended",
-        "error",
         "finish_reasons",
-        "first_chunk_at",
         "in_process",
         "messages",
         "model",
         "operation",
-        "outcome",
         "primary",
         "provider",
-        "response",
-        "scratch",
         "settings",
-        "started",
         "streaming",
         "target",
     )
 
     def __init__(self, target: Model, messages: MessagesInput, settings: Mapping[str, Any], streaming: bool) -> None:
+        super().__init__()
         primary = _primary(target)
         self.target = target
         """The model the user called (a chain, a retrying model, a provider model...)."""
@@ -106,25 +135,8 @@ class CallInfo:
         self.messages = messages
         """The prompt, for opt-in content capture only."""
         self.settings: Mapping[str, Any] = {**primary.settings, **settings}
-        self.started = time.perf_counter()
-        self.ended: float | None = None
-        self.first_chunk_at: float | None = None
         self.attempts: list[AttemptInfo] = []
-        self.response: ChatResponse | None = None
-        self.error: BaseException | None = None
-        self.outcome = "pending"
-        """``ok``, ``error``, ``cancelled`` or ``closed`` (a stream closed before its end)."""
         self.finish_reasons: list[str] = []
-        self.scratch: dict[Any, Any] = {}
-        """Free space for hooks (a span, a start time), keyed by the hook."""
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.ended is None else self.ended - self.started
-
-    @property
-    def time_to_first_chunk(self) -> float | None:
-        return None if self.first_chunk_at is None else self.first_chunk_at - self.started
 
     @property
     def answered_by(self) -> AttemptInfo | None:
@@ -148,40 +160,30 @@ class CallInfo:
             return self.response.total_cost
         return summed_cost(self.attempts)
 
-    @property
-    def error_type(self) -> str | None:
-        return _error_type(self.error)
 
-
-class AttemptInfo:
+class AttemptInfo(_Timeline):
     """One request to one concrete model within a call."""
 
     __slots__ = (
         "call",
         "cost",
-        "ended",
-        "error",
         "finish_reason",
-        "first_chunk_at",
         "host",
         "in_process",
         "model",
-        "outcome",
         "position",
         "provider",
         "request_id",
-        "response",
         "response_id",
         "response_model",
         "retry_no",
-        "scratch",
         "server_address",
         "server_port",
-        "started",
         "usage",
     )
 
     def __init__(self, call: CallInfo, model: Model) -> None:
+        super().__init__()
         self.call = call
         self.provider = model.provider
         self.model = model.name
@@ -191,32 +193,12 @@ class AttemptInfo:
         position, self.retry_no = _slot.get()
         self.position = position or 0
         """Which model of a chain (0: the first) or of a hedge (0: primary, 1: backup)."""
-        self.started = time.perf_counter()
-        self.first_chunk_at: float | None = None
-        self.ended: float | None = None
-        self.outcome = "pending"
-        """``ok``, ``error``, ``cancelled`` (a lost hedge race...) or ``closed`` (a stream closed early)."""
-        self.error: BaseException | None = None
-        self.response: ChatResponse | None = None
         self.usage: Usage | None = None
         self.cost: Decimal | None = None
         self.request_id: str | None = None
         self.response_model: str | None = None
         self.response_id: str | None = None
         self.finish_reason: str | None = None
-        self.scratch: dict[Any, Any] = {}
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.ended is None else self.ended - self.started
-
-    @property
-    def time_to_first_chunk(self) -> float | None:
-        return None if self.first_chunk_at is None else self.first_chunk_at - self.started
-
-    @property
-    def error_type(self) -> str | None:
-        return _error_type(self.error)
 
 
 # ---------------------------------------------------------------------------------- registry
@@ -332,20 +314,32 @@ def _first_chunk(attempt: AttemptInfo) -> None:
 # ------------------------------------------------------------------------------ call sites
 
 
-def observe_chat(target: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], T]) -> T:
-    """A wrapper's sync chat: opens the call unless one is current (an inner model is an attempt)."""
+@contextlib.contextmanager
+def _opening(
+    target: Model, messages: MessagesInput, settings: Mapping[str, Any], *, streaming: bool
+) -> Iterator[CallInfo | None]:
+    """The call `target` opens and makes current while the block runs — or None when a call is
+    already current (then `target` runs inside it). A failure in the block ends the call."""
     if _current.get() is not None:
-        return run()
-    call = _start_call(target, messages, settings, streaming=False)
+        yield None
+        return
+    call = _start_call(target, messages, settings, streaming)
     token = _current.set(call)
     try:
-        response = run()
+        yield call
     except BaseException as exc:
         _finish_call(call, error=exc)
         raise
     finally:
         _current.reset(token)
-    _finish_call(call, response=response)  # type: ignore[arg-type]
+
+
+def observe_chat(target: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], T]) -> T:
+    """A wrapper's sync chat: opens the call unless one is current (an inner model is an attempt)."""
+    with _opening(target, messages, settings, streaming=False) as call:
+        response = run()
+    if call is not None:
+        _finish_call(call, response=response)  # type: ignore[arg-type]
     return response
 
 
@@ -353,61 +347,50 @@ async def aobserve_chat(
     target: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], Awaitable[T]]
 ) -> T:
     """`observe_chat` for ``achat``."""
-    if _current.get() is not None:
-        return await run()
-    call = _start_call(target, messages, settings, streaming=False)
-    token = _current.set(call)
-    try:
+    with _opening(target, messages, settings, streaming=False) as call:
         response = await run()
-    except BaseException as exc:
-        _finish_call(call, error=exc)
-        raise
-    finally:
-        _current.reset(token)
-    _finish_call(call, response=response)  # type: ignore[arg-type]
+    if call is not None:
+        _finish_call(call, response=response)  # type: ignore[arg-type]
     return response
 
 
-def attempt_chat(model: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], T]) -> T:
-    """A concrete model's sync chat: one attempt (of the current call, or of a call of its own)."""
+@contextlib.contextmanager
+def _attempting(model: Model, messages: MessagesInput, settings: Mapping[str, Any]) -> Iterator[Callable[[T], T]]:
+    """One attempt of the current call (or of a call of its own, for a model called directly).
+    The block hands its answer to the function it gets; a failure ends the attempt with it."""
     call = _current.get()
     own = call is None
     if call is None:
         call = _start_call(model, messages, settings, streaming=False)
     attempt = _start_attempt(call, model)
+
+    def answered(response: T) -> T:
+        _finish_attempt(attempt, response=response)  # type: ignore[arg-type]
+        if own:
+            _finish_call(call, response=response)  # type: ignore[arg-type]
+        return response
+
     try:
-        response = run()
+        yield answered
     except BaseException as exc:
         _finish_attempt(attempt, error=exc)
         if own:
             _finish_call(call, error=exc)
         raise
-    _finish_attempt(attempt, response=response)  # type: ignore[arg-type]
-    if own:
-        _finish_call(call, response=response)  # type: ignore[arg-type]
-    return response
+
+
+def attempt_chat(model: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], T]) -> T:
+    """A concrete model's sync chat: one attempt."""
+    with _attempting(model, messages, settings) as answered:
+        return answered(run())
 
 
 async def aattempt_chat(
     model: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], Awaitable[T]]
 ) -> T:
     """`attempt_chat` for ``achat``."""
-    call = _current.get()
-    own = call is None
-    if call is None:
-        call = _start_call(model, messages, settings, streaming=False)
-    attempt = _start_attempt(call, model)
-    try:
-        response = await run()
-    except BaseException as exc:
-        _finish_attempt(attempt, error=exc)
-        if own:
-            _finish_call(call, error=exc)
-        raise
-    _finish_attempt(attempt, response=response)  # type: ignore[arg-type]
-    if own:
-        _finish_call(call, response=response)  # type: ignore[arg-type]
-    return response
+    with _attempting(model, messages, settings) as answered:
+        return answered(await run())
 
 
 class StreamObserver:
@@ -490,18 +473,10 @@ def observe_stream_call(
     call, which then ends with the stream."""
 
     def observed() -> Connected:
-        if _current.get() is not None:
-            return connect()
-        call = _start_call(target, messages, settings, streaming=True)
-        token = _current.set(call)
-        try:
+        with _opening(target, messages, settings, streaming=True) as call:
             conn = connect()
-        except BaseException as exc:
-            _finish_call(call, error=exc)
-            raise
-        finally:
-            _current.reset(token)
-        _end_with(conn, call)
+        if call is not None:
+            _end_with(conn, call)
         return conn
 
     return observed
@@ -513,18 +488,10 @@ def aobserve_stream_call(
     """`observe_stream_call` for ``astream``."""
 
     async def observed() -> Connected:
-        if _current.get() is not None:
-            return await connect()
-        call = _start_call(target, messages, settings, streaming=True)
-        token = _current.set(call)
-        try:
+        with _opening(target, messages, settings, streaming=True) as call:
             conn = await connect()
-        except BaseException as exc:
-            _finish_call(call, error=exc)
-            raise
-        finally:
-            _current.reset(token)
-        _end_with(conn, call)
+        if call is not None:
+            _end_with(conn, call)
         return conn
 
     return observed
@@ -580,12 +547,6 @@ def _outcome(response: ChatResponse | None, error: BaseException | None, complet
     if response is not None:
         return "ok"
     return "ok" if completed else "closed"
-
-
-def _error_type(error: BaseException | None) -> str | None:
-    # A stream the caller closed before its end did not fail: no error type, though its finish
-    # reason is "error" (it did not get the model's final event).
-    return None if error is None else type(error).__name__
 
 
 def _response_id(response: ChatResponse) -> str | None:

@@ -4,6 +4,7 @@ streams, sync and async, through retries, fallbacks and hedges."""
 from __future__ import annotations
 
 import subprocess
+import time
 import sys
 
 import anyio
@@ -183,3 +184,18 @@ def test_a_cascade_is_one_call(recorder: Recorder) -> None:
     assert len(recorder.calls) == 1
     assert [a.model for a in recorder.calls[0].attempts] == ["cheap", "strong"]
     assert recorder.calls[0].model == "cheap"
+
+
+def test_a_cancelled_call_is_cancelled_not_failed(recorder: Recorder, both_backends: str) -> None:
+    async def run() -> None:
+        model = mm.retrying(FunctionModel(FakeReply("late", delay=30.0), name="slow"))
+        with anyio.move_on_after(0.05):
+            await model.achat("x")
+
+    started = time.monotonic()
+    anyio.run(run, backend=both_backends)
+    assert time.monotonic() - started < 10  # well before the 30 s the reply waits
+    call = recorder.calls[0]
+    assert call.outcome == "cancelled"
+    assert [a.outcome for a in call.attempts] == ["cancelled"]
+    assert call.finish_reasons == ["error"]
