@@ -14,11 +14,10 @@ OpenTelemetry layer (``modelmix.observability``) is built on it.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -107,18 +106,19 @@ class CallInfo(_Timeline):
     """One logical call, as hooks see it. Read-only for hooks except `scratch`."""
 
     __slots__ = (
+        "_settings",
         "attempts",
         "finish_reasons",
-        "in_process",
         "messages",
         "model",
-        "operation",
         "primary",
         "provider",
-        "settings",
         "streaming",
         "target",
     )
+
+    operation = "chat"
+    """``gen_ai.operation.name``: modelmix's calls are chat completions."""
 
     def __init__(self, target: Model, messages: MessagesInput, settings: Mapping[str, Any], streaming: bool) -> None:
         super().__init__()
@@ -127,16 +127,27 @@ class CallInfo(_Timeline):
         """The model the user called (a chain, a retrying model, a provider model...)."""
         self.primary = primary
         """The concrete model asked first (a chain's first member, a hedge's primary)."""
-        self.operation = "chat"
         self.provider = primary.provider
         self.model = primary.name
         self.streaming = streaming
-        self.in_process = _in_process(target)
         self.messages = messages
         """The prompt, for opt-in content capture only."""
-        self.settings: Mapping[str, Any] = {**primary.settings, **settings}
+        self._settings = settings
         self.attempts: list[AttemptInfo] = []
         self.finish_reasons: list[str] = []
+
+    # What follows is worked out when a hook asks, not on every call.
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        """The call's settings over the first model's defaults."""
+        defaults = self.primary.settings
+        return {**defaults, **self._settings} if defaults else self._settings
+
+    @property
+    def in_process(self) -> bool:
+        """True when every model the call may use runs in this process (the in-process model)."""
+        return _in_process(self.target)
 
     @property
     def answered_by(self) -> AttemptInfo | None:
@@ -164,41 +175,74 @@ class CallInfo(_Timeline):
 class AttemptInfo(_Timeline):
     """One request to one concrete model within a call."""
 
-    __slots__ = (
-        "call",
-        "cost",
-        "finish_reason",
-        "host",
-        "in_process",
-        "model",
-        "position",
-        "provider",
-        "request_id",
-        "response_id",
-        "response_model",
-        "retry_no",
-        "server_address",
-        "server_port",
-        "usage",
-    )
+    __slots__ = ("call", "concrete", "model", "position", "provider", "retry_no")
 
     def __init__(self, call: CallInfo, model: Model) -> None:
         super().__init__()
         self.call = call
+        self.concrete = model
+        """The model the request went to (a provider model, the in-process model...)."""
         self.provider = model.provider
         self.model = model.name
-        self.host = model.host
-        self.in_process = model.host is None
-        self.server_address, self.server_port = address_of(model)
         position, self.retry_no = _slot.get()
         self.position = position or 0
         """Which model of a chain (0: the first) or of a hedge (0: primary, 1: backup)."""
-        self.usage: Usage | None = None
-        self.cost: Decimal | None = None
-        self.request_id: str | None = None
-        self.response_model: str | None = None
-        self.response_id: str | None = None
-        self.finish_reason: str | None = None
+
+    # What follows is worked out when a hook asks, not on every attempt.
+
+    @property
+    def host(self) -> str | None:
+        """``host`` or ``host:port`` of the server (None in-process)."""
+        return self.concrete.host
+
+    @property
+    def in_process(self) -> bool:
+        return self.concrete.host is None
+
+    @property
+    def server_address(self) -> str | None:
+        return address_of(self.concrete)[0]
+
+    @property
+    def server_port(self) -> int | None:
+        return address_of(self.concrete)[1]
+
+    @property
+    def usage(self) -> Usage | None:
+        """Tokens this attempt consumed, where known (a failed attempt knows them when its answer
+        arrived and was then rejected, or its stream was cut after the usage)."""
+        source = self.response if self.response is not None else self.error
+        usage = getattr(source, "usage", None)
+        return usage if isinstance(usage, Usage) else None
+
+    @property
+    def cost(self) -> Decimal | None:
+        source = self.response if self.response is not None else self.error
+        cost = getattr(source, "cost", None)
+        return cost if isinstance(cost, Decimal) else None
+
+    @property
+    def request_id(self) -> str | None:
+        source = self.response if self.response is not None else self.error
+        request_id = getattr(source, "request_id", None)
+        return request_id if isinstance(request_id, str) else None
+
+    @property
+    def response_model(self) -> str | None:
+        """The model that answered, as the server named it."""
+        return None if self.response is None else self.response.model
+
+    @property
+    def response_id(self) -> str | None:
+        """The completion's id (non-streamed answers)."""
+        return None if self.response is None else _response_id(self.response)
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the model stopped; ``error`` when the attempt ended without the model's final event."""
+        if self.response is not None and self.response.finish_reason is not None:
+            return str(self.response.finish_reason)
+        return None if self.outcome in ("ok", "pending") else "error"
 
 
 # ---------------------------------------------------------------------------------- registry
@@ -285,20 +329,6 @@ def _finish_attempt(
     attempt.ended = ended or time.perf_counter()
     attempt.response, attempt.error = response, error
     attempt.outcome = _outcome(response, error, completed)
-    if response is not None:
-        attempt.usage, attempt.cost = response.usage, response.cost
-        attempt.request_id = response.request_id
-        attempt.response_model = response.model
-        attempt.response_id = _response_id(response)
-        attempt.finish_reason = None if response.finish_reason is None else str(response.finish_reason)
-    elif error is not None:
-        attempt.usage = getattr(error, "usage", None) if isinstance(getattr(error, "usage", None), Usage) else None
-        cost = getattr(error, "cost", None)
-        attempt.cost = cost if isinstance(cost, Decimal) else None
-        request_id = getattr(error, "request_id", None)
-        attempt.request_id = request_id if isinstance(request_id, str) else None
-    if attempt.finish_reason is None and attempt.outcome != "ok":
-        attempt.finish_reason = "error"
     _emit("attempt_finished", attempt)
 
 
@@ -314,29 +344,33 @@ def _first_chunk(attempt: AttemptInfo) -> None:
 # ------------------------------------------------------------------------------ call sites
 
 
-@contextlib.contextmanager
-def _opening(
-    target: Model, messages: MessagesInput, settings: Mapping[str, Any], *, streaming: bool
-) -> Iterator[CallInfo | None]:
-    """The call `target` opens and makes current while the block runs — or None when a call is
-    already current (then `target` runs inside it). A failure in the block ends the call."""
-    if _current.get() is not None:
-        yield None
-        return
-    call = _start_call(target, messages, settings, streaming)
-    token = _current.set(call)
-    try:
-        yield call
-    except BaseException as exc:
-        _finish_call(call, error=exc)
-        raise
-    finally:
-        _current.reset(token)
+class _Opening:
+    """Opens the call `target` makes (current while the block runs), unless a call is already
+    current — then `call` is None and `target` runs inside it. A failure in the block ends the call.
+    (A class rather than a generator: it runs on every call while hooks are registered.)"""
+
+    __slots__ = ("_token", "call")
+
+    def __init__(self, target: Model, messages: MessagesInput, settings: Mapping[str, Any], streaming: bool) -> None:
+        self.call: CallInfo | None = None
+        if _current.get() is None:
+            self.call = _start_call(target, messages, settings, streaming)
+
+    def __enter__(self) -> CallInfo | None:
+        if self.call is not None:
+            self._token = _current.set(self.call)
+        return self.call
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        if self.call is not None:
+            _current.reset(self._token)
+            if error is not None:
+                _finish_call(self.call, error=error)
 
 
 def observe_chat(target: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], T]) -> T:
     """A wrapper's sync chat: opens the call unless one is current (an inner model is an attempt)."""
-    with _opening(target, messages, settings, streaming=False) as call:
+    with _Opening(target, messages, settings, False) as call:
         response = run()
     if call is not None:
         _finish_call(call, response=response)  # type: ignore[arg-type]
@@ -347,50 +381,54 @@ async def aobserve_chat(
     target: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], Awaitable[T]]
 ) -> T:
     """`observe_chat` for ``achat``."""
-    with _opening(target, messages, settings, streaming=False) as call:
+    with _Opening(target, messages, settings, False) as call:
         response = await run()
     if call is not None:
         _finish_call(call, response=response)  # type: ignore[arg-type]
     return response
 
 
-@contextlib.contextmanager
-def _attempting(model: Model, messages: MessagesInput, settings: Mapping[str, Any]) -> Iterator[Callable[[T], T]]:
+class _Attempting:
     """One attempt of the current call (or of a call of its own, for a model called directly).
-    The block hands its answer to the function it gets; a failure ends the attempt with it."""
-    call = _current.get()
-    own = call is None
-    if call is None:
-        call = _start_call(model, messages, settings, streaming=False)
-    attempt = _start_attempt(call, model)
+    The block hands its answer to `answered`; a failure ends the attempt (and its own call)."""
 
-    def answered(response: T) -> T:
-        _finish_attempt(attempt, response=response)  # type: ignore[arg-type]
-        if own:
-            _finish_call(call, response=response)  # type: ignore[arg-type]
+    __slots__ = ("attempt", "own")
+
+    def __init__(self, model: Model, messages: MessagesInput, settings: Mapping[str, Any]) -> None:
+        call = _current.get()
+        self.own = call is None
+        if call is None:
+            call = _start_call(model, messages, settings, False)
+        self.attempt = _start_attempt(call, model)
+
+    def __enter__(self) -> _Attempting:
+        return self
+
+    def answered(self, response: T) -> T:
+        _finish_attempt(self.attempt, response=response)  # type: ignore[arg-type]
+        if self.own:
+            _finish_call(self.attempt.call, response=response)  # type: ignore[arg-type]
         return response
 
-    try:
-        yield answered
-    except BaseException as exc:
-        _finish_attempt(attempt, error=exc)
-        if own:
-            _finish_call(call, error=exc)
-        raise
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        if error is not None:
+            _finish_attempt(self.attempt, error=error)
+            if self.own:
+                _finish_call(self.attempt.call, error=error)
 
 
 def attempt_chat(model: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], T]) -> T:
     """A concrete model's sync chat: one attempt."""
-    with _attempting(model, messages, settings) as answered:
-        return answered(run())
+    with _Attempting(model, messages, settings) as scope:
+        return scope.answered(run())
 
 
 async def aattempt_chat(
     model: Model, messages: MessagesInput, settings: Mapping[str, Any], run: Callable[[], Awaitable[T]]
 ) -> T:
     """`attempt_chat` for ``achat``."""
-    with _attempting(model, messages, settings) as answered:
-        return answered(await run())
+    with _Attempting(model, messages, settings) as scope:
+        return scope.answered(await run())
 
 
 class StreamObserver:
@@ -473,7 +511,7 @@ def observe_stream_call(
     call, which then ends with the stream."""
 
     def observed() -> Connected:
-        with _opening(target, messages, settings, streaming=True) as call:
+        with _Opening(target, messages, settings, True) as call:
             conn = connect()
         if call is not None:
             _end_with(conn, call)
@@ -488,7 +526,7 @@ def aobserve_stream_call(
     """`observe_stream_call` for ``astream``."""
 
     async def observed() -> Connected:
-        with _opening(target, messages, settings, streaming=True) as call:
+        with _Opening(target, messages, settings, True) as call:
             conn = await connect()
         if call is not None:
             _end_with(conn, call)

@@ -4,8 +4,8 @@ streams, sync and async, through retries, fallbacks and hedges."""
 from __future__ import annotations
 
 import subprocess
-import time
 import sys
+import time
 
 import anyio
 import pytest

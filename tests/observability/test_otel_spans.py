@@ -256,3 +256,17 @@ def test_uninstrument_stops_emitting(server: FaultServer) -> None:
     next(telemetry, None)  # uninstrument
     FunctionModel("hi").chat("x")
     assert len(otel.roots()) == 1
+
+
+def test_the_embedded_local_model_is_internal(otel: Telemetry) -> None:
+    from tests.docs._runner import local_model_unavailable
+
+    reason = local_model_unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with mm.model("local:") as local, local.stream("Say hi", max_tokens=4) as stream:
+        stream.until_done()
+    [root] = otel.roots()
+    assert root.kind is SpanKind.INTERNAL
+    assert [c.kind for c in otel.children(root)] == [SpanKind.INTERNAL]
+    assert "gen_ai.response.time_to_first_chunk" in attrs(root)
