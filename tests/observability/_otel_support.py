@@ -11,13 +11,17 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="the OpenTelemetry SDK is not installed (modelmix[otel] + sdk)")
 
+from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from modelmix.observability import instrument, uninstrument
+
+__all__ = ["SpanKind", "StatusCode", "Telemetry", "attrs", "loads", "make_telemetry", "trace"]
 
 
 @dataclass

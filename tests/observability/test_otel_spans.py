@@ -9,15 +9,14 @@ from typing import Any
 
 import anyio
 import pytest
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode
 
 import modelmix as mm
 from modelmix.providers.openai import OpenAIModel
 from modelmix.testing import FakeClock, FakeReply, FunctionModel
 from tests.resilience.faultserver import Fault, FaultServer
 
-from ._otel_support import Telemetry, attrs, make_telemetry
+# First: it skips this module, with the reason, when the OpenTelemetry SDK is not installed.
+from ._otel_support import SpanKind, StatusCode, Telemetry, attrs, make_telemetry, trace
 
 KEY = "sk-test-0000"
 
