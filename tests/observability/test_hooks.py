@@ -199,3 +199,23 @@ def test_a_cancelled_call_is_cancelled_not_failed(recorder: Recorder, both_backe
     assert call.outcome == "cancelled"
     assert [a.outcome for a in call.attempts] == ["cancelled"]
     assert call.finish_reasons == ["error"]
+
+
+def test_with_nothing_registered_the_layer_is_never_entered(monkeypatch: pytest.MonkeyPatch) -> None:
+    def entered(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the hooks layer ran with nothing registered")
+
+    for name in ("_start_call", "_start_attempt", "run_in_slot", "observe_leaf_stream", "observe_stream_call"):
+        monkeypatch.setattr(_observe, name, entered)
+    clock = FakeClock()
+    assert _chain(clock).chat("hi").text == "hello"
+    with _chain(clock).stream("hi") as stream:
+        assert stream.until_done().text == "hello"
+        assert stream._state.observer is None
+
+    async def run() -> None:
+        await _chain(clock).achat("hi")
+        async with _chain(clock).astream("hi") as astream:
+            await astream.until_done()
+
+    anyio.run(run)

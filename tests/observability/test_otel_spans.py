@@ -269,3 +269,18 @@ def test_the_embedded_local_model_is_internal(otel: Telemetry) -> None:
     assert root.kind is SpanKind.INTERNAL
     assert [c.kind for c in otel.children(root)] == [SpanKind.INTERNAL]
     assert "gen_ai.response.time_to_first_chunk" in attrs(root)
+
+
+def test_a_member_its_breaker_refused_is_an_event_of_the_call(otel: Telemetry, server: FaultServer) -> None:
+    server.script("gpt-4o", Fault.error(401))  # marks the endpoint misconfigured
+    server.script("gpt-4o-mini", Fault.ok("hello"))
+    chain = mm.fallback(_http(server, "gpt-4o"), _http(server, "gpt-4o-mini"), clock=FakeClock())
+    chain.chat("hi")
+    chain.chat("hi")
+    first, second = otel.roots()
+    assert [s.name for s in otel.children(first)] == ["chat gpt-4o", "chat gpt-4o-mini"]
+    assert [s.name for s in otel.children(second)] == ["chat gpt-4o-mini"]
+    [event] = [e for e in second.events if e.name == "modelmix.circuit_open"]
+    assert event.attributes is not None
+    assert event.attributes["gen_ai.request.model"] == "gpt-4o"
+    assert event.attributes["modelmix.server"] == f"127.0.0.1:{server.port}"

@@ -216,6 +216,7 @@ class Instrumentation(Hooks):
                 attributes[TIME_TO_FIRST_CHUNK] = call.time_to_first_chunk
             attributes.update(self._content(call))
             span.set_attributes(attributes)
+            _skipped_models(span, call)
             self._end(span, call.error, call.outcome)
         self._record_call(call, answered)
 
@@ -287,6 +288,19 @@ class Instrumentation(Hooks):
             self._tokens.record(usage.output_tokens, {**attributes, TOKEN_TYPE: "output"})
         if attempt.cost is not None:
             self._cost.add(float(attempt.cost), attributes)
+
+
+def _skipped_models(span: Span, call: CallInfo) -> None:
+    """A chain member its circuit breaker refused sent no request, so it has no attempt span: the
+    call's span says it was passed over, from the attempts the call recorded."""
+    source = call.response if call.response is not None else call.error
+    recorded = getattr(source, "attempts", None) or []
+    for record in recorded:
+        if getattr(record, "error", None) == "CircuitOpenError":
+            details = {PROVIDER: provider_name(record.provider), REQUEST_MODEL: record.model}
+            if record.host:
+                details["modelmix.server"] = record.host
+            span.add_event("modelmix.circuit_open", details)
 
 
 def safe_summary(error: BaseException) -> str:
