@@ -154,3 +154,20 @@ def test_instrument_refuses_a_content_hook_that_is_not_a_function() -> None:
 
     with pytest.raises(mm.ConfigurationError, match="content_hook"):
         instrument(content_hook="s3://bucket")  # type: ignore[arg-type]
+
+
+def test_a_content_hook_that_fails_loses_nothing_but_its_reference(
+    server: FaultServer, models: Callable[[str], OpenAIModel], caplog: pytest.LogCaptureFixture
+) -> None:
+    server.script("b", Fault.ok("fine"))
+
+    def broken(call: CallInfo, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]]) -> str:
+        raise RuntimeError(f"could not upload {inputs}")
+
+    for otel in make_telemetry(content_hook=broken):
+        assert models("b").chat(CANARY_PROMPT).text == "fine"
+        [root] = otel.roots()
+        assert "modelmix.content.reference" not in attrs(root)
+        assert len(otel.children(root)) == 1
+    assert "content_hook failed with RuntimeError" in caplog.text
+    assert CANARY_PROMPT not in caplog.text

@@ -10,6 +10,7 @@ Nothing of OpenTelemetry is imported until `instrument()` runs.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -23,6 +24,8 @@ from ._content import ContentHook, as_json, capture_from_env, input_messages, ou
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import Span, TracerProvider
+
+logger = logging.getLogger("modelmix")
 
 __all__ = ["SCHEMA_URL", "SEMCONV_VERSION", "Instrumentation", "instrument", "uninstrument"]
 
@@ -232,9 +235,16 @@ class Instrumentation(Hooks):
             if system:
                 attributes[SYSTEM_INSTRUCTIONS] = as_json(system)
         if self.content_hook is not None:
-            reference = self.content_hook(
-                call, [{"role": "system", "parts": system}, *inputs] if system else inputs, outputs
-            )
+            try:
+                reference = self.content_hook(
+                    call, [{"role": "system", "parts": system}, *inputs] if system else inputs, outputs
+                )
+            except Exception as exc:
+                # Named by class only: the hook's error may quote the content it was handling.
+                logger.error(
+                    "modelmix content_hook failed with %s; the span has no content reference", type(exc).__name__
+                )
+                reference = None
             if reference is not None:
                 attributes[CONTENT_REFERENCE] = str(reference)
         return attributes
