@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._call_records import AttemptInfo, CallInfo, Hooks, address_of, attempt_slot
+from ._exceptions import ModelMixError
 from ._response import ChatResponse
 
 if TYPE_CHECKING:
@@ -61,14 +63,10 @@ def add_hooks(hooks: Hooks) -> None:
 
 
 def remove_hooks(hooks: Hooks) -> None:
-    """Stop telling `hooks` about calls (calls in flight may still report to it once)."""
+    """Stop telling `hooks` about calls (calls in flight stop reporting to it too)."""
     global _registered, ACTIVE
     _registered = tuple(h for h in _registered if h is not hooks)
     ACTIVE = bool(_registered)
-
-
-def registered() -> tuple[Hooks, ...]:
-    return _registered
 
 
 def _emit(method: str, record: Any) -> None:
@@ -248,6 +246,11 @@ class StreamObserver:
         self.attempt = _start_attempt(call, model)
 
     def open_failed(self, error: BaseException) -> None:
+        if _is_cancellation(error) and not self.own:
+            # Often modelmix's own first-token limit cancelling the opening: the wrapper then
+            # closes this stream while handling the error it raises for it (see `released`), and
+            # the call's end closes whatever is left.
+            return
         self.ended(None, error, completed=False)
 
     def first_chunk(self) -> None:
@@ -255,7 +258,10 @@ class StreamObserver:
             _first_chunk(self.attempt)
 
     def released(self, state: _StreamState) -> None:
-        self.ended(state.response, getattr(state, "failure", None), completed=state.response is not None)
+        error = state.failure
+        if error is None and state.response is None:
+            error = _closing_because()
+        self.ended(state.response, error, completed=state.response is not None)
 
     def ended(self, response: ChatResponse | None, error: BaseException | None, *, completed: bool) -> None:
         attempt = self.attempt
@@ -374,11 +380,25 @@ def set_hedge_position(position: int) -> None:
 # ---------------------------------------------------------------------------------- helpers
 
 
+def _closing_because() -> BaseException | None:
+    """The failure a stream is being closed for, when modelmix closes it while handling one (a
+    first-token timeout, a hedge contender cancelled): its attempt failed with that, it was not
+    merely closed. A stream the caller closes is just closed."""
+    handled = sys.exc_info()[1]
+    if isinstance(handled, ModelMixError) or _is_cancellation(handled):
+        return handled
+    return None
+
+
+def _is_cancellation(error: BaseException | None) -> bool:
+    # asyncio's CancelledError, trio's Cancelled: by name, so a sync call imports neither.
+    return type(error).__name__ in ("CancelledError", "Cancelled")
+
+
 def _outcome(response: ChatResponse | None, error: BaseException | None, completed: bool) -> str:
     if error is not None:
-        # asyncio's CancelledError, trio's Cancelled: by name, so a sync call imports neither.
-        cancelled = type(error).__name__ in ("CancelledError", "Cancelled")
-        return "cancelled" if cancelled or isinstance(error, (KeyboardInterrupt, GeneratorExit)) else "error"
+        cancelled = _is_cancellation(error) or isinstance(error, (KeyboardInterrupt, GeneratorExit))
+        return "cancelled" if cancelled else "error"
     if response is not None:
         return "ok"
     return "ok" if completed else "closed"

@@ -284,3 +284,31 @@ def test_a_member_its_breaker_refused_is_an_event_of_the_call(otel: Telemetry, s
     assert event.attributes is not None
     assert event.attributes["gen_ai.request.model"] == "gpt-4o"
     assert event.attributes["modelmix.server"] == f"127.0.0.1:{server.port}"
+
+
+def test_an_attempt_without_a_first_token_in_time_is_an_error(
+    otel: Telemetry, server: FaultServer, both_backends: str
+) -> None:
+    server.script("gpt-4o", Fault("silent"))
+    server.script("gpt-4o-mini", Fault.ok("hello"))
+
+    def chain() -> mm.Model:
+        slow = mm.retrying(_http(server, "gpt-4o"), max_retries=0, ttft_timeout=0.3)
+        return mm.fallback(slow, _http(server, "gpt-4o-mini"), breakers=False)
+
+    with chain().stream("hi") as stream:
+        assert stream.until_done().text == "hello"
+
+    async def run() -> None:
+        async with chain().astream("hi") as astream:
+            assert (await astream.until_done()).text == "hello"
+        while _opened:
+            await _opened.pop().aclose()
+
+    anyio.run(run, backend=both_backends)
+    for root in otel.roots():
+        first, second = otel.children(root)
+        assert attrs(first)["modelmix.outcome"] == "error"
+        assert attrs(first)["error.type"] in ("TransportError", "DeadlineExceededError")
+        assert attrs(first)["gen_ai.response.finish_reasons"] == ("error",)
+        assert attrs(second)["modelmix.outcome"] == "ok"
