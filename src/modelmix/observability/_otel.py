@@ -305,6 +305,8 @@ def _skipped_models(span: Span, call: CallInfo) -> None:
     call's span says it was passed over, from the attempts the call recorded."""
     source = call.response if call.response is not None else call.error
     recorded = getattr(source, "attempts", None) or []
+    if len(recorded) <= len(call.attempts):  # every recorded attempt sent a request
+        return
     for record in recorded:
         if getattr(record, "error", None) == "CircuitOpenError":
             details = {PROVIDER: provider_name(record.provider), REQUEST_MODEL: record.model}
