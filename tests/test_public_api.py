@@ -15,7 +15,14 @@ import pytest
 
 import modelmix as mm
 
-PUBLIC_PACKAGES = ("modelmix", "modelmix.resilience", "modelmix.providers", "modelmix.testing", "modelmix.tokens")
+PUBLIC_PACKAGES = (
+    "modelmix",
+    "modelmix.observability",
+    "modelmix.resilience",
+    "modelmix.providers",
+    "modelmix.testing",
+    "modelmix.tokens",
+)
 SUBPACKAGES = tuple(name.removeprefix("modelmix.") for name in PUBLIC_PACKAGES if name != "modelmix")
 
 # Old error names kept for one release: reachable, warning, but no longer part of `__all__`.

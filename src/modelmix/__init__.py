@@ -98,6 +98,7 @@ _LAZY: dict[str, str] = {
     "AzureProfile": "modelmix.providers.azure",
     "ModelProfile": "modelmix._profile",
     "Provider": "modelmix.providers._provider",
+    **dict.fromkeys(("instrument", "uninstrument"), "modelmix.observability._otel"),
     **dict.fromkeys(
         (
             "BreakerState",
@@ -125,6 +126,7 @@ _LAZY: dict[str, str] = {
 if _typing.TYPE_CHECKING:
     # Type checkers see the subpackages and the deprecated error names as what they are; at run
     # time both come from __getattr__ below.
+    from . import observability as observability
     from . import providers as providers
     from . import resilience as resilience
     from . import testing as testing
@@ -136,6 +138,7 @@ if _typing.TYPE_CHECKING:
     from ._profile import ModelProfile
     from ._tool_loop import ToolLoopLimitError, ToolOutcome, ToolRun, ToolStep, arun_tools, run_tools
     from ._tools import ToolArgumentsError, tool
+    from .observability._otel import instrument, uninstrument
     from .providers._listing import AvailableModel, alist_models, list_models
     from .providers._provider import Provider
     from .providers.azure import AzureModel, AzureModelInfo, AzureProfile
@@ -166,7 +169,7 @@ if _typing.TYPE_CHECKING:
 
 # The public subpackages, imported on first touch (`mm.resilience.Clock` works right after
 # `import modelmix`) rather than eagerly, for the same reason as `_LAZY`.
-_SUBPACKAGES = frozenset({"providers", "resilience", "testing", "tokens"})
+_SUBPACKAGES = frozenset({"observability", "providers", "resilience", "testing", "tokens"})
 
 
 def __getattr__(name: str) -> _typing.Any:
@@ -292,6 +295,7 @@ __all__ = [
     "fallback",
     "hedge",
     "image",
+    "instrument",
     "list_models",
     "list_providers",
     "load_catalog",
@@ -306,5 +310,6 @@ __all__ = [
     "system",
     "tool",
     "tool_result",
+    "uninstrument",
     "user",
 ]

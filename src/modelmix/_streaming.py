@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import AsyncGeneratorType, GeneratorType, TracebackType
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 
@@ -32,6 +32,9 @@ from ._sse import DecoderLimitError
 from ._structured import OutputError, OutputTracker
 from ._watchdog import Watch, aread_past_the_end, catching_responses, read_past_the_end, socket_of
 from .tokens._catalog import ModelPricing, pricing_for
+
+if TYPE_CHECKING:
+    from ._observe import StreamObserver
 
 __all__ = [
     "AsyncStream",
@@ -123,6 +126,11 @@ class OpenedStream:
 class _StreamState:
     """The logic shared by `Stream` and `AsyncStream`; no I/O here."""
 
+    observer: StreamObserver | None = None
+    """Set only while hooks are registered (`modelmix._observe`): told of the commit point and the end."""
+    failure: BaseException | None = None
+    """The error the stream raised to its reader, if any (for observers)."""
+
     def __init__(
         self,
         parser: StreamParser,
@@ -156,6 +164,8 @@ class _StreamState:
             add(event)
         if not self.committed and events:
             self.committed = any(isinstance(event, CONTENT_EVENTS) for event in events)
+            if self.committed and self.observer is not None:
+                self.observer.first_chunk()
         return events if self.output is None else self.output.on_events(events)
 
     def feed(self, chunk: Any) -> list[StreamEvent]:
@@ -256,7 +266,7 @@ class _StreamState:
 
     def reraise(self, exc: ModelMixError) -> NoReturn:
         """Raise `exc`, or — after the commit point — the error carrying the partial output."""
-        failure = self.fail(exc)
+        failure = self.failure = self.fail(exc)
         if failure is exc:
             raise exc
         raise failure from exc
@@ -378,6 +388,8 @@ class Stream(_StreamBase):
         opened = self._state.opened
         if opened is not None:
             opened.close()
+        if self._state.observer is not None:
+            self._state.observer.released(self._state)
 
     def __iter__(self) -> Iterator[StreamEvent]:
         if self._iterator is None:
@@ -427,6 +439,7 @@ class Stream(_StreamBase):
         except ModelMixError as exc:
             if exc is self._limit_error:
                 # Raised as built: the limit's owner chose the error (it carries what it needs).
+                state.failure = exc
                 raise
             state.reraise(exc)
         finally:
@@ -527,6 +540,8 @@ class AsyncStream(_StreamBase):
             if closer is not None and not getattr(opened.chunks, "ag_running", False):
                 with anyio.CancelScope(shield=True):
                     await closer()
+        if self._state.observer is not None:
+            self._state.observer.released(self._state)
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         if self._iterator is None:

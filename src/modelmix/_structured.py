@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from . import _observe
 from ._error_tree import ProviderError, UnsupportedCapabilityError
 from ._events import PartialOutput, StreamEvent, TextDelta, ToolCallDelta
 from ._exceptions import ConfigurationError
@@ -387,6 +388,16 @@ def output_chat(method: _F) -> _F:
 
     @functools.wraps(method)
     def chat(self: Any, messages: MessagesInput, **settings: Any) -> ChatResponse:
+        # Every concrete model's entry points pass here, so this is where hooks see an attempt;
+        # without hooks the check is the only cost.
+        if _observe.ACTIVE:
+            return _observe.attempt_chat(self, messages, settings, lambda: send(self, messages, settings))
+        plan = output_plan(settings, self)
+        if plan is None:
+            return method(self, messages, **settings)  # type: ignore[no-any-return]
+        return chat_with_output(plan, self.profile, messages, settings, lambda m, s: method(self, m, **s))
+
+    def send(self: Any, messages: MessagesInput, settings: dict[str, Any]) -> ChatResponse:
         plan = output_plan(settings, self)
         if plan is None:
             return method(self, messages, **settings)  # type: ignore[no-any-return]
@@ -400,6 +411,14 @@ def output_achat(method: _F) -> _F:
 
     @functools.wraps(method)
     async def achat(self: Any, messages: MessagesInput, **settings: Any) -> ChatResponse:
+        if _observe.ACTIVE:
+            return await _observe.aattempt_chat(self, messages, settings, lambda: send(self, messages, settings))
+        plan = output_plan(settings, self)
+        if plan is None:
+            return await method(self, messages, **settings)  # type: ignore[no-any-return]
+        return await achat_with_output(plan, self.profile, messages, settings, lambda m, s: method(self, m, **s))
+
+    async def send(self: Any, messages: MessagesInput, settings: dict[str, Any]) -> ChatResponse:
         plan = output_plan(settings, self)
         if plan is None:
             return await method(self, messages, **settings)  # type: ignore[no-any-return]
@@ -416,10 +435,13 @@ def output_stream(method: _F) -> _F:
     def stream(self: Any, messages: MessagesInput, **settings: Any) -> Any:
         plan = output_plan(settings, self)
         if plan is None:
-            return method(self, messages, **settings)
-        sent_messages, sent_settings = plan.request(messages, settings, self.profile)
-        opened = method(self, sent_messages, **sent_settings)
-        opened._follow_output(plan.tracker())
+            opened = method(self, messages, **settings)
+        else:
+            sent_messages, sent_settings = plan.request(messages, settings, self.profile)
+            opened = method(self, sent_messages, **sent_settings)
+            opened._follow_output(plan.tracker())
+        if _observe.ACTIVE:
+            _observe.observe_leaf_stream(opened, self, messages, settings)
         return opened
 
     return stream  # type: ignore[return-value]

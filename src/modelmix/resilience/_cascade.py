@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from typing_extensions import Unpack
 
+from .. import _observe
 from .._exceptions import ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
@@ -215,6 +216,11 @@ class CascadeModel(Model):
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> CascadeResponse:
         self.check_settings(settings)
+        if _observe.ACTIVE:  # one call, each tier's requests its attempts
+            return _observe.observe_chat(self, messages, settings, lambda: self._chat(messages, settings))
+        return self._chat(messages, settings)
+
+    def _chat(self, messages: MessagesInput, settings: Settings) -> CascadeResponse:
         run = _Run(self)
         for index, tier in enumerate(self.tiers):
             try:
@@ -229,6 +235,11 @@ class CascadeModel(Model):
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> CascadeResponse:
         self.check_settings(settings)
+        if _observe.ACTIVE:
+            return await _observe.aobserve_chat(self, messages, settings, lambda: self._achat(messages, settings))
+        return await self._achat(messages, settings)
+
+    async def _achat(self, messages: MessagesInput, settings: Settings) -> CascadeResponse:
         run = _Run(self)
         for index, tier in enumerate(self.tiers):
             try:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import anyio
 from typing_extensions import Unpack
 
+from .. import _observe
 from .._call_deadline import headers_within
 from .._events import StreamEvent
 from .._exceptions import TransportError
@@ -65,7 +66,10 @@ def _run(
         # The deadline reaches the HTTP layer on its own channel, never through `timeout`.
         scope = AttemptScope(action.deadline, min(action.bound, read_limit(action)))
         try:
-            result = attempt(action)
+            if not _observe.ACTIVE:
+                result = attempt(action)
+            else:
+                result = _observe.run_in_slot(*_slot(plan, action), attempt, action)
         except BaseException as exc:
             scope.leave()
             plan.failed(action, exc)
@@ -88,7 +92,7 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
             if read_timer_available():
                 timer = AttemptTimer(action.timer)
                 try:
-                    result = await attempt(action)
+                    result = await _started(plan, action, attempt)
                 except asyncio.CancelledError:
                     if not timer.took_back():
                         raise
@@ -96,7 +100,7 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
                     timer.close()
             else:
                 with anyio.move_on_after(action.timer):
-                    result = await attempt(action)
+                    result = await _started(plan, action, attempt)
             if result is None:
                 raise plan.attempt_timed_out(action)
         except BaseException as exc:
@@ -105,6 +109,21 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
             continue
         scope.leave()
         return done(action, result)
+
+
+def _started(plan: CallPlan, call: Call, attempt: Callable[[Call], Awaitable[T]]) -> Awaitable[T]:
+    """The attempt's awaitable, inside its hooks' slot when hooks are on (a plain function, so no
+    coroutine layer is added to every await of the attempt)."""
+    if not _observe.ACTIVE:
+        return attempt(call)
+    return _observe.arun_in_slot(*_slot(plan, call), attempt, call)
+
+
+def _slot(plan: CallPlan, call: Call) -> tuple[int | None, int]:
+    """Where an attempt sits in its call, for hooks: (chain position or None, retry number)."""
+    if len(plan.legs) == 1:
+        return None, call.retry_no
+    return next(i for i, leg in enumerate(plan.legs) if leg is call.leg), call.retry_no
 
 
 def chat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
@@ -189,9 +208,17 @@ class PlannedModel(Model):
         raise NotImplementedError
 
     def chat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        if _observe.ACTIVE:
+            return _observe.observe_chat(
+                self, messages, settings, lambda: chat(self._plan(messages, in_async=False), messages, settings)
+            )
         return chat(self._plan(messages, in_async=False), messages, settings)
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
+        if _observe.ACTIVE:
+            return await _observe.aobserve_chat(
+                self, messages, settings, lambda: achat(self._plan(messages, in_async=True), messages, settings)
+            )
         return await achat(self._plan(messages, in_async=True), messages, settings)
 
     def stream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> Stream:
@@ -199,11 +226,13 @@ class PlannedModel(Model):
             plan = self._plan(messages, in_async=False, streaming=True)
             return open_stream(plan, messages, settings, guarded.inherited)
 
-        guarded = GuardedStream(connect, provider=self.provider, model=self.name)
+        observed = _observe.observe_stream_call(self, messages, settings, connect) if _observe.ACTIVE else connect
+        guarded = GuardedStream(observed, provider=self.provider, model=self.name)
         return guarded
 
     def astream(self, messages: MessagesInput, **settings: Unpack[Settings]) -> AsyncStream:
         async def connect() -> Connected:
             return await aopen_stream(self._plan(messages, in_async=True, streaming=True), messages, settings)
 
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+        observed = _observe.aobserve_stream_call(self, messages, settings, connect) if _observe.ACTIVE else connect
+        return GuardedAsyncStream(observed, provider=self.provider, model=self.name)

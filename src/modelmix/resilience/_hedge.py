@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 from typing_extensions import Unpack
 
+from .. import _observe
 from .._exceptions import AllModelsFailedError, ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
@@ -80,6 +81,8 @@ class _Race(Generic[T]):
 
             async def contender(label: str, call: Callable[[], Awaitable[T]]) -> None:
                 self.started[label] = self._clock.now()
+                if _observe.ACTIVE:  # each contender runs in its own task: this stays in it
+                    _observe.set_hedge_position(0 if label == "primary" else 1)
                 try:
                     result = await call()
                 except ModelMixError as exc:
@@ -191,6 +194,11 @@ class HedgedModel(WrapperModel):
 
     async def achat(self, messages: MessagesInput, **settings: Unpack[Settings]) -> ChatResponse:
         self.check_settings(settings)
+        if _observe.ACTIVE:
+            return await _observe.aobserve_chat(self, messages, settings, lambda: self._achat(messages, settings))
+        return await self._achat(messages, settings)
+
+    async def _achat(self, messages: MessagesInput, settings: Settings) -> ChatResponse:
         deadline = effective_deadline(self.clock, self.deadline, in_async=True)
 
         async def call(model: Model) -> ChatResponse:
@@ -229,7 +237,8 @@ class HedgedModel(WrapperModel):
             connected.attempts = self._losers(race, label) + self._answered(race, label, connected.attempts, None)
             return connected
 
-        return GuardedAsyncStream(connect, provider=self.provider, model=self.name)
+        observed = _observe.aobserve_stream_call(self, messages, settings, connect) if _observe.ACTIVE else connect
+        return GuardedAsyncStream(observed, provider=self.provider, model=self.name)
 
     async def _race(
         self,
