@@ -148,6 +148,12 @@ def _versions() -> dict[str, str | None]:
 # ------------------------------------------------------------------------------------ running
 
 
+def _modules(specs: Sequence[ContenderSpec]) -> list[str]:
+    """The libraries to time the import of: the raw transports first, then the clients."""
+    baselines = [spec.library for spec in specs if spec.name == spec.baseline]
+    return list(dict.fromkeys([*baselines, *(spec.library for spec in specs)]))
+
+
 def run(plan: Plan, specs: Sequence[ContenderSpec], sections: Sequence[str], *, quick: bool) -> dict[str, Any]:
     report: dict[str, Any] = {
         "meta": {
@@ -187,9 +193,7 @@ def run(plan: Plan, specs: Sequence[ContenderSpec], sections: Sequence[str], *, 
             rounds=plan.concurrency_rounds,
             warm_batches=plan.concurrency_warm_batches,
         ),
-        "import_time": lambda: measure_import_time(
-            list(dict.fromkeys(spec.library for spec in specs)), runs=plan.import_runs, wall=not quick
-        ),
+        "import_time": lambda: measure_import_time(_modules(specs), runs=plan.import_runs, wall=not quick),
         "memory": lambda: measure_memory(
             bench, specs, chunks=plan.memory_chunks, runner=None if quick else Path(__file__).resolve()
         ),
