@@ -300,9 +300,23 @@ def measure_connections(
 # ------------------------------------------------------------------------------- concurrency
 
 
-async def _gather_calls(contender: AsyncContender, n: int) -> tuple[float, int, list[str]]:
+async def _concurrent_calls(
+    contender: AsyncContender, concurrency: int, per_worker: int
+) -> tuple[float, int, list[str]]:
+    """`concurrency` workers, each making `per_worker` calls one after the other: `concurrency`
+    calls in flight the whole time (with one call per worker, a burst). Returns the elapsed
+    seconds, how many calls failed or answered wrongly, and a few of the errors."""
+    outcomes: list[str | BaseException] = []
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            try:
+                outcomes.append(await contender.chat())
+            except Exception as error:  # counted, and the worker goes on, like a server's handler
+                outcomes.append(error)
+
     started = time.perf_counter()
-    outcomes = await asyncio.gather(*(contender.chat() for _ in range(n)), return_exceptions=True)
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     errors = [f"{type(o).__name__}: {o}"[:200] for o in outcomes if isinstance(o, BaseException)]
     wrong = sum(1 for o in outcomes if isinstance(o, str) and o != COMPLETION_TEXT)
@@ -321,14 +335,16 @@ class _LevelSamples:
     connections_total: int = 0
 
 
-def _concurrency_round(bench: Bench, spec: ContenderSpec, calls: int, warm_batches: int, into: _LevelSamples) -> None:
+def _concurrency_round(
+    bench: Bench, spec: ContenderSpec, level: int, per_worker: int, warm_batches: int, into: _LevelSamples
+) -> None:
     """A fresh client: one cold batch (it opens the connections), then `warm_batches` warm ones."""
     contender = bench.make(spec)
     assert isinstance(contender, AsyncContender)
     try:
         bench.stats(reset=True)
         for batch in range(1 + warm_batches):
-            elapsed, failed, samples = bench.run(_gather_calls(contender, calls))
+            elapsed, failed, samples = bench.run(_concurrent_calls(contender, level, per_worker))
             (into.cold if batch == 0 else into.warm).append(elapsed)
             if batch == 0:
                 into.connections_cold = max(into.connections_cold, bench.stats()["chat_connections"])
@@ -340,11 +356,19 @@ def _concurrency_round(bench: Bench, spec: ContenderSpec, calls: int, warm_batch
 
 
 def measure_concurrency(
-    bench: Bench, specs: Sequence[ContenderSpec], *, levels: Sequence[int], rounds: int, warm_batches: int
+    bench: Bench,
+    specs: Sequence[ContenderSpec],
+    *,
+    levels: Sequence[int],
+    per_worker: int,
+    rounds: int,
+    warm_batches: int,
 ) -> dict[str, dict[str, Any]]:
     """Concurrent non-streamed calls on an async client, at each level in `levels` (calls in flight
-    at once). Each round builds a fresh client per contender and level: its first batch opens the
-    connections (cold), the next `warm_batches` reuse them (warm). Rounds are interleaved (every
+    at once): a batch is `level` workers making `per_worker` calls each, back to back, so a batch
+    lasts long enough to time even for the fastest client. Each round builds a fresh client per
+    contender and level: its first batch opens the connections (cold), the next `warm_batches`
+    reuse them (warm). Rounds are interleaved (every
     contender and level in each round, in rotated order) like the latency samples, and the figures
     are medians over all rounds' batches.
 
@@ -356,7 +380,7 @@ def measure_concurrency(
         shift = round_no % len(async_specs) if async_specs else 0
         for level in levels:
             for spec in async_specs[shift:] + async_specs[:shift]:
-                _concurrency_round(bench, spec, level, warm_batches, samples[spec.name, level])
+                _concurrency_round(bench, spec, level, per_worker, warm_batches, samples[spec.name, level])
     results: dict[str, dict[str, Any]] = {}
     for spec in async_specs:
         per_level: dict[str, dict[str, Any]] = {}
@@ -364,12 +388,14 @@ def measure_concurrency(
             got = samples[spec.name, level]
             cold_s = statistics.median(got.cold)
             warm_s = statistics.median(got.warm) if got.warm else cold_s
+            calls = level * per_worker
             per_level[str(level)] = {
-                "calls": level,
+                "concurrency": level,
+                "calls": calls,
                 "batches": len(got.cold) + len(got.warm),
                 "cold_ms": round(cold_s * 1000, 1),
                 "warm_ms": round(warm_s * 1000, 1),
-                "calls_per_s": round(level / warm_s),
+                "calls_per_s": round(calls / warm_s),
                 "errors": got.errors,
                 "error_samples": list(got.error_samples),
                 "connections_cold": got.connections_cold,

@@ -197,8 +197,7 @@ def _concurrency(rows: Mapping[str, Mapping[str, Any]]) -> Panel:
     return Panel(
         "concurrency",
         "Concurrent async calls (higher is better)",
-        "non-streamed calls in flight at once on one client, connections already open; "
-        "ratios are to the raw transport of the same group",
+        "non-streamed calls kept in flight on one client, connections open; ratios to the raw transport of the group",
         "completed calls per second",
         tuple(groups),
     )
@@ -287,6 +286,23 @@ def _panel_height(panel: Panel) -> int:
     return 52 + body + 44
 
 
+LABEL_CHAR_WIDTH = 7.2
+"""Roughly how wide one character of a 12 px label is (bold digits and letters), to tell whether a
+label fits to the right of its bar."""
+
+
+def _bar_label(bar: Bar, length: float, baseline_y: float, weight: str) -> str:
+    """The figure at the end of a bar: after it, with a white halo that keeps it legible where it
+    crosses a grid line; or, when it would run past the panel's edge, inside the bar's end."""
+    outside_x = PLOT_LEFT + length + 6
+    if outside_x + len(bar.label) * LABEL_CHAR_WIDTH <= WIDTH - 12:
+        return _text(
+            outside_x, baseline_y, bar.label, font_weight=weight, stroke="#fff", stroke_width="3", paint_order="stroke"
+        )
+    ink = "#263238" if bar.kind == "peer" else "#fff"  # the peers' bars are light
+    return _text(PLOT_LEFT + length - 6, baseline_y, bar.label, anchor="end", font_weight=weight, fill=ink)
+
+
 def _draw_panel(panel: Panel, top: int) -> list[str]:
     height = _panel_height(panel)
     out = [
@@ -321,19 +337,7 @@ def _draw_panel(panel: Panel, top: int) -> list[str]:
                 f'height="{BAR_HEIGHT}" fill="{COLOURS[bar.kind]}"><title>{escape(bar.name)}: '
                 f"{escape(bar.label)}</title></rect>"
             )
-            # A white halo keeps the figure legible where it crosses a grid line.
-            label_x = PLOT_LEFT + length + 6
-            out.append(
-                _text(
-                    label_x,
-                    y + 15,
-                    bar.label,
-                    font_weight=weight,
-                    stroke="#fff",
-                    stroke_width="3",
-                    paint_order="stroke",
-                )
-            )
+            out.append(_bar_label(bar, length, y + 15, weight))
             y += ROW_HEIGHT
     out.append("</g>")
     return out

@@ -58,6 +58,7 @@ class Plan:
     reuse_streams: int
     reuse_chunks: int
     concurrency_levels: tuple[int, ...]
+    concurrency_calls_per_worker: int
     concurrency_rounds: int
     concurrency_warm_batches: int
     import_runs: int
@@ -73,6 +74,7 @@ FULL = Plan(
     reuse_streams=20,
     reuse_chunks=50,
     concurrency_levels=(50, 200),
+    concurrency_calls_per_worker=3,
     concurrency_rounds=3,
     concurrency_warm_batches=2,
     import_runs=7,
@@ -87,6 +89,7 @@ QUICK = Plan(
     reuse_streams=5,
     reuse_chunks=20,
     concurrency_levels=(20, 50),
+    concurrency_calls_per_worker=1,
     concurrency_rounds=1,
     concurrency_warm_batches=1,
     import_runs=1,
@@ -190,6 +193,7 @@ def run(plan: Plan, specs: Sequence[ContenderSpec], sections: Sequence[str], *, 
             bench,
             specs,
             levels=plan.concurrency_levels,
+            per_worker=plan.concurrency_calls_per_worker,
             rounds=plan.concurrency_rounds,
             warm_batches=plan.concurrency_warm_batches,
         ),

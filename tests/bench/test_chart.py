@@ -234,3 +234,18 @@ def test_the_command_line_writes_next_to_the_report_or_where_told(
     assert capsys.readouterr().out.strip() == str(tmp_path / "report.svg")
     assert main([str(report_path), "-o", str(tmp_path / "img" / "bench.svg")]) == 0
     assert set(_panels((tmp_path / "img" / "bench.svg").read_text(encoding="utf-8"))) <= set(CHARTED_SECTIONS)
+
+
+def test_a_figure_that_would_run_past_the_edge_is_drawn_inside_its_bar() -> None:
+    report = aiohttp_report()
+    # The longest bar of the panel, with a long label: no room to its right.
+    report["streaming"]["modelmix-aiohttp-async"] = _streaming(116935, 0.99, "aiohttp-async")
+    report["streaming"]["aiohttp-async"] = _streaming(118263, 1.0, "aiohttp-async")
+    panel = _panels(render_svg(report))["streaming"]
+    labels = {t.text: t for t in panel.iter(f"{SVG}text")}
+    inside = labels["116,935 chunks/s · 0.99× aiohttp"]
+    assert inside.get("text-anchor") == "end"
+    assert inside.get("fill") == "#fff"
+    outside = labels["20,000 chunks/s · 0.50× httpx"]
+    assert outside.get("text-anchor") == "start"
+    assert outside.get("stroke") == "#fff"  # the halo
