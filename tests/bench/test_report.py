@@ -5,8 +5,11 @@ on 127.0.0.1. Hand-made reports; no server, no timings."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +170,40 @@ def test_the_network_guard_lets_loopback_through_and_blocks_and_records_the_rest
     assert "example.com ConnectionRefusedError" in lines
     assert "192.0.2.1 ConnectionRefusedError" in lines
     assert lines[-2:] == ["socket.getaddrinfo 'example.com'", "socket.getaddrinfo '192.0.2.1'"]
+
+
+ORPHANING = """
+import os, sys
+sys.path.insert(0, {benchmarks!r})
+from run import MockServer
+server = MockServer()
+print(server._proc.pid, flush=True)
+os._exit(0)  # dies without stopping its server, as a killed or timed-out benchmark would
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_the_mock_server_does_not_outlive_the_benchmark_that_started_it() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", ORPHANING.format(benchmarks=str(BENCHMARKS))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    pid = int(proc.stdout.split()[0])
+    deadline = time.monotonic() + 30  # it goes at once; the bound is for a loaded machine
+    while _running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _running(pid):
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the mock server was still running 30 s after its parent died")
