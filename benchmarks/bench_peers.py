@@ -129,9 +129,19 @@ def _litellm() -> Any:
     return importlib.import_module("litellm")
 
 
-def _litellm_model(name: str) -> str:
-    # The "openai/" prefix makes LiteLLM treat api_base as an OpenAI-compatible endpoint.
-    return f"openai/{name}"
+def _litellm_request(base_url: str, model: str, *, stream: bool) -> dict[str, Any]:
+    """The arguments of a `litellm.completion` call. The "openai/" prefix makes LiteLLM treat
+    api_base as an OpenAI-compatible endpoint."""
+    request: dict[str, Any] = {
+        "model": f"openai/{model}",
+        "api_base": base_url,
+        "api_key": API_KEY,
+        "messages": MESSAGES,
+    }
+    if stream:
+        request["stream"] = True
+        request["stream_options"] = _STREAM_OPTIONS
+    return request
 
 
 class _LiteLLMClients:
@@ -161,20 +171,10 @@ class LiteLLMSync(SyncContender):
         self._clients = _LiteLLMClients("OpenAI")
 
     def chat(self) -> str:
-        completion = self._completion(
-            model=_litellm_model(CHAT_MODEL), api_base=self._base_url, api_key=API_KEY, messages=MESSAGES
-        )
-        return _text_of(completion)
+        return _text_of(self._completion(**_litellm_request(self._base_url, CHAT_MODEL, stream=False)))
 
     def stream(self, model: str) -> Iterator[str]:
-        chunks = self._completion(
-            model=_litellm_model(model),
-            api_base=self._base_url,
-            api_key=API_KEY,
-            messages=MESSAGES,
-            stream=True,
-            stream_options=_STREAM_OPTIONS,
-        )
+        chunks = self._completion(**_litellm_request(self._base_url, model, stream=True))
         for chunk in chunks:
             if (text := _delta_text(chunk)) is not None:
                 yield text
@@ -191,20 +191,10 @@ class LiteLLMAsync(AsyncContender):
         self._clients = _LiteLLMClients("AsyncOpenAI")
 
     async def chat(self) -> str:
-        completion = await self._completion(
-            model=_litellm_model(CHAT_MODEL), api_base=self._base_url, api_key=API_KEY, messages=MESSAGES
-        )
-        return _text_of(completion)
+        return _text_of(await self._completion(**_litellm_request(self._base_url, CHAT_MODEL, stream=False)))
 
     async def stream(self, model: str) -> AsyncIterator[str]:
-        chunks = await self._completion(
-            model=_litellm_model(model),
-            api_base=self._base_url,
-            api_key=API_KEY,
-            messages=MESSAGES,
-            stream=True,
-            stream_options=_STREAM_OPTIONS,
-        )
+        chunks = await self._completion(**_litellm_request(self._base_url, model, stream=True))
         async for chunk in chunks:
             if (text := _delta_text(chunk)) is not None:
                 yield text
