@@ -1,22 +1,22 @@
-"""The clients being compared. Each makes the same request to the same mock server and returns the
-same text, so a contender that parses wrongly fails the run instead of winning it.
+"""The clients being compared, and the registry of contenders `run.py` picks from. Each makes the
+same request to the same mock server and returns the same text, so a contender that parses wrongly
+fails the run instead of winning it.
 
-Every contender sends ``{"model", "messages": [one user message]}`` (plus ``"stream": true`` and
-``stream_options.include_usage`` for streams, which modelmix and the openai SDK send by default) and
-returns the answer's text, or yields the streamed text deltas in order.
-
-- ``httpx`` / ``httpx-async``: the baseline, what one would write by hand: one ``httpx.Client``,
-  ``json.dumps`` the body, ``json.loads`` the answer; streams via ``iter_lines`` read to their end.
+- ``httpx`` / ``httpx-async``: the baseline for everything on httpx, what one would write by hand:
+  one ``httpx.Client``, ``json.dumps`` the body, ``json.loads`` the answer; streams via ``iter_lines``
+  read to their end.
+- ``aiohttp-async``: the baseline for everything on aiohttp, written the same way by hand: one
+  ``aiohttp.ClientSession``, ``response.read()``, streams by iterating ``response.content``'s lines.
 - ``modelmix`` / ``modelmix-async``: ``mm.model("openai:…")`` with ``chat``/``achat`` and
   ``stream``/``astream`` + ``text_deltas()``: what users get, retries and idle timeouts included.
 - ``modelmix-bare`` / ``modelmix-bare-async``: the same with ``max_retries=0`` (the bare provider
   model, no resilience wrapper), to show what that layer costs.
-- ``openai`` / ``openai-async``: the official SDK (``max_retries=0``).
-- ``pydantic-ai-async``: pydantic-ai's direct model API (``model_request``/``model_request_stream``)
-  over its OpenAI chat model; async only (its sync API runs the async one on an event loop).
-- ``aisuite`` / ``aisuite-async``: aisuite's ``Client`` (a thin layer over the openai SDK).
+- ``modelmix-aiohttp-async``: ``mm.model(..., transport="aiohttp")``, modelmix's async calls on
+  aiohttp (the ``modelmix[aiohttp]`` extra); skipped when this modelmix refuses the option.
+- the peers (openai SDK on httpx and on aiohttp, LiteLLM, pydantic-ai, aisuite): `bench_peers.py`.
 
-Peers that are not installed are skipped (``pip install -e ".[bench]"`` installs them).
+Peers that are not installed are skipped and listed with the reason (``pip install -e ".[bench]"``
+installs them).
 """
 
 from __future__ import annotations
@@ -27,88 +27,67 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import httpx
+from bench_base import (
+    API_KEY,
+    CHAT_MODEL,
+    HEADERS,
+    PROMPT,
+    AsyncContender,
+    SyncContender,
+    request_body,
+    sse_delta,
+    sse_delta_bytes,
+    stream_model,
+)
+from bench_peers import (
+    AisuiteAsync,
+    AisuiteSync,
+    LiteLLMAsync,
+    LiteLLMSync,
+    OpenAIAioHttpAsync,
+    OpenAIAsync,
+    OpenAISync,
+    PydanticAIAsync,
+    openai_aiohttp_missing,
+)
 
-__all__ = ["API_KEY", "CONTENDERS", "PROMPT", "AsyncContender", "ContenderSpec", "SyncContender", "available"]
+__all__ = [
+    "CONTENDERS",
+    "AsyncContender",
+    "ContenderSpec",
+    "SyncContender",
+    "baselines_of",
+    "stream_model",
+    "unavailable",
+]
 
-API_KEY = "sk-bench-not-a-real-key"
-PROMPT = "Say something about benchmarks."
-CHAT_MODEL = "bench-model"
-
-
-def stream_model(chunks: int) -> str:
-    """The model name that makes the mock server stream `chunks` content chunks."""
-    return f"bench-stream-{chunks}"
-
-
-class SyncContender:
-    """A blocking client."""
-
-    def chat(self) -> str:
-        raise NotImplementedError
-
-    def stream(self, model: str) -> Iterator[str]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        return None
-
-
-class AsyncContender:
-    """An asyncio client; used on one long-lived event loop."""
-
-    async def chat(self) -> str:
-        raise NotImplementedError
-
-    def stream(self, model: str) -> AsyncIterator[str]:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        return None
-
-
-def _body(model: str, *, stream: bool) -> bytes:
-    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": PROMPT}]}
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return json.dumps(body).encode()
-
-
-_HEADERS = {"authorization": f"Bearer {API_KEY}", "content-type": "application/json"}
-
-
-def _delta_of(line: str) -> str | None:
-    """The text in one SSE line, if it carries any (hand-written, as a raw-httpx user would)."""
-    if not line.startswith("data: ") or line == "data: [DONE]":
-        return None
-    choices = json.loads(line[6:])["choices"]
-    if not choices:
-        return None
-    content: str | None = choices[0]["delta"].get("content")
-    return content or None
-
-
-# --------------------------------------------------------------------------------------- httpx
+# --------------------------------------------------------------------------------- raw httpx
+# httpx is imported when a client is built, not here: the memory benchmark runs each contender in a
+# fresh interpreter, and the clients that don't use httpx (aiohttp, the openai SDK's own fork of it)
+# must not carry its import.
 
 
 class HttpxSync(SyncContender):
     def __init__(self, base_url: str) -> None:
+        import httpx
+
         self._client = httpx.Client()
         self._url = f"{base_url}/chat/completions"
 
     def chat(self) -> str:
-        response = self._client.post(self._url, content=_body(CHAT_MODEL, stream=False), headers=_HEADERS)
+        response = self._client.post(self._url, content=request_body(CHAT_MODEL, stream=False), headers=HEADERS)
         response.raise_for_status()
         text: str = json.loads(response.content)["choices"][0]["message"]["content"]
         return text
 
     def stream(self, model: str) -> Iterator[str]:
-        with self._client.stream("POST", self._url, content=_body(model, stream=True), headers=_HEADERS) as response:
+        with self._client.stream(
+            "POST", self._url, content=request_body(model, stream=True), headers=HEADERS
+        ) as response:
             response.raise_for_status()
             # Read to the end (no break on [DONE]) so the connection goes back to the pool.
             for line in response.iter_lines():
-                delta = _delta_of(line)
+                delta = sse_delta(line)
                 if delta is not None:
                     yield delta
 
@@ -118,27 +97,62 @@ class HttpxSync(SyncContender):
 
 class HttpxAsync(AsyncContender):
     def __init__(self, base_url: str) -> None:
+        import httpx
+
         self._client = httpx.AsyncClient()
         self._url = f"{base_url}/chat/completions"
 
     async def chat(self) -> str:
-        response = await self._client.post(self._url, content=_body(CHAT_MODEL, stream=False), headers=_HEADERS)
+        response = await self._client.post(self._url, content=request_body(CHAT_MODEL, stream=False), headers=HEADERS)
         response.raise_for_status()
         text: str = json.loads(response.content)["choices"][0]["message"]["content"]
         return text
 
     async def stream(self, model: str) -> AsyncIterator[str]:
         async with self._client.stream(
-            "POST", self._url, content=_body(model, stream=True), headers=_HEADERS
+            "POST", self._url, content=request_body(model, stream=True), headers=HEADERS
         ) as response:
             response.raise_for_status()
             async for line in response.aiter_lines():
-                delta = _delta_of(line)
+                delta = sse_delta(line)
                 if delta is not None:
                     yield delta
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+# ------------------------------------------------------------------------------- raw aiohttp
+
+
+class AiohttpAsync(AsyncContender):
+    """Built inside the running event loop (`Bench.make` does that for every async contender):
+    aiohttp binds a session to the loop it is made on."""
+
+    def __init__(self, base_url: str) -> None:
+        import aiohttp
+
+        self._session = aiohttp.ClientSession()
+        self._url = f"{base_url}/chat/completions"
+
+    async def chat(self) -> str:
+        async with self._session.post(
+            self._url, data=request_body(CHAT_MODEL, stream=False), headers=HEADERS
+        ) as response:
+            response.raise_for_status()
+            text: str = json.loads(await response.read())["choices"][0]["message"]["content"]
+        return text
+
+    async def stream(self, model: str) -> AsyncIterator[str]:
+        async with self._session.post(self._url, data=request_body(model, stream=True), headers=HEADERS) as response:
+            response.raise_for_status()
+            async for line in response.content:  # one line per iteration, read to the end
+                delta = sse_delta_bytes(line)
+                if delta is not None:
+                    yield delta
+
+    async def close(self) -> None:
+        await self._session.close()
 
 
 # ------------------------------------------------------------------------------------ modelmix
@@ -213,154 +227,22 @@ class ModelmixBareAsync(ModelmixAsync):
     options: ClassVar[dict[str, Any]] = {"max_retries": 0}
 
 
-# -------------------------------------------------------------------------------------- openai
+class ModelmixAioHttpAsync(ModelmixAsync):
+    options: ClassVar[dict[str, Any]] = {"transport": "aiohttp"}
 
-_MESSAGES: list[Any] = [{"role": "user", "content": PROMPT}]
 
+def modelmix_aiohttp_missing() -> str | None:
+    """Why modelmix's aiohttp transport can't run here (this modelmix refuses the option), or None."""
+    import modelmix
 
-class OpenAISync(SyncContender):
-    def __init__(self, base_url: str) -> None:
-        import openai
-
-        self._client = openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
-
-    def chat(self) -> str:
-        completion = self._client.chat.completions.create(model=CHAT_MODEL, messages=_MESSAGES)
-        return completion.choices[0].message.content or ""
-
-    def stream(self, model: str) -> Iterator[str]:
-        chunks = self._client.chat.completions.create(
-            model=model, messages=_MESSAGES, stream=True, stream_options={"include_usage": True}
+    try:
+        model = modelmix.model(
+            f"openai:{CHAT_MODEL}", base_url="http://127.0.0.1:9/v1", api_key=API_KEY, **ModelmixAioHttpAsync.options
         )
-        with chunks:
-            for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-
-    def close(self) -> None:
-        self._client.close()
-
-
-class OpenAIAsync(AsyncContender):
-    def __init__(self, base_url: str) -> None:
-        import openai
-
-        self._client = openai.AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0)
-
-    async def chat(self) -> str:
-        completion = await self._client.chat.completions.create(model=CHAT_MODEL, messages=_MESSAGES)
-        return completion.choices[0].message.content or ""
-
-    async def stream(self, model: str) -> AsyncIterator[str]:
-        chunks = await self._client.chat.completions.create(
-            model=model, messages=_MESSAGES, stream=True, stream_options={"include_usage": True}
-        )
-        async with chunks:
-            async for chunk in chunks:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-
-    async def close(self) -> None:
-        await self._client.close()
-
-
-# ---------------------------------------------------------------------------------- pydantic-ai
-
-
-class PydanticAIAsync(AsyncContender):
-    def __init__(self, base_url: str) -> None:
-        from pydantic_ai import ModelRequest
-        from pydantic_ai.models.openai import OpenAIChatModel
-        from pydantic_ai.providers.openai import OpenAIProvider
-
-        self._provider = OpenAIProvider(base_url=base_url, api_key=API_KEY)
-        self._model_class = OpenAIChatModel
-        self._messages = [ModelRequest.user_text_prompt(PROMPT)]
-        self._models: dict[str, Any] = {}
-
-    def _model(self, name: str) -> Any:
-        found = self._models.get(name)
-        if found is None:
-            found = self._models[name] = self._model_class(name, provider=self._provider)
-        return found
-
-    async def chat(self) -> str:
-        from pydantic_ai import TextPart
-        from pydantic_ai.direct import model_request
-
-        response = await model_request(self._model(CHAT_MODEL), self._messages)
-        return "".join(part.content for part in response.parts if isinstance(part, TextPart))
-
-    async def stream(self, model: str) -> AsyncIterator[str]:
-        from pydantic_ai import PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
-        from pydantic_ai.direct import model_request_stream
-
-        async with model_request_stream(self._model(model), self._messages) as events:
-            async for event in events:
-                if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart) and event.part.content:
-                    yield event.part.content
-                elif (
-                    isinstance(event, PartDeltaEvent)
-                    and isinstance(event.delta, TextPartDelta)
-                    and event.delta.content_delta
-                ):
-                    yield event.delta.content_delta
-
-    async def close(self) -> None:
-        await self._provider.client.close()
-
-
-# -------------------------------------------------------------------------------------- aisuite
-
-
-def _aisuite_client(base_url: str) -> Any:
-    import aisuite
-
-    return aisuite.Client({"openai": {"api_key": API_KEY, "base_url": base_url, "max_retries": 0}})
-
-
-class AisuiteSync(SyncContender):
-    def __init__(self, base_url: str) -> None:
-        self._client = _aisuite_client(base_url)
-
-    def chat(self) -> str:
-        completion = self._client.chat.completions.create(model=f"openai:{CHAT_MODEL}", messages=_MESSAGES)
-        text: str = completion.choices[0].message.content or ""
-        return text
-
-    def stream(self, model: str) -> Iterator[str]:
-        chunks = self._client.chat.completions.create(
-            model=f"openai:{model}", messages=_MESSAGES, stream=True, stream_options={"include_usage": True}
-        )
-        for chunk in chunks:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
-
-    def close(self) -> None:
-        for provider in self._client.providers.values():
-            provider.client.close()
-
-
-class AisuiteAsync(AsyncContender):
-    def __init__(self, base_url: str) -> None:
-        self._client = _aisuite_client(base_url)
-
-    async def chat(self) -> str:
-        completion = await self._client.chat.completions.acreate(model=f"openai:{CHAT_MODEL}", messages=_MESSAGES)
-        text: str = completion.choices[0].message.content or ""
-        return text
-
-    async def stream(self, model: str) -> AsyncIterator[str]:
-        chunks = await self._client.chat.completions.acreate(
-            model=f"openai:{model}", messages=_MESSAGES, stream=True, stream_options={"include_usage": True}
-        )
-        async for chunk in chunks:
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
-
-    async def close(self) -> None:
-        for provider in self._client.providers.values():
-            await provider.aclient.close()
+    except modelmix.ConfigurationError as error:
+        return "not available: " + str(error).splitlines()[0]
+    model.close()
+    return None
 
 
 # ------------------------------------------------------------------------------------ registry
@@ -374,7 +256,17 @@ class ContenderSpec:
     is_async: bool
     factory: Callable[[str], SyncContender | AsyncContender]
     baseline: str
-    """The contender its ratios are taken against."""
+    """The raw-transport contender its ratios are taken against (the same transport, sync or async)."""
+    requires: tuple[str, ...] = ()
+    """Modules it needs besides `library`."""
+    check: Callable[[], str | None] | None = None
+    """Says why the contender can't run here (None when it can); called only when the modules are
+    installed."""
+
+    @property
+    def transport(self) -> str:
+        """ "httpx" or "aiohttp": the HTTP stack underneath, named after the baseline."""
+        return self.baseline.removesuffix("-async")
 
 
 CONTENDERS: list[ContenderSpec] = [
@@ -382,17 +274,47 @@ CONTENDERS: list[ContenderSpec] = [
     ContenderSpec("modelmix", "modelmix", False, ModelmixSync, "httpx"),
     ContenderSpec("modelmix-bare", "modelmix", False, ModelmixBareSync, "httpx"),
     ContenderSpec("openai", "openai", False, OpenAISync, "httpx"),
+    ContenderSpec("litellm", "litellm", False, LiteLLMSync, "httpx"),
     ContenderSpec("aisuite", "aisuite", False, AisuiteSync, "httpx"),
     ContenderSpec("httpx-async", "httpx", True, HttpxAsync, "httpx-async"),
     ContenderSpec("modelmix-async", "modelmix", True, ModelmixAsync, "httpx-async"),
     ContenderSpec("modelmix-bare-async", "modelmix", True, ModelmixBareAsync, "httpx-async"),
     ContenderSpec("openai-async", "openai", True, OpenAIAsync, "httpx-async"),
+    ContenderSpec("litellm-async", "litellm", True, LiteLLMAsync, "httpx-async"),
     ContenderSpec("pydantic-ai-async", "pydantic_ai", True, PydanticAIAsync, "httpx-async"),
     ContenderSpec("aisuite-async", "aisuite", True, AisuiteAsync, "httpx-async"),
+    ContenderSpec("aiohttp-async", "aiohttp", True, AiohttpAsync, "aiohttp-async"),
+    ContenderSpec(
+        "modelmix-aiohttp-async",
+        "modelmix",
+        True,
+        ModelmixAioHttpAsync,
+        "aiohttp-async",
+        requires=("aiohttp",),
+        check=modelmix_aiohttp_missing,
+    ),
+    ContenderSpec(
+        "openai-aiohttp-async",
+        "openai",
+        True,
+        OpenAIAioHttpAsync,
+        "aiohttp-async",
+        requires=("aiohttp",),
+        check=openai_aiohttp_missing,
+    ),
 ]
-"""Every contender, baselines first."""
+"""Every contender: the sync ones on httpx, the async ones on httpx, the async ones on aiohttp; each
+group's baseline first."""
 
 
-def available(spec: ContenderSpec) -> bool:
-    """True when the contender's library is installed."""
-    return importlib.util.find_spec(spec.library) is not None
+def unavailable(spec: ContenderSpec) -> str | None:
+    """Why `spec` can't run here ("not installed: litellm", …), or None when it can."""
+    for module in (spec.library, *spec.requires):
+        if importlib.util.find_spec(module) is None:
+            return f"not installed: {module}"
+    return spec.check() if spec.check is not None else None
+
+
+def baselines_of(specs: list[ContenderSpec]) -> set[str]:
+    """The baselines the ratios of `specs` need."""
+    return {spec.baseline for spec in specs}

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench_contenders import AsyncContender, ContenderSpec, SyncContender, stream_model
+from bench_base import AsyncContender, SyncContender, stream_model
+from bench_contenders import ContenderSpec
 from bench_server import COMPLETION_TEXT, stream_text
 
 __all__ = [
@@ -66,6 +67,10 @@ class Bench:
         return self.loop.run_until_complete(coro)
 
     def make(self, spec: ContenderSpec) -> Contender:
+        """A fresh client. Async ones are built inside the running loop, as an application builds
+        them (aiohttp binds a session to the loop it is made on)."""
+        if spec.is_async:
+            return self.run(_build_in_loop(spec, self.base_url))
         return spec.factory(self.base_url)
 
     def close(self, contender: Contender) -> None:
@@ -83,6 +88,23 @@ class Bench:
         with urllib.request.urlopen(request, timeout=10) as response:
             stats: dict[str, int] = json.loads(response.read())
         return stats
+
+
+async def _build_in_loop(spec: ContenderSpec, base_url: str) -> Contender:
+    return spec.factory(base_url)
+
+
+def _ratio(value: float, base: float | None) -> float | None:
+    """value / base, or None when there is no baseline figure (its contender did not run)."""
+    return round(value / base, 3) if base else None
+
+
+def _add_ratios(results: dict[str, dict[str, Any]], ratios: dict[str, str]) -> None:
+    """For each row, {ratio key: figure / the same figure of the row's baseline}."""
+    for row in results.values():
+        base = results.get(row["baseline"], {})
+        for ratio_key, figure in ratios.items():
+            row[ratio_key] = _ratio(row[figure], base.get(figure))
 
 
 def _check(name: str, got: str, expected: str) -> None:
@@ -159,12 +181,7 @@ def measure_latency(
             "cpu_us": round(statistics.median(cpu[spec.name]), 1),
             "baseline": spec.baseline,
         }
-    for spec in specs:
-        base = results[spec.baseline]
-        row = results[spec.name]
-        row["p50_ratio"] = round(row["p50_us"] / base["p50_us"], 3)
-        row["p99_ratio"] = round(row["p99_us"] / base["p99_us"], 3)
-        row["cpu_ratio"] = round(row["cpu_us"] / base["cpu_us"], 3)
+    _add_ratios(results, {"p50_ratio": "p50_us", "p99_ratio": "p99_us", "cpu_ratio": "cpu_us"})
     return results
 
 
@@ -248,12 +265,7 @@ def measure_streaming(
             "cpu_us_per_chunk": round(statistics.median(cpu[spec.name]) / chunks * 1e6, 2),
             "baseline": spec.baseline,
         }
-    for spec in specs:
-        base = results[spec.baseline]
-        row = results[spec.name]
-        row["throughput_ratio"] = round(row["chunks_per_s"] / base["chunks_per_s"], 3)
-        row["ttft_ratio"] = round(row["ttft_us"] / base["ttft_us"], 3)
-        row["cpu_ratio"] = round(row["cpu_us_per_chunk"] / base["cpu_us_per_chunk"], 3)
+    _add_ratios(results, {"throughput_ratio": "chunks_per_s", "ttft_ratio": "ttft_us", "cpu_ratio": "cpu_us_per_chunk"})
     return results
 
 
@@ -288,55 +300,114 @@ def measure_connections(
 # ------------------------------------------------------------------------------- concurrency
 
 
-async def _gather_calls(contender: AsyncContender, n: int) -> tuple[float, int, list[str]]:
+async def _concurrent_calls(
+    contender: AsyncContender, concurrency: int, per_worker: int
+) -> tuple[float, int, list[str]]:
+    """`concurrency` workers, each making `per_worker` calls one after the other: `concurrency`
+    calls in flight the whole time (with one call per worker, a burst). Returns the elapsed
+    seconds, how many calls failed or answered wrongly, and a few of the errors."""
+    outcomes: list[str | BaseException] = []
+
+    async def worker() -> None:
+        for _ in range(per_worker):
+            try:
+                outcomes.append(await contender.chat())
+            except Exception as error:  # counted, and the worker goes on, like a server's handler
+                outcomes.append(error)
+
     started = time.perf_counter()
-    outcomes = await asyncio.gather(*(contender.chat() for _ in range(n)), return_exceptions=True)
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     errors = [f"{type(o).__name__}: {o}"[:200] for o in outcomes if isinstance(o, BaseException)]
     wrong = sum(1 for o in outcomes if isinstance(o, str) and o != COMPLETION_TEXT)
     return elapsed, len(errors) + wrong, errors[:3]
 
 
+@dataclass
+class _LevelSamples:
+    """What the batches of one contender at one concurrency level gave."""
+
+    cold: list[float]
+    warm: list[float]
+    errors: int = 0
+    error_samples: tuple[str, ...] = ()
+    connections_cold: int = 0
+    connections_total: int = 0
+
+
+def _concurrency_round(
+    bench: Bench, spec: ContenderSpec, level: int, per_worker: int, warm_batches: int, into: _LevelSamples
+) -> None:
+    """A fresh client: one cold batch (it opens the connections), then `warm_batches` warm ones."""
+    contender = bench.make(spec)
+    assert isinstance(contender, AsyncContender)
+    try:
+        bench.stats(reset=True)
+        for batch in range(1 + warm_batches):
+            elapsed, failed, samples = bench.run(_concurrent_calls(contender, level, per_worker))
+            (into.cold if batch == 0 else into.warm).append(elapsed)
+            if batch == 0:
+                into.connections_cold = max(into.connections_cold, bench.stats()["chat_connections"])
+            into.errors += failed
+            into.error_samples = into.error_samples or tuple(samples)
+        into.connections_total = max(into.connections_total, bench.stats()["chat_connections"])
+    finally:
+        bench.close(contender)
+
+
 def measure_concurrency(
-    bench: Bench, specs: Sequence[ContenderSpec], *, calls: int, repeats: int
+    bench: Bench,
+    specs: Sequence[ContenderSpec],
+    *,
+    levels: Sequence[int],
+    per_worker: int,
+    rounds: int,
+    warm_batches: int,
 ) -> dict[str, dict[str, Any]]:
-    """`calls` concurrent non-streamed calls on a fresh async client: the first batch opens the
-    connections (cold), later batches reuse them (warm)."""
+    """Concurrent non-streamed calls on an async client, at each level in `levels` (calls in flight
+    at once): a batch is `level` workers making `per_worker` calls each, back to back, so a batch
+    lasts long enough to time even for the fastest client. Each round builds a fresh client per
+    contender and level: its first batch opens the connections (cold), the next `warm_batches`
+    reuse them (warm). Rounds are interleaved (every
+    contender and level in each round, in rotated order) like the latency samples, and the figures
+    are medians over all rounds' batches.
+
+    Returns {contender: {"levels": {"<level>": row}, "baseline": …}}; a row's ratios are to its
+    baseline's row at the same level."""
+    async_specs = [spec for spec in specs if spec.is_async]
+    samples = {(spec.name, level): _LevelSamples([], []) for spec in async_specs for level in levels}
+    for round_no in range(rounds):
+        shift = round_no % len(async_specs) if async_specs else 0
+        for level in levels:
+            for spec in async_specs[shift:] + async_specs[:shift]:
+                _concurrency_round(bench, spec, level, per_worker, warm_batches, samples[spec.name, level])
     results: dict[str, dict[str, Any]] = {}
-    for spec in specs:
-        if not spec.is_async:
-            continue
-        contender = bench.make(spec)
-        assert isinstance(contender, AsyncContender)
-        try:
-            bench.stats(reset=True)
-            cold, cold_errors, samples = bench.run(_gather_calls(contender, calls))
-            opened = bench.stats()["chat_connections"]
-            warm: list[float] = []
-            errors = cold_errors
-            for _ in range(repeats):
-                elapsed, failed, more = bench.run(_gather_calls(contender, calls))
-                warm.append(elapsed)
-                errors += failed
-                samples = samples or more
-            stats = bench.stats()
-        finally:
-            bench.close(contender)
-        warm_s = statistics.median(warm) if warm else cold
-        results[spec.name] = {
-            "calls": calls,
-            "cold_ms": round(cold * 1000, 1),
-            "warm_ms": round(warm_s * 1000, 1),
-            "calls_per_s": round(calls / warm_s),
-            "errors": errors,
-            "error_samples": samples,
-            "connections_cold": opened,
-            "connections_total": stats["chat_connections"],
-            "baseline": spec.baseline,
-        }
+    for spec in async_specs:
+        per_level: dict[str, dict[str, Any]] = {}
+        for level in levels:
+            got = samples[spec.name, level]
+            cold_s = statistics.median(got.cold)
+            warm_s = statistics.median(got.warm) if got.warm else cold_s
+            calls = level * per_worker
+            per_level[str(level)] = {
+                "concurrency": level,
+                "calls": calls,
+                "batches": len(got.cold) + len(got.warm),
+                "cold_ms": round(cold_s * 1000, 1),
+                "warm_ms": round(warm_s * 1000, 1),
+                "calls_per_s": round(calls / warm_s),
+                "errors": got.errors,
+                "error_samples": list(got.error_samples),
+                "connections_cold": got.connections_cold,
+                "connections_total": got.connections_total,
+            }
+        results[spec.name] = {"levels": per_level, "baseline": spec.baseline}
     for row in results.values():
-        base = results.get(row["baseline"])
-        row["warm_ratio"] = round(row["warm_ms"] / base["warm_ms"], 3) if base else None
+        base = results.get(row["baseline"], {}).get("levels", {})
+        for level, level_row in row["levels"].items():
+            base_row = base.get(level, {})
+            level_row["rate_ratio"] = _ratio(level_row["calls_per_s"], base_row.get("calls_per_s"))
+            level_row["warm_ratio"] = _ratio(level_row["warm_ms"], base_row.get("warm_ms"))
     return results
 
 
@@ -352,11 +423,16 @@ def _importtime_us(module: str) -> int:
         check=True,
         env=_clean_env(),
     )
-    for line in reversed(proc.stderr.splitlines()):
-        parts = line.split("|")
-        if len(parts) == 3 and parts[2].strip() == module:
-            return int(parts[1])
-    raise BenchmarkError(f"python -X importtime printed no line for {module}")
+    # The largest cumulative figure is the top-level import: some packages (litellm) import their
+    # own name again from inside, which prints a second, tiny line for it.
+    figures = [
+        int(parts[1])
+        for line in proc.stderr.splitlines()
+        if len(parts := line.split("|")) == 3 and parts[2].strip() == module
+    ]
+    if not figures:
+        raise BenchmarkError(f"python -X importtime printed no line for {module}")
+    return max(figures)
 
 
 def _wall_ms(code: str) -> float:
@@ -457,10 +533,12 @@ def stream_memory(bench: Bench, spec: ContenderSpec, chunks: int) -> dict[str, A
         bench.close(contender)
     return {
         "chunks": chunks,
+        "peak_rss_mb": round(peak_rss / 2**20, 1),
         "rss_before_mb": round(before / 2**20, 1),
         "rss_growth_mb": round(max(0, peak_rss - before) / 2**20, 2),
         "tracemalloc_peak_mb": round(traced_peak / 2**20, 2),
         "stream_s": round(seconds, 3),
+        "baseline": spec.baseline,
     }
 
 
@@ -472,7 +550,14 @@ def measure_memory(
     process instead: faster, but RSS growth may hide in memory earlier contenders freed."""
     results: dict[str, dict[str, Any]] = {}
     if runner is None:
-        return {spec.name: {**stream_memory(bench, spec, chunks), "process": "shared"} for spec in specs}
+        # Every peer is loaded in this process by now, and each full collection would walk all of
+        # their objects (a quarter of a second with LiteLLM loaded); freezing them keeps the
+        # collections the measurement makes short.
+        gc.freeze()
+        try:
+            return {spec.name: {**stream_memory(bench, spec, chunks), "process": "shared"} for spec in specs}
+        finally:
+            gc.unfreeze()
     base_url = bench.base_url
     worker = [sys.executable, str(runner), "--memory-worker"]
     pending = list(specs)

@@ -11,7 +11,9 @@ GIL with the client being measured.
 - ``GET /stats`` → how many connections carried at least one chat request, and how many requests.
 - ``POST /stats/reset`` → zero the counters.
 
-Run alone: ``python benchmarks/bench_server.py`` prints ``PORT <n>`` and serves until killed.
+Run alone: ``python benchmarks/bench_server.py`` prints ``PORT <n>`` and serves until killed; with
+``--exit-with-stdin`` it also exits when its standard input closes, so a server started by a
+benchmark that dies (killed, timed out) does not outlive it.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import sys
+import threading
 from typing import Any
 
 __all__ = ["COMPLETION_TEXT", "ServerState", "main", "stream_text"]
@@ -188,11 +192,20 @@ async def serve(host: str, port: int) -> None:
         await server.serve_forever()
 
 
+def _exit_at_end_of_stdin() -> None:
+    # The parent holds the other end of the pipe; it closes when the parent exits, however it ends.
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--exit-with-stdin", action="store_true", help="exit when standard input closes")
     args = parser.parse_args(argv)
+    if args.exit_with_stdin:
+        threading.Thread(target=_exit_at_end_of_stdin, daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.host, args.port))
 

@@ -91,17 +91,35 @@ def _number(row: Mapping[str, Any], key: str) -> float | None:
 def _ratio(name: str, row: Mapping[str, Any], key: str) -> str:
     """ " · 1.11× httpx", or nothing for the baseline itself."""
     ratio = _number(row, key)
-    baseline = str(row.get("baseline", "baseline")).removesuffix("-async")
-    return "" if ratio is None or name == row.get("baseline") else f" · {ratio:.2f}× {baseline}"
+    baseline = _baseline_of(name, row)
+    return "" if ratio is None or name == baseline else f" · {ratio:.2f}× {baseline.removesuffix('-async')}"
 
 
-def _by_kind(
-    rows: Mapping[str, Mapping[str, Any]], bar: Callable[[str, Mapping[str, Any]], Bar | None]
+def _group_title(baseline: str) -> str:
+    """ "sync, on httpx", "async, on aiohttp": the contenders compared with one raw transport."""
+    transport = baseline.removesuffix("-async")
+    return f"{'async' if baseline.endswith('-async') else 'sync'}, on {transport}"
+
+
+def _baseline_of(name: str, row: Mapping[str, Any]) -> str:
+    """The row's baseline; reports older than the aiohttp contenders have none in some sections,
+    where the name's ``-async`` suffix tells sync from async (all of them on httpx)."""
+    baseline = row.get("baseline")
+    return baseline if isinstance(baseline, str) else ("httpx-async" if name.endswith("-async") else "httpx")
+
+
+def _by_baseline(
+    rows: Mapping[str, Mapping[str, Any]],
+    bar: Callable[[str, Mapping[str, Any]], Bar | None],
+    title: Callable[[str], str] = _group_title,
 ) -> tuple[Group, ...]:
-    """Sync contenders, then async ones (named ``…-async``), each in report order."""
-    sync = [b for name, row in rows.items() if not name.endswith("-async") and (b := bar(name, row))]
-    asynchronous = [b for name, row in rows.items() if name.endswith("-async") and (b := bar(name, row))]
-    return tuple(Group(title, tuple(bars)) for title, bars in (("sync", sync), ("async", asynchronous)) if bars)
+    """One group per baseline (sync on httpx, async on httpx, async on aiohttp), in the order the
+    report first names them; within a group, report order."""
+    grouped: dict[str, list[Bar]] = {}
+    for name, row in rows.items():
+        if (drawn := bar(name, row)) is not None:
+            grouped.setdefault(_baseline_of(name, row), []).append(drawn)
+    return tuple(Group(title(baseline), tuple(bars)) for baseline, bars in grouped.items())
 
 
 def _first(rows: Mapping[str, Mapping[str, Any]], key: str) -> Any:
@@ -119,9 +137,9 @@ def _latency(rows: Mapping[str, Mapping[str, Any]]) -> Panel:
         "Per-call latency, p50 (lower is better)",
         "one non-streamed chat call"
         + (f", median of {calls:,} calls" if isinstance(calls, int) else "")
-        + "; the ratio is to raw httpx of the same kind",
+        + "; ratios are to the raw transport of the same group",
         "µs per call (median)",
-        _by_kind(rows, bar),
+        _by_baseline(rows, bar),
     )
 
 
@@ -136,16 +154,16 @@ def _streaming(rows: Mapping[str, Mapping[str, Any]]) -> Panel:
         "streaming",
         "Streaming rate (higher is better)",
         (f"a {chunks:,}-chunk stream read to its end" if isinstance(chunks, int) else "a stream read to its end")
-        + "; the ratio is to raw httpx of the same kind",
+        + "; ratios are to the raw transport of the same group",
         "text chunks per second (median stream)",
-        _by_kind(rows, bar),
+        _by_baseline(rows, bar),
     )
 
 
 def _concurrency_levels(rows: Mapping[str, Mapping[str, Any]]) -> dict[int, dict[str, Mapping[str, Any]]]:
     """{concurrency level: {contender: row}}. A contender's row is either one level (its
     ``concurrency``, else its ``calls``, is the level) or holds several under ``levels``
-    ({level: row})."""
+    ({level: row}); a level's row takes the contender's baseline when it has none of its own."""
     levels: dict[int, dict[str, Mapping[str, Any]]] = {}
     for name, row in rows.items():
         nested = row.get("levels")
@@ -154,7 +172,7 @@ def _concurrency_levels(rows: Mapping[str, Mapping[str, Any]]) -> dict[int, dict
         )
         for level, level_row in pairs:
             if isinstance(level_row, Mapping) and str(level).isdigit():
-                levels.setdefault(int(level), {})[name] = level_row
+                levels.setdefault(int(level), {})[name] = {"baseline": _baseline_of(name, row), **level_row}
     return dict(sorted(levels.items()))
 
 
@@ -165,17 +183,21 @@ def _concurrency(rows: Mapping[str, Mapping[str, Any]]) -> Panel:
             return None
         errors = row.get("errors")
         failed = f" · {errors:,} failed" if isinstance(errors, int) and errors else ""
-        return Bar(name, rate, f"{rate:,.0f} req/s{failed}", _kind(name))
+        return Bar(name, rate, f"{rate:,.0f} req/s{_ratio(name, row, 'rate_ratio')}{failed}", _kind(name))
 
-    groups = []
+    groups: list[Group] = []
     for level, level_rows in _concurrency_levels(rows).items():
-        bars = tuple(b for name, row in level_rows.items() if (b := bar(name, row)))
-        if bars:
-            groups.append(Group(f"{level:,} concurrent calls", bars))
+        transports = {_baseline_of(name, row).removesuffix("-async") for name, row in level_rows.items()}
+
+        def title(baseline: str, level: int = level, several: bool = len(transports) > 1) -> str:
+            on = f", on {baseline.removesuffix('-async')}" if several else ""
+            return f"{level:,} concurrent calls{on}"
+
+        groups.extend(_by_baseline(level_rows, bar, title))
     return Panel(
         "concurrency",
         "Concurrent async calls (higher is better)",
-        "non-streamed calls in flight at once on one client, connections already open",
+        "non-streamed calls kept in flight on one client, connections open; ratios to the raw transport of the group",
         "completed calls per second",
         tuple(groups),
     )
@@ -216,7 +238,7 @@ def _memory(rows: Mapping[str, Mapping[str, Any]]) -> Panel:
         (f"while reading one {chunks:,}-chunk stream" if isinstance(chunks, int) else "while reading one long stream")
         + ("; quick run: one shared process, not comparable" if shared else "; a fresh interpreter each"),
         "peak resident memory, MB",
-        _by_kind(rows, bar),
+        _by_baseline(rows, bar),
     )
 
 
@@ -264,6 +286,23 @@ def _panel_height(panel: Panel) -> int:
     return 52 + body + 44
 
 
+LABEL_CHAR_WIDTH = 7.2
+"""Roughly how wide one character of a 12 px label is (bold digits and letters), to tell whether a
+label fits to the right of its bar."""
+
+
+def _bar_label(bar: Bar, length: float, baseline_y: float, weight: str) -> str:
+    """The figure at the end of a bar: after it, with a white halo that keeps it legible where it
+    crosses a grid line; or, when it would run past the panel's edge, inside the bar's end."""
+    outside_x = PLOT_LEFT + length + 6
+    if outside_x + len(bar.label) * LABEL_CHAR_WIDTH <= WIDTH - 12:
+        return _text(
+            outside_x, baseline_y, bar.label, font_weight=weight, stroke="#fff", stroke_width="3", paint_order="stroke"
+        )
+    ink = "#263238" if bar.kind == "peer" else "#fff"  # the peers' bars are light
+    return _text(PLOT_LEFT + length - 6, baseline_y, bar.label, anchor="end", font_weight=weight, fill=ink)
+
+
 def _draw_panel(panel: Panel, top: int) -> list[str]:
     height = _panel_height(panel)
     out = [
@@ -298,19 +337,7 @@ def _draw_panel(panel: Panel, top: int) -> list[str]:
                 f'height="{BAR_HEIGHT}" fill="{COLOURS[bar.kind]}"><title>{escape(bar.name)}: '
                 f"{escape(bar.label)}</title></rect>"
             )
-            # A white halo keeps the figure legible where it crosses a grid line.
-            label_x = PLOT_LEFT + length + 6
-            out.append(
-                _text(
-                    label_x,
-                    y + 15,
-                    bar.label,
-                    font_weight=weight,
-                    stroke="#fff",
-                    stroke_width="3",
-                    paint_order="stroke",
-                )
-            )
+            out.append(_bar_label(bar, length, y + 15, weight))
             y += ROW_HEIGHT
     out.append("</g>")
     return out

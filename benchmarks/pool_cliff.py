@@ -70,7 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("calls", nargs="+", type=int, help="how many concurrent calls, one run each")
     parser.add_argument("--stream", action="store_true", help="200-chunk streams instead of calls")
     args = parser.parse_args(argv)
-    server = subprocess.Popen([sys.executable, str(SERVER)], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(SERVER), "--exit-with-stdin"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline().split()[1])
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.terminate()
         server.wait()
+        for pipe in (server.stdin, server.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 if __name__ == "__main__":

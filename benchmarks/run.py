@@ -1,13 +1,14 @@
-"""modelmix benchmarks: raw httpx vs modelmix vs peer SDKs, side by side, against one local mock
-OpenAI-compatible server on 127.0.0.1 running in its own process.
+"""modelmix benchmarks: raw httpx and raw aiohttp vs modelmix (on both) vs peer SDKs, side by side,
+against one local mock OpenAI-compatible server on 127.0.0.1 running in its own process.
 
     .venv/bin/python benchmarks/run.py            # full run (a few minutes); writes results/latest.json
                                                   # and its chart, results/latest.svg (chart.py)
     .venv/bin/python benchmarks/run.py --quick    # a smoke run of a few seconds
 
 Sections: per-call latency (p50/p99), streaming throughput and time to first token, connection
-reuse across sequential streams, concurrent async calls, import time, memory for a long stream.
-Ratios are against raw httpx (sync contenders against ``httpx``, async ones against ``httpx-async``).
+reuse across sequential streams, concurrent async calls (at two levels), import time, memory for a
+long stream. Ratios are against the raw transport underneath: sync contenders against ``httpx``,
+async ones against ``httpx-async`` or, on aiohttp, ``aiohttp-async``.
 See benchmarks/README.md for what the figures mean.
 """
 
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_contenders import CONTENDERS, ContenderSpec, available
+from bench_base import forbid_network, keep_peers_local
+from bench_contenders import CONTENDERS, ContenderSpec, baselines_of, unavailable
 from bench_measure import (
     Bench,
     measure_concurrency,
@@ -39,20 +41,11 @@ from bench_measure import (
     memory_worker,
     timed,
 )
+from bench_report import SECTIONS, format_report, targets
 from chart import write_chart
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUTPUT = HERE / "results" / "latest.json"
-SECTIONS = ("latency", "streaming", "connections", "concurrency", "import_time", "memory")
-
-P50_TARGET = 1.05
-"""Through `mm.model()` defaults, modelmix may add at most 5 % to raw httpx's p50 (issue 12)…"""
-P99_TARGET = 1.2
-"""…and 20 % to its p99;"""
-STREAM_TARGET = 0.9
-"""its streams must run at 0.9× raw httpx's chunk rate or better;"""
-IMPORT_TARGET_MS = 80.0
-"""and its import may cost at most 80 ms more than httpx's."""
 
 
 @dataclass(frozen=True)
@@ -64,8 +57,10 @@ class Plan:
     stream_rounds: int
     reuse_streams: int
     reuse_chunks: int
-    concurrent_calls: int
-    concurrent_repeats: int
+    concurrency_levels: tuple[int, ...]
+    concurrency_calls_per_worker: int
+    concurrency_rounds: int
+    concurrency_warm_batches: int
     import_runs: int
     memory_chunks: int
 
@@ -78,8 +73,10 @@ FULL = Plan(
     stream_rounds=10,
     reuse_streams=20,
     reuse_chunks=50,
-    concurrent_calls=200,
-    concurrent_repeats=3,
+    concurrency_levels=(50, 200),
+    concurrency_calls_per_worker=3,
+    concurrency_rounds=3,
+    concurrency_warm_batches=2,
     import_runs=7,
     memory_chunks=10000,
 )
@@ -91,8 +88,10 @@ QUICK = Plan(
     stream_rounds=2,
     reuse_streams=5,
     reuse_chunks=20,
-    concurrent_calls=50,
-    concurrent_repeats=1,
+    concurrency_levels=(20, 50),
+    concurrency_calls_per_worker=1,
+    concurrency_rounds=1,
+    concurrency_warm_batches=1,
     import_runs=1,
     memory_chunks=200,
 )
@@ -103,7 +102,8 @@ class MockServer:
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, str(HERE / "bench_server.py"), "--port", "0"],
+            [sys.executable, str(HERE / "bench_server.py"), "--port", "0", "--exit-with-stdin"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -123,13 +123,24 @@ class MockServer:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def _versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
-    for dist in ("httpx", "modelmix", "openai", "pydantic-ai-slim", "aisuite", "pydantic"):
+    for dist in (
+        "httpx",
+        "aiohttp",
+        "httpx-aiohttp",
+        "modelmix",
+        "openai",
+        "litellm",
+        "pydantic-ai-slim",
+        "aisuite",
+        "pydantic",
+    ):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -137,122 +148,13 @@ def _versions() -> dict[str, str | None]:
     return versions
 
 
-def _targets(report: dict[str, Any]) -> dict[str, Any]:
-    targets: dict[str, Any] = {}
-    latency = report.get("latency", {})
-    for name in ("modelmix", "modelmix-async"):
-        if name in latency:
-            ratio = latency[name]["p50_ratio"]
-            targets[f"{name} p50 <= {P50_TARGET:.2f}x httpx"] = {"value": ratio, "met": ratio <= P50_TARGET}
-            ratio = latency[name]["p99_ratio"]
-            targets[f"{name} p99 <= {P99_TARGET:.2f}x httpx"] = {"value": ratio, "met": ratio <= P99_TARGET}
-    streaming = report.get("streaming", {})
-    for name in ("modelmix", "modelmix-async"):
-        if name in streaming:
-            ratio = streaming[name]["throughput_ratio"]
-            label = f"{name} streams >= {STREAM_TARGET:.1f}x httpx chunks/s"
-            targets[label] = {"value": ratio, "met": ratio >= STREAM_TARGET}
-    imports = report.get("import_time", {})
-    if "modelmix" in imports and imports["modelmix"]["over_httpx_ms"] is not None:
-        over = imports["modelmix"]["over_httpx_ms"]
-        label = f"modelmix import <= httpx + {IMPORT_TARGET_MS:.0f} ms"
-        targets[label] = {"value": over, "met": over <= IMPORT_TARGET_MS}
-    connections = report.get("connections", {})
-    for name in ("modelmix", "modelmix-async"):
-        if name in connections:
-            used = connections[name]["connections"]
-            targets[f"{name} reuses 1 connection for sequential streams"] = {"value": used, "met": used == 1}
-    return targets
-
-
-# ----------------------------------------------------------------------------------- printing
-
-_COLUMNS: dict[str, list[tuple[str, str]]] = {
-    "latency": [
-        ("p50_us", "p50 µs"),
-        ("p99_us", "p99 µs"),
-        ("mean_us", "mean µs"),
-        ("p50_ratio", "p50 ×"),
-        ("p99_ratio", "p99 ×"),
-        ("cpu_us", "CPU µs"),
-        ("cpu_ratio", "CPU ×"),
-    ],
-    "streaming": [
-        ("chunks_per_s", "chunks/s"),
-        ("throughput_ratio", "× thrpt"),
-        ("ttft_us", "TTFT µs"),
-        ("ttft_ratio", "× TTFT"),
-        ("stream_ms", "stream ms"),
-        ("cpu_us_per_chunk", "CPU µs/chunk"),
-        ("cpu_ratio", "CPU ×"),
-    ],
-    "connections": [("streams", "streams"), ("connections", "TCP conns"), ("reused", "reused")],
-    "concurrency": [
-        ("calls", "calls"),
-        ("cold_ms", "cold ms"),
-        ("warm_ms", "warm ms"),
-        ("warm_ratio", "warm ×"),
-        ("connections_cold", "conns"),
-        ("errors", "errors"),
-    ],
-    "import_time": [("importtime_ms", "-X importtime ms"), ("wall_ms", "wall ms"), ("over_httpx_ms", "over httpx ms")],
-    "memory": [("rss_growth_mb", "RSS growth MB"), ("tracemalloc_peak_mb", "tracemalloc peak MB"), ("stream_s", "s")],
-}
-
-_TITLES = {
-    "latency": "Non-streamed call latency (ratios vs raw httpx of the same kind)",
-    "streaming": "Streaming throughput and time to first token",
-    "connections": "TCP connections for sequential fully-read streams (fresh client each)",
-    "concurrency": "Concurrent async calls (one fresh client; cold = first batch, warm = median of the rest)",
-    "import_time": "Import time (fresh interpreter, median)",
-    "memory": "Memory while reading one long stream (fresh interpreter per contender; quick: shared)",
-}
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if isinstance(value, float):
-        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return "-" if value is None else str(value)
-
-
-def format_report(report: dict[str, Any]) -> str:
-    lines: list[str] = []
-    meta = report["meta"]
-    lines.append(
-        f"modelmix benchmarks — {meta['date']} — Python {meta['python']} on {meta['cpus']} CPUs "
-        f"(load {meta['load_before']} → {meta['load_after']}){' — QUICK' if meta['quick'] else ''}"
-    )
-    for section in SECTIONS:
-        rows = report.get(section)
-        if not rows:
-            continue
-        columns = _COLUMNS[section]
-        table = [["", *(title for _, title in columns)]]
-        table.extend([name, *(_cell(row.get(key)) for key, _ in columns)] for name, row in rows.items())
-        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
-        lines.append("")
-        lines.append(_TITLES[section])
-        for i, row in enumerate(table):
-            cells = "  ".join(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
-            lines.append(f"  {row[0].ljust(widths[0])}  {cells}")
-            if i == 0:
-                lines.append("  " + "-" * (sum(widths) + 2 * (len(widths) - 1)))
-    if report.get("targets"):
-        lines.append("")
-        lines.append("Targets (issue 12)")
-        for label, target in report["targets"].items():
-            lines.append(f"  [{'met' if target['met'] else 'MISSED'}] {label}: {_cell(target['value'])}")
-    if report.get("skipped"):
-        lines.append("")
-        lines.append("Skipped (not installed; pip install -e '.[bench]'): " + ", ".join(report["skipped"]))
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------------------------ running
+
+
+def _modules(specs: Sequence[ContenderSpec]) -> list[str]:
+    """The libraries to time the import of: the raw transports first, then the clients."""
+    baselines = [spec.library for spec in specs if spec.name == spec.baseline]
+    return list(dict.fromkeys([*baselines, *(spec.library for spec in specs)]))
 
 
 def run(plan: Plan, specs: Sequence[ContenderSpec], sections: Sequence[str], *, quick: bool) -> dict[str, Any]:
@@ -267,6 +169,15 @@ def run(plan: Plan, specs: Sequence[ContenderSpec], sections: Sequence[str], *, 
             "plan": plan.__dict__,
             "versions": _versions(),
             "contenders": [spec.name for spec in specs],
+            "contender_info": {
+                spec.name: {
+                    "library": spec.library,
+                    "is_async": spec.is_async,
+                    "baseline": spec.baseline,
+                    "transport": spec.transport,
+                }
+                for spec in specs
+            },
         }
     }
     server = MockServer()
@@ -279,11 +190,14 @@ def run(plan: Plan, specs: Sequence[ContenderSpec], sections: Sequence[str], *, 
         "streaming": lambda: measure_streaming(bench, specs, chunks=plan.stream_chunks, rounds=plan.stream_rounds),
         "connections": lambda: measure_connections(bench, specs, streams=plan.reuse_streams, chunks=plan.reuse_chunks),
         "concurrency": lambda: measure_concurrency(
-            bench, specs, calls=plan.concurrent_calls, repeats=plan.concurrent_repeats
+            bench,
+            specs,
+            levels=plan.concurrency_levels,
+            per_worker=plan.concurrency_calls_per_worker,
+            rounds=plan.concurrency_rounds,
+            warm_batches=plan.concurrency_warm_batches,
         ),
-        "import_time": lambda: measure_import_time(
-            list(dict.fromkeys(spec.library for spec in specs)), runs=plan.import_runs, wall=not quick
-        ),
+        "import_time": lambda: measure_import_time(_modules(specs), runs=plan.import_runs, wall=not quick),
         "memory": lambda: measure_memory(
             bench, specs, chunks=plan.memory_chunks, runner=None if quick else Path(__file__).resolve()
         ),
@@ -295,7 +209,7 @@ def run(plan: Plan, specs: Sequence[ContenderSpec], sections: Sequence[str], *, 
         loop.close()
         server.stop()
     report["meta"]["load_after"] = round(os.getloadavg()[0], 2)
-    report["targets"] = _targets(report)
+    report["targets"] = targets(report)
     return report
 
 
@@ -309,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--chunks", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    keep_peers_local()  # before any peer is imported, here or in the workers this process starts
 
     by_name = {spec.name: spec for spec in CONTENDERS}
     if args.memory_worker:
@@ -318,19 +233,31 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(args.contenders or ()) - set(by_name)
     if unknown:
         parser.error(f"unknown contenders {sorted(unknown)}; choose from {sorted(by_name)}")
-    wanted = set(args.contenders or by_name) | {"httpx", "httpx-async"}
-    specs = [spec for spec in CONTENDERS if spec.name in wanted and available(spec)]
-    skipped = [spec.name for spec in CONTENDERS if spec.name in wanted and not available(spec)]
+    wanted = set(args.contenders or by_name)
+    wanted |= baselines_of([by_name[name] for name in wanted])
+    skipped = {spec.name: reason for spec in CONTENDERS if spec.name in wanted and (reason := unavailable(spec))}
+    specs = [spec for spec in CONTENDERS if spec.name in wanted and spec.name not in skipped]
+    # A contender whose baseline can't run has nothing to be compared with.
+    for spec in list(specs):
+        if spec.baseline in skipped:
+            skipped[spec.name] = f"its baseline {spec.baseline} is skipped"
+            specs.remove(spec)
 
+    # Quick runs (CI's smoke) check that no contender reaches beyond 127.0.0.1 (bench_base).
+    attempts = forbid_network() if args.quick else None
     sys.stderr.write(f"benchmarking {', '.join(spec.name for spec in specs)}\n")
     report = run(QUICK if args.quick else FULL, specs, args.only or SECTIONS, quick=args.quick)
     report["skipped"] = skipped
+    report["network_attempts"] = attempts
     print(format_report(report))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     sys.stderr.write(f"wrote {args.output}\n")
     chart = write_chart(report, args.output.with_suffix(".svg"))
     print(f"chart: {chart}")
+    if attempts:
+        sys.stderr.write("contenders tried to leave 127.0.0.1:\n  " + "\n  ".join(attempts) + "\n")
+        return 1
     return 0
 
 

@@ -88,8 +88,9 @@ def test_missing_contenders_are_absent_and_present_ones_have_one_bar_each() -> N
         for name in ("httpx", "modelmix", "httpx-async", "modelmix-async", "pydantic-ai-async"):
             assert name in texts, (section, name)
         assert not any(text.startswith("openai") for text in texts), section
-        assert "sync" in texts
-        assert "async" in texts
+        assert "sync, on httpx" in texts
+        assert "async, on httpx" in texts
+        assert not any("aiohttp" in text for text in texts), section
     assert len(_bars(panels["import_time"])) == 2
 
 
@@ -129,6 +130,82 @@ def test_concurrency_draws_every_level_the_report_has() -> None:
     assert "647 req/s · 3 failed" in texts
 
 
+def aiohttp_report() -> dict[str, Any]:
+    """The small report plus the aiohttp group: raw aiohttp and two clients on it."""
+    report = small_report()
+    report["latency"].update(
+        {
+            "aiohttp-async": _latency(200.0, 1.0, "aiohttp-async"),
+            "modelmix-aiohttp-async": _latency(260.0, 1.3, "aiohttp-async"),
+            "openai-aiohttp-async": _latency(900.0, 4.5, "aiohttp-async"),
+        }
+    )
+    report["streaming"].update(
+        {
+            "aiohttp-async": _streaming(70000, 1.0, "aiohttp-async"),
+            "modelmix-aiohttp-async": _streaming(56000, 0.8, "aiohttp-async"),
+        }
+    )
+    report["memory"]["aiohttp-async"] = {**_memory(39.0, 0.5), "baseline": "aiohttp-async"}
+
+    def levels(*rates: tuple[int, int, float | None]) -> dict[str, Any]:
+        return {
+            str(level): {"calls": level, "calls_per_s": rate, "rate_ratio": ratio, "errors": 0}
+            for level, rate, ratio in rates
+        }
+
+    report["concurrency"] = {
+        "httpx-async": {"levels": levels((50, 570, 1.0), (200, 318, 1.0)), "baseline": "httpx-async"},
+        "modelmix-async": {"levels": levels((50, 630, 1.105), (200, 647, 2.035)), "baseline": "httpx-async"},
+        "aiohttp-async": {"levels": levels((50, 7509, 1.0), (200, 6819, 1.0)), "baseline": "aiohttp-async"},
+        "modelmix-aiohttp-async": {
+            "levels": levels((50, 5600, 0.746), (200, 5000, 0.733)),
+            "baseline": "aiohttp-async",
+        },
+    }
+    return report
+
+
+def _groups(panel: ET.Element) -> list[str]:
+    """The group titles of a panel, top to bottom (bold grey text at the left margin)."""
+    return [
+        t.text or ""
+        for t in panel.iter(f"{SVG}text")
+        if t.get("x") == "20.0" and t.get("font-weight") == "bold" and t.get("font-size") == "12"
+    ]
+
+
+def test_clients_on_aiohttp_are_a_group_of_their_own_compared_with_raw_aiohttp() -> None:
+    panels = _panels(render_svg(aiohttp_report()))
+    latency = panels["latency"]
+    assert _groups(latency) == ["sync, on httpx", "async, on httpx", "async, on aiohttp"]
+    texts = _texts(latency)
+    # Ratios within the aiohttp group are to raw aiohttp, which is drawn as a baseline.
+    assert "260 µs · 1.30× aiohttp" in texts
+    assert "900 µs · 4.50× aiohttp" in texts
+    assert "200 µs" in texts
+    kinds = {bar.find(f"{SVG}title").text.split(":")[0]: (bar.get("class") or "").split()[-1] for bar in _bars(latency)}  # type: ignore[union-attr]
+    assert kinds["aiohttp-async"] == "bar-baseline"
+    assert kinds["modelmix-aiohttp-async"] == "bar-modelmix"
+    assert kinds["openai-aiohttp-async"] == "bar-peer"
+    assert "56,000 chunks/s · 0.80× aiohttp" in _texts(panels["streaming"])
+    assert _groups(panels["memory"]) == ["sync, on httpx", "async, on httpx", "async, on aiohttp"]
+
+
+def test_concurrency_groups_each_level_by_transport() -> None:
+    panel = _panels(render_svg(aiohttp_report()))["concurrency"]
+    assert _groups(panel) == [
+        "50 concurrent calls, on httpx",
+        "50 concurrent calls, on aiohttp",
+        "200 concurrent calls, on httpx",
+        "200 concurrent calls, on aiohttp",
+    ]
+    texts = _texts(panel)
+    assert "5,600 req/s · 0.75× aiohttp" in texts
+    assert "647 req/s · 2.04× httpx" in texts
+    assert len(_bars(panel)) == 8
+
+
 def test_a_section_without_the_charted_figure_still_gets_its_panel() -> None:
     report = small_report()
     report["memory"] = {"httpx": {"chunks": 200, "tracemalloc_peak_mb": 0.7}}  # no RSS figures
@@ -157,3 +234,18 @@ def test_the_command_line_writes_next_to_the_report_or_where_told(
     assert capsys.readouterr().out.strip() == str(tmp_path / "report.svg")
     assert main([str(report_path), "-o", str(tmp_path / "img" / "bench.svg")]) == 0
     assert set(_panels((tmp_path / "img" / "bench.svg").read_text(encoding="utf-8"))) <= set(CHARTED_SECTIONS)
+
+
+def test_a_figure_that_would_run_past_the_edge_is_drawn_inside_its_bar() -> None:
+    report = aiohttp_report()
+    # The longest bar of the panel, with a long label: no room to its right.
+    report["streaming"]["modelmix-aiohttp-async"] = _streaming(116935, 0.99, "aiohttp-async")
+    report["streaming"]["aiohttp-async"] = _streaming(118263, 1.0, "aiohttp-async")
+    panel = _panels(render_svg(report))["streaming"]
+    labels = {t.text: t for t in panel.iter(f"{SVG}text")}
+    inside = labels["116,935 chunks/s · 0.99× aiohttp"]
+    assert inside.get("text-anchor") == "end"
+    assert inside.get("fill") == "#fff"
+    outside = labels["20,000 chunks/s · 0.50× httpx"]
+    assert outside.get("text-anchor") == "start"
+    assert outside.get("stroke") == "#fff"  # the halo
