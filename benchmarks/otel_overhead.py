@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_contenders import API_KEY, CHAT_MODEL, PROMPT, stream_model
+from bench_base import API_KEY, CHAT_MODEL, PROMPT, stream_model
 from run import MockServer
 
 import modelmix as mm
