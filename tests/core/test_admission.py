@@ -14,7 +14,6 @@ from modelmix._admission import AdmittingTransport, ConnectionSlots
 from modelmix._call_deadline import attempt_ends_in
 from modelmix.testing import FakeOpenAIServer
 
-
 # The transport-level tests run on both async transports (httpx's and aiohttp's).
 pytestmark = pytest.mark.usefixtures("async_transport")
 
