@@ -42,6 +42,9 @@ from multidict import CIMultiDict
 __all__ = ["AiohttpClient", "AiohttpTransport", "httpx_error_class"]
 
 _Phases = tuple[float | None, float | None, float | None]
+_PAYLOAD_CUT_BY_AN_ERROR = ">. "
+"""What aiohttp puts between "Response payload is not completed: <why>" and the connection error
+that cut the body short (nothing follows when the server closed the connection cleanly)."""
 
 
 def httpx_error_class(exc: BaseException) -> type[httpx.TransportError] | None:
@@ -54,6 +57,10 @@ def httpx_error_class(exc: BaseException) -> type[httpx.TransportError] | None:
         return httpx.ConnectTimeout
     if isinstance(exc, asyncio.TimeoutError):  # SocketTimeoutError, and any other timeout
         return httpx.ReadTimeout
+    if isinstance(exc, aiohttp.ClientPayloadError) and _PAYLOAD_CUT_BY_AN_ERROR in str(exc):
+        # A body cut short by a reset rather than a clean close: httpcore reads the reset (ReadError).
+        # aiohttp keeps no cause for it, only the connection error's repr after its own message.
+        return httpx.ReadError
     if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
         # Closed before the answer was complete, a body cut short, or a malformed answer.
         return httpx.RemoteProtocolError
