@@ -14,7 +14,8 @@ behave like httpcore rather than merely work:
   hands it out: a stream's commit point (the first content the caller sees) falls in the same
   place whichever transport read it, instead of wherever aiohttp's buffer happened to end.
 - **Per-phase timeouts.** connect → aiohttp's ``sock_connect``, read → ``sock_read`` (per read, as
-  in httpcore), pool → ``connect`` (aiohttp's wait for a pooled connection plus connecting).
+  in httpcore), pool → ``connect`` (aiohttp's wait for a pooled connection plus connecting), all
+  to the exact instant (aiohttp otherwise rounds limits of 5 s and more up to a whole second).
   aiohttp has no write timeout; the read timeout starts once the request is written.
 - **Headers as given.** Only the request's own headers go out (aiohttp adds neither
   ``Accept-Encoding`` nor its ``User-Agent``), bodies are not decompressed here (httpx does that),
@@ -29,9 +30,9 @@ This module imports aiohttp, so only an aiohttp model's first async call imports
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -71,16 +72,18 @@ def httpx_error_class(exc: BaseException) -> type[httpx.TransportError] | None:
     return None
 
 
-@contextmanager
-def _translated(request: httpx.Request) -> Iterator[None]:
-    try:
-        yield
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-        target = httpx_error_class(exc)
-        if target is None:  # pragma: no cover - every ClientError/OSError/timeout has a target
-            raise
-        # The aiohttp error stays the cause: its chain tells a DNS or TLS failure apart.
-        raise target(str(exc) or type(exc).__name__, request=request) from exc
+_FAILURES = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
+"""What aiohttp raises for a failed request or read (caught without a context manager: this is paid
+on every call and every streamed chunk)."""
+
+
+def _translated(exc: BaseException, request: httpx.Request) -> BaseException:
+    """The httpx exception for `exc`, to raise ``from exc``: the aiohttp error stays the cause, as
+    its chain tells a DNS or TLS failure apart."""
+    target = httpx_error_class(exc)
+    if target is None:  # pragma: no cover - every ClientError, OSError and timeout has a target
+        return exc
+    return target(str(exc) or type(exc).__name__, request=request)
 
 
 class _Body(httpx.AsyncByteStream):
@@ -94,10 +97,12 @@ class _Body(httpx.AsyncByteStream):
         self._request = request
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _translated(self._request):
+        try:
             async for chunk, _end_of_http_chunk in self._response.content.iter_chunks():
                 if chunk:
                     yield chunk
+        except _FAILURES as exc:
+            raise _translated(exc, self._request) from exc
 
     async def aclose(self) -> None:
         self._response.release()
@@ -121,6 +126,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._proxy = proxy
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[_Phases, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, yarl.URL] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -137,6 +143,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             timeout=aiohttp.ClientTimeout(),
         )
 
+    def _url(self, url: httpx.URL) -> yarl.URL:
+        # A model sends to one URL: parse it once (httpx already percent-encoded it).
+        text = str(url)
+        found = self._urls.get(text)
+        if found is None:
+            if len(self._urls) > 64:
+                self._urls.clear()
+            found = self._urls[text] = yarl.URL(text, encoded=True)
+        return found
+
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
         phases: dict[str, float | None] = request.extensions.get("timeout", {})
         key = (phases.get("connect"), phases.get("read"), phases.get("pool"))
@@ -144,7 +160,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if found is None:
             if len(self._timeouts) > 256:  # deadlines make many distinct values: keep the cache small
                 self._timeouts.clear()
-            found = self._timeouts[key] = aiohttp.ClientTimeout(sock_connect=key[0], sock_read=key[1], connect=key[2])
+            found = self._timeouts[key] = aiohttp.ClientTimeout(
+                sock_connect=key[0], sock_read=key[1], connect=key[2], ceil_threshold=math.inf
+            )
         return found
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -157,10 +175,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         except httpx.RequestNotRead:
             content = await request.aread()
         proxy = self._proxy
-        with _translated(request):
+        try:
             response = await session.request(
                 request.method,
-                yarl.URL(str(request.url), encoded=True),
+                self._url(request.url),
                 headers=headers,
                 data=content or None,
                 allow_redirects=False,
@@ -170,9 +188,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 proxy_auth=None if proxy is None or proxy.auth is None else aiohttp.BasicAuth(*proxy.auth),
                 proxy_headers=None if proxy is None else proxy.headers,
             )
-        version = response.version
+        except _FAILURES as exc:
+            raise _translated(exc, request) from exc
+        version = response.version or aiohttp.HttpVersion11
         extensions: dict[str, Any] = {
-            "http_version": f"HTTP/{version.major}.{version.minor}".encode() if version else b"HTTP/1.1",
+            "http_version": b"HTTP/1.1" if version == (1, 1) else f"HTTP/{version.major}.{version.minor}".encode(),
             "reason_phrase": (response.reason or "").encode("latin-1", "replace"),
         }
         return httpx.Response(

@@ -116,6 +116,7 @@ async def test_the_phases_reach_aiohttp() -> None:
     )
     timeout = transport._timeout(request)
     assert (timeout.sock_connect, timeout.sock_read, timeout.connect, timeout.total) == (3, 7, 2, None)
+    assert timeout.ceil_threshold == float("inf")  # 7 s means 7 s, not "by the next whole second"
 
 
 def _assert_pool_idle(model: mm.Model) -> None:
