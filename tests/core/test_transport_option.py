@@ -165,3 +165,10 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
         with pytest.raises(mm.TransportError) as caught:
             await model.achat("hi")
     assert (caught.value.kind, caught.value.phase) == ("connect", "not_sent")
+
+
+@needs_aiohttp
+async def test_async_model_listing_goes_through_aiohttp_too() -> None:
+    with FakeOpenAIServer(reply="ok", model="fake-model-1") as server:
+        found = await mm.alist_models("openai", base_url=server.base_url, api_key="sk-test", transport="aiohttp")
+    assert [entry.id for entry in found] == ["fake-model-1"]
