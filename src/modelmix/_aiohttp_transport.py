@@ -214,6 +214,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await session.close()
 
 
+_LEAN_SEND = all(hasattr(httpx.AsyncClient, name) for name in ("_transport_for_url", "_build_redirect_request"))
+"""The httpx internals the lean send path uses are there (httpx 0.28); otherwise every send takes
+httpx's own path."""
+
+
 class AiohttpClient(httpx.AsyncClient):
     """An ``httpx.AsyncClient`` whose connections (proxied ones too) are aiohttp's."""
 
@@ -235,7 +240,8 @@ class AiohttpClient(httpx.AsyncClient):
         """A streamed send of a request modelmix built goes straight to the transport; anything
         else (a read body, auth, hooks, followed redirects) takes httpx's general path."""
         lean = (
-            stream
+            _LEAN_SEND
+            and stream
             and auth is httpx.USE_CLIENT_DEFAULT
             and follow_redirects is httpx.USE_CLIENT_DEFAULT
             and not self.follow_redirects
@@ -248,7 +254,7 @@ class AiohttpClient(httpx.AsyncClient):
         request.extensions.setdefault("timeout", self.timeout.as_dict())
         response = await self._transport_for_url(request.url).handle_async_request(request)
         response.request = request
-        response.default_encoding = self._default_encoding
+        response.default_encoding = getattr(self, "_default_encoding", "utf-8")
         if response.has_redirect_location:
             # Rare: let httpx build (or refuse, for a Location that is not a URL) the redirect.
             try:

@@ -172,3 +172,36 @@ async def test_async_model_listing_goes_through_aiohttp_too() -> None:
     with FakeOpenAIServer(reply="ok", model="fake-model-1") as server:
         found = await mm.alist_models("openai", base_url=server.base_url, api_key="sk-test", transport="aiohttp")
     assert [entry.id for entry in found] == ["fake-model-1"]
+
+
+@needs_aiohttp
+def test_aiohttp_failures_become_the_httpx_exceptions_httpcore_raises() -> None:
+    # Faults a loopback server cannot produce (a connect timeout...) checked on the table itself;
+    # tests/resilience/test_transport_parity.py compares real faults on both transports.
+    import asyncio
+
+    import aiohttp
+
+    from modelmix._aiohttp_transport import httpx_error_class
+
+    cases: list[tuple[BaseException, type[Exception] | None]] = [
+        (aiohttp.ConnectionTimeoutError("connecting took too long"), httpx.ConnectTimeout),
+        (aiohttp.SocketTimeoutError("no data"), httpx.ReadTimeout),
+        (asyncio.TimeoutError(), httpx.ReadTimeout),
+        (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError),
+        (
+            aiohttp.ClientPayloadError("Response payload is not completed: <ContentLengthError>"),
+            httpx.RemoteProtocolError,
+        ),
+        (
+            aiohttp.ClientPayloadError(
+                "Response payload is not completed: <TransferEncodingError>. ConnectionResetError(104, 'reset')"
+            ),
+            httpx.ReadError,
+        ),
+        (aiohttp.ClientOSError(104, "Connection reset by peer"), httpx.ReadError),
+        (aiohttp.ClientConnectionError("Connection closed"), httpx.ReadError),
+        (aiohttp.InvalidURL("ftp://nowhere"), httpx.UnsupportedProtocol),
+        (ValueError("not a network failure"), None),
+    ]
+    assert [httpx_error_class(error) for error, _ in cases] == [expected for _, expected in cases]
