@@ -16,7 +16,8 @@ behave like httpcore rather than merely work:
 - **Per-phase timeouts.** connect → aiohttp's ``sock_connect``, read → ``sock_read`` (per read, as
   in httpcore), pool → ``connect`` (aiohttp's wait for a pooled connection plus connecting), all
   to the exact instant (aiohttp otherwise rounds limits of 5 s and more up to a whole second).
-  aiohttp has no write timeout; the read timeout starts once the request is written.
+  aiohttp has no write timeout; its read timeout runs from the moment the request starts going
+  out, so a request the server will not take is bounded all the same.
 - **Headers as given.** Only the request's own headers go out (aiohttp adds neither
   ``Accept-Encoding`` nor its ``User-Agent``), bodies are not decompressed here (httpx does that),
   and cookies are not collected.
