@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 
 import pytest
@@ -24,3 +25,21 @@ for _name in (
 def anyio_backend() -> str:
     """Async tests run on asyncio by default; suites that must also run on trio parametrize this."""
     return "asyncio"
+
+
+@pytest.fixture(params=["httpx", "aiohttp"])
+def async_transport(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a transport-level test on both async transports: with ``"aiohttp"``, every model that
+    makes its own async client (no ``async_http_client=``) uses the aiohttp transport. Sync calls
+    and trio always use httpx, so those combinations run once."""
+    if request.param == "aiohttp":
+        pytest.importorskip("aiohttp", reason="the aiohttp transport needs pip install 'modelmix[aiohttp]'")
+        if "anyio_backend" in request.fixturenames and request.getfixturevalue("anyio_backend") != "asyncio":
+            pytest.skip("aiohttp runs on asyncio only")
+        sync_driver = "driver" in request.fixturenames and request.getfixturevalue("driver").mode == "sync"
+        if sync_driver or not inspect.iscoroutinefunction(request.function):
+            pytest.skip("sync calls always use httpx")
+        from modelmix.providers import Provider
+
+        monkeypatch.setattr(Provider, "default_transport", "aiohttp")
+    return str(request.param)

@@ -137,6 +137,7 @@ def test_importing_modelmix_does_not_import_providers_or_optional_extras() -> No
         "tenacity",
         "llama_cpp",
         "azure.identity",
+        "aiohttp",
         "tiktoken",
         "importlib.metadata",
         "difflib",

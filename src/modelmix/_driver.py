@@ -30,7 +30,7 @@ __all__ = [
     "aread_capped",
     "asend",
     "fetch",
-    "new_async_client",
+    "new_httpx_async_client",
     "new_sync_client",
     "phase_timeouts",
     "read_capped",
@@ -82,7 +82,7 @@ def new_sync_client() -> httpx.Client:
     return _without_cookie_jar(httpx.Client(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False))
 
 
-def new_async_client() -> httpx.AsyncClient:
+def new_httpx_async_client() -> httpx.AsyncClient:
     """The async `new_sync_client`."""
     return _without_cookie_jar(
         httpx.AsyncClient(timeout=DEFAULT_TIMEOUT, limits=DEFAULT_LIMITS, follow_redirects=False)

@@ -14,6 +14,9 @@ from modelmix._admission import AdmittingTransport, ConnectionSlots
 from modelmix._call_deadline import attempt_ends_in
 from modelmix.testing import FakeOpenAIServer
 
+# The transport-level tests run on both async transports (httpx's and aiohttp's).
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 
 async def test_slots_are_handed_on_in_arrival_order() -> None:
     slots = ConnectionSlots(1)

@@ -18,6 +18,9 @@ from modelmix.testing import FakeOpenAIServer
 from ._helpers import Driver
 from ._stub_server import STUB_KEY, StubServer, running_stub
 
+# The transport-level tests run on both async transports (httpx's and aiohttp's).
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 TIMEOUT = httpx.Timeout(5.0, pool=2.0)
 

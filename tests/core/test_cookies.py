@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import modelmix as mm
-from modelmix._driver import new_async_client, new_sync_client
+from modelmix._driver import new_httpx_async_client, new_sync_client
 
 from ._loopback import serving
 
@@ -53,7 +53,7 @@ def test_httpx_keeps_its_cookie_store_where_modelmix_replaces_it() -> None:
 
 
 async def test_the_async_client_collects_no_cookies_either() -> None:
-    client = new_async_client()
+    client = new_httpx_async_client()
     try:
         assert type(client.cookies).__name__ == "_NoCookieJar"
     finally:

@@ -20,7 +20,11 @@ from modelmix.providers.openai import OpenAIModel
 
 from ._stub_server import STUB_KEY, StubServer, running_stub
 
-pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+# On both async transports (httpx's and aiohttp's; aiohttp on asyncio only).
+pytestmark = [
+    pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.usefixtures("async_transport"),
+]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -166,6 +166,9 @@ def assert_pool_released(model: Any) -> None:
                 assert slots.waiting == 0, f"{leaf!r}: calls still waiting for a connection slot"
                 assert slots._free == slots.limit, f"{leaf!r}: connection slots still taken"
                 transport = transport.inner
+            if hasattr(transport, "connections_in_use"):  # the aiohttp transport: no httpcore pool
+                assert transport.connections_in_use() == 0, f"{leaf!r}: aiohttp connections still busy"
+                continue
             pool: Any = transport._pool
             assert not pool._requests, f"{leaf!r}: requests still in the pool: {pool!r}"
             busy = [c for c in pool.connections if not (c.is_idle() or c.is_closed())]

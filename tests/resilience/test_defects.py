@@ -18,6 +18,9 @@ from modelmix.testing import FunctionModel
 from .conftest import CANARY, FakeClock, assert_pool_released, base_model, chain, resilient
 from .faultserver import Fault, FaultServer
 
+# The transport-level tests run on both async transports (httpx's and aiohttp's).
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 MSG = "hello"
 
 

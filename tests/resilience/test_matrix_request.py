@@ -30,6 +30,9 @@ from .conftest import (
 )
 from .faultserver import Fault, FaultServer
 
+# The transport-level rows run on both async transports (httpx's and aiohttp's).
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 MSG = "hello"
 
 

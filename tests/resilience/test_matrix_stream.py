@@ -28,6 +28,9 @@ from .conftest import (
 )
 from .faultserver import Fault, FaultServer
 
+# The transport-level tests run on both async transports (httpx's and aiohttp's).
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 MSG = "hello"
 
 

@@ -19,6 +19,9 @@ from modelmix.resilience import Clock
 from .conftest import assert_pool_released, base_model, resilient
 from .faultserver import Fault, FaultServer
 
+# The transport-level tests run on both async transports (httpx's and aiohttp's).
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 MSG = "hello"
 SLACK = 0.5
 """Seconds allowed past a limit on a loaded 2-core machine (measured lateness is a few ms)."""

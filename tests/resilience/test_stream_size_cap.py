@@ -15,6 +15,9 @@ from modelmix._streaming import OpenedStream, Stream
 from .conftest import assert_pool_released, base_model
 from .faultserver import Fault, FaultServer
 
+# The transport-level tests run on both async transports (httpx's and aiohttp's).
+pytestmark = pytest.mark.usefixtures("async_transport")
+
 DEFAULT_CAP = 32 << 20
 PIECE = "x" * 65536
 OVER_THE_CAP = Fault("huge_stream", chunks=(DEFAULT_CAP // len(PIECE)) + 40, text=PIECE)

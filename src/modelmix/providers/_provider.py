@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import anyio.lowlevel
 import httpx
@@ -20,10 +20,11 @@ from typing_extensions import TypedDict, Unpack
 from .._admission import admit
 from .._auth import APIKeyAuth, Auth, NoAuth, resolve_secret
 from .._catalog_limits import catalog_limits
-from .._driver import DEFAULT_LIMITS, new_async_client, new_sync_client
+from .._driver import DEFAULT_LIMITS, new_sync_client
 from .._exceptions import ConfigurationError
 from .._profile import FamilyTable, ModelProfile, ProfileOverride, build_profile, family_fields
 from .._settings import check_headers, check_timeout
+from .._transports import Transport, check_transport, new_async_client
 from ._base_url import check_base_url
 from ._listing import AvailableModel, aget_json, alist_with, get_json, list_with, listing_request
 
@@ -52,6 +53,9 @@ class ConnectionOptions(TypedDict, total=False):
     timeout: httpx.Timeout | float | None
     http_client: httpx.Client | None
     async_http_client: httpx.AsyncClient | None
+    transport: Literal["httpx", "aiohttp"] | None
+    """What carries async calls: ``"httpx"`` (the default) or ``"aiohttp"`` (asyncio only, needs the
+    ``modelmix[aiohttp]`` extra). Sync calls always use httpx; ``async_http_client=`` wins over it."""
 
 
 _CONNECTION_KEYS = frozenset(ConnectionOptions.__annotations__)
@@ -82,6 +86,8 @@ def check_connection_options(provider: str, options: Mapping[str, Any]) -> None:
         check_headers(f"{provider}: default_headers=", options["default_headers"])
     if options.get("timeout") is not None:
         check_timeout(f"{provider}: timeout=", options["timeout"])
+    if options.get("transport") is not None:
+        check_transport(provider, options["transport"])
 
 
 def reject_unknown_options(provider: str, options: Mapping[str, Any], known: Iterable[str], *named: str) -> None:
@@ -156,6 +162,8 @@ class Provider:
     """A module the provider needs (``modelmix models`` reports it "not installed" without it)."""
     install_hint: ClassVar[str] = ""
     """How to install what the provider needs."""
+    default_transport: ClassVar[Transport] = "httpx"
+    """What carries async calls when ``transport=`` is not given (``"httpx"`` or ``"aiohttp"``)."""
 
     def __init__(self, **options: Unpack[ConnectionOptions]) -> None:
         check_connection_options(self.name, options)
@@ -170,6 +178,7 @@ class Provider:
         self._aclient = options.get("async_http_client")
         self._owns_aclient = self._aclient is None
         self._aclient_token: object | None = None
+        self.transport: Transport = options.get("transport") or self.default_transport
 
     # ------------------------------------------------------------------------- configuration
 
@@ -323,10 +332,7 @@ class Provider:
         them, so a provider used from several loops (asyncio.run twice, or trio) gets one per loop."""
         token = anyio.lowlevel.current_token()
         if self._aclient is None or (self._owns_aclient and self._aclient_token != token):
-            self._aclient = admit(
-                new_async_client(),
-                DEFAULT_LIMITS.max_connections or 100,
-            )
+            self._aclient = admit(new_async_client(self.name, self.transport), DEFAULT_LIMITS.max_connections or 100)
             self._aclient_token = token
         return self._aclient
 
