@@ -60,6 +60,8 @@ class CloudProvider(Provider):
     """A hosted OpenAI-compatible API: a key is required, and a provider may take options of its
     own (named in `provider_options`) besides the connection options."""
 
+    # A hosted service: nothing works without a credential, and ``modelmix models`` reports it as
+    # configured without calling it. Providers with other credentials override `resolve_auth`.
     api_key_required = True
     provider_options: ClassVar[tuple[str, ...]] = ()
     """Keyword options the provider's ``__init__`` takes besides the connection options."""

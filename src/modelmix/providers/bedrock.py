@@ -46,7 +46,6 @@ class BedrockProvider(CloudProvider):
     label = "Amazon Bedrock"
     base_url_env = "BEDROCK_BASE_URL"
     api_key_env = "AWS_BEARER_TOKEN_BEDROCK"
-    api_key_required = False
     provider_options = ("region",)
     region_envs: ClassVar[tuple[str, ...]] = ("AWS_REGION", "AWS_DEFAULT_REGION")
 

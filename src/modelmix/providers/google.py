@@ -78,7 +78,6 @@ class VertexProvider(CloudProvider):
     label = "Vertex AI"
     base_url_env = "VERTEX_BASE_URL"
     api_key_env = None
-    api_key_required = False
     listing_path = None  # the OpenAI-compatible endpoint has no model listing
     families = GEMINI_FAMILIES
     provider_options = ("project", "location", "credentials", "token_provider")
