@@ -13,13 +13,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
+
 
 @dataclass
 class Seen:
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: httpx.Headers
+    """Case-insensitive, as HTTP header names are."""
     body: bytes
 
     def json(self) -> Any:
@@ -45,7 +48,7 @@ def completion(text: str = "Hello from the stub.", model: str = "stub-model") ->
 
 
 def sse(*texts: str, model: str = "stub-model", usage: bool = True) -> str:
-    chunks = [
+    chunks: list[dict[str, Any]] = [
         {"model": model, "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]} for text in texts
     ]
     chunks.append({"model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
@@ -80,7 +83,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         length = int(self.headers.get("content-length", "0"))
         parts = urlsplit(self.path)
-        seen = Seen(self.command, parts.path, parse_qs(parts.query), dict(self.headers), self.rfile.read(length))
+        headers = httpx.Headers(list(self.headers.items()))
+        seen = Seen(self.command, parts.path, parse_qs(parts.query), headers, self.rfile.read(length))
         stub = self.server.stub
         stub.seen.append(seen)
         route = stub.routes.get((self.command, parts.path))

@@ -65,7 +65,8 @@ def test_every_cloud_is_in_the_provider_table() -> None:
     assert clouds <= set(mm.list_providers())
     for prefix in clouds:
         provider = provider_class(prefix)
-        assert provider is not None and provider.name == prefix
+        assert provider is not None
+        assert provider.name == prefix
 
 
 @pytest.mark.parametrize("prefix", PRESETS)
@@ -113,7 +114,7 @@ async def test_a_preset_calls_its_chat_route_with_a_bearer_key(
     model = mm.model(f"{prefix}:stub-model", base_url=f"{stub.url}/v1", max_retries=0)
     try:
         response = await driver.chat(model, "hi")
-        events, streamed = await driver.events(model, "hi")
+        _events, streamed = await driver.events(model, "hi")
     finally:
         await model.aclose()
     assert response.text == "Hello from the stub."
@@ -135,7 +136,8 @@ async def test_mistral_is_never_sent_stream_options(driver: Driver, stub: CloudS
     body = stub.calls("/v1/chat/completions")[0].json()
     assert body["stream"] is True
     assert "stream_options" not in body
-    assert response.usage is not None and not response.usage.estimated
+    assert response.usage is not None
+    assert not response.usage.estimated
 
 
 def test_deepseek_refuses_a_json_schema_before_sending() -> None:
@@ -143,9 +145,9 @@ def test_deepseek_refuses_a_json_schema_before_sending() -> None:
     with pytest.raises(mm.UnsupportedCapabilityError) as info:
         model.chat("hi", response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}})
     assert info.value.capability == "json_schema"
-    assert model.profile.family == "deepseek-chat"  # type: ignore[attr-defined]
+    assert model.profile.family == "deepseek-chat"
     reasoner = mm.model("deepseek:deepseek-reasoner", api_key=CANARY_KEY, max_retries=0)
-    assert reasoner.profile.family == "deepseek-reasoner"  # type: ignore[attr-defined]
+    assert reasoner.profile.family == "deepseek-reasoner"
 
 
 def test_openrouter_attribution_headers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +172,8 @@ def test_openrouter_attribution_headers(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_openrouter_without_attribution_sends_no_such_headers() -> None:
     provider = OpenRouterProvider(api_key=CANARY_KEY)
-    assert "HTTP-Referer" not in provider.headers and "X-Title" not in provider.headers
+    assert "HTTP-Referer" not in provider.headers
+    assert "X-Title" not in provider.headers
 
 
 @pytest.mark.parametrize("prefix", ["mistral", "groq", "deepseek", "openrouter"])
@@ -199,7 +202,8 @@ def test_gemini_listing_drops_the_models_prefix() -> None:
 def test_gemini_thinking_models_take_reasoning_effort() -> None:
     thinking = mm.model("gemini:gemini-2.5-flash", api_key=CANARY_KEY, max_retries=0)
     plain = mm.model("gemini:gemini-2.0-flash", api_key=CANARY_KEY, max_retries=0)
-    assert isinstance(thinking, HTTPModel) and isinstance(plain, HTTPModel)
+    assert isinstance(thinking, HTTPModel)
+    assert isinstance(plain, HTTPModel)
     assert thinking.profile.reasoning == "reasoning_effort"
     assert plain.profile.reasoning is None
 

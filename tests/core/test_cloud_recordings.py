@@ -30,12 +30,17 @@ RECORDINGS: dict[str, tuple[str, dict[str, Any]]] = {
     "pydantic-ai__test_deepseek_model_thinking_part": ("deepseek", {}),
     "pydantic-ai__test_compatible_api_with_tool_calls_without_id": ("gemini", {}),
     # Bedrock's "mantle" endpoint: reached with base_url=, as the docs say.
-    "pydantic-ai__test_safeguard_chat_routing": ("bedrock", {"base_url": "https://bedrock-mantle.us-east-1.api.aws/v1"}),
+    "pydantic-ai__test_safeguard_chat_routing": (
+        "bedrock",
+        {"base_url": "https://bedrock-mantle.us-east-1.api.aws/v1"},
+    ),
 }
 
 # What each error's message adds after the service's own words (the quirk the preset repairs).
 ERROR_DETAILS = {
-    "pydantic-ai__test_openrouter_errors_raised": "(Google: google/gemini-2.0-flash-exp:free is temporarily rate-limited",
+    "pydantic-ai__test_openrouter_errors_raised": (
+        "(Google: google/gemini-2.0-flash-exp:free is temporarily rate-limited"
+    ),
     "pydantic-ai__test_tool_use_failed_error": '(the model wrote: {"name": "get_something_by_name"',
 }
 
@@ -52,7 +57,9 @@ def _cases() -> list[Any]:
         for expected in cassette["expected"]:
             interaction = cassette["interactions"][expected["interaction"]]
             found.append(
-                pytest.param(stem, prefix, options, interaction, expected, id=f"{prefix}-{stem}#{expected['interaction']}")
+                pytest.param(
+                    stem, prefix, options, interaction, expected, id=f"{prefix}-{stem}#{expected['interaction']}"
+                )
             )
     return found or [pytest.param("", "", {}, None, None, id="shared-cassettes-absent")]
 
@@ -84,7 +91,8 @@ async def test_cloud_preset_replays_the_recording(
     expected: dict[str, Any] | None,
 ) -> None:
     require_shared(DIRECTORY)
-    assert interaction is not None and expected is not None
+    assert interaction is not None
+    assert expected is not None
     seen: list[httpx.Request] = []
     body = interaction["request"].get("json") or {}
     model = _model(prefix, body.get("model") or "any-model", replay_transport(interaction, seen), **options)

@@ -131,7 +131,9 @@ class _SigV4Signer:
         self.region = region
 
     def sign(self, request: httpx.Request) -> None:
-        unsigned = {"content-type": request.headers.get("content-type", "application/json"), "host": request.url.host}
+        # The Host header as it will be sent (with a port when not the default), which the service signs too.
+        host = request.headers.get("host") or request.url.netloc.decode("ascii")
+        unsigned = {"content-type": request.headers.get("content-type", "application/json"), "host": host}
         aws_request = self._aws_request.AWSRequest(
             method=request.method, url=str(request.url), data=request.content, headers=unsigned
         )

@@ -64,6 +64,7 @@ class DatabricksProvider(CloudProvider):
     ) -> None:
         self._client_id = client_id
         self._client_secret = resolve_secret(client_secret)
+        self._token_timeout = options.get("timeout")  # resolve_auth runs before the base sets .timeout
         super().__init__(**options)
 
     @classmethod
@@ -99,7 +100,7 @@ class DatabricksProvider(CloudProvider):
             raise ConfigurationError(f"databricks: OAuth machine-to-machine needs {missing} as well")
         token_url = self.base_url.copy_with(path="/oidc/v1/token", query=None)
         auth = CachedTokenAuth(
-            oauth_token_provider(token_url, client_id, client_secret, self.sync_client, self.timeout),
+            oauth_token_provider(token_url, client_id, client_secret, self.sync_client, self._token_timeout),
             source=f"Databricks OAuth ({token_url.host})",
             provider_name=self.name,
             hint="check the service principal's client id and secret",
@@ -151,7 +152,8 @@ def oauth_token_provider(
             response, body = fetch(client(), request, limit=_MAX_TOKEN_BODY, too_large=_too_large(host))
         context = ErrorContext(provider="databricks", host=host, secrets=(secret,))
         if response.status_code >= 300:
-            raise error_from_body(body, Reply(response.status_code, response.headers, context=context))
+            reply = Reply(response.status_code, response.headers, context=context)
+            raise error_from_body(_oauth_error_body(body), reply)
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
@@ -171,6 +173,20 @@ def oauth_token_provider(
         return BearerToken(token, expires)
 
     return provider
+
+
+def _oauth_error_body(body: bytes) -> bytes:
+    """OAuth's ``{"error": "invalid_client", "error_description": "..."}`` in the shape the error
+    classifier reads, so the message says why and the code is the OAuth error."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return body
+    if not isinstance(data, dict) or not isinstance(data.get("error"), str):
+        return body
+    description = data.get("error_description")
+    message = f"{data['error']}: {description}" if isinstance(description, str) and description else data["error"]
+    return json.dumps({"error": {"message": message, "code": data["error"]}}).encode()
 
 
 def _basic(user: str, password: str) -> str:
