@@ -29,7 +29,15 @@ from .._profile import FamilyTable
 from ._cloud_base import CloudProvider
 from ._provider import ConnectionOptions
 
-__all__ = ["DeepSeekProvider", "GroqProvider", "MistralProvider", "OpenRouterProvider", "TogetherProvider"]
+__all__ = [
+    "DEEPSEEK_FAMILIES",
+    "GROQ_FAMILIES",
+    "DeepSeekProvider",
+    "GroqProvider",
+    "MistralProvider",
+    "OpenRouterProvider",
+    "TogetherProvider",
+]
 
 
 class MistralProvider(CloudProvider):
@@ -66,6 +74,12 @@ class DeepSeekProvider(CloudProvider):
     profile_defaults: ClassVar[Mapping[str, Any]] = {"json_schema": False}
 
 
+GROQ_FAMILIES: FamilyTable = (
+    # OpenAI's open-weight models there return ``message.reasoning`` and take reasoning_effort.
+    (r"gpt-oss", {"family": "gpt-oss", "reasoning": "reasoning_effort"}),
+)
+
+
 class GroqProvider(CloudProvider):
     """GroqCloud (``api.groq.com/openai/v1``)."""
 
@@ -74,6 +88,7 @@ class GroqProvider(CloudProvider):
     default_base_url = "https://api.groq.com/openai/v1"
     base_url_env = "GROQ_BASE_URL"
     api_key_env = "GROQ_API_KEY"
+    families = GROQ_FAMILIES
 
     def error_details(self, error: Mapping[str, Any]) -> str | None:
         # A 400 ``tool_use_failed`` carries what the model wrote instead of a valid call.
