@@ -5,6 +5,7 @@ machine-to-machine credentials, against a local stub of the workspace (chat, lis
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -222,3 +223,60 @@ def test_a_databricks_error_code_is_kept(workspace: tuple[Workspace, CloudStub])
         model.chat("hi")
     assert info.value.code == "401"
     assert info.value.message == "Credential was not sent or was of an unsupported type"
+
+
+async def test_async_listing_with_oauth(workspace: tuple[Workspace, CloudStub]) -> None:
+    state, stub = workspace
+    models = await mm.alist_models("databricks", base_url=stub.url, client_id="sp-client", client_secret=SECRET)
+    assert [m.id for m in models] == ["databricks-meta-llama-3-3-70b-instruct"]
+    assert stub.calls("/api/2.0/serving-endpoints")[0].headers["Authorization"] == "Bearer tok-1"
+    assert state.issued == ["tok-1"]
+
+
+REASONING_ANSWER = {
+    "model": "databricks-claude-sonnet-4",
+    "choices": [
+        {
+            "index": 0,
+            "finish_reason": "stop",
+            "message": {
+                "role": "assistant",
+                "content": [
+                    {"type": "reasoning", "summary": [{"type": "summary_text", "text": "Rayleigh.", "signature": "x"}]},
+                    {"type": "text", "text": "Scattering of short wavelengths."},
+                ],
+            },
+        }
+    ],
+    "usage": {"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42},
+}
+
+
+def _reasoning_stream(seen: Seen) -> tuple[int, Any]:
+    if not seen.json().get("stream"):
+        return 200, REASONING_ANSWER
+    deltas = [
+        {"role": "assistant", "content": [{"type": "reasoning", "summary": [{"type": "summary_text", "text": "Ray"}]}]},
+        {"content": [{"type": "reasoning", "summary": [{"type": "summary_text", "text": "leigh."}]}]},
+        {"content": [{"type": "text", "text": "Scattering."}]},
+        {"content": "!"},
+    ]
+    chunks = [{"model": "m", "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+    chunks.append({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return 200, "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+
+
+async def test_reasoning_models_content_parts_become_text_and_reasoning(driver: Driver) -> None:
+    # Databricks' Claude with thinking answers with content parts: a reasoning summary, then text.
+    with cloud_stub({("POST", CHAT): _reasoning_stream}) as stub:
+        model = _model(stub, api_key=CANARY_KEY)
+        try:
+            response = await driver.chat(model, "Why is the sky blue?")
+            events, streamed = await driver.events(model, "Why is the sky blue?")
+        finally:
+            await model.aclose()
+    assert response.text == "Scattering of short wavelengths."
+    assert response.reasoning == "Rayleigh."
+    assert streamed.text == "Scattering.!"
+    assert streamed.reasoning == "Rayleigh."
+    assert [e.text for e in events if isinstance(e, mm.ReasoningDelta)] == ["Ray", "leigh."]

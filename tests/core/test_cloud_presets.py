@@ -218,3 +218,40 @@ def test_modelmix_models_reports_clouds_as_configured_without_calling_them(monke
         assert not probes[prefix].models
     assert "mistral" not in probes  # nothing set: not listed at all
     assert CANARY_KEY not in repr(probes)
+
+
+def test_mistral_thinking_parts_become_reasoning() -> None:
+    # Magistral answers with content parts: its thinking, then the text.
+    answer = {
+        "model": "magistral-medium-latest",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": [{"type": "text", "text": "2 and 2 make 4."}]},
+                        {"type": "text", "text": "4"},
+                    ],
+                },
+            }
+        ],
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    model = mm.model(
+        "mistral:magistral-medium-latest", api_key=CANARY_KEY, http_client=httpx.Client(transport=transport)
+    )
+    response = model.chat("2+2?")
+    assert response.text == "4"
+    assert response.reasoning == "2 and 2 make 4."
+
+
+def test_plain_string_content_is_untouched_by_the_parts_repair() -> None:
+    from modelmix.providers._cloud_base import flatten_content_parts
+
+    message = {"role": "assistant", "content": "plain"}
+    assert flatten_content_parts(message) is message
+    only_parts = flatten_content_parts({"content": [{"type": "image_url", "image_url": {}}]})
+    assert only_parts["content"] is None
+    assert "reasoning_content" not in only_parts

@@ -51,6 +51,8 @@ class MistralProvider(CloudProvider):
     # Mistral validates request bodies strictly: ``stream_options`` is answered with a 422
     # (extra_forbidden), while its streams carry usage in the last chunk unasked.
     profile_defaults: ClassVar[Mapping[str, Any]] = {"stream_usage": False}
+    # Magistral answers with content parts: ``thinking`` (its reasoning), then ``text``.
+    content_parts_answers = True
 
 
 DEEPSEEK_FAMILIES: FamilyTable = (

@@ -54,6 +54,8 @@ class DatabricksProvider(CloudProvider):
     listing_path = "/api/2.0/serving-endpoints"
     missing_key_hint = " (a personal access token), or client_id= and client_secret= (DATABRICKS_CLIENT_ID/_SECRET)"
     provider_options = ("client_id", "client_secret")
+    # Reasoning models there (Claude with thinking) answer with content parts: reasoning, then text.
+    content_parts_answers = True
 
     def __init__(
         self,
