@@ -271,3 +271,13 @@ def test_bedrock_signing_refuses_a_users_client(monkeypatch: pytest.MonkeyPatch)
 
 def test_bedrock_region_options_are_listed_in_its_environment() -> None:
     assert {"AWS_BEARER_TOKEN_BEDROCK", "AWS_REGION", "BEDROCK_BASE_URL"} <= set(BedrockProvider.environment())
+
+
+def test_vertex_async_token_provider_in_a_sync_call_says_what_to_do() -> None:
+    async def tokens() -> str:
+        return "ya29.async"
+
+    model = mm.model("vertex:google/gemini-2.5-flash", project="p", token_provider=tokens, max_retries=0)
+    with pytest.raises(mm.ConfigurationError, match="achat/astream") as info:
+        model.chat("hi")
+    assert "vertex" in str(info.value)

@@ -9,9 +9,10 @@ Azure's Entra ID tokens; what differs is who is asked and what a failure says.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from .._exceptions import ProviderError
+from .._exceptions import ConfigurationError, ProviderError
 from ._azure_auth import BearerToken, EntraTokenAuth, TokenProvider
 
 __all__ = ["BearerToken", "CachedTokenAuth", "TokenProvider"]
@@ -30,6 +31,14 @@ class CachedTokenAuth(EntraTokenAuth):
         super().__init__(provider, scope=source, **options)
         self._provider_name = provider_name
         self._hint = hint
+
+    def headers(self) -> Mapping[str, str]:
+        if self._is_async and self._fresh() is None:
+            raise ConfigurationError(
+                f"{self._provider_name}: the token provider is async, which only works with achat/astream; "
+                "for chat/stream pass a sync one"
+            )
+        return super().headers()
 
     def _fallback_or_raise(self, exc: Exception) -> Any:
         # A refresh that fails while the cached token is still valid keeps it, as for Entra ID.
