@@ -49,6 +49,15 @@ _BUILTIN: dict[str, str] = {
     "lmstudio": "modelmix.providers.openai_compatible:LMStudioProvider",
     "openai-compatible": "modelmix.providers.openai_compatible:OpenAICompatibleProvider",
     "local": "modelmix.providers.local:LocalProvider",
+    "mistral": "modelmix.providers.clouds:MistralProvider",
+    "deepseek": "modelmix.providers.clouds:DeepSeekProvider",
+    "groq": "modelmix.providers.clouds:GroqProvider",
+    "openrouter": "modelmix.providers.clouds:OpenRouterProvider",
+    "together": "modelmix.providers.clouds:TogetherProvider",
+    "gemini": "modelmix.providers.google:GeminiProvider",
+    "vertex": "modelmix.providers.google:VertexProvider",
+    "databricks": "modelmix.providers.databricks:DatabricksProvider",
+    "bedrock": "modelmix.providers.bedrock:BedrockProvider",
 }
 _registered: dict[str, ProviderEntry] = dict(_BUILTIN)
 _state = {"entry_points_loaded": False}

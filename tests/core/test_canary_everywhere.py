@@ -180,3 +180,50 @@ def test_a_chain_of_failures_keeps_no_part_of_any_key() -> None:
 )
 def test_redact_secrets(text: str, secrets: tuple[str, ...], limit: int | None, expected: str) -> None:
     assert redact_secrets(text, secrets, limit=limit) == expected
+
+
+CLOUDS: dict[str, dict[str, Any]] = {
+    "mistral": {},
+    "deepseek": {},
+    "groq": {},
+    "openrouter": {},
+    "together": {},
+    "gemini": {},
+    "vertex": {"project": "my-project"},
+    "databricks": {"base_url": "https://adb-1.azuredatabricks.net"},
+    "bedrock": {"region": "us-east-1"},
+}
+
+
+def cloud_model(prefix: str, handler: Handler) -> Any:
+    transport = httpx.MockTransport(handler)
+    return mm.model(
+        f"{prefix}:some-model",
+        api_key=KEY,
+        max_retries=0,
+        http_client=httpx.Client(transport=transport),
+        async_http_client=httpx.AsyncClient(transport=transport),
+        **CLOUDS[prefix],
+    )
+
+
+@pytest.mark.parametrize("prefix", CLOUDS)
+@pytest.mark.parametrize("echo", ["in code", "across the cut", "in a 200 body", "in a 429"])
+def test_a_cloud_presets_echoed_key_never_shows(prefix: str, echo: str) -> None:
+    model = cloud_model(prefix, ECHOES[echo])
+    assert visible_parts(repr(model)) == set()
+    with pytest.raises(mm.ProviderError) as caught:
+        model.chat("hi")
+    assert caught.value.provider == prefix
+    assert_no_part_of_the_key(caught.value)
+
+
+@pytest.mark.parametrize("prefix", ["openrouter", "groq"])
+async def test_a_key_echoed_in_the_details_a_preset_adds_never_shows(prefix: str) -> None:
+    # OpenRouter's metadata.raw and Groq's failed_generation join the message: redacted as well.
+    details = {"metadata": {"provider_name": "Up", "raw": f"upstream got {KEY}"}, "failed_generation": f"{KEY}"}
+    model = cloud_model(prefix, answering(400, {"message": "refused", **details}))
+    with pytest.raises(mm.ProviderError) as caught:
+        await drain(model)
+    assert_no_part_of_the_key(caught.value)
+    assert caught.value.message.startswith("refused (")

@@ -31,6 +31,12 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "answer from openai:",
     ],
     "testing_with_fakes": ["FunctionModel: 3 tickets", "FakeOpenAIServer: 3 HTTP requests", "all checks passed"],
+    "clouds": [
+        "databricks  Paris (answered as databricks-meta-llama-3-3-70b-instruct)",
+        "bedrock     Paris (answered as openai.gpt-oss-120b-1:0)",
+        "fallback chain answered from mistral",
+        "together lists: together:fake-model-1",
+    ],
 }
 
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "LLAMA_CPP_LIB", "HF_HOME", "XDG_CACHE_HOME")

@@ -3,7 +3,8 @@
 Shapes met in recordings: OpenAI ``{"error": {message, type, param, code}}`` (code a string, an
 int on OpenRouter); Azure ``{"error": {code, message, innererror}}`` and ``{"statusCode",
 "message"}``; FastAPI ``{"detail": ...}``; Ollama ``{"error": "text"}``; llama.cpp
-``{"error": {"type": "exceed_context_size_error", "n_ctx", "n_prompt_tokens"}}``; plain text.
+``{"error": {"type": "exceed_context_size_error", "n_ctx", "n_prompt_tokens"}}``; Databricks
+``{"error_code", "message"}``; plain text.
 
 This is the one body classifier: every codec builds its errors here, complete before they leave
 (retry hints from ``retry-after`` or ``x-ratelimit-reset-*``, a 503 while a model loads, a 409
@@ -84,7 +85,8 @@ def error_info(data: Any, *, fallback: str) -> ErrorInfo:
         if detail is not None:
             return ErrorInfo(message=_text(detail) or fallback, raw=data)
         if "message" in data:
-            code = data.get("code")
+            # Databricks (and other Databricks REST APIs) name the code "error_code".
+            code = data.get("code", data.get("error_code"))
             return ErrorInfo(
                 message=_text(data.get("message")) or fallback, code=None if code is None else str(code), raw=data
             )
