@@ -120,6 +120,9 @@ class EntraTokenAuth(Auth):
     `clock` returns seconds since the epoch (tests inject a fake one).
     """
 
+    _token_kind = "Entra ID token"
+    """What the log lines call the token (subclasses for other token services say theirs)."""
+
     def __init__(
         self,
         provider: TokenProvider,
@@ -255,7 +258,7 @@ class EntraTokenAuth(Auth):
         self._token = token
         self._issued = [*self._issued[-3:], token.token]
         logger.debug(
-            "Entra ID token refreshed for scope %s; valid for %.0f s", self.scope, max(0.0, self._expires_at - now)
+            "%s refreshed for %s; valid for %.0f s", self._token_kind, self.scope, max(0.0, self._expires_at - now)
         )
         return token.token
 

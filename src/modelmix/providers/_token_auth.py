@@ -27,6 +27,8 @@ class CachedTokenAuth(EntraTokenAuth):
     the errors carry; `hint` tells the user what to check when the source fails.
     """
 
+    _token_kind = "access token"
+
     def __init__(self, provider: TokenProvider, *, source: str, provider_name: str, hint: str, **options: Any) -> None:
         super().__init__(provider, scope=source, **options)
         self._provider_name = provider_name
