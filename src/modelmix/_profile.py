@@ -40,7 +40,9 @@ __all__ = [
 
 ToolChoiceForm = Literal["auto", "none", "required", "function"]
 JSONSchemaVia = Literal["response_format", "json_object_schema", "format", "json_schema"]
-ReasoningControl = Literal["reasoning_effort", "think"]
+ReasoningControl = Literal["reasoning_effort", "think", "reasoning_object"]
+"""How a backend takes the ``reasoning=`` setting: OpenAI's ``reasoning_effort`` field, Ollama's
+``think`` switch, or a ``reasoning`` object with an ``effort`` (OpenRouter, the Responses API)."""
 
 ALL_TOOL_CHOICES: frozenset[str] = frozenset({"auto", "none", "required", "function"})
 
@@ -227,4 +229,13 @@ def _first_problem(
         return "json_mode", "response_format", "response_format='json'", "ask for JSON in the prompt"
     if not profile.images and _has_images(messages):
         return "images", "messages", "image inputs", "send text only or use a vision model"
+    level = settings.get("reasoning")
+    if level is not None and level != "off" and profile.reasoning is None:
+        # "off" needs no control on a model that doesn't reason; an effort level does.
+        return (
+            "reasoning",
+            "reasoning",
+            f"reasoning={level!r} (its profile has no reasoning control)",
+            "leave reasoning unset to get the model's own default",
+        )
     return None

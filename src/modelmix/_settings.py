@@ -90,6 +90,10 @@ class Settings(TypedDict, total=False):
     """How the output's schema reaches the model; by default the strongest the profile supports."""
     output_retries: int
     """How many times an invalid output is shown to the model to try again (default 0)."""
+    reasoning: Literal["off", "minimal", "low", "medium", "high"]
+    """How much the model should reason before it answers, sent the way its backend takes it
+    (``reasoning_effort``, Ollama's ``think``, a ``reasoning`` object); refused before sending by a
+    model whose profile has no reasoning control. Unset: the model's own default."""
 
 
 _KNOWN = frozenset(Settings.__annotations__)
@@ -120,6 +124,7 @@ class _CheckedSettings(TypedDict, total=False):
     output: Any  # a type: checked when its schema is built
     output_strategy: Literal["native", "tool", "json", "prompt"]
     output_retries: Annotated[_Whole, Field(ge=0, le=10)]
+    reasoning: Literal["off", "minimal", "low", "medium", "high"]
 
 
 _ACCEPTED = {
@@ -141,6 +146,7 @@ _ACCEPTED = {
     "output": "a type: a pydantic model, dataclass, TypedDict, list[...] or union of them",
     "output_strategy": "'native', 'tool', 'json' or 'prompt'",
     "output_retries": "a whole number from 0 to 10",
+    "reasoning": "'off', 'minimal', 'low', 'medium' or 'high'",
 }
 
 

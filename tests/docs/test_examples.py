@@ -21,6 +21,11 @@ CORE_EXAMPLES = ["quickstart", "streaming", "async_chat", "tools", "errors", "te
 
 # What each core example must print. Other examples must exit 0 and print something.
 EXPECTED_OUTPUT: dict[str, list[str]] = {
+    "reasoning": [
+        "o4-mini takes reasoning as reasoning_effort; gpt-4o-mini: None",
+        "refused before sending: reasoning (reasoning=) on gpt-4o-mini",
+        "the chain answered with o4-mini",
+    ],
     "quickstart": ["answer: Red, yellow and blue.", "answer: Paris.", "finish reason: stop", "request id: req_"],
     "streaming": ["Waves fold into foam", "[finish: stop", "[finish event: stop]", "[usage event:", "stopped early"],
     "async_chat": ["France? -> Paris.", "Italy? -> Rome.", "Japan? -> Tokyo.", "stream finished: stop"],

@@ -32,6 +32,7 @@ from .._streaming import ParserBase
 from ._compat_quirks import fold_system_messages
 from ._error_bodies import error_from_body, error_info, typed_error
 from ._openai_wire import encode_tool
+from ._reasoning import reasoning_fields
 from ._wire_fields import MalformedAnswer, decoded_body, decoded_event, event_object, int_field, list_field
 from ._wire_fields import mapping_field as _object_field
 from ._wire_fields import text_field as _text
@@ -198,6 +199,8 @@ class OllamaCodec:
                 body["format"] = fmt
         if self.keep_alive is not None:
             body["keep_alive"] = self.keep_alive
+        if "reasoning" in settings:
+            body.update(reasoning_fields(settings["reasoning"], call.profile.reasoning))
         extra = settings.get("extra_body")
         if extra:
             # Ollama-specific options (num_ctx, top_k, ...) merge into "options"; other keys go top level.

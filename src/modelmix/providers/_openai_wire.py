@@ -34,6 +34,7 @@ from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
 from .._streaming import ParserBase, StreamParser
 from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
 from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
+from ._reasoning import reasoning_fields
 from ._wire_fields import (
     MalformedAnswer,
     decoded_body,
@@ -336,6 +337,8 @@ class OpenAIChatCodec:
             body["stream"] = True
             if profile.stream_usage:
                 body["stream_options"] = {"include_usage": True}
+        if "reasoning" in settings:
+            body.update(reasoning_fields(settings["reasoning"], profile.reasoning))
         extra = settings.get("extra_body")
         if extra:
             body.update(extra)

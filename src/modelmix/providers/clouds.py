@@ -111,6 +111,8 @@ class OpenRouterProvider(CloudProvider):
     base_url_env = "OPENROUTER_BASE_URL"
     api_key_env = "OPENROUTER_API_KEY"
     provider_options = ("site_url", "app_name")
+    # One `reasoning` object for every vendor behind it (models that don't reason ignore it).
+    profile_defaults: ClassVar[Mapping[str, Any]] = {"reasoning": "reasoning_object"}
 
     def __init__(
         self, *, site_url: str | None = None, app_name: str | None = None, **options: Unpack[ConnectionOptions]
