@@ -284,6 +284,7 @@ def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResp
     if tool_calls and finish == "stop":
         finish = "tool_calls"
     filter_results = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
+    reasoning = _reasoning_of(raw_message)  # chat completions carry raw reasoning text, never a summary
     return ChatResponse(
         message=Message(
             role="assistant",
@@ -294,7 +295,8 @@ def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResp
         usage=parse_usage(data.get("usage")),
         model=text_field(data, "model", "model") or None,
         provider="",
-        reasoning=_reasoning_of(raw_message),
+        reasoning=reasoning,
+        reasoning_text=reasoning,
         refusal=text_field(raw_message, "refusal", "choices[0].message.refusal") or None,
         content_filter_results=dict(filter_results) if filter_results is not None else None,
         prompt_filter_results=_filter_list(data, "prompt_filter_results"),

@@ -27,6 +27,7 @@ from typing_extensions import Unpack
 
 from .._auth import Auth, resolve_secret
 from .._catalog_limits import catalog_limits
+from .._codec import WireCodec
 from .._driver import afetch, fetch
 from .._exceptions import ConfigurationError, ProviderError
 from .._http import HTTPModel, HTTPModelOptions, split_model_options
@@ -156,6 +157,15 @@ class AzureProvider(Provider):
 
     def codec(self, model_name: str) -> AzureChatCodec:
         return AzureChatCodec(model_name, self.route, self.host)
+
+    def responses_codec(self, model_name: str) -> WireCodec:
+        if self.route.name != "v1":
+            # Azure serves the Responses API on its OpenAI v1 route only.
+            raise ConfigurationError(
+                f"azure:{model_name}: api='responses' needs the OpenAI v1 route "
+                f"(https://<resource>.openai.azure.com/openai/v1/), not the {self.route.name} route"
+            )
+        return super().responses_codec(model_name)
 
     def discovery_request(self, model_name: str) -> httpx.Request | None:
         if self.route.info_url is None:
