@@ -5,6 +5,7 @@ models, sync and async, streamed and not; every expected fact the recording stat
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,12 +27,7 @@ ReplayModel = Callable[[dict[str, Any]], mm.Model]
 
 
 def _cases() -> list[Any]:
-    found = [
-        case
-        for backend in BACKENDS
-        for case in chat_cases(backend)
-        if case.values[2].get("api") == "responses"  # type: ignore[union-attr]
-    ]
+    found = [case for backend in BACKENDS for case in chat_cases(backend) if case.values[2].get("api") == "responses"]
     return found or [pytest.param(None, None, None, id="shared-cassettes-absent")]
 
 
@@ -67,7 +63,8 @@ def _messages(interaction: dict[str, Any]) -> str:
 
 
 def _is_sse(interaction: dict[str, Any]) -> bool:
-    return interaction["response"]["body"].lstrip().startswith(("event:", "data:", ":"))
+    body: str = interaction["response"]["body"]
+    return body.lstrip().startswith(("event:", "data:", ":"))
 
 
 async def _check_error(driver: Driver, model: mm.Model, messages: str, expected: dict[str, Any], stream: bool) -> None:
@@ -112,8 +109,6 @@ def _check_answer(response: mm.ChatResponse, expected: dict[str, Any], provider:
         assert (got.input_tokens, got.output_tokens) == (usage["input_tokens"], usage["output_tokens"])
         assert (got.cached_tokens, got.reasoning_tokens) == (usage["cached_tokens"], usage["reasoning_tokens"])
     if expected["parsed_json"] is not None:
-        import json
-
         assert json.loads(response.text) == expected["parsed_json"]
 
 
@@ -153,7 +148,7 @@ async def test_responses_cassette(
     sent = seen[0]
     assert sent.url.path.endswith("/responses")
     assert CANARY_KEY in (sent.headers.get("authorization", "") + sent.headers.get("api-key", ""))
-    body = __import__("json").loads(sent.content)
+    body = json.loads(sent.content)
     assert body["store"] is False
     assert body.get("stream", False) is stream
 
@@ -174,4 +169,4 @@ def _check_stream_events(events: list[mm.StreamEvent], expected: dict[str, Any])
 def test_responses_recordings_present(backend: str) -> None:
     """Skips with a message where ../shared is absent; on CI it must find the recordings."""
     require_shared(backend)
-    assert any(case.values[2].get("api") == "responses" for case in chat_cases(backend))  # type: ignore[union-attr]
+    assert any(case.values[2].get("api") == "responses" for case in chat_cases(backend))

@@ -21,8 +21,8 @@ from .._exceptions import InBandStreamError
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
 from .._streaming import ParserBase
 from ._error_bodies import error_info, typed_error
-from ._openai_wire import _status_for_in_band, parse_usage
-from ._responses_wire import CLIENT_CALL_ITEMS, finish_reason_of
+from ._openai_wire import parse_usage
+from ._responses_wire import CLIENT_CALL_ITEMS, failed_status, finish_reason_of
 from ._wire_fields import MalformedAnswer, event_object, loads_event, malformed_event_error, text_field
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ class ResponsesStreamParser(ParserBase):
         response = payload.get("response")
         source = response if isinstance(response, Mapping) and response.get("error") else payload
         info = error_info(source, fallback="the server reported an error inside the stream")
-        mapped = typed_error(_status_for_in_band(info.type, info.code), info, {}, self.context)
+        mapped = typed_error(failed_status(info.type, info.code), info, {}, self.context)
         mapped.phase = "pre_commit_stream"  # still inside the builder: nobody has seen it yet
         message = f"error inside the stream: {self.context.redact(info.message)}"
         where = self.context.fields(0)

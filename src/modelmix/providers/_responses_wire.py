@@ -136,12 +136,23 @@ def _content_filters(data: Mapping[str, Any]) -> dict[str, Any] | None:
     return results or None
 
 
+# Codes of a failed response that blame the request (a bad image, a rejected prompt): sending it
+# again cannot help, so they map to 400 rather than to a server error.
+_REQUEST_FAULT_MARKERS = ("invalid", "image", "unsupported", "empty_", "policy")
+
+
+def failed_status(error_type: str | None, code: str | None) -> int:
+    """The HTTP status a failed response's error would have had, so it retries like one."""
+    if code and any(marker in code for marker in _REQUEST_FAULT_MARKERS):
+        return 400
+    return _status_for_in_band(error_type, code)
+
+
 def failed_error(data: Mapping[str, Any], reply: Reply) -> APIStatusError:
-    """The typed error of a ``failed`` response (or one carrying an ``error`` object), by the
-    status its code would have had, so it retries like one."""
+    """The typed error of a ``failed`` response (or one carrying an ``error`` object)."""
     raw = data.get("error")
     info = error_info({"error": raw} if isinstance(raw, Mapping) else data, fallback="the response failed")
-    return typed_error(_status_for_in_band(info.type, info.code), info, reply.headers, reply.context)
+    return typed_error(failed_status(info.type, info.code), info, reply.headers, reply.context)
 
 
 class ResponsesCodec:
