@@ -20,18 +20,12 @@ from .._exceptions import ConfigurationError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from ._openai_wire import encode_tool, encode_tool_choice
 
-__all__ = ["build_responses_body", "depends_on_server_state"]
+__all__ = ["build_responses_body"]
 
 _PASSTHROUGH = ("temperature", "top_p", "user", "parallel_tool_calls")
 # Chat Completions settings the Responses API has no field for: refused before sending rather
 # than dropped, so a call never silently means something else.
 _NOT_ON_RESPONSES = ("stop", "seed", "presence_penalty", "frequency_penalty")
-
-
-def depends_on_server_state(body: Mapping[str, Any]) -> bool:
-    """Whether a request only makes sense on the server that holds earlier state (a previous
-    response or a conversation): such a call is never replayed elsewhere."""
-    return bool(body.get("previous_response_id") or body.get("conversation"))
 
 
 def build_responses_body(call: RequestContext) -> dict[str, Any]:
