@@ -148,23 +148,27 @@ def test_a_stateful_call_is_refused_by_a_chain_before_anything_is_sent() -> None
     assert first.paths == second.paths == []
 
 
+async def _call(model: mm.Model, mode: str, **settings: Any) -> None:
+    if mode == "chat":
+        model.chat("and then?", **settings)
+    elif mode == "achat":
+        await model.achat("and then?", **settings)
+    else:
+        async with model.astream("and then?", **settings) as stream:
+            await stream.until_done()
+
+
 @pytest.mark.parametrize("mode", ["chat", "achat", "stream"])
 async def test_a_stateful_call_is_not_retried_once_sent(mode: str, clock: FakeClock) -> None:
     server = Server(fail=500)
     model = mm.retrying(server.model("responses"), max_retries=2, clock=clock)
     with pytest.raises(mm.ServerError):
-        if mode == "chat":
-            model.chat("and then?", **STATEFUL)  # type: ignore[arg-type]
-        elif mode == "achat":
-            await model.achat("and then?", **STATEFUL)  # type: ignore[arg-type]
-        else:
-            async with model.astream("and then?", **STATEFUL) as stream:  # type: ignore[arg-type]
-                await stream.until_done()
+        await _call(model, mode, **STATEFUL)
     assert len(server.paths) == 1
     # The same call without server-side state is retried as usual.
     server.paths.clear()
     with pytest.raises(mm.ServerError):
-        model.chat("and then?")
+        await _call(model, mode)
     assert len(server.paths) == 3
 
 
