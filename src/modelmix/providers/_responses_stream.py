@@ -13,17 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
-
-from .._codec import NO_CONTEXT
 from .._events import FinishEvent, ReasoningDelta, RefusalDelta, TextDelta, ToolCallDelta, UsageEvent
 from .._exceptions import InBandStreamError
-from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE, SSEDecoder
-from .._streaming import ParserBase
+from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 from ._error_bodies import error_info, typed_error
-from ._openai_wire import parse_usage
+from ._openai_wire import SSEJSONParser, parse_usage
 from ._responses_wire import CLIENT_CALL_ITEMS, failed_status, finish_reason_of
-from ._wire_fields import MalformedAnswer, event_object, loads_event, malformed_event_error, text_field
+from ._wire_fields import MalformedAnswer, text_field
 
 if TYPE_CHECKING:
     from .._events import StreamEvent
@@ -33,47 +29,17 @@ __all__ = ["ResponsesStreamParser"]
 _TERMINAL = ("response.completed", "response.incomplete")
 
 
-class ResponsesStreamParser(ParserBase):
+class ResponsesStreamParser(SSEJSONParser):
     """Responses SSE → `TextDelta`, `ReasoningDelta`, `RefusalDelta`, `ToolCallDelta`,
     `UsageEvent`, `FinishEvent`."""
 
-    context = NO_CONTEXT
+    done_sentinel = False  # the stream ends at response.completed / response.incomplete
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
-        self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
-        self._done = False
-        self._model: str | None = None
+        super().__init__(max_line=max_line, max_event=max_event)
         self._calls: dict[int, int] = {}  # output_index → call number
         self._streamed_arguments: set[int] = set()  # calls whose arguments came as deltas
         self._summary_part: tuple[int, int] | None = None  # the summary part being streamed
-
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.feed(chunk):
-            self._on_event(sse.data, sse.event, events)
-        return events
-
-    def flush(self) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
-        for sse in self._sse.flush():
-            self._on_event(sse.data, sse.event, events)
-        return events
-
-    def _on_event(self, data: str, event_type: str | None, out: list[StreamEvent]) -> None:
-        if self._done or data == "[DONE]":
-            return
-        try:
-            payload = loads_event(data)
-        except (ValueError, RecursionError):
-            payload = None
-        if not isinstance(payload, Mapping):
-            event_object(data, "a stream event", self.context, self._sse.consumed)  # raises the typed error
-        try:
-            self._on_payload(payload, event_type, out)
-            return
-        except (MalformedAnswer, ValidationError) as problem:
-            error = malformed_event_error(problem, self.context, offset=self._sse.consumed, length=len(data))
-        raise error
 
     def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
         kind = payload.get("type") or event_type
