@@ -156,9 +156,11 @@ def failed_error(data: Mapping[str, Any], reply: Reply) -> APIStatusError:
 
 
 class ResponsesCodec:
-    """Request building and response parsing for ``POST {base}/responses``."""
+    """Request building and response parsing for ``POST {base}/responses`` (`path`: where the
+    server has it, relative to the base URL)."""
 
-    chat_path = "responses"
+    def __init__(self, path: str = "responses") -> None:
+        self.chat_path = path
 
     def build_body(self, call: RequestContext) -> dict[str, Any]:
         return build_responses_body(call)
