@@ -76,3 +76,22 @@ def test_refusal_streams_as_refusal_deltas() -> None:
     )
     assert parser.feed(body) == [mm.RefusalDelta("No."), mm.FinishEvent("stop")]
     assert parser.done
+
+
+def test_azure_responses_names_a_missing_deployment() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            404, json={"error": {"code": "DeploymentNotFound", "message": "The deployment does not exist."}}
+        )
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    model = mm.model(
+        "azure:my-gpt5",
+        api="responses",
+        endpoint="https://res.openai.azure.com/openai/v1/",
+        api_key="sk-test",
+        http_client=client,
+        max_retries=0,
+    )
+    with pytest.raises(mm.NotFoundError, match="Azure deployment 'my-gpt5' was not found"):
+        model.chat("hi")
