@@ -18,7 +18,7 @@ from modelmix.providers.openai import OpenAIModel
 
 from .._support import chat_cases, replay_transport, require_shared
 from ._helpers import CANARY_KEY, Driver
-from .test_conformance import ERROR_TYPES
+from .test_conformance import check_recorded_error
 
 BACKENDS = ("openai-responses", "azure-openai-responses", "open-responses")
 KNOWN_ITEMS = ("message", "reasoning", "function_call", "custom_tool_call")
@@ -71,13 +71,7 @@ async def _check_error(driver: Driver, model: mm.Model, messages: str, expected:
     error = expected["error"]
     with pytest.raises(mm.APIStatusError) as info:
         await (driver.events(model, messages) if stream else driver.chat(model, messages))
-    raised = info.value
-    assert type(raised) is ERROR_TYPES[error["status"]]
-    assert raised.status == error["status"]
-    assert raised.message == error["message"]
-    assert raised.code == (None if error["code"] is None else str(error["code"]))
-    assert raised.error_type == error["type"]
-    assert raised.model == model.name
+    check_recorded_error(info.value, error, model)
 
 
 def _check_answer(response: mm.ChatResponse, expected: dict[str, Any], provider: str) -> None:
