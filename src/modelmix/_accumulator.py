@@ -21,6 +21,7 @@ class _ToolCallParts:
     id: str | None = None
     name: str | None = None
     arguments: list[str] = field(default_factory=list)
+    custom: bool = False
 
 
 class StreamAccumulator:
@@ -31,6 +32,7 @@ class StreamAccumulator:
         "_prompt_filter",
         "_reasoning",
         "_refusal",
+        "_summary",
         "_text",
         "_tools",
         "finish_reason",
@@ -41,6 +43,7 @@ class StreamAccumulator:
     def __init__(self) -> None:
         self._text: list[str] = []
         self._reasoning: list[str] = []
+        self._summary: list[str] = []
         self._refusal: list[str] = []
         self._tools: dict[int, _ToolCallParts] = {}
         self._filter: dict[str, Any] | None = None
@@ -64,8 +67,10 @@ class StreamAccumulator:
                 parts.name = event.name
             if event.arguments:
                 parts.arguments.append(event.arguments)
+            if event.kind == "custom":
+                parts.custom = True
         elif isinstance(event, ReasoningDelta):
-            self._reasoning.append(event.text)
+            (self._summary if event.summary else self._reasoning).append(event.text)
         elif isinstance(event, FinishEvent):
             self.finish_reason = event.finish_reason
         elif isinstance(event, UsageEvent):
@@ -84,7 +89,9 @@ class StreamAccumulator:
 
     def tool_calls(self) -> list[ToolCall]:
         return [
-            ToolCall.from_raw(parts.id, parts.name or "", "".join(parts.arguments))
+            ToolCall(id=parts.id, name=parts.name or "", raw_arguments="".join(parts.arguments), kind="custom")
+            if parts.custom
+            else ToolCall.from_raw(parts.id, parts.name or "", "".join(parts.arguments))
             for _, parts in sorted(self._tools.items())
         ]
 
@@ -104,7 +111,8 @@ class StreamAccumulator:
             provider=provider,
             request_id=request_id,
             latency=latency,
-            reasoning="".join(self._reasoning) or None,
+            reasoning="".join(self._summary or self._reasoning) or None,
+            reasoning_text="".join(self._reasoning) or None,
             refusal="".join(self._refusal) or None,
             content_filter_results=self._filter,
             prompt_filter_results=self._prompt_filter,
@@ -117,14 +125,18 @@ def events_from_response(response: ChatResponse) -> list[StreamEvent]:
     events: list[StreamEvent] = []
     if response.prompt_filter_results:
         events.extend(ContentFilterEvent(results=r, source="prompt") for r in response.prompt_filter_results)
-    if response.reasoning:
-        events.append(ReasoningDelta(response.reasoning))
+    if response.reasoning_text:
+        events.append(ReasoningDelta(response.reasoning_text))
+    if response.reasoning and response.reasoning != response.reasoning_text:
+        events.append(ReasoningDelta(response.reasoning, summary=True))
     if response.text:
         events.append(TextDelta(response.text))
     if response.refusal:
         events.append(RefusalDelta(response.refusal))
     for index, call in enumerate(response.tool_calls):
-        events.append(ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.raw_arguments))
+        events.append(
+            ToolCallDelta(index=index, id=call.id, name=call.name, arguments=call.raw_arguments, kind=call.kind)
+        )
     if response.content_filter_results:
         events.append(ContentFilterEvent(results=response.content_filter_results))
     if response.finish_reason is not None:

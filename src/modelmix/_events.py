@@ -33,10 +33,14 @@ class TextDelta:
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
-    """A piece of the model's visible reasoning, where a server streams it separately."""
+    """A piece of the model's visible reasoning, where a server streams it separately.
+
+    `summary` is True for a reasoning *summary* (OpenAI's Responses API), False for the raw
+    reasoning text (``reasoning_content``, ``thinking``, Open Responses ``reasoning_text``)."""
 
     text: str
     type: Literal["reasoning"] = "reasoning"
+    summary: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +63,16 @@ class PartialOutput:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallDelta:
-    """Part of a tool call: `id`/`name` on the first delta of a call, then argument fragments."""
+    """Part of a tool call: `id`/`name` on the first delta of a call, then argument fragments.
+
+    `kind` is ``"custom"`` for a free-form (custom) tool, whose input is raw text, not JSON."""
 
     index: int
     id: str | None = None
     name: str | None = None
     arguments: str = ""
     type: Literal["tool_call"] = "tool_call"
+    kind: Literal["function", "custom"] = "function"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from typing_extensions import TypedDict, Unpack
@@ -66,6 +66,9 @@ class HTTPModelOptions(ConnectionOptions, total=False):
     max_response_bytes: int
     catalog_model: str | None
     """The catalog entry that prices this model when its name is yours (an Azure deployment)."""
+    api: Literal["chat", "responses", "auto"]
+    """The wire protocol: ``"chat"`` (Chat Completions, the default), ``"responses"`` (the
+    Responses API) or ``"auto"`` (the one the model's profile prefers)."""
 
 
 _MODEL_KEYS = frozenset(HTTPModelOptions.__annotations__) - frozenset(ConnectionOptions.__annotations__)
@@ -99,6 +102,14 @@ def request_id_of(headers: httpx.Headers) -> str | None:
     return found.decode("latin-1") if found else None
 
 
+def _wire_api(api: object, preferred: Literal["chat", "responses"], provider: str) -> Literal["chat", "responses"]:
+    if api == "auto":
+        return preferred
+    if api == "chat" or api == "responses":
+        return api
+    raise ConfigurationError(f"{provider}: api= takes 'chat', 'responses' or 'auto', not {api!r}")
+
+
 class HTTPModel(Model):
     """A model reached over HTTP: a `Provider` (where, auth, clients), a `WireCodec` (the wire
     format) and a `ModelProfile` (what the model enforces). Providers configure it; nobody
@@ -116,6 +127,7 @@ class HTTPModel(Model):
         context_window: int | None = None,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         catalog_model: str | None = None,
+        api: Literal["chat", "responses", "auto"] = "chat",
     ) -> None:
         if not name:
             raise ConfigurationError(f"a model name is required, e.g. '{provider.name}:<model>'")
@@ -124,7 +136,11 @@ class HTTPModel(Model):
         self.provider = provider.name
         self.name = name
         self.settings = merge_settings(None, settings or {})
-        self.codec = codec or provider.codec(name)
+        self._profile_override = profile
+        self._profile = provider.model_profile(name, override=profile)
+        self.api = _wire_api(api, self._profile.preferred_api, provider.name)
+        """The wire protocol this model speaks: ``"chat"`` or ``"responses"``."""
+        self.codec = codec or (provider.responses_codec(name) if self.api == "responses" else provider.codec(name))
         self.auth = provider.auth
         self.base_url = provider.base_url
         # Attempts and log lines name a model by `host`: with the port an explicit URL gives, two
@@ -137,8 +153,6 @@ class HTTPModel(Model):
             f" or the {env} environment variable" if env else ""
         )
         self._static_secrets: tuple[str | None, tuple[str, ...]] | None = None
-        self._profile_override = profile
-        self._profile = provider.model_profile(name, override=profile)
         self._url = self.base_url.join(self.codec.chat_path)
         query = provider.query()
         if query:

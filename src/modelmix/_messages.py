@@ -78,6 +78,9 @@ class ToolCall(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     raw_arguments: str = ""
     arguments_error: str | None = None
+    kind: Literal["function", "custom"] = "function"
+    """``"custom"``: a free-form tool (OpenAI's Responses API) whose input is the raw text in
+    `raw_arguments`, not a JSON object."""
 
     @classmethod
     def from_raw(cls, id: str | None, name: str, raw: str | Mapping[str, Any] | None) -> ToolCall:

@@ -43,6 +43,7 @@ JSONSchemaVia = Literal["response_format", "json_object_schema", "format", "json
 ReasoningControl = Literal["reasoning_effort", "think", "reasoning_object"]
 """How a backend takes the ``reasoning=`` setting: OpenAI's ``reasoning_effort`` field, Ollama's
 ``think`` switch, or a ``reasoning`` object with an ``effort`` (OpenRouter, the Responses API)."""
+WireAPI = Literal["chat", "responses"]
 
 ALL_TOOL_CHOICES: frozenset[str] = frozenset({"auto", "none", "required", "function"})
 
@@ -95,6 +96,9 @@ class ModelProfile:
     """The server may print ``<tool_call>{...}</tool_call>`` as text; turn it into tool calls."""
     estimate_usage: bool = False
     """Count usage offline (``Usage.estimated``) when the server sends none."""
+    preferred_api: WireAPI = "chat"
+    """The wire protocol the vendor recommends for this model (``"responses"`` for OpenAI's
+    reasoning models); ``api="auto"`` follows it, the default ``api="chat"`` does not."""
 
     def with_(self, **changes: Any) -> ModelProfile:
         """A copy with some fields changed, e.g. ``profile.with_(tools=False)``."""

@@ -90,6 +90,11 @@ class ChatResponse(BaseModel):
     latency: float = 0.0
     """Seconds from sending the request to the complete answer."""
     reasoning: str | None = None
+    """The model's visible reasoning: its reasoning summary where the server gives one (OpenAI's
+    Responses API), else the raw reasoning text."""
+    reasoning_text: str | None = None
+    """The raw reasoning text alone, where the server sends it (``reasoning_content``, ``thinking``,
+    Open Responses ``reasoning_text``), kept apart from any summary."""
     refusal: str | None = None
     """The model's refusal to answer, where the server reports it apart from the text (OpenAI)."""
     output: Any = Field(default=None, repr=False)

@@ -27,6 +27,7 @@ __all__ = [
     "check_headers",
     "check_settings",
     "check_timeout",
+    "depends_on_server_state",
     "merge_settings",
 ]
 
@@ -161,6 +162,18 @@ def _validator() -> TypeAdapter[_CheckedSettings]:
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+SERVER_STATE_FIELDS = ("previous_response_id", "conversation")
+"""``extra_body`` fields that continue state the server stored (the Responses API)."""
+
+
+def depends_on_server_state(settings: Mapping[str, Any]) -> bool:
+    """Whether a call continues state one server holds (``previous_response_id``, a
+    conversation): it can't be replayed against another model, nor retried once that server may
+    have accepted it."""
+    extra = settings.get("extra_body")
+    return isinstance(extra, Mapping) and any(extra.get(field) for field in SERVER_STATE_FIELDS)
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:

@@ -215,9 +215,11 @@ class _StreamState:
     def complete(self) -> ChatResponse:
         assert self.opened is not None
         self.finished = True
+        # A stream answered with one JSON body keeps the model name that body reported.
+        full = self.opened.full_response
         built = self.acc.build(
             provider=self.provider,
-            model=self.parser.model or self.model_name,
+            model=self.parser.model or (full.model if full is not None else None) or self.model_name,
             request_id=self.opened.request_id,
             latency=time.perf_counter() - self.opened.started,
         )

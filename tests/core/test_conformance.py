@@ -29,6 +29,17 @@ ERROR_TYPES: dict[int, type[mm.APIStatusError]] = {
 }
 
 
+def check_recorded_error(raised: mm.APIStatusError, error: dict[str, Any], model: mm.Model) -> None:
+    """`raised` is the typed error the recording's expected `error` facts describe."""
+    assert type(raised) is ERROR_TYPES[error["status"]]
+    assert raised.status == error["status"]
+    assert raised.message == error["message"]
+    assert raised.code == (None if error["code"] is None else str(error["code"]))
+    assert raised.error_type == error["type"]
+    assert raised.model == model.name
+    assert raised.retryable is (error["status"] == 429 or error["status"] >= 500)
+
+
 def _base_url(interaction: dict[str, Any]) -> str:
     url = httpx.URL(interaction["request"]["url"])
     path = url.path.removesuffix("/chat/completions")
@@ -55,15 +66,8 @@ async def _replay(
         call = driver.events(model, messages) if expected["stream"] else driver.chat(model, messages)
         with pytest.raises(mm.APIStatusError) as info:
             await call
-        raised = info.value
-        assert type(raised) is ERROR_TYPES[error["status"]]
-        assert raised.status == error["status"]
-        assert raised.message == error["message"]
-        assert raised.code == (None if error["code"] is None else str(error["code"]))
-        assert raised.error_type == error["type"]
-        assert raised.provider == "openai"
-        assert raised.model == model.name
-        assert raised.retryable is (error["status"] == 429 or error["status"] >= 500)
+        check_recorded_error(info.value, error, model)
+        assert info.value.provider == "openai"
     else:
         if expected["stream"]:
             events, response = await driver.events(model, messages)

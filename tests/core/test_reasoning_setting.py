@@ -97,3 +97,33 @@ def test_a_chain_moves_past_a_member_that_cannot_take_the_level() -> None:
     assert chain.chat("hi", reasoning="high").text == "ok"
     assert plain_bodies == []
     assert thinker_bodies[-1]["reasoning_effort"] == "high"
+
+
+def test_the_responses_api_gets_its_reasoning_object() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(
+            200,
+            json={
+                "id": "resp_1",
+                "object": "response",
+                "status": "completed",
+                "model": "o4-mini",
+                "output": [
+                    {
+                        "type": "message",
+                        "id": "msg_1",
+                        "role": "assistant",
+                        "content": [{"type": "output_text", "text": "ok", "annotations": []}],
+                    }
+                ],
+            },
+        )
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    model = mm.model("openai:o4-mini", api_key="sk-test", http_client=client, max_retries=0, api="responses")
+    assert model.chat("hi", reasoning="high").text == "ok"
+    model.chat("hi", reasoning="off")
+    assert [body["reasoning"] for body in bodies] == [{"effort": "high"}, {"effort": "none"}]

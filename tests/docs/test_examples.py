@@ -30,6 +30,13 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
     "streaming": ["Waves fold into foam", "[finish: stop", "[finish event: stop]", "[usage event:", "stopped early"],
     "async_chat": ["France? -> Paris.", "Italy? -> Rome.", "Japan? -> Tokyo.", "stream finished: stop"],
     "tools": ["tool get_weather({'city': 'Paris'})", "answer: It is sunny and 18 °C in Paris."],
+    "responses_api": [
+        "answer: Paris. (finish: stop",
+        "store=False",
+        "tool call: get_weather({'city': 'Paris'}) finish: tool_calls",
+        "truncated: 'Once upon a' finish: length",
+        "chain answer: Rome. (tried gpt-5-mini: ServerError, gpt-4o-mini: ok)",
+    ],
     "errors": [
         "Did you mean 'openai'?",
         "gpt-does-not-exist: NotFoundError (status 404, retryable=False)",

@@ -147,6 +147,7 @@ def _response_from_body(data: Mapping[str, Any], raw_message: Mapping[str, Any])
     finish = _text(data, "done_reason", "done_reason") or None
     if tool_calls and finish == "stop":
         finish = "tool_calls"
+    thinking = _message_text(raw_message, "thinking", "message")
     return ChatResponse(
         message=Message(
             role="assistant",
@@ -157,7 +158,8 @@ def _response_from_body(data: Mapping[str, Any], raw_message: Mapping[str, Any])
         usage=ollama_usage(data),
         model=_text(data, "model", "model") or None,
         provider="",
-        reasoning=_message_text(raw_message, "thinking", "message"),
+        reasoning=thinking,
+        reasoning_text=thinking,
         raw=dict(data),
     )
 

@@ -51,7 +51,7 @@ from ._wire_fields import (
 if TYPE_CHECKING:
     from .._events import StreamEvent
 
-__all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "parse_usage"]
+__all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "SSEJSONParser", "parse_usage"]
 
 _REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 
@@ -285,6 +285,7 @@ def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResp
     if tool_calls and finish == "stop":
         finish = "tool_calls"
     filter_results = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
+    reasoning = _reasoning_of(raw_message)  # chat completions carry raw reasoning text, never a summary
     return ChatResponse(
         message=Message(
             role="assistant",
@@ -295,7 +296,8 @@ def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResp
         usage=parse_usage(data.get("usage")),
         model=text_field(data, "model", "model") or None,
         provider="",
-        reasoning=_reasoning_of(raw_message),
+        reasoning=reasoning,
+        reasoning_text=reasoning,
         refusal=text_field(raw_message, "refusal", "choices[0].message.refusal") or None,
         content_filter_results=dict(filter_results) if filter_results is not None else None,
         prompt_filter_results=_filter_list(data, "prompt_filter_results"),
@@ -359,24 +361,20 @@ class OpenAIChatCodec:
         return repairing_parser(parser, call) if call is not None else parser
 
 
-class OpenAIStreamParser(ParserBase):
-    """SSE bytes → typed events for chat-completion chunks.
-
-    Handles: Azure's leading chunk with empty ``choices`` and prompt-filter results; usage on a
-    final ``choices: []`` chunk or on the finish chunk; tool-call deltas with or without
-    ``index``/``id``; reasoning fields; error objects inside the stream.
-    """
+class SSEJSONParser(ParserBase):
+    """The SSE side of a JSON-events stream parser: framing, ``[DONE]``, decoding each event and
+    turning a malformed one into a typed error. Subclasses handle the decoded events
+    (`_on_payload`)."""
 
     context = NO_CONTEXT
+    done_sentinel = True
+    """``data: [DONE]`` ends the stream (Chat Completions); False: it is ignored, the stream ends
+    at an event of its own (the Responses API)."""
 
     def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
         self._sse = SSEDecoder(max_line=max_line, max_event=max_event)
         self._done = False
         self._model: str | None = None
-        self._tool_slots: dict[str, int] = {}
-        self._slot_ids: dict[int, str] = {}  # the id each call was first sent with
-        self._named_slots: set[int] = set()  # the calls whose name has arrived
-        self._next_slot = 0
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         events: list[StreamEvent] = []
@@ -399,7 +397,7 @@ class OpenAIStreamParser(ParserBase):
         if self._done:
             return
         if data == "[DONE]":
-            self._done = True
+            self._done = self.done_sentinel
             return
         # The per-event path, inlined (this runs for every chunk of every stream); the helpers in
         # `_wire_fields` build the errors, and the offset is only read when one is raised.
@@ -416,6 +414,25 @@ class OpenAIStreamParser(ParserBase):
             error = malformed_event_error(problem, self.context, offset=self._sse.consumed, length=len(data))
         # Raised outside the except block: a validation error as its context would repeat the event.
         raise error
+
+    def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
+        raise NotImplementedError
+
+
+class OpenAIStreamParser(SSEJSONParser):
+    """SSE bytes → typed events for chat-completion chunks.
+
+    Handles: Azure's leading chunk with empty ``choices`` and prompt-filter results; usage on a
+    final ``choices: []`` chunk or on the finish chunk; tool-call deltas with or without
+    ``index``/``id``; reasoning fields; error objects inside the stream.
+    """
+
+    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+        super().__init__(max_line=max_line, max_event=max_event)
+        self._tool_slots: dict[str, int] = {}
+        self._slot_ids: dict[int, str] = {}  # the id each call was first sent with
+        self._named_slots: set[int] = set()  # the calls whose name has arrived
+        self._next_slot = 0
 
     def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
         """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,

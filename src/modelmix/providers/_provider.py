@@ -251,6 +251,13 @@ class Provider:
 
         return OpenAIChatCodec()
 
+    def responses_codec(self, model_name: str) -> WireCodec:
+        """The wire format of ``api="responses"``: the Responses API at ``{base}/responses``
+        (OpenAI, Azure's v1 route, Open Responses servers)."""
+        from ._responses_wire import ResponsesCodec
+
+        return ResponsesCodec()
+
     # ------------------------------------------------------------------------- models
 
     @classmethod

@@ -27,6 +27,7 @@ from typing_extensions import Unpack
 
 from .._auth import Auth, resolve_secret
 from .._catalog_limits import catalog_limits
+from .._codec import WireCodec
 from .._driver import afetch, fetch
 from .._exceptions import ConfigurationError, ProviderError
 from .._http import HTTPModel, HTTPModelOptions, split_model_options
@@ -43,7 +44,8 @@ from ._azure_auth import (
 )
 from ._azure_profiles import AZURE_FAMILIES, CATALOG_DEFAULT, PROFILES, AzureProfile
 from ._azure_routes import CLASSIC_API_VERSION, MODEL_INFERENCE_API_VERSION, AzureRoute, RouteName, resolve_route
-from ._azure_wire import AzureChatCodec
+from ._azure_wire import AzureCodec
+from ._openai_wire import OpenAIChatCodec
 from ._provider import ConnectionOptions, Provider, reject_unknown_options, split_connection_options
 
 __all__ = [
@@ -154,8 +156,17 @@ class AzureProvider(Provider):
         layers = [family, catalog_limits(model_name), discovered or {}]
         return build_profile(layers, override, named=PROFILES, kind="Azure profile")
 
-    def codec(self, model_name: str) -> AzureChatCodec:
-        return AzureChatCodec(model_name, self.route, self.host)
+    def codec(self, model_name: str) -> AzureCodec:
+        return AzureCodec(OpenAIChatCodec(), model_name, self.route, self.host)
+
+    def responses_codec(self, model_name: str) -> WireCodec:
+        if self.route.name != "v1":
+            # Azure serves the Responses API on its OpenAI v1 route only.
+            raise ConfigurationError(
+                f"azure:{model_name}: api='responses' needs the OpenAI v1 route "
+                f"(https://<resource>.openai.azure.com/openai/v1/), not the {self.route.name} route"
+            )
+        return AzureCodec(super().responses_codec(model_name), model_name, self.route, self.host)
 
     def discovery_request(self, model_name: str) -> httpx.Request | None:
         if self.route.info_url is None:

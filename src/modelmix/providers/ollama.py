@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 import httpx
 from typing_extensions import Unpack
 
+from .._codec import WireCodec
+from .._exceptions import ConfigurationError
 from .._http import HTTPModel, HTTPModelOptions
 from ._base_url import check_base_url, refuse_credentials
 from ._listing import AvailableModel, alist_with, list_with
@@ -110,6 +112,12 @@ class OllamaProvider(Provider):
     def codec(self, model_name: str) -> OllamaCodec:
         return OllamaCodec(model_name)
 
+    def responses_codec(self, model_name: str) -> WireCodec:
+        # Ollama's base URL is the server root (its native API); Open Responses lives under /v1.
+        from ._responses_wire import ResponsesCodec
+
+        return ResponsesCodec("v1/responses")
+
     def parse_models(self, data: Any) -> list[AvailableModel]:
         return _models_from(data)
 
@@ -151,7 +159,13 @@ class OllamaModel(HTTPModel):
     ) -> None:
         reject_unknown_options("ollama", options, model_option_names(), "keep_alive")
         connection, rest = split_connection_options(options)
-        codec = OllamaCodec(name, keep_alive=keep_alive)
+        codec: OllamaCodec | None = OllamaCodec(name, keep_alive=keep_alive)
+        if rest.get("api") == "responses":
+            if keep_alive is not None:
+                raise ConfigurationError(
+                    "ollama: keep_alive= is an option of Ollama's native API; with api='responses' leave it out"
+                )
+            codec = None  # the provider's Responses codec, at /v1/responses
         super().__init__(name, provider=OllamaProvider(**connection), codec=codec, **rest)
 
     def list_models(self) -> list[AvailableModel]:

@@ -20,7 +20,12 @@ __all__ = ["OPENAI_BASE_URL", "OPENAI_FAMILIES", "OpenAIModel", "OpenAIProvider"
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-_REASONING: dict[str, Any] = {"max_tokens_field": "max_completion_tokens", "reasoning": "reasoning_effort"}
+# OpenAI recommends the Responses API for its reasoning models (api="auto" follows this).
+_REASONING: dict[str, Any] = {
+    "max_tokens_field": "max_completion_tokens",
+    "reasoning": "reasoning_effort",
+    "preferred_api": "responses",
+}
 
 OPENAI_FAMILIES: FamilyTable = (
     # Reasoning models refuse ``max_tokens`` and want ``max_completion_tokens``.

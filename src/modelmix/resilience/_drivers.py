@@ -20,7 +20,7 @@ from .._exceptions import TransportError
 from .._messages import MessagesInput
 from .._model import Model
 from .._response import ChatResponse
-from .._settings import Settings
+from .._settings import Settings, depends_on_server_state
 from .._streaming import AsyncStream, Stream
 from ._clock import AttemptScope
 from ._planner import Call, CallPlan, GiveUp, Sleep
@@ -127,10 +127,12 @@ def _slot(plan: CallPlan, call: Call) -> tuple[int | None, int]:
 
 
 def chat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
+    plan.stateful = depends_on_server_state(settings)
     return _run(plan, lambda call: call.leg.model.chat(messages, **settings), plan.succeeded)
 
 
 async def achat(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
+    plan.stateful = depends_on_server_state(settings)
     # The lambda hands back the model's own coroutine: no extra coroutine layer per attempt.
     return await _arun(plan, lambda call: call.leg.model.achat(messages, **settings), plan.succeeded)
 
@@ -150,6 +152,7 @@ def open_stream(
 ) -> Connected:
     """Open a stream up to its commit point, retrying and falling back as the plan says.
     `inherited`: read limits an enclosing wrapper put on this stream, applied to every attempt."""
+    plan.stateful = depends_on_server_state(settings)
 
     def attempt(call: Call) -> Opened:
         stream = call.leg.model.stream(messages, **settings)
@@ -184,6 +187,8 @@ def open_stream(
 
 
 async def aopen_stream(plan: CallPlan, messages: MessagesInput, settings: Mapping[str, Any]) -> Connected:
+    plan.stateful = depends_on_server_state(settings)
+
     async def attempt(call: Call) -> Opened:
         stream = call.leg.model.astream(messages, **settings)
         try:

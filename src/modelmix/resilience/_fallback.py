@@ -16,7 +16,7 @@ from .._exceptions import ConfigurationError, ModelMixError
 from .._messages import MessagesInput
 from .._model import Model
 from .._response import ChatResponse
-from .._settings import Settings, check_settings
+from .._settings import Settings, check_settings, depends_on_server_state
 from .._streaming import AsyncStream, Stream
 from ._arguments import check_breaker_config, check_models, check_seconds
 from ._breaker import BreakerConfig, CircuitBreaker
@@ -90,6 +90,12 @@ class FallbackModel(PlannedModel):
     def check_settings(self, settings: Mapping[str, Any]) -> None:
         """Every member must take the call's settings: checked before the first member is called."""
         check_settings(settings)
+        if len(self.models) > 1 and depends_on_server_state(settings):
+            raise ConfigurationError(
+                "extra_body previous_response_id/conversation continue state stored on one server, which "
+                "the other members of this fallback chain don't hold; send such a call to the model that "
+                "stored it, not through a chain"
+            )
         for position, member in enumerate(self.models, start=1):
             try:
                 member.check_settings(settings)

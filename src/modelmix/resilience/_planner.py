@@ -25,6 +25,7 @@ from .._exceptions import (
     DeadlineExceededError,
     ModelMixError,
     ProviderError,
+    RateLimitError,
     RetryBudgetExhaustedError,
     TransportError,
 )
@@ -104,6 +105,11 @@ _ADMIT_RETRY = Sleep(0.0)
 
 class CallPlan:
     """One call's walk over its legs. Drive it with `next()` until a `Call` succeeds or `GiveUp`."""
+
+    stateful = False
+    """The call continues state one server holds (``previous_response_id``): it is retried only
+    when it never reached that server (or was turned away with a 429), and never handed on to
+    another leg, which does not hold that state."""
 
     def __init__(
         self,
@@ -245,6 +251,14 @@ class CallPlan:
 
     def _after_failure(self, call: Call, error: ModelMixError) -> Action:
         policy = call.leg.policy
+        if self.stateful and not _turned_away(error):
+            logger.info(
+                "%s:%s: not retrying %s: the call continues server-side state the server may have accepted",
+                call.leg.model.provider,
+                call.leg.model.name,
+                type(error).__name__,
+            )
+            return self._leg_failed(error, record=False)
         # Tenacity's strategies read a RetryCallState; no tenacity loop drives this call (the
         # planner is the loop), so there is no retry object to point to.
         state = self._retry or RetryCallState(None, None, (), {})  # type: ignore[arg-type]
@@ -305,7 +319,7 @@ class CallPlan:
             logger.info("fallback: %s:%s ran out of its own deadline; trying the next model", *self._who())
             return self._next_leg()
         self._errors.append(error)
-        if not self._chain.falls_back(error):
+        if self.stateful or not self._chain.falls_back(error):
             error.attempts = list(self.attempts)
             return GiveUp(error)
         if isinstance(error, ContextLengthExceededError):
@@ -414,6 +428,11 @@ class CallPlan:
             if call.retry_no == 0 and fault_kind(error) == "reset_before_headers":
                 outcome = "ignored"
             leg.breaker.record(outcome, now, retry_after=getattr(error, "retry_after", None), probe=call.probe)
+
+
+def _turned_away(error: ModelMixError) -> bool:
+    """The server never took the request in: it was not sent, or refused with a rate limit."""
+    return getattr(error, "phase", None) == "not_sent" or isinstance(error, RateLimitError)
 
 
 def _nested(error: BaseException) -> list[Attempt] | None:

@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from ._replies import FakeReply, content_chunks, finish_reason_of, kept_chunks, scripted, tool_call_payload, usage_of
+from ._responses_replies import as_chat_request, response_events, response_object
 
 __all__ = ["FakeOpenAIServer", "FakeReply"]
 
@@ -192,7 +193,8 @@ class FakeOpenAIServer:
                 },
             )
             return True
-        if method != "POST" or not route.endswith("/chat/completions"):
+        responses_api = route.endswith("/responses")
+        if method != "POST" or not (route.endswith("/chat/completions") or responses_api):
             self._send_json(writer, 404, _error(f"no route for {method} {route}", "not_found"))
             return True
         try:
@@ -202,7 +204,8 @@ class FakeOpenAIServer:
             return True
         self.requests.append(request)
         try:
-            produced = self._responder(request)
+            # A Responses request reaches the responder as the chat request it stands for.
+            produced = self._responder(as_chat_request(request) if responses_api else request)
         except Exception as exc:  # a bug in the test's responder: say so instead of hanging
             self._send_json(writer, 500, _error(f"the responder raised {type(exc).__name__}: {exc}", "responder"))
             return True
@@ -213,12 +216,21 @@ class FakeOpenAIServer:
             self._send_json(writer, reply.status, _error(reply.text or "error", None), reply.headers)
             return True
         if request.get("stream"):
-            include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
-            return await self._send_stream(writer, request, reply, include_usage)
+            content: list[Any]
+            closing: list[Any]
+            if responses_api:
+                content, closing = response_events(reply, request, self._model, self._chunks)
+            else:
+                include_usage = bool((request.get("stream_options") or {}).get("include_usage"))
+                usage = _usage(request, reply) if include_usage else None
+                content, closing = content_chunks(reply, self._model, self._chunks, usage)
+                closing = [*closing, "[DONE]"]
+            return await self._send_stream(writer, reply, content, closing)
         if reply.drop_after is not None:
             _cut(writer)
             return False
-        self._send_json(writer, 200, self._completion(request, reply), reply.headers)
+        answer = response_object(reply, request, self._model) if responses_api else self._completion(request, reply)
+        self._send_json(writer, 200, answer, reply.headers)
         return True
 
     def _head(self, status: int, headers: Mapping[str, str], fields: str) -> bytes:
@@ -234,15 +246,14 @@ class FakeOpenAIServer:
         writer.write(self._head(status, headers or {}, fields) + data)
 
     async def _send_stream(
-        self, writer: asyncio.StreamWriter, request: dict[str, Any], reply: FakeReply, include_usage: bool
+        self, writer: asyncio.StreamWriter, reply: FakeReply, content: list[Any], closing: list[Any]
     ) -> bool:
+        """Stream `content` events (cut short by a scripted drop), then `closing` ones; a string
+        event (``"[DONE]"``) goes as it is."""
         fields = "content-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
         writer.write(self._head(200, reply.headers, fields))
-        usage = _usage(request, reply) if include_usage else None
-        content, closing = content_chunks(reply, self._model, self._chunks, usage)
-        events = [json.dumps(e).encode() for e in kept_chunks(reply, content)]
-        if reply.drop_after is None:
-            events += [json.dumps(e).encode() for e in closing] + [b"[DONE]"]
+        sent = kept_chunks(reply, content) + (closing if reply.drop_after is None else [])
+        events = [e.encode() if isinstance(e, str) else json.dumps(e).encode() for e in sent]
         # One HTTP chunk per SSE event, as real servers send them.
         for index, data in enumerate(events):
             if index and reply.chunk_delay:
