@@ -47,10 +47,15 @@ class RedisServer:
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                # It could not listen: another process took the port (tests running side by side).
+                # Answering PINGs there would be someone else's server, with someone else's data.
+                self.process = None
+                raise RuntimeError(f"redis-server exited at start: port {self.port} is taken by another process")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    if sock.recv(16).startswith(b"+PONG") and self.process.poll() is None:
                         return self
             except OSError:
                 time.sleep(0.02)
