@@ -224,9 +224,9 @@ async def test_bedrock_signs_with_sigv4_without_a_key(
 @pytest.mark.skipif(importlib.util.find_spec("botocore") is None, reason="botocore is not installed")
 def test_bedrock_signature_verifies(bedrock_stub: CloudStub, monkeypatch: pytest.MonkeyPatch) -> None:
     """The signature the server gets is the one botocore computes for the same request."""
-    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
