@@ -95,3 +95,20 @@ def test_azure_responses_names_a_missing_deployment() -> None:
     )
     with pytest.raises(mm.NotFoundError, match="Azure deployment 'my-gpt5' was not found"):
         model.chat("hi")
+
+
+@pytest.mark.parametrize(
+    ("deployment", "endpoint", "api"),
+    [
+        ("gpt-5-mini", "https://res.openai.azure.com/openai/v1/", "responses"),
+        ("o4-mini", "https://res.openai.azure.com/openai/v1/", "responses"),
+        ("gpt-4o-mini", "https://res.openai.azure.com/openai/v1/", "chat"),
+        # Responses is served on the v1 route only: elsewhere "auto" keeps Chat Completions.
+        ("gpt-5-mini", "https://res.openai.azure.com/openai/deployments/gpt-5-mini", "chat"),
+    ],
+)
+def test_azure_auto_prefers_responses_for_reasoning_models_on_the_v1_route(
+    deployment: str, endpoint: str, api: str
+) -> None:
+    model = mm.model(f"azure:{deployment}", endpoint=endpoint, api_key="azure-test-key", api="auto")
+    assert getattr(model.unwrap(), "api", None) == api

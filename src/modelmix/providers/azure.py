@@ -153,7 +153,11 @@ class AzureProvider(Provider):
         self, model_name: str, *, discovered: Mapping[str, Any] | None = None, override: ProfileOverride = None
     ) -> ModelProfile:
         family = family_fields(model_name, AZURE_FAMILIES) or (CATALOG_DEFAULT if self.catalog else {})
-        layers = [family, catalog_limits(model_name), discovered or {}]
+        route: dict[str, Any] = {}
+        if self.route.name == "v1" and family.get("reasoning") == "reasoning_effort":
+            # Microsoft recommends Responses for its reasoning models, served on the v1 route only.
+            route["preferred_api"] = "responses"
+        layers = [family, route, catalog_limits(model_name), discovered or {}]
         return build_profile(layers, override, named=PROFILES, kind="Azure profile")
 
     def codec(self, model_name: str) -> AzureCodec:
