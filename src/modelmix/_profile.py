@@ -40,9 +40,10 @@ __all__ = [
 
 ToolChoiceForm = Literal["auto", "none", "required", "function"]
 JSONSchemaVia = Literal["response_format", "json_object_schema", "format", "json_schema"]
-ReasoningControl = Literal["reasoning_effort", "think", "reasoning_object"]
+ReasoningControl = Literal["reasoning_effort", "think", "reasoning_object", "chat_template"]
 """How a backend takes the ``reasoning=`` setting: OpenAI's ``reasoning_effort`` field, Ollama's
-``think`` switch, or a ``reasoning`` object with an ``effort`` (OpenRouter, the Responses API)."""
+``think`` switch, a ``reasoning`` object with an ``effort`` (OpenRouter, the Responses API), or the
+chat template's ``enable_thinking`` switch (Qwen3 on vLLM and llama.cpp)."""
 WireAPI = Literal["chat", "responses"]
 
 ALL_TOOL_CHOICES: frozenset[str] = frozenset({"auto", "none", "required", "function"})

@@ -127,3 +127,24 @@ def test_the_responses_api_gets_its_reasoning_object() -> None:
     assert model.chat("hi", reasoning="high").text == "ok"
     model.chat("hi", reasoning="off")
     assert [body["reasoning"] for body in bodies] == [{"effort": "high"}, {"effort": "none"}]
+
+
+@pytest.mark.parametrize("provider", ["vllm", "llamacpp"])
+def test_qwen3_on_vllm_and_llama_cpp_gets_the_templates_thinking_switch(provider: str) -> None:
+    model, bodies = _capture(provider, "Qwen/Qwen3-8B")
+    model.chat("hi", reasoning="off")
+    model.chat("hi", reasoning="high")
+    assert [body["chat_template_kwargs"] for body in bodies] == [{"enable_thinking": False}, {"enable_thinking": True}]
+
+
+def test_gpt_oss_on_vllm_gets_reasoning_effort() -> None:
+    model, bodies = _capture("vllm", "openai/gpt-oss-20b")
+    model.chat("hi", reasoning="low")
+    assert bodies[-1]["reasoning_effort"] == "low"
+
+
+def test_other_open_weight_models_refuse_a_level() -> None:
+    model, bodies = _capture("vllm", "meta-llama/Llama-3.1-8B-Instruct")
+    with pytest.raises(mm.UnsupportedCapabilityError):
+        model.chat("hi", reasoning="low")
+    assert bodies == []

@@ -25,4 +25,7 @@ def reasoning_fields(level: str, control: ReasoningControl | None) -> dict[str, 
         return {"think": level != "off"}
     if control == "reasoning_object":
         return {"reasoning": {"enabled": False} if level == "off" else {"effort": level}}
+    if control == "chat_template":
+        # Qwen3's template switches thinking on or off; the server hands these to the template.
+        return {"chat_template_kwargs": {"enable_thinking": level != "off"}}
     return {}

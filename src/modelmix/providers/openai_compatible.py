@@ -30,6 +30,7 @@ from typing_extensions import Unpack
 
 from .._exceptions import ConfigurationError
 from .._http import HTTPModel, HTTPModelOptions
+from .._profile import FamilyTable
 from ._listing import AvailableModel, alist_with, list_with
 from ._provider import Provider, model_option_names, reject_unknown_options, split_connection_options
 
@@ -66,6 +67,17 @@ class OpenAICompatibleProvider(Provider):
         return OpenAICompatibleModel(name, preset=cls, **options)
 
 
+THINKING_TEMPLATE_FAMILIES: FamilyTable = (
+    # Qwen3's chat template takes ``enable_thinking``, which vLLM and llama.cpp pass through.
+    (r"qwen3", {"family": "qwen3", "reasoning": "chat_template"}),
+)
+VLLM_FAMILIES: FamilyTable = (
+    # vLLM maps reasoning_effort onto gpt-oss's own reasoning levels.
+    (r"gpt-oss", {"family": "gpt-oss", "reasoning": "reasoning_effort"}),
+    *THINKING_TEMPLATE_FAMILIES,
+)
+
+
 class LlamaCppProvider(OpenAICompatibleProvider):
     """llama.cpp's ``llama-server``."""
 
@@ -75,6 +87,7 @@ class LlamaCppProvider(OpenAICompatibleProvider):
     base_url_env = "LLAMACPP_BASE_URL"
     api_key_env = "LLAMACPP_API_KEY"
     api_root = "/v1"
+    families = THINKING_TEMPLATE_FAMILIES
     # llama-cpp-python's server rejects ``type: json_schema`` with a 500; both it and llama.cpp's
     # own server enforce a schema given as ``{"type": "json_object", "schema": ...}``.
     profile_defaults: ClassVar[Mapping[str, Any]] = {
@@ -114,6 +127,7 @@ class VLLMProvider(OpenAICompatibleProvider):
     base_url_env = "VLLM_BASE_URL"
     api_key_env = "VLLM_API_KEY"
     api_root = "/v1"
+    families = VLLM_FAMILIES
 
 
 class LMStudioProvider(OpenAICompatibleProvider):
