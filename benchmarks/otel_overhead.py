@@ -21,7 +21,7 @@ import asyncio
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,46 +80,92 @@ class Switch:
 Figures = dict[str, list[float]]
 
 
-def _sample(figures: Figures, cpu: Figures, mode: str, wall: float, cpu_used: float, per: float) -> None:
-    figures[mode].append(wall / per)
-    cpu[mode].append(cpu_used / per * 1e6)
+def _figures() -> tuple[Figures, Figures]:
+    return {mode: [] for mode in MODES}, {mode: [] for mode in MODES}
+
+
+def _schedule(rounds: int) -> Iterator[tuple[bool, str]]:
+    """``(keep, mode)`` for every mode of every round, in an order rotated round by round so a
+    machine that gets busier mid-run slows all modes alike; round 0 warms up (``keep`` False)."""
+    for round_no in range(rounds + 1):
+        shift = round_no % len(MODES)
+        for mode in MODES[shift:] + MODES[:shift]:
+            yield round_no > 0, mode
+
+
+class _Timed:
+    """Wall and this thread's CPU time since it was made."""
+
+    def __init__(self) -> None:
+        self.cpu, self.wall = time.thread_time(), time.perf_counter()
+
+    def cpu_us_per(self, items: int) -> float:
+        return (time.thread_time() - self.cpu) / items * 1e6
+
+    def per_second(self, items: int) -> float:
+        return items / (time.perf_counter() - self.wall)
 
 
 def _latency(switch: Switch, rounds: int, per_round: int, call: Callable[[], Any]) -> tuple[Figures, Figures]:
     """Per-call wall time (µs, every call) and CPU time of this thread (µs per call, per round)."""
-    samples: Figures = {mode: [] for mode in MODES}
-    cpu: Figures = {mode: [] for mode in MODES}
-    for mode in MODES:
+    samples, cpu = _figures()
+    for keep, mode in _schedule(rounds):
         switch.set(mode)
-        for _ in range(per_round):  # warm-up
+        timed = _Timed()
+        for _ in range(per_round):
+            started = time.perf_counter()
             call()
-    for round_no in range(rounds):
-        shift = round_no % len(MODES)
-        for mode in MODES[shift:] + MODES[:shift]:
-            switch.set(mode)
-            cpu_started = time.thread_time()
-            for _ in range(per_round):
-                started = time.perf_counter()
-                call()
+            if keep:
                 samples[mode].append((time.perf_counter() - started) * 1e6)
-            cpu[mode].append((time.thread_time() - cpu_started) / per_round * 1e6)
+        if keep:
+            cpu[mode].append(timed.cpu_us_per(per_round))
+    switch.set("off")
+    return samples, cpu
+
+
+async def _alatency(
+    switch: Switch, rounds: int, per_round: int, call: Callable[[], Awaitable[Any]]
+) -> tuple[Figures, Figures]:
+    """Async `_latency` (``asyncio.run`` can't nest, so the loop is its own)."""
+    samples, cpu = _figures()
+    for keep, mode in _schedule(rounds):
+        switch.set(mode)
+        timed = _Timed()
+        for _ in range(per_round):
+            started = time.perf_counter()
+            await call()
+            if keep:
+                samples[mode].append((time.perf_counter() - started) * 1e6)
+        if keep:
+            cpu[mode].append(timed.cpu_us_per(per_round))
     switch.set("off")
     return samples, cpu
 
 
 def _rates(switch: Switch, rounds: int, stream: Callable[[], int]) -> tuple[Figures, Figures]:
     """Chunks per second of each stream, and CPU time of this thread per chunk (µs)."""
-    rates: Figures = {mode: [] for mode in MODES}
-    cpu: Figures = {mode: [] for mode in MODES}
-    for round_no in range(rounds + 1):
-        shift = round_no % len(MODES)
-        for mode in MODES[shift:] + MODES[:shift]:
-            switch.set(mode)
-            cpu_started, started = time.thread_time(), time.perf_counter()
-            chunks = stream()
-            if round_no:  # the first round warms up
-                rates[mode].append(chunks / (time.perf_counter() - started))
-                cpu[mode].append((time.thread_time() - cpu_started) / chunks * 1e6)
+    rates, cpu = _figures()
+    for keep, mode in _schedule(rounds):
+        switch.set(mode)
+        timed = _Timed()
+        chunks = stream()
+        if keep:
+            rates[mode].append(timed.per_second(chunks))
+            cpu[mode].append(timed.cpu_us_per(chunks))
+    switch.set("off")
+    return rates, cpu
+
+
+async def _arates(switch: Switch, rounds: int, stream: Callable[[], Awaitable[int]]) -> tuple[Figures, Figures]:
+    """Async `_rates`."""
+    rates, cpu = _figures()
+    for keep, mode in _schedule(rounds):
+        switch.set(mode)
+        timed = _Timed()
+        chunks = await stream()
+        if keep:
+            rates[mode].append(timed.per_second(chunks))
+            cpu[mode].append(timed.cpu_us_per(chunks))
     switch.set("off")
     return rates, cpu
 
@@ -201,36 +247,11 @@ def main(argv: list[str] | None = None) -> int:
                 async with streamer.astream(PROMPT) as s:
                     return sum([1 async for _ in s.text_deltas()])
 
-            # asyncio.run can't nest inside the sync helpers, so the async rounds are spelled out.
-            latency: Figures = {mode: [] for mode in MODES}
-            latency_cpu: Figures = {mode: [] for mode in MODES}
-            for round_no in range(rounds + 1):
-                shift = round_no % len(MODES)
-                for mode in MODES[shift:] + MODES[:shift]:
-                    switch.set(mode)
-                    cpu_started = time.thread_time()
-                    for _ in range(per_round):
-                        started = time.perf_counter()
-                        await model.achat(PROMPT)
-                        if round_no:
-                            latency[mode].append((time.perf_counter() - started) * 1e6)
-                    if round_no:
-                        latency_cpu[mode].append((time.thread_time() - cpu_started) / per_round * 1e6)
-            rates: Figures = {mode: [] for mode in MODES}
-            rates_cpu: Figures = {mode: [] for mode in MODES}
-            for round_no in range(stream_rounds + 1):
-                shift = round_no % len(MODES)
-                for mode in MODES[shift:] + MODES[:shift]:
-                    switch.set(mode)
-                    cpu_started, started = time.thread_time(), time.perf_counter()
-                    count = await astream()
-                    if round_no:
-                        rates[mode].append(count / (time.perf_counter() - started))
-                        rates_cpu[mode].append((time.thread_time() - cpu_started) / count * 1e6)
-            switch.set("off")
+            latency = await _alatency(switch, rounds, per_round, lambda: model.achat(PROMPT))
+            rates = await _arates(switch, stream_rounds, astream)
             await model.aclose()
             await streamer.aclose()
-            return (latency, latency_cpu), (rates, rates_cpu)
+            return latency, rates
 
         async_latency, async_rates = asyncio.run(run_async())
         model.close()
