@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._exceptions import ConfigurationError
 from ._compat_quirks import repairing_parser
 from ._listing import AvailableModel, aget_json, listing_request
-from ._openai_wire import OpenAIChatCodec, OpenAIStreamParser
+from ._openai_wire import REASONING_KEYS, OpenAIChatCodec, OpenAIStreamParser
 from ._provider import Provider, model_option_names, reject_unknown_options, split_connection_options
 
 if TYPE_CHECKING:
@@ -69,9 +69,6 @@ class ContentPartsStreamParser(OpenAIStreamParser):
         super()._on_choice(choice, out)
 
 
-_REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
-
-
 def flatten_content_parts(message: Mapping[str, Any]) -> Mapping[str, Any]:
     """A message (or delta) whose ``content`` is a list of parts, as one with text ``content`` and
     the reasoning parts' text as ``reasoning_content``. Shapes: ``{"type": "text", "text"}``;
@@ -94,7 +91,7 @@ def flatten_content_parts(message: Mapping[str, Any]) -> Mapping[str, Any]:
             thoughts += [p["text"] for p in pieces if isinstance(p, Mapping) and isinstance(p.get("text"), str)]
             thoughts += [p for p in pieces if isinstance(p, str)]
     flat: dict[str, Any] = {**message, "content": "".join(texts) if texts else None}
-    if thoughts and not any(message.get(key) for key in _REASONING_KEYS):
+    if thoughts and not any(message.get(key) for key in REASONING_KEYS):
         flat["reasoning_content"] = "".join(thoughts)
     return flat
 

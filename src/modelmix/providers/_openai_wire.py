@@ -51,9 +51,10 @@ from ._wire_fields import (
 if TYPE_CHECKING:
     from .._events import StreamEvent
 
-__all__ = ["OpenAIChatCodec", "OpenAIStreamParser", "SSEJSONParser", "parse_usage"]
+__all__ = ["REASONING_KEYS", "OpenAIChatCodec", "OpenAIStreamParser", "SSEJSONParser", "parse_usage"]
 
-_REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
+"""The fields servers put reasoning text in (DeepSeek and vLLM, OpenRouter and Groq, Ollama)."""
 
 
 _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls")
@@ -210,7 +211,7 @@ def parse_usage(raw: Any) -> Usage | None:
 
 
 def _reasoning_of(source: Mapping[str, Any]) -> str | None:
-    for key in _REASONING_KEYS:
+    for key in REASONING_KEYS:
         value = source.get(key)
         if isinstance(value, str) and value:
             return value
