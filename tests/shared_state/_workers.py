@@ -19,7 +19,7 @@ def _model(base_url: str) -> mm.Model:
 
 def spend(redis_url: str, base_url: str, scope: str, max_usd: str, worker: int) -> list[str]:
     """Call until the shared budget refuses; the real cost of each answered call."""
-    mm.shared_state(redis_url, prefix=scope)
+    store = mm.shared_state(redis_url, prefix=scope)
     model = mm.budget(_model(base_url), max_usd=max_usd, scope=scope)
     costs: list[str] = []
     refusals = 0
@@ -31,6 +31,9 @@ def spend(redis_url: str, base_url: str, scope: str, max_usd: str, worker: int) 
             time.sleep(0.01)
             continue
         costs.append(str(response.cost if response.cost is not None else Decimal(0)))
+    # Settlements run on the store's worker thread; the pool is terminated (no atexit) once
+    # this returns, so wait for them here.
+    assert store.flush(10.0)
     return costs
 
 
