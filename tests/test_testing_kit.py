@@ -232,3 +232,24 @@ async def test_the_server_stops_quietly_under_an_abandoned_stream(caplog: pytest
     await model.aclose()
     complaints = [r for r in caplog.records if r.name == "asyncio" and r.levelno >= logging.WARNING]
     assert not complaints, [r.getMessage() for r in complaints]
+
+
+@pytest.mark.parametrize("api", ["chat", "responses"])
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_fake_reply_can_reason(api: str, stream: bool) -> None:
+    with FakeOpenAIServer(FakeReply("Paris.", reasoning="The capital of France.")) as server:
+        model = mm.model("openai:gpt-5-mini", api=api, base_url=server.base_url, api_key="sk-fake")
+        if stream:
+            with model.stream("Capital of France?") as s:
+                pieces = [e.text for e in s if isinstance(e, mm.ReasoningDelta)]
+            response = s.response
+            assert "".join(pieces) == "The capital of France."
+        else:
+            response = model.chat("Capital of France?")
+    assert (response.text, response.reasoning) == ("Paris.", "The capital of France.")
+    state = response.message.reasoning_state
+    if api == "responses":  # asked for its reasoning encrypted, as a reasoning model is
+        assert state is not None
+        assert state.items[0]["encrypted_content"].startswith("fake-")
+    else:  # a plain turn keeps no state on chat completions
+        assert state is None

@@ -35,6 +35,9 @@ class RequestContext:
     """The model's settings merged with the call's."""
     profile: ModelProfile
     stream: bool
+    origin: str = ""
+    """``provider:model@host``: who answers, so opaque reasoning state (`ReasoningState`) goes
+    back only where it came from; empty where there is nothing to carry."""
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,7 @@ class HTTPModel(Model):
         # the bare host name in their `host` and the full address in their `url`.
         self.host = provider.base_url.netloc.decode("ascii") or provider.host
         self._error_host = provider.host
+        self._origin = f"{self.provider}:{name}@{self.host}"
         env = type(provider).base_url_env
         self._address_hint = "change the address with base_url=" + (
             f" or the {env} environment variable" if env else ""
@@ -427,7 +428,7 @@ class HTTPModel(Model):
         that cannot fit the context window (async callers check with `acheck_context` instead)."""
         settings = merge_settings(self.settings, call_settings)
         profile = self._profile
-        call = RequestContext(self.name, to_messages(messages), settings, profile, stream)
+        call = RequestContext(self.name, to_messages(messages), settings, profile, stream, self._origin)
         check_request(profile, call.messages, settings, provider=self.provider, model=self.name)
         body = self.codec.build_body(call)
         headers = self._base_headers

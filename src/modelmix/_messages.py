@@ -20,6 +20,7 @@ __all__ = [
     "ImagePart",
     "Message",
     "MessagesInput",
+    "ReasoningState",
     "Role",
     "TextPart",
     "ToolCall",
@@ -113,6 +114,30 @@ class ToolCall(BaseModel):
         return parse_tool_call(self, tools)
 
 
+class ReasoningState(BaseModel):
+    """Reasoning a server returned for itself alone, kept on the assistant turn it belongs to so
+    that the next request of the conversation carries it back: the Responses API's encrypted
+    reasoning items, Gemini's thought signatures, the ``reasoning_content`` DeepSeek wants back
+    after a tool call, OpenRouter's ``reasoning_details``.
+
+    It goes back only to the endpoint and model that produced it (`origin`); any other model (a
+    fallback, another provider) gets the turn without it. You never build one: keep the
+    assistant `Message` of a response in your history (``messages.append(response.message)``;
+    the tool loop does this) and it travels with it, including through ``model_dump``/JSON.
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+    origin: str
+    """``provider:model@host`` of the model that produced it."""
+    items: list[dict[str, Any]] = Field(default_factory=list)
+    """Responses API reasoning items (``type: reasoning`` with ``encrypted_content``), in order."""
+    fields: dict[str, Any] = Field(default_factory=dict)
+    """Fields of the assistant message to send back as they came (``reasoning_content``,
+    ``reasoning_details``, ``extra_content``)."""
+    call_fields: list[dict[str, Any]] = Field(default_factory=list)
+    """Per tool call, by position, fields of that call to send back (``extra_content``)."""
+
+
 class Message(BaseModel):
     """One turn of a conversation."""
 
@@ -122,6 +147,8 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    reasoning_state: ReasoningState | None = Field(default=None, repr=False)
+    """Opaque reasoning the model that wrote this assistant turn wants back (`ReasoningState`)."""
 
     @property
     def text(self) -> str:

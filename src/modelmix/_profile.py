@@ -47,6 +47,7 @@ chat template's ``enable_thinking`` switch (Qwen3 on vLLM and llama.cpp)."""
 WireAPI = Literal["chat", "responses"]
 
 ALL_TOOL_CHOICES: frozenset[str] = frozenset({"auto", "none", "required", "function"})
+REASONING_ECHO: frozenset[str] = frozenset({"reasoning_content", "reasoning_details", "thought_signature"})
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,10 @@ class ModelProfile:
     preferred_api: WireAPI = "chat"
     """The wire protocol the vendor recommends for this model (``"responses"`` for OpenAI's
     reasoning models); ``api="auto"`` follows it, the default ``api="chat"`` does not."""
+    reasoning_echo: frozenset[str] = frozenset()
+    """What a chat server wants back on an assistant turn that called tools, kept in the turn's
+    `ReasoningState`: ``reasoning_content`` (DeepSeek's thinking mode), ``reasoning_details``
+    (OpenRouter), ``thought_signature`` (Gemini's ``extra_content``)."""
 
     def with_(self, **changes: Any) -> ModelProfile:
         """A copy with some fields changed, e.g. ``profile.with_(tools=False)``."""
@@ -125,8 +130,15 @@ def _replace(profile: ModelProfile, changes: Mapping[str, Any]) -> ModelProfile:
             f"unknown profile field(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(_FIELDS))}"
         )
     fixed = dict(changes)
-    if "tool_choice" in fixed and not isinstance(fixed["tool_choice"], frozenset):
-        fixed["tool_choice"] = frozenset(fixed["tool_choice"])
+    for name in ("tool_choice", "reasoning_echo"):
+        if name in fixed and not isinstance(fixed[name], frozenset):
+            fixed[name] = frozenset([fixed[name]] if isinstance(fixed[name], str) else fixed[name])
+    unknown_echo = set(fixed.get("reasoning_echo", ())) - REASONING_ECHO
+    if unknown_echo:
+        raise ConfigurationError(
+            f"unknown reasoning_echo value(s) {', '.join(sorted(unknown_echo))}; "
+            f"known: {', '.join(sorted(REASONING_ECHO))}"
+        )
     return dataclasses.replace(profile, **fixed)
 
 

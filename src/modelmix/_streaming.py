@@ -34,6 +34,7 @@ from ._watchdog import Watch, aread_past_the_end, catching_responses, read_past_
 from .tokens._catalog import ModelPricing, pricing_for
 
 if TYPE_CHECKING:
+    from ._messages import ReasoningState
     from ._observe import StreamObserver
 
 __all__ = [
@@ -87,6 +88,10 @@ class ParserBase:
     @property
     def model(self) -> str | None:
         return self._model
+
+    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
+        """The opaque reasoning state the stream left for the finished `response` (None: none)."""
+        return None
 
 
 class NoByteParser:
@@ -223,9 +228,16 @@ class _StreamState:
             request_id=self.opened.request_id,
             latency=time.perf_counter() - self.opened.started,
         )
+        state = full.message.reasoning_state if full is not None else self._reasoning_state(built)
+        if state is not None:
+            built = built.model_copy(update={"message": built.message.model_copy(update={"reasoning_state": state})})
         built = self.pricing.priced(built)
         self.response = built if self.output is None else self.output.finish(built)
         return self.response
+
+    def _reasoning_state(self, built: ChatResponse) -> ReasoningState | None:
+        collect = getattr(self.parser, "reasoning_state", None)  # parsers without any have none
+        return collect(built) if collect is not None else None
 
     def start(self, opened: OpenedStream) -> OpenedStream:
         """The response arrived: errors the parser raises from now on carry its context."""

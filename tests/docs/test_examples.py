@@ -26,6 +26,13 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "refused before sending: reasoning (reasoning=) on gpt-4o-mini",
         "the chain answered with o4-mini",
     ],
+    "reasoning_across_turns": [
+        "answer: It is sunny and 18 °C in Paris.",
+        "reasoning summary: The user wants the weather: call the tool.",
+        "kept on the message: 1 encrypted item(s) from openai:gpt-5-mini",
+        "first request asked for: ['reasoning.encrypted_content']",
+        "second request carried: ['reasoning', 'function_call', 'function_call_output']",
+    ],
     "quickstart": ["answer: Red, yellow and blue.", "answer: Paris.", "finish reason: stop", "request id: req_"],
     "streaming": ["Waves fold into foam", "[finish: stop", "[finish event: stop]", "[usage event:", "stopped early"],
     "async_chat": ["France? -> Paris.", "Italy? -> Rome.", "Japan? -> Tokyo.", "stream finished: stop"],

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .._exceptions import ConfigurationError
 from ._compat_quirks import repairing_parser
 from ._listing import AvailableModel, aget_json, listing_request
-from ._openai_wire import REASONING_KEYS, OpenAIChatCodec, OpenAIStreamParser
+from ._openai_wire import REASONING_KEYS, OpenAIChatCodec, OpenAIStreamParser, collecting
 from ._provider import Provider, model_option_names, reject_unknown_options, split_connection_options
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class CloudCodec(OpenAIChatCodec):
         if not self._content_parts:
             return super().stream_parser(call)
         parser = ContentPartsStreamParser()
-        return repairing_parser(parser, call) if call is not None else parser
+        return repairing_parser(collecting(parser, call), call) if call is not None else parser
 
 
 class ContentPartsStreamParser(OpenAIStreamParser):

@@ -26,7 +26,7 @@ from typing import Any
 
 from .._codec import ErrorContext, RequestContext
 from .._events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from .._messages import Message, TextPart, ToolCall
+from .._messages import Message, ReasoningState, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._streaming import StreamParser
 from ..tokens._estimate import estimate_prompt_tokens, estimate_text_tokens
@@ -179,6 +179,10 @@ class CompatStreamParser:
     @property
     def model(self) -> str | None:
         return self._inner.model
+
+    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
+        collect = getattr(self._inner, "reasoning_state", None)
+        return collect(response) if collect is not None else None
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         return self._process(self._inner.feed(chunk))

@@ -26,7 +26,7 @@ from .._events import (
     UsageEvent,
 )
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError
-from .._messages import ImagePart, Message, TextPart, ToolCall
+from .._messages import ImagePart, Message, ReasoningState, TextPart, ToolCall
 from .._profile import JSONSchemaVia
 from .._response import ChatResponse, Usage
 from .._settings import Tool
@@ -35,6 +35,7 @@ from .._streaming import ParserBase, StreamParser
 from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
 from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 from ._reasoning import reasoning_fields
+from ._reasoning_state import ChatStateCollector, add_chat_echo, chat_state
 from ._wire_fields import (
     MalformedAnswer,
     decoded_body,
@@ -60,11 +61,12 @@ REASONING_KEYS = ("reasoning_content", "reasoning", "thinking")
 _PASSTHROUGH = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user", "parallel_tool_calls")
 
 
-def encode_message(message: Message, *, content_parts: bool = True) -> dict[str, Any]:
+def encode_message(message: Message, *, content_parts: bool = True, origin: str = "") -> dict[str, Any]:
     """One message on the wire. With ``content_parts=False`` (the profile field: a server whose
     chat template reads content as a string) a list of text parts becomes one string, and an
     assistant turn that only calls tools carries ``""``, since such templates fail on a missing
-    content; a list holding an image stays a list, the only form an image has."""
+    content; a list holding an image stays a list, the only form an image has. A turn whose
+    reasoning state came from `origin` carries it back."""
     out: dict[str, Any] = {"role": message.role}
     content = message.content
     if isinstance(content, list) and not content_parts and all(isinstance(p, TextPart) for p in content):
@@ -89,6 +91,8 @@ def encode_message(message: Message, *, content_parts: bool = True) -> dict[str,
         out["tool_call_id"] = message.tool_call_id
     if message.name is not None:
         out["name"] = message.name
+    if message.reasoning_state is not None:
+        add_chat_echo(out, message, origin)
     return out
 
 
@@ -269,7 +273,7 @@ def _filter_list(source: Mapping[str, Any], key: str) -> list[dict[str, Any]] | 
     return [dict(result) for result in results]
 
 
-def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResponse:
+def _response_from_body(data: Mapping[str, Any], choices: list[Any], call: RequestContext | None) -> ChatResponse:
     """The answer a chat-completion body holds; `MalformedAnswer` or a pydantic `ValidationError`
     when it is not a valid one."""
     if not choices:
@@ -287,11 +291,13 @@ def _response_from_body(data: Mapping[str, Any], choices: list[Any]) -> ChatResp
         finish = "tool_calls"
     filter_results = mapping_field(choice, "content_filter_results", "choices[0].content_filter_results")
     reasoning = _reasoning_of(raw_message)  # chat completions carry raw reasoning text, never a summary
+    echo = call.profile.reasoning_echo if call is not None else None
     return ChatResponse(
         message=Message(
             role="assistant",
             content=content if content is not None else (None if tool_calls else ""),
             tool_calls=tool_calls,
+            reasoning_state=chat_state(call.origin, echo, raw_message, raw_calls) if call and echo else None,
         ),
         finish_reason=finish,
         usage=parse_usage(data.get("usage")),
@@ -316,7 +322,7 @@ class OpenAIChatCodec:
         messages = call.messages if profile.system_role else fold_system_messages(call.messages)
         body: dict[str, Any] = {
             "model": call.model,
-            "messages": [encode_message(m, content_parts=profile.content_parts) for m in messages],
+            "messages": [encode_message(m, content_parts=profile.content_parts, origin=call.origin) for m in messages],
         }
         for key in _PASSTHROUGH:
             if key in settings:
@@ -351,7 +357,7 @@ class OpenAIChatCodec:
         if not isinstance(data, Mapping) or data.get("error") or not isinstance(data.get("choices"), list):
             # LM Studio, Azure gateways and some proxies answer HTTP 200 with an error body.
             raise error_in_ok_body(data, reply, fallback="the server answered without any choices")
-        response = decoded_body(lambda: _response_from_body(data, data["choices"]), reply)
+        response = decoded_body(lambda: _response_from_body(data, data["choices"], reply.call), reply)
         return repair_response(response, reply.call) if reply.call is not None else response
 
     def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
@@ -359,7 +365,14 @@ class OpenAIChatCodec:
 
     def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
         parser = OpenAIStreamParser()
-        return repairing_parser(parser, call) if call is not None else parser
+        return repairing_parser(collecting(parser, call), call) if call is not None else parser
+
+
+def collecting(parser: OpenAIStreamParser, call: RequestContext) -> OpenAIStreamParser:
+    """`parser`, gathering the reasoning state the call's profile says the server wants back."""
+    if call.origin and call.profile.reasoning_echo:
+        parser.collector = ChatStateCollector(call.origin, call.profile.reasoning_echo)
+    return parser
 
 
 class SSEJSONParser(ParserBase):
@@ -434,6 +447,10 @@ class OpenAIStreamParser(SSEJSONParser):
         self._slot_ids: dict[int, str] = {}  # the id each call was first sent with
         self._named_slots: set[int] = set()  # the calls whose name has arrived
         self._next_slot = 0
+        self.collector: ChatStateCollector | None = None
+
+    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
+        return self.collector.state(has_calls=bool(response.tool_calls)) if self.collector else None
 
     def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
         """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,
@@ -494,6 +511,8 @@ class OpenAIStreamParser(SSEJSONParser):
 
     def _on_delta(self, delta: Mapping[str, Any] | None, out: list[StreamEvent]) -> None:
         if delta:
+            if self.collector is not None:
+                self.collector.on_delta(delta)
             reasoning = _reasoning_of(delta)
             if reasoning:
                 out.append(ReasoningDelta(reasoning))
@@ -527,6 +546,8 @@ class OpenAIStreamParser(SSEJSONParser):
         else:
             key = f"p{position}"
         slot = self._slot_for(key, call_id, name, by_position=index is None and not call_id)
+        if self.collector is not None:
+            self.collector.on_call(slot, call)
         arguments = _tool_arguments(function, f"{where}.function.arguments")
         if arguments is not None and not isinstance(arguments, str):
             arguments = json.dumps(arguments, ensure_ascii=False)

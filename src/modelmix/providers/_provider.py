@@ -164,6 +164,9 @@ class Provider:
     """How to install what the provider needs."""
     default_transport: ClassVar[Transport] = "httpx"
     """What carries async calls when ``transport=`` is not given (``"httpx"`` or ``"aiohttp"``)."""
+    encrypted_reasoning: ClassVar[bool] = True
+    """On the Responses API, reasoning models are asked for their reasoning encrypted so that it
+    travels with the conversation (False where the server is not known to take the request)."""
 
     def __init__(self, **options: Unpack[ConnectionOptions]) -> None:
         check_connection_options(self.name, options)
@@ -256,7 +259,7 @@ class Provider:
         (OpenAI, Azure's v1 route, Open Responses servers)."""
         from ._responses_wire import ResponsesCodec
 
-        return ResponsesCodec()
+        return ResponsesCodec(encrypted_reasoning=self.encrypted_reasoning)
 
     # ------------------------------------------------------------------------- models
 

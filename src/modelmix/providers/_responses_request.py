@@ -4,7 +4,9 @@ The same `RequestContext` the chat codec gets becomes Responses ``input`` items:
 messages become ``instructions``, an assistant turn's tool calls become ``function_call`` (or
 ``custom_tool_call``) items and tool results their ``*_output`` items, image parts
 ``input_image``. Server-side state is opt-in: ``store`` is sent as false unless the caller's
-``extra_body`` asks for it.
+``extra_body`` asks for it. So that a reasoning model keeps its train of thought all the same, its
+reasoning comes back encrypted (``include: ["reasoning.encrypted_content"]``) and the items
+travel on the assistant turn (`ReasoningState`) into the next request to the same model.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .._codec import RequestContext
 from .._exceptions import ConfigurationError
 from .._messages import ImagePart, Message, TextPart, ToolCall
 from ._openai_wire import encode_tool, encode_tool_choice
+from ._reasoning_state import echoed_reasoning_items
 
 __all__ = ["build_responses_body"]
 
@@ -28,7 +31,7 @@ _PASSTHROUGH = ("temperature", "top_p", "user", "parallel_tool_calls")
 _NOT_ON_RESPONSES = ("stop", "seed", "presence_penalty", "frequency_penalty")
 
 
-def build_responses_body(call: RequestContext) -> dict[str, Any]:
+def build_responses_body(call: RequestContext, *, encrypted_reasoning: bool = True) -> dict[str, Any]:
     settings = call.settings
     for key in _NOT_ON_RESPONSES:
         if key in settings:
@@ -36,7 +39,7 @@ def build_responses_body(call: RequestContext) -> dict[str, Any]:
                 f"the setting {key}= is not part of the Responses API (api='responses'); "
                 "leave it out or use the model with api='chat'"
             )
-    instructions, items = _input_items(call.messages)
+    instructions, items = _input_items(call.messages, call.origin)
     body: dict[str, Any] = {"model": call.model, "input": items}
     if instructions:
         body["instructions"] = instructions
@@ -56,6 +59,10 @@ def build_responses_body(call: RequestContext) -> dict[str, Any]:
         # The Responses API takes effort in its own `reasoning` object whatever the chat control is.
         body["reasoning"] = {"effort": "none" if level == "off" else level}
     body["store"] = False
+    if encrypted_reasoning and call.profile.reasoning is not None:
+        # Only reasoning models take it (others answer 400), and only without stored state
+        # does the reasoning need to travel in the conversation.
+        body["include"] = ["reasoning.encrypted_content"]
     if call.stream:
         body["stream"] = True
     extra = settings.get("extra_body")
@@ -64,9 +71,10 @@ def build_responses_body(call: RequestContext) -> dict[str, Any]:
     return body
 
 
-def _input_items(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
+def _input_items(messages: Sequence[Message], origin: str) -> tuple[str, list[dict[str, Any]]]:
     """``(instructions, input items)``: the system messages before the first other turn become
-    the instructions; later ones stay in place as system items."""
+    the instructions; later ones stay in place as system items. An assistant turn's reasoning
+    items (from `origin` only) go right before the turn's own items, where they were produced."""
     leading: list[str] = []
     items: list[dict[str, Any]] = []
     custom_calls = {call.id for m in messages for call in m.tool_calls if call.kind == "custom" and call.id}
@@ -77,6 +85,8 @@ def _input_items(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]
             kind = "custom_tool_call_output" if message.tool_call_id in custom_calls else "function_call_output"
             items.append({"type": kind, "call_id": message.tool_call_id or "", "output": message.text})
         else:
+            if message.reasoning_state is not None:
+                items.extend(echoed_reasoning_items(message, origin))
             if message.content or not message.tool_calls:
                 items.append({"role": message.role, "content": _content(message)})
             items.extend(_call_item(call) for call in message.tool_calls)

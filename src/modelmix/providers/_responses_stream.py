@@ -15,14 +15,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._events import FinishEvent, ReasoningDelta, RefusalDelta, TextDelta, ToolCallDelta, UsageEvent
 from .._exceptions import InBandStreamError
+from .._messages import ReasoningState
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 from ._error_bodies import error_info, typed_error
 from ._openai_wire import SSEJSONParser, parse_usage
+from ._reasoning_state import reasoning_item
 from ._responses_wire import CLIENT_CALL_ITEMS, failed_status, finish_reason_of
 from ._wire_fields import MalformedAnswer, text_field
 
 if TYPE_CHECKING:
     from .._events import StreamEvent
+    from .._response import ChatResponse
 
 __all__ = ["ResponsesStreamParser"]
 
@@ -35,8 +38,12 @@ class ResponsesStreamParser(SSEJSONParser):
 
     done_sentinel = False  # the stream ends at response.completed / response.incomplete
 
-    def __init__(self, *, max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT) -> None:
+    def __init__(
+        self, *, origin: str = "", max_line: int = DEFAULT_MAX_LINE, max_event: int = DEFAULT_MAX_EVENT
+    ) -> None:
         super().__init__(max_line=max_line, max_event=max_event)
+        self._origin = origin
+        self._reasoning_items: list[dict[str, Any]] = []  # what the next turn sends back
         self._calls: dict[int, int] = {}  # output_index → call number
         self._streamed_arguments: set[int] = set()  # calls whose arguments came as deltas
         self._summary_part: tuple[int, int] | None = None  # the summary part being streamed
@@ -80,8 +87,18 @@ class ResponsesStreamParser(SSEJSONParser):
             number = self._calls[position] = len(self._calls)
         return number
 
+    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
+        if not self._reasoning_items:
+            return None
+        return ReasoningState(origin=self._origin, items=self._reasoning_items)
+
     def _on_item(self, payload: Mapping[str, Any], *, done: bool, out: list[StreamEvent]) -> None:
         item = payload.get("item")
+        if done and self._origin and isinstance(item, Mapping) and item.get("type") == "reasoning":
+            kept = reasoning_item(item)  # whole once done: the encrypted content comes only then
+            if kept is not None:
+                self._reasoning_items.append(kept)
+            return
         if not isinstance(item, Mapping) or item.get("type") not in CLIENT_CALL_ITEMS:
             return  # messages and reasoning stream as deltas; hosted tools ran on the server
         position = _int(payload.get("output_index"))

@@ -19,11 +19,12 @@ from typing import Any
 
 from .._codec import Reply, RequestContext
 from .._exceptions import APIStatusError
-from .._messages import Message, ToolCall
+from .._messages import Message, ReasoningState, ToolCall
 from .._response import ChatResponse
 from .._streaming import StreamParser
 from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 from ._openai_wire import _status_for_in_band, parse_usage
+from ._reasoning_state import reasoning_item
 from ._responses_request import build_responses_body
 from ._wire_fields import MalformedAnswer, decoded_body, list_field, mapping_field, text_field
 
@@ -69,14 +70,16 @@ def _part_texts(parts: list[Any], kinds: tuple[str, ...], where: str) -> list[st
     return texts
 
 
-def response_from_body(data: Mapping[str, Any]) -> ChatResponse:
+def response_from_body(data: Mapping[str, Any], origin: str = "") -> ChatResponse:
     """The answer a Responses body holds; `MalformedAnswer` or a pydantic `ValidationError`
-    when it is not a valid one."""
+    when it is not a valid one. Reasoning items the server can read back are kept on the message
+    for `origin` (none without one)."""
     text: list[str] = []
     refusal: list[str] = []
     summary: list[str] = []
     reasoning_text: list[str] = []
     calls: list[ToolCall] = []
+    kept: list[dict[str, Any]] = []
     for position, item in enumerate(list_field(data, "output", "output") or []):
         where = f"output[{position}]"
         if not isinstance(item, Mapping):
@@ -87,6 +90,9 @@ def response_from_body(data: Mapping[str, Any]) -> ChatResponse:
             text.extend(_part_texts(parts, ("output_text",), f"{where}.content"))
             refusal.extend(_part_texts(parts, ("refusal",), f"{where}.content"))
         elif kind == "reasoning":
+            reasoning = reasoning_item(item) if origin else None
+            if reasoning is not None:
+                kept.append(reasoning)
             summary.extend(
                 t
                 for t in _part_texts(
@@ -105,7 +111,12 @@ def response_from_body(data: Mapping[str, Any]) -> ChatResponse:
     raw_text = "".join(reasoning_text) or None
     body_text = "".join(text)
     return ChatResponse(
-        message=Message(role="assistant", content=body_text if body_text or not calls else None, tool_calls=calls),
+        message=Message(
+            role="assistant",
+            content=body_text if body_text or not calls else None,
+            tool_calls=calls,
+            reasoning_state=ReasoningState(origin=origin, items=kept) if kept else None,
+        ),
         finish_reason=finish_reason_of(data, bool(calls)),
         usage=parse_usage(data.get("usage")),
         model=text_field(data, "model", "model") or None,
@@ -159,18 +170,19 @@ class ResponsesCodec:
     """Request building and response parsing for ``POST {base}/responses`` (`path`: where the
     server has it, relative to the base URL)."""
 
-    def __init__(self, path: str = "responses") -> None:
+    def __init__(self, path: str = "responses", *, encrypted_reasoning: bool = True) -> None:
         self.chat_path = path
+        self.encrypted_reasoning = encrypted_reasoning
 
     def build_body(self, call: RequestContext) -> dict[str, Any]:
-        return build_responses_body(call)
+        return build_responses_body(call, encrypted_reasoning=self.encrypted_reasoning)
 
     def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
         if not isinstance(data, Mapping) or not isinstance(data.get("output"), list):
             raise error_in_ok_body(data, reply, fallback="the server answered without any output")
         if data.get("status") == "failed" or isinstance(data.get("error"), Mapping):
             raise failed_error(data, reply)
-        return decoded_body(lambda: response_from_body(data), reply)
+        return decoded_body(lambda: response_from_body(data, reply.call.origin if reply.call else ""), reply)
 
     def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
         return error_from_body(body, reply)
@@ -178,4 +190,4 @@ class ResponsesCodec:
     def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
         from ._responses_stream import ResponsesStreamParser
 
-        return ResponsesStreamParser()
+        return ResponsesStreamParser(origin=call.origin if call is not None else "")

@@ -47,6 +47,7 @@ class BedrockProvider(CloudProvider):
     base_url_env = "BEDROCK_BASE_URL"
     api_key_env = "AWS_BEARER_TOKEN_BEDROCK"
     provider_options = ("region",)
+    encrypted_reasoning = False  # not known to take ``include: reasoning.encrypted_content``
     region_envs: ClassVar[tuple[str, ...]] = ("AWS_REGION", "AWS_DEFAULT_REGION")
 
     def __init__(self, *, region: str | None = None, **options: Unpack[ConnectionOptions]) -> None:

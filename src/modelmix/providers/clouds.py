@@ -73,7 +73,9 @@ class DeepSeekProvider(CloudProvider):
     families = DEEPSEEK_FAMILIES
     # JSON output is ``json_object`` only: a JSON schema is refused before sending rather than
     # answered with a 400 (ask for JSON with response_format="json" and describe the shape).
-    profile_defaults: ClassVar[Mapping[str, Any]] = {"json_schema": False}
+    # In thinking mode a turn that called tools must bring its ``reasoning_content`` back.
+    profile_defaults: ClassVar[Mapping[str, Any]] = {"json_schema": False, "reasoning_echo": ("reasoning_content",)}
+    encrypted_reasoning = False
 
 
 GROQ_FAMILIES: FamilyTable = (
@@ -111,8 +113,12 @@ class OpenRouterProvider(CloudProvider):
     base_url_env = "OPENROUTER_BASE_URL"
     api_key_env = "OPENROUTER_API_KEY"
     provider_options = ("site_url", "app_name")
-    # One `reasoning` object for every vendor behind it (models that don't reason ignore it).
-    profile_defaults: ClassVar[Mapping[str, Any]] = {"reasoning": "reasoning_object"}
+    # One `reasoning` object for every vendor behind it (models that don't reason ignore it);
+    # ``reasoning_details`` (signed or encrypted reasoning) go back with a turn that called tools.
+    profile_defaults: ClassVar[Mapping[str, Any]] = {
+        "reasoning": "reasoning_object",
+        "reasoning_echo": ("reasoning_details",),
+    }
 
     def __init__(
         self, *, site_url: str | None = None, app_name: str | None = None, **options: Unpack[ConnectionOptions]

@@ -36,7 +36,11 @@ GEMINI_BASE_URL = "https://generativelanguage.googleapis.com/v1beta/openai/"
 
 GEMINI_FAMILIES: FamilyTable = (
     # Thinking models take OpenAI's reasoning_effort (Google maps it to a thinking budget).
-    (r"gemini-(2\.5|[3-9])", {"family": "gemini-thinking", "reasoning": "reasoning_effort"}),
+    # Their tool calls carry thought signatures (``extra_content``) that must come back with them.
+    (
+        r"gemini-(2\.5|[3-9])",
+        {"family": "gemini-thinking", "reasoning": "reasoning_effort", "reasoning_echo": ("thought_signature",)},
+    ),
     (r"gemini", {"family": "gemini"}),
 )
 

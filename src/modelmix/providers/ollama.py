@@ -116,7 +116,7 @@ class OllamaProvider(Provider):
         # Ollama's base URL is the server root (its native API); Open Responses lives under /v1.
         from ._responses_wire import ResponsesCodec
 
-        return ResponsesCodec("v1/responses")
+        return ResponsesCodec("v1/responses", encrypted_reasoning=False)
 
     def parse_models(self, data: Any) -> list[AvailableModel]:
         return _models_from(data)

@@ -46,6 +46,11 @@ class FakeReply:
     """Cut the connection after this many content chunks of a stream (0: before any content,
     which a fallback chain routes around; later: a `StreamInterruptedError` with the partial
     text). A non-streamed answer is cut before anything is sent."""
+    reasoning: str = ""
+    """What the model thought, sent before the answer: as ``reasoning_content`` on chat
+    completions (as DeepSeek and vLLM send it), as a reasoning item with this text as its summary
+    on the Responses API — carrying fake ``encrypted_content`` when the request asked for it
+    (``include: ["reasoning.encrypted_content"]``), so a test can see it come back next turn."""
 
 
 Answer = TypeVar("Answer")
@@ -105,6 +110,7 @@ def content_chunks(
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     content = [chunk({"role": "assistant", "content": ""})]
+    content += [chunk({"reasoning_content": piece}) for piece in _split(reply.reasoning, parts)]
     content += [chunk({"content": piece}) for piece in _split(reply.text, parts)]
     content += [
         chunk({"tool_calls": [{"index": index, **tool_call_payload(index, call)}]})

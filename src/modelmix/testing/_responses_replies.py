@@ -3,6 +3,7 @@ responder serves both protocols), and a `FakeReply` as a Responses object or its
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -63,10 +64,25 @@ def _calls(reply: FakeReply) -> list[dict[str, Any]]:
     ]
 
 
+def _reasoning(reply: FakeReply, request: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not reply.reasoning:
+        return []
+    item: dict[str, Any] = {
+        "type": "reasoning",
+        "id": "rs_fake",
+        "summary": [{"type": "summary_text", "text": reply.reasoning}],
+    }
+    include = request.get("include")
+    if isinstance(include, list) and "reasoning.encrypted_content" in include:
+        # Not encryption, only opaque to the reader: what matters is that it comes back intact.
+        item["encrypted_content"] = "fake-" + base64.b64encode(reply.reasoning.encode("utf-8")).decode("ascii")
+    return [item]
+
+
 def response_object(reply: FakeReply, request: Mapping[str, Any], model: str) -> dict[str, Any]:
     """The complete Responses object of `reply` (``incomplete`` for a ``length`` or
     ``content_filter`` finish)."""
-    output: list[dict[str, Any]] = []
+    output: list[dict[str, Any]] = _reasoning(reply, request)
     if reply.text:
         part = {"type": "output_text", "text": reply.text, "annotations": []}
         output.append(
@@ -94,11 +110,19 @@ def response_events(
     final = response_object(reply, request, model)
     started = {**final, "status": "in_progress", "output": [], "usage": None, "incomplete_details": None}
     content: list[dict[str, Any]] = [{"type": "response.created", "response": started}]
+    reasoning = _reasoning(reply, request)
+    for item in reasoning:
+        content += [
+            {"type": "response.reasoning_summary_text.delta", "output_index": 0, "summary_index": 0, "delta": piece}
+            for piece in _split(reply.reasoning, parts)
+        ]
+        content.append({"type": "response.output_item.done", "output_index": 0, "item": item})
+    text_index = len(reasoning)
     content += [
-        {"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "delta": piece}
+        {"type": "response.output_text.delta", "output_index": text_index, "content_index": 0, "delta": piece}
         for piece in _split(reply.text, parts)
     ]
-    first_call = 1 if reply.text else 0
+    first_call = text_index + (1 if reply.text else 0)
     for offset, item in enumerate(_calls(reply)):
         index = first_call + offset
         content.append({"type": "response.output_item.added", "output_index": index, "item": {**item, "arguments": ""}})

@@ -272,6 +272,8 @@ class FakeOpenAIServer:
 
     def _completion(self, request: dict[str, Any], reply: FakeReply) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
+        if reply.reasoning:
+            message["reasoning_content"] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [tool_call_payload(i, c) for i, c in enumerate(reply.tool_calls)]
         return {
