@@ -231,6 +231,10 @@ class _StreamState:
         state = full.message.reasoning_state if full is not None else self._reasoning_state(built)
         if state is not None:
             built = built.model_copy(update={"message": built.message.model_copy(update={"reasoning_state": state})})
+        # What the server said the call cost (OpenRouter) comes before any price list.
+        reported = full.cost if full is not None else getattr(self.parser, "reported_cost", None)
+        if reported is not None:
+            built = built.model_copy(update={"cost": reported})
         built = self.pricing.priced(built)
         self.response = built if self.output is None else self.output.finish(built)
         return self.response

@@ -1,13 +1,15 @@
 """What the cloud presets share: provider-specific options on top of the connection options, an
-API key they cannot work without, listings that come as a bare list, error bodies whose useful
-part sits beside ``message`` (OpenRouter's ``metadata``, Groq's ``failed_generation``), and
-answers whose ``content`` is a list of typed parts (Databricks, Mistral's reasoning models).
+API key they cannot work without, their own prices, listings that come as a bare list, error
+bodies whose useful part sits beside ``message`` (OpenRouter's ``metadata``, Groq's
+``failed_generation``), answers whose ``content`` is a list of typed parts (Databricks, Mistral's
+reasoning models), and the cost a server reports in ``usage.cost`` (OpenRouter).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._exceptions import ConfigurationError
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from .._response import ChatResponse
     from .._streaming import StreamParser
 
-__all__ = ["CloudCodec", "CloudProvider", "ContentPartsStreamParser", "ErrorDetails", "flatten_content_parts"]
+__all__ = ["CloudCodec", "CloudProvider", "CloudStreamParser", "ErrorDetails", "flatten_content_parts"]
 
 ErrorDetails = Callable[[Mapping[str, Any]], "str | None"]
 """Reads the part of an ``{"error": {...}}`` object that says more than its ``message``."""
@@ -39,32 +41,59 @@ class CloudCodec(OpenAIChatCodec):
     - `details`: error messages also carry what the provider puts beside ``message``, so the one
       line a user reads says why, not only "Provider returned error";
     - `content_parts`: answers whose ``content`` is a list of typed parts (Databricks' reasoning
-      models, Mistral's Magistral) become text and reasoning like everyone else's.
+      models, Mistral's Magistral) become text and reasoning like everyone else's;
+    - `reported_cost`: the USD cost the server put in ``usage.cost`` is the response's `cost`
+      (the vendor knows what it charged; the catalog does not have its prices).
     """
 
-    def __init__(self, details: ErrorDetails | None = None, *, content_parts: bool = False) -> None:
+    def __init__(
+        self, details: ErrorDetails | None = None, *, content_parts: bool = False, reported_cost: bool = False
+    ) -> None:
         self._details = details
         self._content_parts = content_parts
+        self._reported_cost = reported_cost
 
     def parse_response(self, data: Any, reply: Reply) -> ChatResponse:
-        return super().parse_response(_flattened_body(data) if self._content_parts else data, reply)
+        response = super().parse_response(_flattened_body(data) if self._content_parts else data, reply)
+        cost = usage_cost(data.get("usage")) if self._reported_cost else None
+        return response if cost is None else response.model_copy(update={"cost": cost})
 
     def parse_error(self, body: bytes, reply: Reply) -> APIStatusError:
         return super().parse_error(_with_details(body, self._details) if self._details else body, reply)
 
     def stream_parser(self, call: RequestContext | None = None) -> StreamParser:
-        if not self._content_parts:
+        if not self._content_parts and not self._reported_cost:
             return super().stream_parser(call)
-        parser = ContentPartsStreamParser()
+        parser = CloudStreamParser(content_parts=self._content_parts, reported_cost=self._reported_cost)
         return repairing_parser(collecting(parser, call), call) if call is not None else parser
 
 
-class ContentPartsStreamParser(OpenAIStreamParser):
-    """Stream chunks whose ``delta.content`` may be a list of typed parts."""
+def usage_cost(usage: Any) -> Decimal | None:
+    """The USD cost in a ``usage`` object (None when it has none, or not as a number)."""
+    cost = usage.get("cost") if isinstance(usage, Mapping) else None
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
+        return None
+    return Decimal(str(cost))
+
+
+class CloudStreamParser(OpenAIStreamParser):
+    """Stream chunks whose ``delta.content`` may be a list of typed parts, and whose usage may
+    carry the cost (`reported_cost`, once the usage chunk arrived)."""
+
+    def __init__(self, *, content_parts: bool, reported_cost: bool) -> None:
+        super().__init__()
+        self._content_parts = content_parts
+        self._reports_cost = reported_cost
+        self.reported_cost: Decimal | None = None
+
+    def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
+        if self._reports_cost and payload.get("usage") is not None:
+            self.reported_cost = usage_cost(payload["usage"]) or self.reported_cost
+        super()._on_payload(payload, event_type, out)
 
     def _on_choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:
         delta = choice.get("delta")
-        if isinstance(delta, Mapping) and type(delta.get("content")) is list:
+        if self._content_parts and isinstance(delta, Mapping) and type(delta.get("content")) is list:
             choice = {**choice, "delta": flatten_content_parts(delta)}
         super()._on_choice(choice, out)
 
@@ -137,6 +166,7 @@ class CloudProvider(Provider):
     # A hosted service: nothing works without a credential, and ``modelmix models`` reports it as
     # configured without calling it. Providers with other credentials override `resolve_auth`.
     api_key_required = True
+    own_prices = True
     provider_options: ClassVar[tuple[str, ...]] = ()
     """Keyword options the provider's ``__init__`` takes besides the connection options."""
 
@@ -157,13 +187,16 @@ class CloudProvider(Provider):
 
     content_parts_answers: ClassVar[bool] = False
     """Answers may hold ``content`` as a list of typed parts (text, reasoning) to flatten."""
+    reports_cost: ClassVar[bool] = False
+    """Answers carry their USD cost in ``usage.cost``, which becomes the response's cost."""
 
     def codec(self, model_name: str) -> WireCodec:
         base = super().codec(model_name)
         details = None if type(self).error_details is CloudProvider.error_details else self.error_details
-        if type(base) is not OpenAIChatCodec or (details is None and not self.content_parts_answers):
+        repairs = details is not None or self.content_parts_answers or self.reports_cost
+        if type(base) is not OpenAIChatCodec or not repairs:
             return base  # another wire protocol (or nothing to repair): as the base provider says
-        return CloudCodec(details, content_parts=self.content_parts_answers)
+        return CloudCodec(details, content_parts=self.content_parts_answers, reported_cost=self.reports_cost)
 
     async def alist_models(self) -> list[AvailableModel]:
         """Async listing; an exchanged token (OAuth, Google credentials) is fetched without

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from .._codec import ErrorContext, RequestContext
@@ -183,6 +184,11 @@ class CompatStreamParser:
     def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
         collect = getattr(self._inner, "reasoning_state", None)
         return collect(response) if collect is not None else None
+
+    @property
+    def reported_cost(self) -> Decimal | None:
+        cost: Decimal | None = getattr(self._inner, "reported_cost", None)
+        return cost
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         return self._process(self._inner.feed(chunk))

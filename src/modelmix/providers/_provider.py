@@ -164,6 +164,10 @@ class Provider:
     """How to install what the provider needs."""
     default_transport: ClassVar[Transport] = "httpx"
     """What carries async calls when ``transport=`` is not given (``"httpx"`` or ``"aiohttp"``)."""
+    own_prices: ClassVar[bool] = False
+    """The vendor sells at its own prices: the built-in catalog (OpenAI's and Azure's list prices)
+    gives its models their limits but not their cost; register prices with
+    `mm.register_model_info` (or the server reports the cost)."""
     encrypted_reasoning: ClassVar[bool] = True
     """On the Responses API, reasoning models are asked for their reasoning encrypted so that it
     travels with the conversation (False where the server is not known to take the request)."""

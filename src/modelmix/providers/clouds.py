@@ -113,6 +113,7 @@ class OpenRouterProvider(CloudProvider):
     base_url_env = "OPENROUTER_BASE_URL"
     api_key_env = "OPENROUTER_API_KEY"
     provider_options = ("site_url", "app_name")
+    reports_cost = True  # ``usage.cost``: what the call was charged, in USD (OpenRouter credits)
     # One `reasoning` object for every vendor behind it (models that don't reason ignore it);
     # ``reasoning_details`` (signed or encrypted reasoning) go back with a turn that called tools.
     profile_defaults: ClassVar[Mapping[str, Any]] = {

@@ -275,7 +275,35 @@ def _find(name: str) -> ModelInfo | None:
     catalog = _builtin()
     if bare and provider in catalog.local_providers:
         return _local_info(provider)
-    return catalog.find(bare or provider)
+    found = catalog.find(bare or provider)
+    if found is not None and bare and _sells_at_own_prices(provider):
+        return _without_prices(found)
+    return found
+
+
+def _sells_at_own_prices(provider: str) -> bool:
+    """Whether `provider` is a vendor with its own price list (Mistral, Groq, Bedrock ...): the
+    built-in catalog's prices are OpenAI's and Azure's, and a model of the same name there
+    costs something else."""
+    from .._registry import provider_class
+
+    try:
+        found = provider_class(provider)
+    except ConfigurationError:
+        return False
+    return bool(getattr(found, "own_prices", False))
+
+
+def _without_prices(info: ModelInfo) -> ModelInfo:
+    """The entry's limits and capabilities (the same model), without its prices."""
+    capabilities = info.capabilities
+    return ModelInfo(
+        info.context_window,
+        max_output_tokens=info.max_output_tokens,
+        family=info.family,
+        capabilities=capabilities,
+        name=info.name,
+    )
 
 
 def cost_of(name: str | None, usage: Usage | None) -> Decimal | None:
