@@ -237,8 +237,8 @@ async def test_the_server_stops_quietly_under_an_abandoned_stream(caplog: pytest
 @pytest.mark.parametrize("api", ["chat", "responses"])
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 def test_a_fake_reply_can_reason(api: str, stream: bool) -> None:
-    with FakeOpenAIServer(FakeReply("Paris.", reasoning="The capital of France.")) as server:
-        model = mm.model("openai:gpt-5-mini", api=api, base_url=server.base_url, api_key="sk-fake")
+    server = FakeOpenAIServer(FakeReply("Paris.", reasoning="The capital of France."))
+    with server, mm.model("openai:gpt-5-mini", api=api, base_url=server.base_url, api_key="sk-fake") as model:
         if stream:
             with model.stream("Capital of France?") as s:
                 pieces = [e.text for e in s if isinstance(e, mm.ReasoningDelta)]
