@@ -11,8 +11,8 @@ generator and its CI check.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import httpx
@@ -25,14 +25,17 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "MAX_RESPONSE_BYTES",
+    "Answer",
     "AsyncBody",
     "afetch",
+    "afetch_post",
     "aread_capped",
     "asend",
     "fetch",
     "new_httpx_async_client",
     "new_sync_client",
     "phase_timeouts",
+    "post_request",
     "read_capped",
     "request_timeout",
     "send",
@@ -136,6 +139,51 @@ def with_timeout(request: httpx.Request, timeout: httpx.Timeout | None) -> httpx
     if timeout is not None:
         request.extensions[_BASE_TIMEOUT] = timeout
     return request
+
+
+def post_request(
+    url: httpx.URL, headers: Mapping[str, str], content: bytes, timeout: httpx.Timeout | None
+) -> httpx.Request:
+    """The httpx request for a POST of `content` (see `with_timeout` for `timeout`)."""
+    request = httpx.Request("POST", url, headers=headers, content=content)
+    request.stream = _RequestBody(content)
+    return with_timeout(request, timeout)
+
+
+class _RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body sent as one chunk, without an async generator.
+
+    httpx's own body stream iterates through an async generator; a call cancelled while httpcore
+    is sending it leaves that generator to the garbage collector, which trio reports as an
+    unraisable ``ResourceWarning``. An iterator object has nothing to finalise.
+    """
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._content,))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _OneChunk(self._content)
+
+
+class _OneChunk:
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content: bytes | None = content
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        content, self._content = self._content, None
+        if content is None:
+            raise StopAsyncIteration
+        return content
 
 
 def _stamp(request: httpx.Request, client_timeout: httpx.Timeout) -> None:
@@ -253,6 +301,53 @@ async def afetch(
     finally:
         with anyio.CancelScope(shield=True):
             await response.aclose()
+
+
+class Answer(Protocol):
+    """What a fetch tells about the response besides its body (an `httpx.Response` is one)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+    @property
+    def url(self) -> httpx.URL: ...
+
+
+class _DirectFetch(Protocol):
+    async def __call__(
+        self,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        content: bytes,
+        http_timeout: httpx.Timeout | None,
+        *,
+        limit: int,
+        too_large: TooLarge,
+    ) -> tuple[Answer, bytes] | None: ...
+
+
+async def afetch_post(
+    client: httpx.AsyncClient,
+    url: httpx.URL,
+    headers: Mapping[str, str],
+    content: bytes,
+    http_timeout: httpx.Timeout | None,
+    *,
+    limit: int,
+    too_large: TooLarge,
+) -> tuple[Answer, bytes]:
+    """`afetch` of a POST, given as its parts. A client that can send them without building httpx
+    request and response objects (the aiohttp client's ``fetch_direct``, which keeps the same
+    timeouts, cap, admission and errors) does; any other gets the `post_request` through `afetch`."""
+    direct: _DirectFetch | None = getattr(client, "fetch_direct", None)
+    if direct is not None:
+        fetched = await direct(url, headers, content, http_timeout, limit=limit, too_large=too_large)
+        if fetched is not None:
+            return fetched
+    return await afetch(client, post_request(url, headers, content, http_timeout), limit=limit, too_large=too_large)
 
 
 class AsyncBody:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -22,11 +22,14 @@ from ._driver import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
     MAX_RESPONSE_BYTES,
+    Answer,
     AsyncBody,
     afetch,
+    afetch_post,
     aread_capped,
     asend,
     fetch,
+    post_request,
     read_capped,
     request_timeout,
     send,
@@ -220,14 +223,21 @@ class HTTPModel(Model):
         return await self._achat_once(messages, settings)
 
     async def _achat_once(self, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
-        request, call = self._build_request(
+        # The request as its parts: the aiohttp client sends them without an httpx.Request.
+        call, headers, content, timeout = self._prepare_request(
             messages, settings, stream=False, auth_headers=await self._async_auth(), preflight=False
         )
-        await acheck_context(self, call.messages, call.settings, len(request.content))
+        await acheck_context(self, call.messages, call.settings, len(content))
         started = time.perf_counter()
         with self._translate("sent_no_response"):
-            response, body = await afetch(
-                self._async_client(), request, limit=self._max_response_bytes, too_large=self._too_large
+            response, body = await afetch_post(
+                self._async_client(),
+                self._url,
+                headers,
+                content,
+                timeout,
+                limit=self._max_response_bytes,
+                too_large=self._too_large,
             )
         return self._complete(response, body, started, call)
 
@@ -423,8 +433,24 @@ class HTTPModel(Model):
         auth_headers: Mapping[str, str],
         preflight: bool = True,
     ) -> tuple[httpx.Request, RequestContext]:
-        """The request for this call. `preflight`: refuse here, before anything is sent, a request
-        that cannot fit the context window (async callers check with `acheck_context` instead)."""
+        """The request for this call (see `_prepare_request`)."""
+        call, headers, content, timeout = self._prepare_request(
+            messages, call_settings, stream=stream, auth_headers=auth_headers, preflight=preflight
+        )
+        return post_request(self._url, headers, content, timeout), call
+
+    def _prepare_request(
+        self,
+        messages: MessagesInput,
+        call_settings: Mapping[str, Any],
+        *,
+        stream: bool,
+        auth_headers: Mapping[str, str],
+        preflight: bool = True,
+    ) -> tuple[RequestContext, Mapping[str, str], bytes, httpx.Timeout | None]:
+        """The parts of this call's request: the call, headers, body and timeout. `preflight`: refuse
+        here, before anything is sent, a request that cannot fit the context window (async callers
+        check with `acheck_context` instead)."""
         settings = merge_settings(self.settings, call_settings)
         profile = self._profile
         call = RequestContext(self.name, to_messages(messages), settings, profile, stream)
@@ -439,9 +465,7 @@ class HTTPModel(Model):
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if preflight:
             check_context(self, call.messages, settings, len(content))
-        request = httpx.Request("POST", self._url, headers=headers, content=content)
-        request.stream = _RequestBody(request.content)
-        return with_timeout(request, request_timeout(settings.get("timeout"), self._model_timeout)), call
+        return call, headers, content, request_timeout(settings.get("timeout"), self._model_timeout)
 
     def _too_large(self) -> ResponseTooLargeError:
         return ResponseTooLargeError(
@@ -451,7 +475,7 @@ class HTTPModel(Model):
             **self._where(),
         )
 
-    def _complete(self, response: httpx.Response, body: bytes, started: float, call: RequestContext) -> ChatResponse:
+    def _complete(self, response: Answer, body: bytes, started: float, call: RequestContext) -> ChatResponse:
         reply = self._reply(response, call)
         if response.status_code >= 300:
             raise self.codec.parse_error(body, reply)
@@ -466,7 +490,7 @@ class HTTPModel(Model):
             update["cost"] = self.pricing.cost(parsed.usage, parsed.model)
         return parsed.model_copy(update=update)
 
-    def _parse_body(self, response: httpx.Response, body: bytes, reply: Reply) -> ChatResponse:
+    def _parse_body(self, response: Answer, body: bytes, reply: Reply) -> ChatResponse:
         request_id = reply.context.request_id
         # Raised outside the except block: the decode error's context would carry the whole body.
         try:
@@ -528,54 +552,18 @@ class HTTPModel(Model):
             return self._static_secrets
         return key_hint(auth.secret), tuple(auth.secrets())
 
-    def _reply(self, response: httpx.Response, call: RequestContext | None = None) -> Reply:
+    def _reply(self, response: Answer, call: RequestContext | None = None) -> Reply:
         hint, secrets = self._secrets()
         context = ErrorContext(
             provider=self.provider,
             model=self.name,
             host=self._error_host,
-            url=self._public_url if response.request.url.path == self._url.path else public_url(response.request.url),
+            url=self._public_url if response.url.path == self._url.path else public_url(response.url),
             request_id=request_id_of(response.headers),
             key_hint=hint,
             secrets=secrets,
         )
         return Reply(response.status_code, response.headers, call, self._profile, context)
-
-
-class _RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A request body sent as one chunk, without an async generator.
-
-    httpx's own body stream iterates through an async generator; a call cancelled while httpcore
-    is sending it leaves that generator to the garbage collector, which trio reports as an
-    unraisable ``ResourceWarning``. An iterator object has nothing to finalise.
-    """
-
-    __slots__ = ("_content",)
-
-    def __init__(self, content: bytes) -> None:
-        self._content = content
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter((self._content,))
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return _OneChunk(self._content)
-
-
-class _OneChunk:
-    __slots__ = ("_content",)
-
-    def __init__(self, content: bytes) -> None:
-        self._content: bytes | None = content
-
-    def __aiter__(self) -> _OneChunk:
-        return self
-
-    async def __anext__(self) -> bytes:
-        content, self._content = self._content, None
-        if content is None:
-            raise StopAsyncIteration
-        return content
 
 
 class _Where(TypedDict):
