@@ -47,7 +47,7 @@ from ._messages import MessagesInput, to_messages
 from ._model import Model
 from ._preflight import acheck_context, check_context
 from ._profile import ModelProfile, ProfileOverride, check_request
-from ._response import ChatResponse
+from ._response import ChatResponse, copied_with
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream
 from ._structured import output_achat, output_chat, output_stream
@@ -161,6 +161,7 @@ class HTTPModel(Model):
         if query:
             self._url = self._url.copy_merge_params(dict(query))
         self._public_url = public_url(self._url)
+        self._url_path = self._url.path
         self._model_timeout = provider.timeout
         self._base_headers = {
             "content-type": "application/json",
@@ -488,7 +489,7 @@ class HTTPModel(Model):
         }
         if parsed.cost is None and parsed.usage is not None:
             update["cost"] = self.pricing.cost(parsed.usage, parsed.model)
-        return parsed.model_copy(update=update)
+        return copied_with(parsed, update)
 
     def _parse_body(self, response: Answer, body: bytes, reply: Reply) -> ChatResponse:
         request_id = reply.context.request_id
@@ -558,7 +559,7 @@ class HTTPModel(Model):
             provider=self.provider,
             model=self.name,
             host=self._error_host,
-            url=self._public_url if response.url.path == self._url.path else public_url(response.url),
+            url=self._public_url if _same_path(response.url, self._url, self._url_path) else public_url(response.url),
             request_id=request_id_of(response.headers),
             key_hint=hint,
             secrets=secrets,
@@ -570,6 +571,11 @@ class _Where(TypedDict):
     provider: str
     model: str
     host: str | None
+
+
+def _same_path(url: httpx.URL, ours: httpx.URL, our_path: str) -> bool:
+    # The direct aiohttp path answers with our own URL object; httpx's with a copy of it.
+    return url is ours or url.path == our_path
 
 
 def _is_plain_json(response: httpx.Response) -> bool:

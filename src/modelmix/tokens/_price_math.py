@@ -12,6 +12,10 @@ __all__ = ["exact_cost", "exact_sum"]
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_MEMO_SIZE = 1024
+_costs: dict[tuple[int, int | None, int | None, int, Decimal, Decimal, Decimal | None, Decimal | None], Decimal] = {}
+"""Costs already worked out: a service sees the same few token counts again and again, and the
+decimal arithmetic costs more than modelmix's whole retry wrapper around a call."""
 
 
 def exact_sum(values: Iterable[Decimal]) -> Decimal:
@@ -32,6 +36,31 @@ def exact_cost(
     """USD for `usage` at prices per million tokens. Cached and cache-write tokens are parts of
     the input tokens (billed at the input price when their own price is None); reasoning tokens
     are part of the output tokens. Counts a server got wrong (more cached than input) are clamped."""
+    key = (
+        usage.input_tokens,
+        usage.cached_tokens,
+        usage.cache_write_tokens,
+        usage.output_tokens,
+        input_price,
+        output_price,
+        cached_price,
+        cache_write_price,
+    )
+    found = _costs.get(key)
+    if found is None:
+        if len(_costs) >= _MEMO_SIZE:
+            _costs.clear()
+        found = _costs[key] = _cost(usage, input_price, output_price, cached_price, cache_write_price)
+    return found
+
+
+def _cost(
+    usage: Usage,
+    input_price: Decimal,
+    output_price: Decimal,
+    cached_price: Decimal | None,
+    cache_write_price: Decimal | None,
+) -> Decimal:
     input_tokens = max(usage.input_tokens, 0)
     cached = min(max(usage.cached_tokens or 0, 0), input_tokens)
     written = min(max(usage.cache_write_tokens or 0, 0), input_tokens - cached)
