@@ -40,10 +40,16 @@ class ConnectionSlots:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self, within: float) -> None:
-        """Take a slot, waiting at most `within` seconds (``inf``: as long as it takes)."""
+    def take_free(self) -> bool:
+        """Take a slot if one is free and nobody waits for one (True), without waiting."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, within: float) -> None:
+        """Take a slot, waiting at most `within` seconds (``inf``: as long as it takes)."""
+        if self.take_free():
             return
         turn = anyio.Event()
         self._waiters.append(turn)

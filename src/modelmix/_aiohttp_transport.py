@@ -139,6 +139,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[_Phases, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, yarl.URL] = {}
+        self._last_url: tuple[httpx.URL, yarl.URL] | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -156,13 +157,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     def _url(self, url: httpx.URL) -> yarl.URL:
-        # A model sends to one URL: parse it once (httpx already percent-encoded it).
+        # A model sends to one URL: parse it once (httpx already percent-encoded it). The direct
+        # path passes the model's own URL object each time, known without even writing it out.
+        last = self._last_url
+        if last is not None and last[0] is url:
+            return last[1]
         text = str(url)
         found = self._urls.get(text)
         if found is None:
             if len(self._urls) > 64:
                 self._urls.clear()
             found = self._urls[text] = yarl.URL(text, encoded=True)
+        self._last_url = (url, found)
         return found
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
@@ -227,11 +233,31 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         content: bytes,
         phases: Mapping[str, float | None],
         *,
+        slots: ConnectionSlots | None,
         limit: int,
         too_large: TooLarge,
         finish: _Finish,
     ) -> tuple[DirectAnswer | httpx.Response, bytes]:
-        """POST `content` and read the whole body, at most `limit` bytes (see `AiohttpClient.fetch_direct`)."""
+        """POST `content` and read the whole body, at most `limit` bytes, inside one of `slots`
+        (see `AiohttpClient.fetch_direct`)."""
+        if slots is not None and not slots.take_free():
+            await take_slot(slots, lambda: _request_for(url, headers))
+        try:
+            return await self._fetch_direct(url, headers, content, phases, limit, too_large, finish)
+        finally:
+            if slots is not None:
+                slots.release()
+
+    async def _fetch_direct(
+        self,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        content: bytes,
+        phases: Mapping[str, float | None],
+        limit: int,
+        too_large: TooLarge,
+        finish: _Finish,
+    ) -> tuple[DirectAnswer | httpx.Response, bytes]:
         session = self._session
         if session is None:
             session = self._session = self._open()
@@ -259,12 +285,14 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 raise too_large()
             parts: list[bytes] = []
             size = 0
-            read = response.content.readany
-            while chunk := await read():
+            body = response.content
+            while chunk := await body.readany():
                 size += len(chunk)
                 if size > limit:
                     raise too_large()
                 parts.append(chunk)
+                if body.at_eof():  # the whole body came in one read: no need to ask again
+                    break
         except _FAILURES as exc:
             raise _translated(exc, _request_for(url, headers)) from exc
         finally:
@@ -367,17 +395,9 @@ class AiohttpClient(httpx.AsyncClient):
         if not isinstance(transport, AiohttpTransport) or transport._proxy is not None:
             return None
         phases = clamp_phases(http_timeout or self.timeout)
-        if slots is None:
-            return await transport.fetch_direct(
-                url, headers, content, phases, limit=limit, too_large=too_large, finish=self._finish
-            )
-        await take_slot(slots, lambda: _request_for(url, headers))
-        try:
-            return await transport.fetch_direct(
-                url, headers, content, phases, limit=limit, too_large=too_large, finish=self._finish
-            )
-        finally:
-            slots.release()
+        return await transport.fetch_direct(
+            url, headers, content, phases, slots=slots, limit=limit, too_large=too_large, finish=self._finish
+        )
 
 
 class DirectAnswer:
