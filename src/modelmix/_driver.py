@@ -6,7 +6,9 @@ body size cap, the same pool healing after a failed async send and the same care
 
 Hand-written twins (``send``/``asend``, ``fetch``/``afetch``, ``read_capped``/``aread_capped``)
 over pure helpers: each twin is a handful of lines, which is less to maintain than a code
-generator and its CI check.
+generator and its CI check. `afetch_post` takes a POST as its parts, so a client able to send
+them without httpx request and response objects (the aiohttp client) does; every other client gets
+the request through `afetch`.
 """
 
 from __future__ import annotations
