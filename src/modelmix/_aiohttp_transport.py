@@ -50,7 +50,7 @@ from multidict import CIMultiDict
 
 from ._admission import AdmittingTransport, ConnectionSlots, take_slot
 from ._call_deadline import clamp_phases
-from ._driver import TooLarge, aread_capped
+from ._driver import Post, TooLarge, aread_capped
 
 __all__ = ["AiohttpClient", "AiohttpTransport", "DirectAnswer", "httpx_error_class"]
 
@@ -227,57 +227,41 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def fetch_direct(
-        self,
-        url: httpx.URL,
-        headers: Mapping[str, str],
-        content: bytes,
-        phases: Mapping[str, float | None],
-        *,
-        slots: ConnectionSlots | None,
-        limit: int,
-        too_large: TooLarge,
-        finish: _Finish,
+        self, post: Post, phases: Mapping[str, float | None], slots: ConnectionSlots | None, reading: _Reading
     ) -> tuple[DirectAnswer | httpx.Response, bytes]:
-        """POST `content` and read the whole body, at most `limit` bytes, inside one of `slots`
-        (see `AiohttpClient.fetch_direct`)."""
+        """Send `post` inside one of `slots` and read the whole body (see `AiohttpClient.fetch_direct`)."""
         if slots is not None and not slots.take_free():
-            await take_slot(slots, lambda: _request_for(url, headers))
+            await take_slot(slots, post.request)
         try:
-            return await self._fetch_direct(url, headers, content, phases, limit, too_large, finish)
+            return await self._fetch_direct(post, phases, reading)
         finally:
             if slots is not None:
                 slots.release()
 
     async def _fetch_direct(
-        self,
-        url: httpx.URL,
-        headers: Mapping[str, str],
-        content: bytes,
-        phases: Mapping[str, float | None],
-        limit: int,
-        too_large: TooLarge,
-        finish: _Finish,
+        self, post: Post, phases: Mapping[str, float | None], reading: _Reading
     ) -> tuple[DirectAnswer | httpx.Response, bytes]:
+        limit, too_large, finish = reading
         session = self._session
         if session is None:
             session = self._session = self._open()
         try:
             response = await session.request(
                 "POST",
-                self._url(url),
-                headers=headers,
-                data=content or None,
+                self._url(post.url),
+                headers=post.headers,
+                data=post.content or None,
                 allow_redirects=False,
                 timeout=self._phase_timeout(phases),
             )
         except _FAILURES as exc:
-            raise _translated(exc, _request_for(url, headers)) from exc
+            raise _translated(exc, post.request()) from exc
         try:
             if "Content-Encoding" in response.headers or (
                 response.status in _REDIRECTS and "Location" in response.headers
             ):
                 # httpx decodes a compressed body (the cap counts decoded bytes) and reads a redirect.
-                request = _request_for(url, headers)
+                request = post.request()
                 answer = await finish(request, self._as_httpx(response, request))
                 return answer, await aread_capped(answer, limit, too_large)
             declared = response.headers.get("Content-Length")
@@ -294,12 +278,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 if body.at_eof():  # the whole body came in one read: no need to ask again
                     break
         except _FAILURES as exc:
-            raise _translated(exc, _request_for(url, headers)) from exc
+            raise _translated(exc, post.request()) from exc
         finally:
             # Read to its end, the connection went back to the pool already; otherwise (a cap, an
             # error, a cancellation) it is dropped. Synchronous, so a cancelled call does it too.
             response.release()
-        return DirectAnswer(response.status, httpx.Headers(response.raw_headers), url), b"".join(parts)
+        return DirectAnswer(response.status, httpx.Headers(response.raw_headers), post.url), b"".join(parts)
 
     def connections_in_use(self) -> int:
         """Connections lent to a response that has not been closed (0: the pool is idle)."""
@@ -372,32 +356,23 @@ class AiohttpClient(httpx.AsyncClient):
         return response
 
     async def fetch_direct(
-        self,
-        url: httpx.URL,
-        headers: Mapping[str, str],
-        content: bytes,
-        http_timeout: httpx.Timeout | None,
-        *,
-        limit: int,
-        too_large: TooLarge,
+        self, post: Post, *, limit: int, too_large: TooLarge
     ) -> tuple[DirectAnswer | httpx.Response, bytes] | None:
-        """POST `content` to `url` and read the whole answer, at most `limit` bytes, with what
-        `asend` and `afetch` give any request — admission, the per-phase timeouts (`http_timeout`,
-        else the client's) cut by the attempt's deadline, httpx's errors — and no httpx request or
-        response. None (nothing sent) when httpx's own path must carry the request: auth, hooks,
-        a proxy, or a transport that is not aiohttp's."""
+        """Send `post` and read the whole answer, at most `limit` bytes, with what `asend` and
+        `afetch` give any request — admission, the per-phase timeouts (the post's, else the
+        client's) cut by the attempt's deadline, httpx's errors — and no httpx request or response.
+        None (nothing sent) when httpx's own path must carry the request: auth, hooks, a proxy, or
+        a transport that is not aiohttp's."""
         if not self._plain():
             return None
-        transport: Any = self._transport_for_url(url)
+        transport: Any = self._transport_for_url(post.url)
         slots: ConnectionSlots | None = None
         if isinstance(transport, AdmittingTransport):
             slots, transport = transport.slots, transport.inner
         if not isinstance(transport, AiohttpTransport) or transport._proxy is not None:
             return None
-        phases = clamp_phases(http_timeout or self.timeout)
-        return await transport.fetch_direct(
-            url, headers, content, phases, slots=slots, limit=limit, too_large=too_large, finish=self._finish
-        )
+        phases = clamp_phases(post.timeout or self.timeout)
+        return await transport.fetch_direct(post, phases, slots, (limit, too_large, self._finish))
 
 
 class DirectAnswer:
@@ -414,13 +389,10 @@ class DirectAnswer:
 _REDIRECTS = frozenset((301, 302, 303, 307, 308))
 """The statuses httpx reads a ``Location`` of (`httpx.Response.has_redirect_location`)."""
 
-_Finish = Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]
-
-
-def _request_for(url: httpx.URL, headers: Mapping[str, str]) -> httpx.Request:
-    # Built only when needed: an httpx error names its request, and httpx reads the rare answer
-    # (a redirect, a compressed body) with it.
-    return httpx.Request("POST", url, headers=headers)
+_Reading = tuple[int, TooLarge, Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]]
+"""How to read an answer: the body cap, the error past it, and httpx's finishing of a response (the
+rare answer httpx reads itself: a redirect, a compressed body). The httpx request is built only
+for those and for an error, which names its request as on the httpx path."""
 
 
 def _transport_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -6,14 +6,14 @@ body size cap, the same pool healing after a failed async send and the same care
 
 Hand-written twins (``send``/``asend``, ``fetch``/``afetch``, ``read_capped``/``aread_capped``)
 over pure helpers: each twin is a handful of lines, which is less to maintain than a code
-generator and its CI check. `afetch_post` takes a POST as its parts, so a client able to send
-them without httpx request and response objects (the aiohttp client) does; every other client gets
-the request through `afetch`.
+generator and its CI check. `afetch_post` takes a `Post` (a request's parts), so a client able to
+send it without httpx request and response objects (the aiohttp client) does; every other client
+gets the httpx request through `afetch`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -29,6 +29,7 @@ __all__ = [
     "MAX_RESPONSE_BYTES",
     "Answer",
     "AsyncBody",
+    "Post",
     "afetch",
     "afetch_post",
     "aread_capped",
@@ -37,7 +38,6 @@ __all__ = [
     "new_httpx_async_client",
     "new_sync_client",
     "phase_timeouts",
-    "post_request",
     "read_capped",
     "request_timeout",
     "send",
@@ -143,13 +143,25 @@ def with_timeout(request: httpx.Request, timeout: httpx.Timeout | None) -> httpx
     return request
 
 
-def post_request(
-    url: httpx.URL, headers: Mapping[str, str], content: bytes, timeout: httpx.Timeout | None
-) -> httpx.Request:
-    """The httpx request for a POST of `content` (see `with_timeout` for `timeout`)."""
-    request = httpx.Request("POST", url, headers=headers, content=content)
-    request.stream = _RequestBody(content)
-    return with_timeout(request, timeout)
+class Post:
+    """A POST as modelmix builds it: the address, headers, body bytes, and the call's or model's
+    timeout (None: the client's own applies)."""
+
+    __slots__ = ("content", "headers", "timeout", "url")
+
+    def __init__(
+        self, url: httpx.URL, headers: Mapping[str, str], content: bytes, timeout: httpx.Timeout | None
+    ) -> None:
+        self.url = url
+        self.headers = headers
+        self.content = content
+        self.timeout = timeout
+
+    def request(self) -> httpx.Request:
+        """This POST as an httpx request (its timeout recorded by `with_timeout`)."""
+        request = httpx.Request("POST", self.url, headers=self.headers, content=self.content)
+        request.stream = _RequestBody(self.content)
+        return with_timeout(request, self.timeout)
 
 
 class _RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
@@ -318,38 +330,18 @@ class Answer(Protocol):
     def url(self) -> httpx.URL: ...
 
 
-class _DirectFetch(Protocol):
-    async def __call__(
-        self,
-        url: httpx.URL,
-        headers: Mapping[str, str],
-        content: bytes,
-        http_timeout: httpx.Timeout | None,
-        *,
-        limit: int,
-        too_large: TooLarge,
-    ) -> tuple[Answer, bytes] | None: ...
-
-
 async def afetch_post(
-    client: httpx.AsyncClient,
-    url: httpx.URL,
-    headers: Mapping[str, str],
-    content: bytes,
-    http_timeout: httpx.Timeout | None,
-    *,
-    limit: int,
-    too_large: TooLarge,
+    client: httpx.AsyncClient, post: Post, *, limit: int, too_large: TooLarge
 ) -> tuple[Answer, bytes]:
-    """`afetch` of a POST, given as its parts. A client that can send them without building httpx
-    request and response objects (the aiohttp client's ``fetch_direct``, which keeps the same
-    timeouts, cap, admission and errors) does; any other gets the `post_request` through `afetch`."""
-    direct: _DirectFetch | None = getattr(client, "fetch_direct", None)
+    """`afetch` of `post`. A client that can send it without building httpx request and response
+    objects (the aiohttp client's ``fetch_direct``, which keeps the same timeouts, cap, admission
+    and errors) does; any other gets ``post.request()`` through `afetch`."""
+    direct: Callable[..., Awaitable[tuple[Answer, bytes] | None]] | None = getattr(client, "fetch_direct", None)
     if direct is not None:
-        fetched = await direct(url, headers, content, http_timeout, limit=limit, too_large=too_large)
+        fetched = await direct(post, limit=limit, too_large=too_large)
         if fetched is not None:
             return fetched
-    return await afetch(client, post_request(url, headers, content, http_timeout), limit=limit, too_large=too_large)
+    return await afetch(client, post.request(), limit=limit, too_large=too_large)
 
 
 class AsyncBody:

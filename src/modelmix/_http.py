@@ -24,12 +24,12 @@ from ._driver import (
     MAX_RESPONSE_BYTES,
     Answer,
     AsyncBody,
+    Post,
     afetch,
     afetch_post,
     aread_capped,
     asend,
     fetch,
-    post_request,
     read_capped,
     request_timeout,
     send,
@@ -225,20 +225,14 @@ class HTTPModel(Model):
 
     async def _achat_once(self, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
         # The request as its parts: the aiohttp client sends them without an httpx.Request.
-        call, headers, content, timeout = self._prepare_request(
+        call, post = self._prepare_request(
             messages, settings, stream=False, auth_headers=await self._async_auth(), preflight=False
         )
-        await acheck_context(self, call.messages, call.settings, len(content))
+        await acheck_context(self, call.messages, call.settings, len(post.content))
         started = time.perf_counter()
         with self._translate("sent_no_response"):
             response, body = await afetch_post(
-                self._async_client(),
-                self._url,
-                headers,
-                content,
-                timeout,
-                limit=self._max_response_bytes,
-                too_large=self._too_large,
+                self._async_client(), post, limit=self._max_response_bytes, too_large=self._too_large
             )
         return self._complete(response, body, started, call)
 
@@ -426,19 +420,11 @@ class HTTPModel(Model):
         return _Where(provider=self.provider, model=self.name, host=self._error_host)
 
     def _build_request(
-        self,
-        messages: MessagesInput,
-        call_settings: Mapping[str, Any],
-        *,
-        stream: bool,
-        auth_headers: Mapping[str, str],
-        preflight: bool = True,
+        self, messages: MessagesInput, *args: Any, **options: Any
     ) -> tuple[httpx.Request, RequestContext]:
-        """The request for this call (see `_prepare_request`)."""
-        call, headers, content, timeout = self._prepare_request(
-            messages, call_settings, stream=stream, auth_headers=auth_headers, preflight=preflight
-        )
-        return post_request(self._url, headers, content, timeout), call
+        """`_prepare_request` as an httpx request."""
+        call, post = self._prepare_request(messages, *args, **options)
+        return post.request(), call
 
     def _prepare_request(
         self,
@@ -448,10 +434,9 @@ class HTTPModel(Model):
         stream: bool,
         auth_headers: Mapping[str, str],
         preflight: bool = True,
-    ) -> tuple[RequestContext, Mapping[str, str], bytes, httpx.Timeout | None]:
-        """The parts of this call's request: the call, headers, body and timeout. `preflight`: refuse
-        here, before anything is sent, a request that cannot fit the context window (async callers
-        check with `acheck_context` instead)."""
+    ) -> tuple[RequestContext, Post]:
+        """The call and its request. `preflight`: refuse here, before anything is sent, a request
+        that cannot fit the context window (async callers check with `acheck_context` instead)."""
         settings = merge_settings(self.settings, call_settings)
         profile = self._profile
         call = RequestContext(self.name, to_messages(messages), settings, profile, stream)
@@ -466,7 +451,7 @@ class HTTPModel(Model):
         content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         if preflight:
             check_context(self, call.messages, settings, len(content))
-        return call, headers, content, request_timeout(settings.get("timeout"), self._model_timeout)
+        return call, Post(self._url, headers, content, request_timeout(settings.get("timeout"), self._model_timeout))
 
     def _too_large(self) -> ResponseTooLargeError:
         return ResponseTooLargeError(
