@@ -105,7 +105,8 @@ async def _outcome(url: str, transport: str, **options: Any) -> tuple[Any, ...]:
             answer = await model.achat("hi")
         except mm.ModelMixError as error:
             assert_pool_released(model)
-            return (type(error).__name__, getattr(error, "kind", None), getattr(error, "phase", None), error.retryable)
+            kind, status = getattr(error, "kind", None), getattr(error, "status", None)
+            return (type(error).__name__, kind, error.phase, error.retryable, status, str(error))
         assert_pool_released(model)
         return ("ok", answer.text, answer.request_id)
 
@@ -178,6 +179,18 @@ async def test_a_compressed_answer_is_decoded_and_capped_decoded() -> None:
     outcomes = await _both(respond, max_response_bytes=4096)
     assert outcomes["aiohttp"] == outcomes["httpx"]
     assert outcomes["httpx"][0] == "ResponseTooLargeError"
+
+
+@pytest.mark.parametrize(
+    "location", ["http://elsewhere.invalid/v1", "http://[::1:not-a-url/v1"], ids=["url", "malformed"]
+)
+async def test_a_redirect_reads_the_same_on_both_transports(location: str) -> None:
+    async def respond(writer: asyncio.StreamWriter) -> None:
+        writer.write(_head(302, f"location: {location}", length=0))
+
+    outcomes = await _both(respond)
+    assert outcomes["aiohttp"] == outcomes["httpx"]
+    assert outcomes["httpx"][0] == "UnexpectedRedirectError"
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["clean-close", "reset"])
