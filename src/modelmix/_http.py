@@ -89,6 +89,9 @@ _REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "re
 _USER_AGENT = f"modelmix/{__version__}"
 
 
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""Request bodies' encoder: ``json.dumps`` with these options builds a new encoder on every call."""
+
 _REQUEST_ID_RANK = {name.encode("ascii"): rank for rank, name in enumerate(_REQUEST_ID_HEADERS)}
 
 
@@ -448,7 +451,7 @@ class HTTPModel(Model):
             headers = {**headers, **auth_headers, **(extra or {})}
             if stream:
                 headers["accept"] = "text/event-stream, application/x-ndjson, application/json"
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        content = _COMPACT_JSON.encode(body).encode("utf-8")
         if preflight:
             check_context(self, call.messages, settings, len(content))
         return call, Post(self._url, headers, content, request_timeout(settings.get("timeout"), self._model_timeout))
