@@ -106,7 +106,8 @@ async def _outcome(url: str, transport: str, **options: Any) -> tuple[Any, ...]:
         except mm.ModelMixError as error:
             assert_pool_released(model)
             kind, status = getattr(error, "kind", None), getattr(error, "status", None)
-            return (type(error).__name__, kind, error.phase, error.retryable, status, str(error))
+            phase = getattr(error, "phase", None)
+            return (type(error).__name__, kind, phase, error.retryable, status, str(error))
         assert_pool_released(model)
         return ("ok", answer.text, answer.request_id)
 
