@@ -15,7 +15,7 @@ from __future__ import annotations
 import collections
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -23,7 +23,7 @@ import httpx
 
 from ._call_deadline import attempt_end
 
-__all__ = ["ConnectionSlots", "admit"]
+__all__ = ["AdmittingTransport", "ConnectionSlots", "admit", "take_slot"]
 
 
 class ConnectionSlots:
@@ -40,10 +40,16 @@ class ConnectionSlots:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    async def acquire(self, within: float) -> None:
-        """Take a slot, waiting at most `within` seconds (``inf``: as long as it takes)."""
+    def take_free(self) -> bool:
+        """Take a slot if one is free and nobody waits for one (True), without waiting."""
         if self._free > 0 and not self._waiters:
             self._free -= 1
+            return True
+        return False
+
+    async def acquire(self, within: float) -> None:
+        """Take a slot, waiting at most `within` seconds (``inf``: as long as it takes)."""
+        if self.take_free():
             return
         turn = anyio.Event()
         self._waiters.append(turn)
@@ -62,6 +68,21 @@ class ConnectionSlots:
             self._waiters.popleft().set()  # the slot goes straight to the next in line
         else:
             self._free += 1
+
+
+async def take_slot(slots: ConnectionSlots, request: Callable[[], httpx.Request]) -> None:
+    """Take one of `slots` within the attempt's deadline, else fail as httpx's `PoolTimeout` does
+    (`request` builds the request it names, only when it is needed)."""
+    end = attempt_end()
+    try:
+        await slots.acquire(math.inf if end is None else end - time.monotonic())
+    except TimeoutError:
+        raise httpx.PoolTimeout(
+            f"no connection slot freed up before the deadline ({slots.limit} calls in flight, "
+            f"{slots.waiting} more waiting): too many concurrent calls for the pool; raise "
+            "max_connections or send fewer at once",
+            request=request(),
+        ) from None
 
 
 class _ReleasingStream(httpx.AsyncByteStream):
@@ -93,16 +114,7 @@ class AdmittingTransport(httpx.AsyncBaseTransport):
         self.slots = ConnectionSlots(limit)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        end = attempt_end()
-        try:
-            await self.slots.acquire(math.inf if end is None else end - time.monotonic())
-        except TimeoutError:
-            raise httpx.PoolTimeout(
-                f"no connection slot freed up before the deadline ({self.slots.limit} calls in flight, "
-                f"{self.slots.waiting} more waiting): too many concurrent calls for the pool; raise "
-                "max_connections or send fewer at once",
-                request=request,
-            ) from None
+        await take_slot(self.slots, lambda: request)
         try:
             response = await self.inner.handle_async_request(request)
         except BaseException:

@@ -24,6 +24,13 @@ behave like httpcore rather than merely work:
 - **The send path.** `AiohttpClient.send` goes straight to the transport for the requests modelmix
   builds (no auth flow, no event hooks, redirects never followed): httpx's general machinery
   around a send — cookie extraction above all — cost about as much as aiohttp's whole request.
+- **A direct path for whole bodies.** A chat call that is not streamed is sent from its parts
+  (URL, headers, bytes, timeout) by `AiohttpClient.fetch_direct`, with no ``httpx.Request`` or
+  ``httpx.Response`` in between — building those cost more than a third of the call. It keeps
+  everything above: admission, the per-phase timeouts cut by the deadline, the body cap, the same
+  httpx errors (so the same modelmix errors), a connection dropped when the body was not read to
+  its end (a cancelled call included). The rare answers that need httpx's own handling — a
+  redirect, a compressed body — are handed to it.
 
 This module imports aiohttp, so only an aiohttp model's first async call imports it.
 """
@@ -33,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import math
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -41,7 +48,11 @@ import httpx
 import yarl
 from multidict import CIMultiDict
 
-__all__ = ["AiohttpClient", "AiohttpTransport", "httpx_error_class"]
+from ._admission import AdmittingTransport, ConnectionSlots, take_slot
+from ._call_deadline import clamp_phases
+from ._driver import Post, TooLarge, aread_capped
+
+__all__ = ["AiohttpClient", "AiohttpTransport", "DirectAnswer", "httpx_error_class"]
 
 _Phases = tuple[float | None, float | None, float | None]
 _PAYLOAD_CUT_BY_AN_ERROR = ">. "
@@ -128,6 +139,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[_Phases, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, yarl.URL] = {}
+        self._last_url: tuple[httpx.URL, yarl.URL] | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -145,17 +157,24 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     def _url(self, url: httpx.URL) -> yarl.URL:
-        # A model sends to one URL: parse it once (httpx already percent-encoded it).
+        # A model sends to one URL: parse it once (httpx already percent-encoded it). The direct
+        # path passes the model's own URL object each time, known without even writing it out.
+        last = self._last_url
+        if last is not None and last[0] is url:
+            return last[1]
         text = str(url)
         found = self._urls.get(text)
         if found is None:
             if len(self._urls) > 64:
                 self._urls.clear()
             found = self._urls[text] = yarl.URL(text, encoded=True)
+        self._last_url = (url, found)
         return found
 
     def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        phases: dict[str, float | None] = request.extensions.get("timeout", {})
+        return self._phase_timeout(request.extensions.get("timeout", {}))
+
+    def _phase_timeout(self, phases: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
         key = (phases.get("connect"), phases.get("read"), phases.get("pool"))
         found = self._timeouts.get(key)
         if found is None:
@@ -191,6 +210,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             )
         except _FAILURES as exc:
             raise _translated(exc, request) from exc
+        return self._as_httpx(response, request)
+
+    def _as_httpx(self, response: aiohttp.ClientResponse, request: httpx.Request) -> httpx.Response:
         version = response.version or aiohttp.HttpVersion11
         extensions: dict[str, Any] = {
             "http_version": b"HTTP/1.1" if version == (1, 1) else f"HTTP/{version.major}.{version.minor}".encode(),
@@ -203,6 +225,65 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions=extensions,
         )
+
+    async def fetch_direct(
+        self, post: Post, phases: Mapping[str, float | None], slots: ConnectionSlots | None, reading: _Reading
+    ) -> tuple[DirectAnswer | httpx.Response, bytes]:
+        """Send `post` inside one of `slots` and read the whole body (see `AiohttpClient.fetch_direct`)."""
+        if slots is not None and not slots.take_free():
+            await take_slot(slots, post.request)
+        try:
+            return await self._fetch_direct(post, phases, reading)
+        finally:
+            if slots is not None:
+                slots.release()
+
+    async def _fetch_direct(
+        self, post: Post, phases: Mapping[str, float | None], reading: _Reading
+    ) -> tuple[DirectAnswer | httpx.Response, bytes]:
+        limit, too_large, finish = reading
+        session = self._session
+        if session is None:
+            session = self._session = self._open()
+        try:
+            response = await session.request(
+                "POST",
+                self._url(post.url),
+                headers=post.headers,
+                data=post.content or None,
+                allow_redirects=False,
+                timeout=self._phase_timeout(phases),
+            )
+        except _FAILURES as exc:
+            raise _translated(exc, post.request()) from exc
+        try:
+            if "Content-Encoding" in response.headers or (
+                response.status in _REDIRECTS and "Location" in response.headers
+            ):
+                # httpx decodes a compressed body (the cap counts decoded bytes) and reads a redirect.
+                request = post.request()
+                answer = await finish(request, self._as_httpx(response, request))
+                return answer, await aread_capped(answer, limit, too_large)
+            declared = response.headers.get("Content-Length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise too_large()
+            parts: list[bytes] = []
+            size = 0
+            body = response.content
+            while chunk := await body.readany():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large()
+                parts.append(chunk)
+                if body.at_eof():  # the whole body came in one read: no need to ask again
+                    break
+        except _FAILURES as exc:
+            raise _translated(exc, post.request()) from exc
+        finally:
+            # Read to its end, the connection went back to the pool already; otherwise (a cap, an
+            # error, a cancellation) it is dropped. Synchronous, so a cancelled call does it too.
+            response.release()
+        return DirectAnswer(response.status, httpx.Headers(response.raw_headers), post.url), b"".join(parts)
 
     def connections_in_use(self) -> int:
         """Connections lent to a response that has not been closed (0: the pool is idle)."""
@@ -241,19 +322,28 @@ class AiohttpClient(httpx.AsyncClient):
         """A streamed send of a request modelmix built goes straight to the transport; anything
         else (a read body, auth, hooks, followed redirects) takes httpx's general path."""
         lean = (
-            _LEAN_SEND
-            and stream
+            stream
             and auth is httpx.USE_CLIENT_DEFAULT
             and follow_redirects is httpx.USE_CLIENT_DEFAULT
+            and self._plain()
+        )
+        if not lean:
+            return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+        request.extensions.setdefault("timeout", self.timeout.as_dict())
+        return await self._finish(request, await self._transport_for_url(request.url).handle_async_request(request))
+
+    def _plain(self) -> bool:
+        """Nothing of httpx's general send path applies: no auth, hooks or followed redirects."""
+        return (
+            _LEAN_SEND
             and not self.follow_redirects
             and self.auth is None
             and not any(self.event_hooks.values())
             and not self.is_closed
         )
-        if not lean:
-            return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
-        request.extensions.setdefault("timeout", self.timeout.as_dict())
-        response = await self._transport_for_url(request.url).handle_async_request(request)
+
+    async def _finish(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
+        """What httpx's send does to a response besides hooks and cookies (neither applies here)."""
         response.request = request
         response.default_encoding = getattr(self, "_default_encoding", "utf-8")
         if response.has_redirect_location:
@@ -264,6 +354,45 @@ class AiohttpClient(httpx.AsyncClient):
                 await response.aclose()
                 raise
         return response
+
+    async def fetch_direct(
+        self, post: Post, *, limit: int, too_large: TooLarge
+    ) -> tuple[DirectAnswer | httpx.Response, bytes] | None:
+        """Send `post` and read the whole answer, at most `limit` bytes, with what `asend` and
+        `afetch` give any request — admission, the per-phase timeouts (the post's, else the
+        client's) cut by the attempt's deadline, httpx's errors — and no httpx request or response.
+        None (nothing sent) when httpx's own path must carry the request: auth, hooks, a proxy, or
+        a transport that is not aiohttp's."""
+        if not self._plain():
+            return None
+        transport: Any = self._transport_for_url(post.url)
+        slots: ConnectionSlots | None = None
+        if isinstance(transport, AdmittingTransport):
+            slots, transport = transport.slots, transport.inner
+        if not isinstance(transport, AiohttpTransport) or transport._proxy is not None:
+            return None
+        phases = clamp_phases(post.timeout or self.timeout)
+        return await transport.fetch_direct(post, phases, slots, (limit, too_large, self._finish))
+
+
+class DirectAnswer:
+    """The status, headers and URL of an answer `AiohttpClient.fetch_direct` read (`_driver.Answer`)."""
+
+    __slots__ = ("headers", "status_code", "url")
+
+    def __init__(self, status_code: int, headers: httpx.Headers, url: httpx.URL) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.url = url
+
+
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
+"""The statuses httpx reads a ``Location`` of (`httpx.Response.has_redirect_location`)."""
+
+_Reading = tuple[int, TooLarge, Callable[[httpx.Request, httpx.Response], Awaitable[httpx.Response]]]
+"""How to read an answer: the body cap, the error past it, and httpx's finishing of a response (the
+rare answer httpx reads itself: a redirect, a compressed body). The httpx request is built only
+for those and for an error, which names its request as on the httpx path."""
 
 
 def _transport_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -6,13 +6,15 @@ body size cap, the same pool healing after a failed async send and the same care
 
 Hand-written twins (``send``/``asend``, ``fetch``/``afetch``, ``read_capped``/``aread_capped``)
 over pure helpers: each twin is a handful of lines, which is less to maintain than a code
-generator and its CI check.
+generator and its CI check. `afetch_post` takes a `Post` (a request's parts), so a client able to
+send it without httpx request and response objects (the aiohttp client) does; every other client
+gets the httpx request through `afetch`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import httpx
@@ -25,8 +27,11 @@ __all__ = [
     "DEFAULT_LIMITS",
     "DEFAULT_TIMEOUT",
     "MAX_RESPONSE_BYTES",
+    "Answer",
     "AsyncBody",
+    "Post",
     "afetch",
+    "afetch_post",
     "aread_capped",
     "asend",
     "fetch",
@@ -136,6 +141,63 @@ def with_timeout(request: httpx.Request, timeout: httpx.Timeout | None) -> httpx
     if timeout is not None:
         request.extensions[_BASE_TIMEOUT] = timeout
     return request
+
+
+class Post:
+    """A POST as modelmix builds it: the address, headers, body bytes, and the call's or model's
+    timeout (None: the client's own applies)."""
+
+    __slots__ = ("content", "headers", "timeout", "url")
+
+    def __init__(
+        self, url: httpx.URL, headers: Mapping[str, str], content: bytes, timeout: httpx.Timeout | None
+    ) -> None:
+        self.url = url
+        self.headers = headers
+        self.content = content
+        self.timeout = timeout
+
+    def request(self) -> httpx.Request:
+        """This POST as an httpx request (its timeout recorded by `with_timeout`)."""
+        request = httpx.Request("POST", self.url, headers=self.headers, content=self.content)
+        request.stream = _RequestBody(self.content)
+        return with_timeout(request, self.timeout)
+
+
+class _RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
+    """A request body sent as one chunk, without an async generator.
+
+    httpx's own body stream iterates through an async generator; a call cancelled while httpcore
+    is sending it leaves that generator to the garbage collector, which trio reports as an
+    unraisable ``ResourceWarning``. An iterator object has nothing to finalise.
+    """
+
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter((self._content,))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _OneChunk(self._content)
+
+
+class _OneChunk:
+    __slots__ = ("_content",)
+
+    def __init__(self, content: bytes) -> None:
+        self._content: bytes | None = content
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    async def __anext__(self) -> bytes:
+        content, self._content = self._content, None
+        if content is None:
+            raise StopAsyncIteration
+        return content
 
 
 def _stamp(request: httpx.Request, client_timeout: httpx.Timeout) -> None:
@@ -253,6 +315,33 @@ async def afetch(
     finally:
         with anyio.CancelScope(shield=True):
             await response.aclose()
+
+
+class Answer(Protocol):
+    """What a fetch tells about the response besides its body (an `httpx.Response` is one)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+    @property
+    def url(self) -> httpx.URL: ...
+
+
+async def afetch_post(
+    client: httpx.AsyncClient, post: Post, *, limit: int, too_large: TooLarge
+) -> tuple[Answer, bytes]:
+    """`afetch` of `post`. A client that can send it without building httpx request and response
+    objects (the aiohttp client's ``fetch_direct``, which keeps the same timeouts, cap, admission
+    and errors) does; any other gets ``post.request()`` through `afetch`."""
+    direct: Callable[..., Awaitable[tuple[Answer, bytes] | None]] | None = getattr(client, "fetch_direct", None)
+    if direct is not None:
+        fetched = await direct(post, limit=limit, too_large=too_large)
+        if fetched is not None:
+            return fetched
+    return await afetch(client, post.request(), limit=limit, too_large=too_large)
 
 
 class AsyncBody:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -22,8 +22,11 @@ from ._driver import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
     MAX_RESPONSE_BYTES,
+    Answer,
     AsyncBody,
+    Post,
     afetch,
+    afetch_post,
     aread_capped,
     asend,
     fetch,
@@ -44,7 +47,7 @@ from ._messages import MessagesInput, to_messages
 from ._model import Model
 from ._preflight import acheck_context, check_context
 from ._profile import ModelProfile, ProfileOverride, check_request
-from ._response import ChatResponse
+from ._response import ChatResponse, copied_with
 from ._settings import Settings, merge_settings
 from ._streaming import AsyncStream, OpenedStream, Stream
 from ._structured import output_achat, output_chat, output_stream
@@ -85,6 +88,9 @@ __all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "HTTPModel", "HTTPModelOptions",
 _REQUEST_ID_HEADERS = ("x-request-id", "apim-request-id", "x-ms-request-id", "request-id", "x-amzn-requestid")
 _USER_AGENT = f"modelmix/{__version__}"
 
+
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""Request bodies' encoder: ``json.dumps`` with these options builds a new encoder on every call."""
 
 _REQUEST_ID_RANK = {name.encode("ascii"): rank for rank, name in enumerate(_REQUEST_ID_HEADERS)}
 
@@ -159,6 +165,7 @@ class HTTPModel(Model):
         if query:
             self._url = self._url.copy_merge_params(dict(query))
         self._public_url = public_url(self._url)
+        self._url_path = self._url.path
         self._model_timeout = provider.timeout
         self._base_headers = {
             "content-type": "application/json",
@@ -221,14 +228,15 @@ class HTTPModel(Model):
         return await self._achat_once(messages, settings)
 
     async def _achat_once(self, messages: MessagesInput, settings: Mapping[str, Any]) -> ChatResponse:
-        request, call = self._build_request(
+        # The request as its parts: the aiohttp client sends them without an httpx.Request.
+        call, post = self._prepare_request(
             messages, settings, stream=False, auth_headers=await self._async_auth(), preflight=False
         )
-        await acheck_context(self, call.messages, call.settings, len(request.content))
+        await acheck_context(self, call.messages, call.settings, len(post.content))
         started = time.perf_counter()
         with self._translate("sent_no_response"):
-            response, body = await afetch(
-                self._async_client(), request, limit=self._max_response_bytes, too_large=self._too_large
+            response, body = await afetch_post(
+                self._async_client(), post, limit=self._max_response_bytes, too_large=self._too_large
             )
         return self._complete(response, body, started, call)
 
@@ -416,6 +424,13 @@ class HTTPModel(Model):
         return _Where(provider=self.provider, model=self.name, host=self._error_host)
 
     def _build_request(
+        self, messages: MessagesInput, *args: Any, **options: Any
+    ) -> tuple[httpx.Request, RequestContext]:
+        """`_prepare_request` as an httpx request."""
+        call, post = self._prepare_request(messages, *args, **options)
+        return post.request(), call
+
+    def _prepare_request(
         self,
         messages: MessagesInput,
         call_settings: Mapping[str, Any],
@@ -423,8 +438,8 @@ class HTTPModel(Model):
         stream: bool,
         auth_headers: Mapping[str, str],
         preflight: bool = True,
-    ) -> tuple[httpx.Request, RequestContext]:
-        """The request for this call. `preflight`: refuse here, before anything is sent, a request
+    ) -> tuple[RequestContext, Post]:
+        """The call and its request. `preflight`: refuse here, before anything is sent, a request
         that cannot fit the context window (async callers check with `acheck_context` instead)."""
         settings = merge_settings(self.settings, call_settings)
         profile = self._profile
@@ -437,12 +452,10 @@ class HTTPModel(Model):
             headers = {**headers, **auth_headers, **(extra or {})}
             if stream:
                 headers["accept"] = "text/event-stream, application/x-ndjson, application/json"
-        content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        content = _COMPACT_JSON.encode(body).encode("utf-8")
         if preflight:
             check_context(self, call.messages, settings, len(content))
-        request = httpx.Request("POST", self._url, headers=headers, content=content)
-        request.stream = _RequestBody(request.content)
-        return with_timeout(request, request_timeout(settings.get("timeout"), self._model_timeout)), call
+        return call, Post(self._url, headers, content, request_timeout(settings.get("timeout"), self._model_timeout))
 
     def _too_large(self) -> ResponseTooLargeError:
         return ResponseTooLargeError(
@@ -452,7 +465,7 @@ class HTTPModel(Model):
             **self._where(),
         )
 
-    def _complete(self, response: httpx.Response, body: bytes, started: float, call: RequestContext) -> ChatResponse:
+    def _complete(self, response: Answer, body: bytes, started: float, call: RequestContext) -> ChatResponse:
         reply = self._reply(response, call)
         if response.status_code >= 300:
             raise self.codec.parse_error(body, reply)
@@ -465,9 +478,9 @@ class HTTPModel(Model):
         }
         if parsed.cost is None and parsed.usage is not None:
             update["cost"] = self.pricing.cost(parsed.usage, parsed.model)
-        return parsed.model_copy(update=update)
+        return copied_with(parsed, update)
 
-    def _parse_body(self, response: httpx.Response, body: bytes, reply: Reply) -> ChatResponse:
+    def _parse_body(self, response: Answer, body: bytes, reply: Reply) -> ChatResponse:
         request_id = reply.context.request_id
         # Raised outside the except block: the decode error's context would carry the whole body.
         try:
@@ -529,13 +542,13 @@ class HTTPModel(Model):
             return self._static_secrets
         return key_hint(auth.secret), tuple(auth.secrets())
 
-    def _reply(self, response: httpx.Response, call: RequestContext | None = None) -> Reply:
+    def _reply(self, response: Answer, call: RequestContext | None = None) -> Reply:
         hint, secrets = self._secrets()
         context = ErrorContext(
             provider=self.provider,
             model=self.name,
             host=self._error_host,
-            url=self._public_url if response.request.url.path == self._url.path else public_url(response.request.url),
+            url=self._public_url if _same_path(response.url, self._url, self._url_path) else public_url(response.url),
             request_id=request_id_of(response.headers),
             key_hint=hint,
             secrets=secrets,
@@ -543,46 +556,15 @@ class HTTPModel(Model):
         return Reply(response.status_code, response.headers, call, self._profile, context)
 
 
-class _RequestBody(httpx.SyncByteStream, httpx.AsyncByteStream):
-    """A request body sent as one chunk, without an async generator.
-
-    httpx's own body stream iterates through an async generator; a call cancelled while httpcore
-    is sending it leaves that generator to the garbage collector, which trio reports as an
-    unraisable ``ResourceWarning``. An iterator object has nothing to finalise.
-    """
-
-    __slots__ = ("_content",)
-
-    def __init__(self, content: bytes) -> None:
-        self._content = content
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter((self._content,))
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return _OneChunk(self._content)
-
-
-class _OneChunk:
-    __slots__ = ("_content",)
-
-    def __init__(self, content: bytes) -> None:
-        self._content: bytes | None = content
-
-    def __aiter__(self) -> _OneChunk:
-        return self
-
-    async def __anext__(self) -> bytes:
-        content, self._content = self._content, None
-        if content is None:
-            raise StopAsyncIteration
-        return content
-
-
 class _Where(TypedDict):
     provider: str
     model: str
     host: str | None
+
+
+def _same_path(url: httpx.URL, ours: httpx.URL, our_path: str) -> bool:
+    # The direct aiohttp path answers with our own URL object; httpx's with a copy of it.
+    return url is ours or url.path == our_path
 
 
 def _is_plain_json(response: httpx.Response) -> bool:

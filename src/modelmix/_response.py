@@ -17,6 +17,7 @@ __all__ = [
     "Costed",
     "FinishReason",
     "Usage",
+    "copied_with",
     "summed_cost",
     "summed_usage",
     "with_attempts",
@@ -142,15 +143,20 @@ class ChatResponse(BaseModel):
 
 def with_attempts(response: ChatResponse, attempts: list[Attempt]) -> ChatResponse:
     """``response.model_copy(update={"attempts": attempts})`` at a third of its cost: every call
-    through a retrying model or a chain ends here. The fields are already validated and only
-    `attempts` changes, so the copy is assembled the way pydantic's own shallow copy does it
-    (a test holds the two equal field by field)."""
+    through a retrying model or a chain ends here (see `copied_with`)."""
+    return copied_with(response, {"attempts": attempts})
+
+
+def copied_with(response: ChatResponse, update: dict[str, Any]) -> ChatResponse:
+    """``response.model_copy(update=update)`` at a third of its cost, for the fields every call
+    fills in after parsing. The values are already validated, so the copy is assembled the way
+    pydantic's own shallow copy does it (a test holds the two equal field by field)."""
     cls = type(response)
     copied = cls.__new__(cls)
     fields = response.__dict__.copy()
-    fields["attempts"] = attempts
+    fields.update(update)
     object.__setattr__(copied, "__dict__", fields)
-    object.__setattr__(copied, "__pydantic_fields_set__", response.__pydantic_fields_set__ | {"attempts"})
+    object.__setattr__(copied, "__pydantic_fields_set__", response.__pydantic_fields_set__ | update.keys())
     extra, private = response.__pydantic_extra__, response.__pydantic_private__
     object.__setattr__(copied, "__pydantic_extra__", None if extra is None else dict(extra))
     object.__setattr__(copied, "__pydantic_private__", None if private is None else dict(private))

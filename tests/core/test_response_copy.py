@@ -1,12 +1,12 @@
-"""`with_attempts`, the cheap copy every retried or chained answer goes through, must be
-indistinguishable from pydantic's own ``model_copy(update={"attempts": ...})``."""
+"""`with_attempts` and `copied_with`, the cheap copies every answer goes through, must be
+indistinguishable from pydantic's own ``model_copy(update=...)``."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from modelmix import ChatResponse, Message, Usage
-from modelmix._response import Attempt, with_attempts
+from modelmix._response import Attempt, copied_with, with_attempts
 
 
 def _answer() -> ChatResponse:
@@ -50,3 +50,14 @@ def test_with_attempts_keeps_a_subclass() -> None:
     copied = with_attempts(tagged, [])
     assert type(copied) is Tagged
     assert copied == tagged.model_copy(update={"attempts": []})
+
+
+def test_copied_with_equals_model_copy() -> None:
+    answer = _answer().model_copy(update={"request_id": None})
+    update = {"provider": "vllm", "request_id": "req-2", "latency": 0.5, "cost": Decimal("0.25")}
+    ours, pydantics = copied_with(answer, update), answer.model_copy(update=update)
+    assert ours == pydantics
+    assert ours.model_fields_set == pydantics.model_fields_set
+    assert ours.model_dump_json(exclude_unset=True) == pydantics.model_dump_json(exclude_unset=True)
+    assert answer.request_id is None
+    assert answer.provider == "openai"

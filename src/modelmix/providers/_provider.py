@@ -8,6 +8,7 @@ that need more (Azure's routes, Ollama's native wire format, discovery of a serv
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -344,7 +345,7 @@ class Provider:
     def async_client(self) -> httpx.AsyncClient:
         """The async client. An AsyncClient's connections belong to the event loop that opened
         them, so a provider used from several loops (asyncio.run twice, or trio) gets one per loop."""
-        token = anyio.lowlevel.current_token()
+        token = _event_loop_token()
         if self._aclient is None or (self._owns_aclient and self._aclient_token != token):
             self._aclient = admit(new_async_client(self.name, self.transport), DEFAULT_LIMITS.max_connections or 100)
             self._aclient_token = token
@@ -372,3 +373,12 @@ class Provider:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} at {self.base_url} auth={self.auth!r}>"
+
+
+def _event_loop_token() -> object:
+    """What tells the running event loop apart: asyncio's loop itself (a C call: this runs on every
+    async call), else anyio's token for it (trio)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return anyio.lowlevel.current_token()
