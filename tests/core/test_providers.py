@@ -110,3 +110,12 @@ def test_connection_options_go_to_the_provider_and_the_rest_to_the_model() -> No
     model.close()
     assert not client.is_closed, "a client the user passed in stays open"
     client.close()
+
+
+def test_max_retries_on_a_model_class_says_where_it_belongs() -> None:
+    """It used to answer "unknown option 'max_retries'. Did you mean 'max_retries'?"."""
+    from modelmix.providers.openai import OpenAIModel
+
+    with pytest.raises(mm.ConfigurationError, match=r"mm.model\(\.\.\.\).*mm.retrying\(model, max_retries") as info:
+        OpenAIModel("gpt-4o", api_key="sk-test", max_retries=0)  # type: ignore[call-arg]
+    assert "Did you mean" not in str(info.value)

@@ -101,6 +101,13 @@ def reject_unknown_options(provider: str, options: Mapping[str, Any], known: Ite
         return
     import difflib
 
+    if "max_retries" in unknown:
+        # Only mm.model() takes it (it wraps the model it builds); a model class built directly
+        # gets its retries from a wrapper.
+        raise ConfigurationError(
+            f"{provider}: max_retries= is an option of mm.model(...), not of a model class built "
+            "directly; wrap this model instead: mm.retrying(model, max_retries=...)"
+        )
     choices = sorted(accepted | set(named) | {"max_retries"})
     guesses = {key: difflib.get_close_matches(key, choices, n=1) for key in unknown}
     hints = "".join(f" Did you mean {guess[0]!r}?" for guess in guesses.values() if guess)
