@@ -128,18 +128,18 @@ def test_oauth_from_the_environment(workspace: tuple[Workspace, CloudStub], monk
     monkeypatch.setenv("DATABRICKS_HOST", stub.url)
     monkeypatch.setenv("DATABRICKS_CLIENT_ID", "sp-client")
     monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", SECRET)
-    model = mm.model("databricks:my-endpoint", max_retries=0)
-    assert model.chat("hi").text == "Hello from the stub."
+    with mm.model("databricks:my-endpoint", max_retries=0) as model:
+        assert model.chat("hi").text == "Hello from the stub."
     assert stub.calls(CHAT)[0].headers["Authorization"] == "Bearer tok-1"
     assert SECRET not in repr(model)
 
 
 def test_a_revoked_token_is_replaced_once_after_a_401(workspace: tuple[Workspace, CloudStub]) -> None:
     state, stub = workspace
-    model = _model(stub, client_id="sp-client", client_secret=SECRET)
-    model.chat("hi")
-    state.revoked.add("tok-1")
-    assert model.chat("hi").text == "Hello from the stub."
+    with _model(stub, client_id="sp-client", client_secret=SECRET) as model:
+        model.chat("hi")
+        state.revoked.add("tok-1")
+        assert model.chat("hi").text == "Hello from the stub."
     assert state.issued == ["tok-1", "tok-2"]
     assert [call.headers["Authorization"] for call in stub.calls(CHAT)] == [
         "Bearer tok-1",
@@ -173,8 +173,10 @@ def test_a_refused_client_secret_is_an_authentication_error_without_the_secret(
     workspace: tuple[Workspace, CloudStub],
 ) -> None:
     _, stub = workspace
-    model = _model(stub, client_id="sp-client", client_secret="wrong-" + SECRET)
-    with pytest.raises(mm.AuthenticationError) as info:
+    with (
+        _model(stub, client_id="sp-client", client_secret="wrong-" + SECRET) as model,
+        pytest.raises(mm.AuthenticationError) as info,
+    ):
         model.chat("hi")
     error = info.value
     assert error.provider == "databricks"
@@ -218,8 +220,7 @@ def test_listing_the_serving_endpoints(workspace: tuple[Workspace, CloudStub]) -
 
 def test_a_databricks_error_code_is_kept(workspace: tuple[Workspace, CloudStub]) -> None:
     _, stub = workspace
-    model = _model(stub, api_key="not-the-token")
-    with pytest.raises(mm.AuthenticationError) as info:
+    with _model(stub, api_key="not-the-token") as model, pytest.raises(mm.AuthenticationError) as info:
         model.chat("hi")
     assert info.value.code == "401"
     assert info.value.message == "Credential was not sent or was of an unsupported type"
