@@ -36,13 +36,16 @@ def exact_cost(
     cached = min(max(usage.cached_tokens or 0, 0), input_tokens)
     written = min(max(usage.cache_write_tokens or 0, 0), input_tokens - cached)
     plain = input_tokens - cached - written
-    terms = (
-        (plain, input_price),
-        (cached, input_price if cached_price is None else cached_price),
-        (written, input_price if cache_write_price is None else cache_write_price),
-        (max(usage.output_tokens, 0), output_price),
-    )
-    per_million = exact_sum(_EXACT.multiply(Decimal(count), price) for count, price in terms if count)
+    # The context multiplies an int count by a price exactly; no Decimal is built for the count
+    # (this runs once per call).
+    multiply, add = _EXACT.multiply, _EXACT.add
+    per_million = add(multiply(plain, input_price), multiply(max(usage.output_tokens, 0), output_price))
+    if cached:
+        per_million = add(per_million, multiply(cached, input_price if cached_price is None else cached_price))
+    if written:
+        per_million = add(
+            per_million, multiply(written, input_price if cache_write_price is None else cache_write_price)
+        )
     return _plain(per_million.scaleb(-6, _EXACT))
 
 
@@ -50,5 +53,7 @@ def _plain(value: Decimal) -> Decimal:
     """The same value without trailing zeros and never in exponent form: ``0.000180000`` →
     ``0.00018``, ``1E+1`` → ``10`` (what `print` and f-strings then show)."""
     normalized = value.normalize(_EXACT)
-    exponent = normalized.as_tuple().exponent
-    return normalized.quantize(_ONE, context=_EXACT) if isinstance(exponent, int) and exponent > 0 else normalized
+    # A positive exponent (``1E+1``) only ever comes with a whole number of at least 10.
+    if normalized >= 10 and normalized.as_tuple().exponent > 0:  # type: ignore[operator]
+        return normalized.quantize(_ONE, context=_EXACT)
+    return normalized
