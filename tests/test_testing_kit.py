@@ -253,3 +253,13 @@ def test_a_fake_reply_can_reason(api: str, stream: bool) -> None:
         assert state.items[0]["encrypted_content"].startswith("fake-")
     else:  # a plain turn keeps no state on chat completions
         assert state is None
+
+
+async def test_a_function_model_reasons_the_same_way() -> None:
+    model = FunctionModel(lambda messages, settings: FakeReply("Paris.", reasoning="The capital of France."))
+    response = await model.achat("Capital of France?")
+    assert (response.text, response.reasoning) == ("Paris.", "The capital of France.")
+    async with model.astream("Capital of France?") as stream:
+        pieces = [event.text async for event in stream if isinstance(event, mm.ReasoningDelta)]
+    assert "".join(pieces) == "The capital of France."
+    assert stream.response.reasoning == "The capital of France."

@@ -197,6 +197,8 @@ class FunctionModel(Model):
         return ChatResponse(
             message=Message(role="assistant", content=reply.text or (None if calls else ""), tool_calls=calls),
             finish_reason=finish_reason_of(reply),
+            reasoning=reply.reasoning or None,
+            reasoning_text=reply.reasoning or None,
             model=self.name,
             provider=self.provider,
             latency=latency,
