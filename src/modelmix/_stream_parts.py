@@ -8,15 +8,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ._driver import MAX_RESPONSE_BYTES
 from ._error_context import ErrorContext
 from ._events import StreamEvent
 from ._response import ChatResponse
-
-if TYPE_CHECKING:
-    from ._messages import ReasoningState
 
 __all__ = ["NoByteParser", "OpenedStream", "ParserBase", "StreamParser"]
 
@@ -59,9 +56,10 @@ class ParserBase:
     def model(self) -> str | None:
         return self._model
 
-    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
-        """The opaque reasoning state the stream left for the finished `response` (None: none)."""
-        return None
+    def completed(self, response: ChatResponse) -> ChatResponse:
+        """The finished `response` (built from the events) with what the stream held beyond its
+        events: the reasoning state a server wants back, a cost it reported."""
+        return response
 
 
 class NoByteParser:

@@ -34,7 +34,6 @@ from ._watchdog import Watch, aread_past_the_end, catching_responses, read_past_
 from .tokens._catalog import ModelPricing, pricing_for
 
 if TYPE_CHECKING:
-    from ._messages import ReasoningState
     from ._observe import StreamObserver
 
 __all__ = [
@@ -151,20 +150,15 @@ class _StreamState:
             request_id=self.opened.request_id,
             latency=time.perf_counter() - self.opened.started,
         )
-        state = full.message.reasoning_state if full is not None else self._reasoning_state(built)
-        if state is not None:
-            built = built.model_copy(update={"message": built.message.model_copy(update={"reasoning_state": state})})
-        # What the server said the call cost (OpenRouter) comes before any price list.
-        reported = full.cost if full is not None else getattr(self.parser, "reported_cost", None)
-        if reported is not None:
-            built = built.model_copy(update={"cost": reported})
-        built = self.pricing.priced(built)
+        if full is not None:
+            built = _with_answer_extras(built, full)
+        else:
+            completed = getattr(self.parser, "completed", None)  # parsers that add nothing have none
+            if completed is not None:
+                built = completed(built)
+        built = self.pricing.priced(built)  # a cost the server reported stays
         self.response = built if self.output is None else self.output.finish(built)
         return self.response
-
-    def _reasoning_state(self, built: ChatResponse) -> ReasoningState | None:
-        collect = getattr(self.parser, "reasoning_state", None)  # parsers without any have none
-        return collect(built) if collect is not None else None
 
     def start(self, opened: OpenedStream) -> OpenedStream:
         """The response arrived: errors the parser raises from now on carry its context."""
@@ -551,3 +545,14 @@ class AsyncStream(_StreamBase):
         async for _ in self:
             pass
         return self.response
+
+
+def _with_answer_extras(built: ChatResponse, full: ChatResponse) -> ChatResponse:
+    """`built` (from the events of a stream answered with one JSON body) with what that body's
+    parse added beyond its events: the reasoning state and a cost the server reported."""
+    update: dict[str, Any] = {}
+    if full.message.reasoning_state is not None:
+        update["message"] = built.message.model_copy(update={"reasoning_state": full.message.reasoning_state})
+    if full.cost is not None:
+        update["cost"] = full.cost
+    return built.model_copy(update=update) if update else built

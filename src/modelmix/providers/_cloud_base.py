@@ -78,17 +78,21 @@ def usage_cost(usage: Any) -> Decimal | None:
 
 class CloudStreamParser(OpenAIStreamParser):
     """Stream chunks whose ``delta.content`` may be a list of typed parts, and whose usage may
-    carry the cost (`reported_cost`, once the usage chunk arrived)."""
+    carry the cost, which the finished response then has."""
 
     def __init__(self, *, content_parts: bool, reported_cost: bool) -> None:
         super().__init__()
         self._content_parts = content_parts
         self._reports_cost = reported_cost
-        self.reported_cost: Decimal | None = None
+        self._cost: Decimal | None = None
+
+    def completed(self, response: ChatResponse) -> ChatResponse:
+        response = super().completed(response)
+        return response if self._cost is None else response.model_copy(update={"cost": self._cost})
 
     def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
         if self._reports_cost and payload.get("usage") is not None:
-            self.reported_cost = usage_cost(payload["usage"]) or self.reported_cost
+            self._cost = usage_cost(payload["usage"]) or self._cost
         super()._on_payload(payload, event_type, out)
 
     def _on_choice(self, choice: Mapping[str, Any], out: list[StreamEvent]) -> None:

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 from .._codec import ErrorContext, RequestContext
 from .._events import ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, UsageEvent
-from .._messages import Message, ReasoningState, TextPart, ToolCall
+from .._messages import Message, TextPart, ToolCall
 from .._response import ChatResponse, Usage
 from .._streaming import StreamParser
 from ..tokens._estimate import estimate_prompt_tokens, estimate_text_tokens
@@ -181,14 +180,9 @@ class CompatStreamParser:
     def model(self) -> str | None:
         return self._inner.model
 
-    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
-        collect = getattr(self._inner, "reasoning_state", None)
-        return collect(response) if collect is not None else None
-
-    @property
-    def reported_cost(self) -> Decimal | None:
-        cost: Decimal | None = getattr(self._inner, "reported_cost", None)
-        return cost
+    def completed(self, response: ChatResponse) -> ChatResponse:
+        completed = getattr(self._inner, "completed", None)
+        return completed(response) if completed is not None else response
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         return self._process(self._inner.feed(chunk))

@@ -26,7 +26,7 @@ from .._events import (
     UsageEvent,
 )
 from .._exceptions import APIStatusError, ConfigurationError, InBandStreamError
-from .._messages import ImagePart, Message, ReasoningState, TextPart, ToolCall
+from .._messages import ImagePart, Message, TextPart, ToolCall
 from .._profile import JSONSchemaVia
 from .._response import ChatResponse, Usage
 from .._settings import Tool
@@ -35,7 +35,7 @@ from .._streaming import ParserBase, StreamParser
 from ._compat_quirks import fold_system_messages, repair_response, repairing_parser
 from ._error_bodies import error_from_body, error_in_ok_body, error_info, typed_error
 from ._reasoning import reasoning_fields
-from ._reasoning_state import ChatStateCollector, add_chat_echo, chat_state
+from ._reasoning_state import ChatStateCollector, add_chat_echo, chat_state, with_state
 from ._wire_fields import (
     MalformedAnswer,
     decoded_body,
@@ -449,8 +449,10 @@ class OpenAIStreamParser(SSEJSONParser):
         self._next_slot = 0
         self.collector: ChatStateCollector | None = None
 
-    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
-        return self.collector.state(has_calls=bool(response.tool_calls)) if self.collector else None
+    def completed(self, response: ChatResponse) -> ChatResponse:
+        if self.collector is None:
+            return response
+        return with_state(response, self.collector.state(has_calls=bool(response.tool_calls)))
 
     def feed_object(self, item: Mapping[str, Any] | str) -> list[StreamEvent]:
         """One chunk already decoded (an in-process model's dicts), or ``"[DONE]"``: no bytes,

@@ -21,8 +21,23 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._messages import Message, ReasoningState
+from .._response import ChatResponse
 
-__all__ = ["ChatStateCollector", "add_chat_echo", "chat_state", "echoed_reasoning_items", "reasoning_item"]
+__all__ = [
+    "ChatStateCollector",
+    "add_chat_echo",
+    "chat_state",
+    "echoed_reasoning_items",
+    "reasoning_item",
+    "with_state",
+]
+
+
+def with_state(response: ChatResponse, state: ReasoningState | None) -> ChatResponse:
+    """`response` whose message carries `state` (as it is when there is none)."""
+    if state is None:
+        return response
+    return response.model_copy(update={"message": response.message.model_copy(update={"reasoning_state": state})})
 
 
 def echoed_reasoning_items(message: Message, origin: str) -> list[dict[str, Any]]:

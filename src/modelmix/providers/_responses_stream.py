@@ -19,7 +19,7 @@ from .._messages import ReasoningState
 from .._sse import DEFAULT_MAX_EVENT, DEFAULT_MAX_LINE
 from ._error_bodies import error_info, typed_error
 from ._openai_wire import SSEJSONParser, parse_usage
-from ._reasoning_state import reasoning_item
+from ._reasoning_state import reasoning_item, with_state
 from ._responses_wire import CLIENT_CALL_ITEMS, failed_status, finish_reason_of
 from ._wire_fields import MalformedAnswer, text_field
 
@@ -87,10 +87,10 @@ class ResponsesStreamParser(SSEJSONParser):
             number = self._calls[position] = len(self._calls)
         return number
 
-    def reasoning_state(self, response: ChatResponse) -> ReasoningState | None:
+    def completed(self, response: ChatResponse) -> ChatResponse:
         if not self._reasoning_items:
-            return None
-        return ReasoningState(origin=self._origin, items=self._reasoning_items)
+            return response
+        return with_state(response, ReasoningState(origin=self._origin, items=self._reasoning_items))
 
     def _on_item(self, payload: Mapping[str, Any], *, done: bool, out: list[StreamEvent]) -> None:
         item = payload.get("item")

@@ -53,7 +53,9 @@ def _plain(value: Decimal) -> Decimal:
     """The same value without trailing zeros and never in exponent form: ``0.000180000`` →
     ``0.00018``, ``1E+1`` → ``10`` (what `print` and f-strings then show)."""
     normalized = value.normalize(_EXACT)
-    # A positive exponent (``1E+1``) only ever comes with a whole number of at least 10.
-    if normalized >= 10 and normalized.as_tuple().exponent > 0:  # type: ignore[operator]
-        return normalized.quantize(_ONE, context=_EXACT)
-    return normalized
+    # A positive exponent (``1E+1``) only comes with a whole number of at least 10: below that,
+    # the exponent is not worth reading.
+    if normalized < 10:
+        return normalized
+    exponent = normalized.as_tuple().exponent
+    return normalized.quantize(_ONE, context=_EXACT) if isinstance(exponent, int) and exponent > 0 else normalized
