@@ -119,6 +119,23 @@ def test_one_probe_after_the_open_window_and_success_closes(backend: Backend) ->
     assert store.breaker_view("e|m", CONFIG).state is BreakerState.CLOSED
 
 
+@pytest.mark.anyio
+async def test_async_admission_grants_one_probe_too(backend: Backend) -> None:
+    store = backend.store
+    try:
+        _fail(backend, 3)
+        assert (await store.abreaker_admit("e|m", CONFIG)).admission is None
+        backend.advance(0.5)
+        admissions = [(await store.abreaker_admit("e|m", CONFIG)).admission for _ in range(3)]
+        assert admissions == ["probe", None, None]
+        store.breaker_record("e|m", CONFIG, "success", probe=True)
+        view = await store.abreaker_admit("e|m", CONFIG)
+        assert view.admission == "call"
+        assert view.state is BreakerState.CLOSED
+    finally:
+        await store.aclose()
+
+
 def test_a_failed_probe_reopens_for_longer(backend: Backend) -> None:
     store = backend.store
     _fail(backend, 3)

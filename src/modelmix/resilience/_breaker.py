@@ -185,6 +185,16 @@ class CircuitBreaker:
         """May a call go now? `ignore_cooldown` is for retries, which a 429's hint already paces."""
         return self.admit(now, ignore_cooldown=ignore_cooldown) is not None
 
+    def decides_locally(self, now: float, *, ignore_cooldown: bool = False) -> bool:
+        """Can `admit` answer without a round trip to a state store? Always, for a breaker whose
+        state lives in this process; a shared breaker says no when its copy is too old to decide,
+        and an async caller then asks through `aadmit`."""
+        return True
+
+    async def aadmit(self, now: float, *, ignore_cooldown: bool = False) -> Literal["call", "probe"] | None:
+        """`admit` for async callers: a shared breaker awaits its store instead of blocking."""
+        return self.admit(now, ignore_cooldown=ignore_cooldown)
+
     def admit(self, now: float, *, ignore_cooldown: bool = False) -> Literal["call", "probe"] | None:
         """Like `allow`, saying whether the call is the half-open probe (pass ``probe=True`` to
         `record` for it): None when refused."""

@@ -23,7 +23,7 @@ from .._response import ChatResponse
 from .._settings import Settings, depends_on_server_state
 from .._streaming import AsyncStream, Stream
 from ._clock import AttemptScope
-from ._planner import Call, CallPlan, GiveUp, Sleep
+from ._planner import AskBreaker, Call, CallPlan, GiveUp, Sleep
 from ._read_timer import AttemptTimer, read_timer_available
 from ._streams import (
     Connected,
@@ -63,6 +63,9 @@ def _run(
             continue
         if isinstance(action, GiveUp):
             raise action.error
+        if isinstance(action, AskBreaker):
+            plan.breaker_said(action.breaker.admit(action.now, ignore_cooldown=action.ignore_cooldown))
+            continue
         # The deadline reaches the HTTP layer on its own channel, never through `timeout`.
         scope = AttemptScope(action.deadline, min(action.bound, read_limit(action)))
         try:
@@ -86,6 +89,9 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
             continue
         if isinstance(action, GiveUp):
             raise action.error
+        if isinstance(action, AskBreaker):
+            plan.breaker_said(await action.breaker.aadmit(action.now, ignore_cooldown=action.ignore_cooldown))
+            continue
         scope = AttemptScope(action.deadline, action.bound)
         try:
             result: T | None = None

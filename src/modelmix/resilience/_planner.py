@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from tenacity import RetryCallState
 
@@ -38,7 +39,7 @@ from ._clock import Clock, Deadline, deadline_error
 from ._faults import fault_kind
 from ._policy import BUDGET_SPENT, RetryBudget, RetryPolicy, default_wait, is_budget_failure, retries_allowed
 
-__all__ = ["Call", "CallPlan", "ChainRules", "GiveUp", "Leg", "Sleep"]
+__all__ = ["AskBreaker", "Call", "CallPlan", "ChainRules", "GiveUp", "Leg", "Sleep"]
 
 _TIMEOUT_KINDS = ("read_timeout", "write_timeout", "pool_timeout", "connect_timeout", "timeout")
 _MARGIN = 0.02
@@ -98,7 +99,18 @@ class GiveUp:
     error: BaseException
 
 
-Action = Call | Sleep | GiveUp
+@dataclass(frozen=True)
+class AskBreaker:
+    """Ask `breaker` whether the next attempt may go (its answer needs a state store's round
+    trip), then report the answer with `CallPlan.breaker_said`. Sync drivers call ``admit``,
+    async ones await ``aadmit``, so no event loop waits on the store."""
+
+    breaker: CircuitBreaker
+    now: float
+    ignore_cooldown: bool
+
+
+Action = Call | Sleep | GiveUp | AskBreaker
 _ADMIT_RETRY = Sleep(0.0)
 """Marks "admit the retry now" in the pending slot (never handed to a driver)."""
 
@@ -135,6 +147,7 @@ class CallPlan:
         self._pending: Action | None = None
         self._too_long: tuple[ContextLengthExceededError, int | None] | None = None
         self._skipped = False
+        self._asked: AskBreaker | None = None
         if chain is not None:
             self._panic_probe()
         self._pending = self._next_leg()
@@ -146,6 +159,9 @@ class CallPlan:
         action = self._pending
         if action is None:
             raise RuntimeError("the plan has no next step until the attempt's outcome is reported")
+        if isinstance(action, AskBreaker):
+            self._pending = None  # until `breaker_said`
+            return action
         # After a sleep, the retry is admitted (deadline, breaker) when the sleep is over.
         self._pending = _ADMIT_RETRY if isinstance(action, Sleep) else None
         if action is _ADMIT_RETRY:
@@ -173,8 +189,16 @@ class CallPlan:
             return self._admit(0)
         return GiveUp(self._exhausted())
 
-    def _admit(self, retry_no: int) -> Action:
-        """The next attempt on the current leg, if its deadline and breaker allow one."""
+    def breaker_said(self, admission: Literal["call", "probe"] | None) -> None:
+        """Report the answer to the `AskBreaker` that `next()` returned."""
+        asked, self._asked = self._asked, None
+        if asked is None:
+            raise RuntimeError("breaker_said() without an AskBreaker to answer")
+        self._pending = self._admit(self._retry_no, (admission, asked.now))
+
+    def _admit(self, retry_no: int, answer: tuple[Literal["call", "probe"] | None, float] | None = None) -> Action:
+        """The next attempt on the current leg, if its deadline and breaker allow one. `answer`:
+        the breaker's admission and when it was asked, when it had to ask its store."""
         leg, deadline = self._leg, self._leg_deadline
         # One clock reading serves every check below (every call passes here).
         now = self.clock.now()
@@ -184,9 +208,17 @@ class CallPlan:
         probe = False
         if leg.breaker is not None:
             # A retry is paced by the server's hint, so a 429 cooldown only steers *new* calls.
-            admission = leg.breaker.admit(now, ignore_cooldown=retry_no > 0)
+            ignore_cooldown = retry_no > 0
+            if answer is not None:
+                admission, asked_at = answer
+            elif leg.breaker.decides_locally(now, ignore_cooldown=ignore_cooldown):
+                admission, asked_at = leg.breaker.admit(now, ignore_cooldown=ignore_cooldown), now
+            else:
+                self._asked = AskBreaker(leg.breaker, now, ignore_cooldown)
+                return self._asked
             if admission is None:
-                return self._leg_failed(leg.breaker.error(now), record=self._chain is not None)
+                # Explained from the state the store just sent (as of `asked_at`): no second trip.
+                return self._leg_failed(leg.breaker.error(asked_at), record=self._chain is not None)
             probe = admission == "probe"
         if leg.log_content:
             logger.debug("%s:%s prompt: %s", leg.model.provider, leg.model.name, prompt_preview(self._messages))

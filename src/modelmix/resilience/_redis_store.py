@@ -233,6 +233,7 @@ class RedisStore(StateStore):
                 "budget": client.register_script(scripts.BUDGET),
                 "acquire": client.register_script(scripts.LIMIT_ACQUIRE),
                 "settle": client.register_script(scripts.LIMIT_SETTLE),
+                "breaker": client.register_script(scripts.BREAKER),
             }
         return table[name]
 
@@ -338,6 +339,21 @@ class RedisStore(StateStore):
         jitter: float = 1.0,
         ignore_cooldown: bool = False,
     ) -> BreakerView:
+        keys, args = self._breaker_call(op, key, config, outcome, retry_after, probe, jitter, ignore_cooldown)
+        return _breaker_view(self._run(lambda: self._scripts["breaker"](keys, args)))
+
+    def _breaker_call(
+        self,
+        op: str,
+        key: str,
+        config: BreakerConfig,
+        outcome: str = "",
+        retry_after: float | None = None,
+        probe: bool = False,
+        jitter: float = 1.0,
+        ignore_cooldown: bool = False,
+    ) -> tuple[list[str], list[Any]]:
+        """The breaker script's keys and arguments for `op`."""
         args = [
             op,
             outcome,
@@ -356,23 +372,14 @@ class RedisStore(StateStore):
             repr(float(config.misconfigured_open)),
             repr(float(config.rate_limit_cooldown)),
         ]
-        keys = [self._key("breaker", key)]
-        reply = self._run(lambda: self._scripts["breaker"](keys, args))
-        admission = reply[0]
-        return BreakerView(
-            admission="call" if admission == "call" else "probe" if admission == "probe" else None,
-            forced=admission == "forced",
-            state=BreakerState(reply[1]),
-            reopen_in=_seconds(int(reply[2])),
-            cooldown_in=_seconds(int(reply[3])),
-            times_opened=int(reply[4]),
-            calls=int(reply[5]),
-            failures=int(reply[6]),
-            consecutive_failures=int(reply[7]),
-        )
+        return [self._key("breaker", key)], args
 
     def breaker_admit(self, key: str, config: BreakerConfig, *, ignore_cooldown: bool = False) -> BreakerView:
         return self._breaker("admit", key, config, ignore_cooldown=ignore_cooldown)
+
+    async def abreaker_admit(self, key: str, config: BreakerConfig, *, ignore_cooldown: bool = False) -> BreakerView:
+        keys, args = self._breaker_call("admit", key, config, ignore_cooldown=ignore_cooldown)
+        return _breaker_view(await self._arun("breaker", keys, args))
 
     def breaker_record(
         self,
@@ -484,3 +491,19 @@ def _safe_url(url: str) -> str:
         return url
     scheme, _, rest = url.partition("://")
     return f"{scheme}://…@{rest.rpartition('@')[2]}"
+
+
+def _breaker_view(reply: list[Any]) -> BreakerView:
+    """The breaker script's reply as a view."""
+    admission = reply[0]
+    return BreakerView(
+        admission="call" if admission == "call" else "probe" if admission == "probe" else None,
+        forced=admission == "forced",
+        state=BreakerState(reply[1]),
+        reopen_in=_seconds(int(reply[2])),
+        cooldown_in=_seconds(int(reply[3])),
+        times_opened=int(reply[4]),
+        calls=int(reply[5]),
+        failures=int(reply[6]),
+        consecutive_failures=int(reply[7]),
+    )

@@ -139,18 +139,36 @@ class SharedCircuitBreaker(CircuitBreaker):
 
     # ---------------------------------------------------------------------------- decisions
 
-    def admit(self, now: float, *, ignore_cooldown: bool = False) -> Literal["call", "probe"] | None:
+    def decides_locally(self, now: float, *, ignore_cooldown: bool = False) -> bool:
         view = self._view
-        if view is not None and now - self._seen_at <= self.staleness:
-            # Decided from the copy: a closed circuit lets the call go, an open one refuses it.
-            if view.state is BreakerState.CLOSED and (ignore_cooldown or self._view_cooldown(view, now) is None):
-                return "call"
-            if view.state in _OPEN_STATES and self._view_reopen(view, now) is not None:
-                return None
+        if view is None or now - self._seen_at > self.staleness:
+            return False
+        # From the copy: a closed circuit lets the call go, an open one refuses it; anything else
+        # (a probe due, a cooldown) is the store's to decide.
+        if view.state is BreakerState.CLOSED:
+            return ignore_cooldown or self._view_cooldown(view, now) is None
+        return view.state in _OPEN_STATES and self._view_reopen(view, now) is not None
+
+    def admit(self, now: float, *, ignore_cooldown: bool = False) -> Literal["call", "probe"] | None:
+        if self.decides_locally(now, ignore_cooldown=ignore_cooldown):
+            return "call" if self._view is not None and self._view.state is BreakerState.CLOSED else None
         try:
-            view = self._remember(self.store.breaker_admit(self.key, self.config, ignore_cooldown=ignore_cooldown), now)
+            view = self.store.breaker_admit(self.key, self.config, ignore_cooldown=ignore_cooldown)
         except StoreUnavailable:
             return super().admit(now, ignore_cooldown=ignore_cooldown)
+        return self._admitted(view, now)
+
+    async def aadmit(self, now: float, *, ignore_cooldown: bool = False) -> Literal["call", "probe"] | None:
+        if self.decides_locally(now, ignore_cooldown=ignore_cooldown):
+            return self.admit(now, ignore_cooldown=ignore_cooldown)
+        try:
+            view = await self.store.abreaker_admit(self.key, self.config, ignore_cooldown=ignore_cooldown)
+        except StoreUnavailable:
+            return CircuitBreaker.admit(self, now, ignore_cooldown=ignore_cooldown)
+        return self._admitted(view, now)
+
+    def _admitted(self, view: BreakerView, now: float) -> Literal["call", "probe"] | None:
+        self._remember(view, now)
         if view.admission == "probe":
             self.probes += 1
         return view.admission

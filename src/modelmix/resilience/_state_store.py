@@ -202,6 +202,10 @@ class StateStore(ABC):
     def breaker_admit(self, key: str, config: BreakerConfig, *, ignore_cooldown: bool = False) -> BreakerView:
         """May a call go now? At most one caller gets the half-open probe, across every process."""
 
+    async def abreaker_admit(self, key: str, config: BreakerConfig, *, ignore_cooldown: bool = False) -> BreakerView:
+        """`breaker_admit` for async callers (a store over the network awaits its reply)."""
+        return self.breaker_admit(key, config, ignore_cooldown=ignore_cooldown)
+
     @abstractmethod
     def breaker_record(
         self,
