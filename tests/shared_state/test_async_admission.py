@@ -35,9 +35,7 @@ class AsyncOnlyStore(MemoryStore):
             raise AssertionError("a synchronous store round trip inside the event loop")
         return super().breaker_view(key, config)
 
-    async def abreaker_admit(
-        self, key: str, config: BreakerConfig, *, ignore_cooldown: bool = False
-    ) -> BreakerView:
+    async def abreaker_admit(self, key: str, config: BreakerConfig, *, ignore_cooldown: bool = False) -> BreakerView:
         self.async_admissions += 1
         return super().breaker_admit(key, config, ignore_cooldown=ignore_cooldown)
 
