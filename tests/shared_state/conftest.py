@@ -13,7 +13,7 @@ import pytest
 from modelmix.resilience import MemoryStore, RedisStore, StateStore
 from modelmix.testing import FakeClock
 
-from .redis_server import RedisServer
+from .redis_server import RedisClusterServers, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +25,15 @@ def redis_server() -> Iterator[RedisServer]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
 @dataclass
 class Backend:
     """A store under test and how to let time pass on its clock."""
@@ -34,15 +43,30 @@ class Backend:
     name: str
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster"])
 def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
     if request.param == "memory":
         clock = FakeClock(1000.0)
         yield Backend(MemoryStore(clock=clock), clock.advance, "memory")
         return
+    # A prefix per test keeps tests apart on one server. Redis keeps its own (real) time.
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    if request.param == "redis-cluster":
+        # Every script's keys carry one hash tag, so each runs on one node; a key set spread over
+        # two slots would fail here with CROSSSLOT.
+        from redis.cluster import RedisCluster
+
+        cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
+        client = RedisCluster(host="127.0.0.1", port=cluster.port, socket_timeout=1.0, decode_responses=True)
+        store = RedisStore(f"redis://127.0.0.1:{cluster.port}/0", prefix=prefix, timeout=1.0, client=client)
+        try:
+            yield Backend(store, time.sleep, "redis-cluster")
+        finally:
+            store.close()
+            client.close()
+        return
     server: RedisServer = request.getfixturevalue("redis_server")
-    # A prefix per test keeps tests apart on the one server. Redis keeps its own (real) time.
-    store = RedisStore(server.url, prefix=f"t-{uuid.uuid4().hex[:8]}", timeout=1.0)
+    store = RedisStore(server.url, prefix=prefix, timeout=1.0)
     try:
         yield Backend(store, time.sleep, "redis")
     finally:

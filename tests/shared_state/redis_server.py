@@ -10,6 +10,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,10 +30,11 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; `kill()` and `start()` again keep the same port."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra_args: str) -> None:
         if REDIS_SERVER is None:
             pytest.skip(NO_SERVER)
         self.port = free_port()
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,7 +44,18 @@ class RedisServer:
     def start(self) -> RedisServer:
         assert REDIS_SERVER is not None
         self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *self.extra_args,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -87,3 +101,61 @@ def running_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+class RedisClusterServers:
+    """Three redis-server processes in cluster mode, each serving a third of the hash slots: the
+    smallest Redis Cluster, where a script touching keys of two slots fails with CROSSSLOT."""
+
+    def __init__(self, directory: Path) -> None:
+        self.bus_ports = [free_port() for _ in range(3)]
+        self.nodes = [
+            RedisServer(
+                "--cluster-enabled",
+                "yes",
+                # The bus port defaults to port + 10000, past 65535 for most free ports.
+                "--cluster-port",
+                str(self.bus_ports[i]),
+                "--cluster-config-file",
+                f"nodes-{i}.conf",
+                "--dir",
+                str(directory),
+            )
+            for i in range(3)
+        ]
+
+    def start(self) -> RedisClusterServers:
+        import redis
+
+        for node in self.nodes:
+            node.start()
+        clients = [redis.Redis(port=node.port, decode_responses=True) for node in self.nodes]
+        try:
+            slots = 16384
+            for i, client in enumerate(clients):
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * slots // 3, (i + 1) * slots // 3 - 1)
+            for node, bus_port in zip(self.nodes[1:], self.bus_ports[1:], strict=True):
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus_port)
+            deadline = time.monotonic() + 20
+            while not all(_cluster_ok(client, len(self.nodes)) for client in clients):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the redis cluster did not form within 20 s")
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.nodes[0].port
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _cluster_ok(client: Any, nodes: int) -> bool:
+    info = client.execute_command("CLUSTER", "INFO")
+    text = info if isinstance(info, str) else str(info)
+    return "cluster_state:ok" in text and f"cluster_known_nodes:{nodes}" in text
