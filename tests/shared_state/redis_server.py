@@ -129,7 +129,7 @@ class RedisClusterServers:
 
         for node in self.nodes:
             node.start()
-        clients = [redis.Redis(port=node.port, decode_responses=True) for node in self.nodes]
+        clients: list[Any] = [redis.Redis(port=node.port, decode_responses=True) for node in self.nodes]
         try:
             slots = 16384
             for i, client in enumerate(clients):

@@ -45,6 +45,7 @@ from ._state_store import (
 if TYPE_CHECKING:
     import redis
     import redis.asyncio
+    import redis.cluster
 
 __all__ = ["RedisStore"]
 
@@ -134,7 +135,7 @@ class RedisStore(StateStore):
         retry_interval: float = 1.0,
         budget_outage: Outage = "refuse",
         limit_outage: Outage = "allow",
-        client: redis.Redis | None = None,
+        client: redis.Redis | redis.cluster.RedisCluster | None = None,
     ) -> None:
         for name, value in (("budget_outage", budget_outage), ("limit_outage", limit_outage)):
             if value not in ("allow", "refuse"):
@@ -156,7 +157,9 @@ class RedisStore(StateStore):
             "retry_on_timeout": False,
             "decode_responses": True,
         }
-        self._client: redis.Redis = client if client is not None else redis_py.Redis.from_url(url, **self._options)
+        self._client: redis.Redis | redis.cluster.RedisCluster = (
+            client if client is not None else redis_py.Redis.from_url(url, **self._options)
+        )
         self._own_client = client is None
         self._async_clients: weakref.WeakKeyDictionary[Any, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
         self._scripts = {
