@@ -89,3 +89,34 @@ def test_sync_calls_still_ask_the_store_directly() -> None:
     model, _ = _guarded(store)
     assert model.chat("hi").text == "ok"
     assert store.async_admissions == 0
+
+
+@pytest.mark.anyio
+async def test_async_chains_ask_their_members_stores_asynchronously() -> None:
+    store = AsyncOnlyStore()
+    members = [
+        mm.circuit_breaker(
+            FunctionModel(_answer, name=name),
+            breaker=SharedCircuitBreaker(name, CONFIG, store=store, key=f"e|{name}", staleness=0.0),
+        )
+        for name in ("first", "second")
+    ]
+    chain = mm.fallback(*members)
+    assert (await chain.achat("hi")).text == "ok"
+    assert store.async_admissions == 1
+
+
+@pytest.mark.anyio
+async def test_an_async_chain_whose_members_all_look_open_still_probes_one() -> None:
+    from modelmix.resilience._clock import SYSTEM_CLOCK
+
+    store = AsyncOnlyStore()
+    breakers = [SharedCircuitBreaker(n, CONFIG, store=store, key=f"e|{n}", staleness=0.0) for n in ("a", "b")]
+    for breaker in breakers:
+        for _ in range(2):
+            MemoryStore.breaker_record(store, breaker.key, CONFIG, "failure")
+        # What this process last heard from the store: open (its copy, however old, says so).
+        assert await breaker.aadmit(SYSTEM_CLOCK.now()) is None
+    chain = mm.fallback(*(mm.circuit_breaker(FunctionModel(_answer, name=b.name), breaker=b) for b in breakers))
+    assert (await chain.achat("hi")).text == "ok"
+    assert sum(b.probes for b in breakers) == 1

@@ -224,6 +224,15 @@ class CircuitBreaker:
             self._forced = self._state is not BreakerState.CLOSED
             return True
 
+    def seems_blocked(self, now: float) -> bool:
+        """`blocked` from what this process knows, without asking a state store (the same as
+        `blocked` for a breaker kept in this process)."""
+        return self.blocked(now)
+
+    def seems_reopen_at(self, now: float) -> float | None:
+        """`reopen_at` from what this process knows, without asking a state store."""
+        return self.reopen_at(now)
+
     def blocked(self, now: float) -> bool:
         """True when `allow` would refuse a new call now (without taking the probe slot)."""
         if self._cooldown_until > now:

@@ -152,7 +152,7 @@ class FallbackModel(PlannedModel):
         deadline = effective_deadline(self.clock, self.deadline, in_async=in_async)
         rules = ChainRules(min_attempt_time=self.min_attempt_time, falls_back=self._falls_back, name=self.name)
         legs = [self._leg(member) for member in self.models]
-        return CallPlan(legs, deadline, self.clock, messages, chain=rules, streaming=streaming)
+        return CallPlan(legs, deadline, self.clock, messages, chain=rules, streaming=streaming, store_io=not in_async)
 
 
 def fallback(

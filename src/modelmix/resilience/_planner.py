@@ -132,7 +132,11 @@ class CallPlan:
         *,
         chain: ChainRules | None = None,
         streaming: bool = False,
+        store_io: bool = True,
     ) -> None:
+        """`store_io`: the plan may ask a shared breaker's store directly while deciding (sync
+        callers); async plans decide from what each breaker already knows, and their admissions
+        reach the store through `AskBreaker`."""
         self.legs = list(legs)
         self.deadline = deadline
         self.clock = clock
@@ -148,6 +152,7 @@ class CallPlan:
         self._too_long: tuple[ContextLengthExceededError, int | None] | None = None
         self._skipped = False
         self._asked: AskBreaker | None = None
+        self._store_io = store_io
         if chain is not None:
             self._panic_probe()
         self._pending = self._next_leg()
@@ -402,11 +407,16 @@ class CallPlan:
         one) probe now rather than fail the call without trying."""
         now = self.clock.now()
         breakers = [leg.breaker for leg in self.legs]
-        if not breakers or not all(b is not None and b.blocked(now) for b in breakers):
+        # An async plan goes by what each breaker last heard from its store: no round trip here.
+        if not breakers or not all(
+            b is not None and (b.blocked(now) if self._store_io else b.seems_blocked(now)) for b in breakers
+        ):
             return
         candidates = [b for b in breakers if b is not None and not b.misconfigured]
         if candidates:
-            soonest = min(candidates, key=lambda b: b.reopen_at(now) or now)
+            soonest = min(
+                candidates, key=lambda b: (b.reopen_at(now) if self._store_io else b.seems_reopen_at(now)) or now
+            )
             if soonest.force_probe(now) and self._chain is not None:
                 logger.info("every model of %s is open: probing %s", self._chain.name, soonest.name)
 

@@ -117,6 +117,15 @@ class SharedCircuitBreaker(CircuitBreaker):
             cooldown_until=self._view_cooldown(view, now),
         )
 
+    def seems_blocked(self, now: float) -> bool:
+        # The last state the store sent, however old; never heard from it: nothing says blocked.
+        view = self._view
+        return view is not None and self._view_reopen(view, now) is not None
+
+    def seems_reopen_at(self, now: float) -> float | None:
+        view = self._view
+        return None if view is None else self._view_reopen(view, now)
+
     def blocked(self, now: float) -> bool:
         view = self._current(now)
         if view is None:
