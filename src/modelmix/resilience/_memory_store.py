@@ -40,13 +40,24 @@ class _Books:
     reserved: Decimal = Decimal(0)
     leases: dict[str, tuple[Decimal, float]] = field(default_factory=dict)
     """Reservations in flight: lease → (amount, when it ends on the store's clock)."""
+    first_end: float = math.inf
+    """No lease ends before this (it may be earlier than the true first end, never later), so
+    most operations skip the scan of every call in flight."""
+
+    def hold(self, lease: str, amount: Decimal, until: float) -> None:
+        self.leases[lease] = (amount, until)
+        self.reserved += amount
+        self.first_end = min(self.first_end, until)
 
     def expire(self, now: float) -> None:
         """Give back the reservations whose lease ended unsettled (the Redis script does the same)."""
+        if now < self.first_end:
+            return
         ended = [lease for lease, (_, until) in self.leases.items() if until <= now]
         for lease in ended:
             amount, _ = self.leases.pop(lease)
             self.reserved = max(Decimal(0), self.reserved - amount)
+        self.first_end = min((until for _, until in self.leases.values()), default=math.inf)
 
 
 @dataclass
@@ -91,8 +102,7 @@ class MemoryStore(StateStore):
             if amount <= 0:
                 return BudgetBooks(True, books.spent, books.reserved)  # nothing to hold, nothing to lose
             lease = uuid.uuid4().hex
-            books.leases[lease] = (amount, self.clock.now() + seconds)
-            books.reserved += amount
+            books.hold(lease, amount, self.clock.now() + seconds)
             return BudgetBooks(True, books.spent, books.reserved, lease)
 
     def budget_settle(self, scope: str, lease: str, cost: Decimal) -> BudgetBooks:
