@@ -92,3 +92,10 @@ def hammer(redis_url: str, base_url: str, scope: str, seconds: float, worker: in
     breaker = model.breaker
     outcomes.append((time.time(), f"probes={getattr(breaker, 'probes', -1)}"))
     return outcomes
+
+
+def reserve_and_hang(redis_url: str, base_url: str, scope: str, max_usd: str, lease_seconds: float) -> None:
+    """Reserve from a shared budget and wait on an answer that never comes, until killed."""
+    mm.shared_state(redis_url, prefix=scope)
+    model = mm.budget(_model(base_url), max_usd=max_usd, scope=scope, lease_seconds=lease_seconds)
+    model.chat("hello", max_tokens=40)

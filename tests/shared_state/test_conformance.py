@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from modelmix import ConfigurationError
 from modelmix.resilience import BreakerConfig, BreakerState
 from modelmix.resilience._state_store import BUCKETS, LimitSpec, bucket_wait
 
@@ -37,12 +38,12 @@ def test_reserve_within_the_budget_and_refuse_beyond(backend: Backend) -> None:
 
 def test_settle_gives_back_the_reservation_and_spends_the_cost(backend: Backend) -> None:
     store = backend.store
-    store.budget_reserve("b", D(1), D("0.5"))
-    books = store.budget_settle("b", D("0.5"), D("0.123456789"))
+    lease = store.budget_reserve("b", D(1), D("0.5")).lease
+    books = store.budget_settle("b", lease, D("0.123456789"))
     assert books.spent == D("0.123456789")
     assert books.reserved == 0
     assert store.budget_books("b").spent == D("0.123456789")
-    store.budget_settle("b", D(0), D("0.1"))  # a charge without a reservation
+    store.budget_settle("b", "", D("0.1"))  # a charge without a reservation
     assert store.budget_books("b").spent == D("0.223456789")
     store.budget_reset("b")
     assert store.budget_books("b").spent == 0
@@ -76,13 +77,73 @@ def test_budgets_are_kept_apart_by_scope(backend: Backend) -> None:
 async def test_async_reserve_and_settle(backend: Backend) -> None:
     store = backend.store
     try:
-        assert (await store.abudget_reserve("b", D(1), D("0.7"))).ok
+        granted = await store.abudget_reserve("b", D(1), D("0.7"))
+        assert granted.ok
         assert not (await store.abudget_reserve("b", D(1), D("0.7"))).ok
-        books = await store.abudget_settle("b", D("0.7"), D("0.2"))
+        books = await store.abudget_settle("b", granted.lease, D("0.2"))
         assert books.spent == D("0.2")
         assert books.reserved == 0
     finally:
         await store.aclose()
+
+
+# ------------------------------------------------------------------- reservations are leases
+
+SHORT, LONG = 0.3, 60.0
+"""Lease lengths: one that ends within the test (the Redis server's clock really passes it), and
+one that never does."""
+
+
+def test_an_unsettled_reservation_comes_back_when_its_lease_ends(backend: Backend) -> None:
+    store = backend.store
+    orphan = store.budget_reserve("b", D(1), D("0.6"), SHORT)  # its worker dies: never settled
+    live = store.budget_reserve("b", D(1), D("0.3"), LONG)
+    assert orphan.ok
+    assert live.ok
+    assert orphan.lease
+    assert live.lease != orphan.lease
+    assert not store.budget_reserve("b", D(1), D("0.2"), LONG).ok
+    backend.advance(SHORT + 0.1)
+    # Every operation first gives back the leases that ended; a live one is kept.
+    assert store.budget_books("b").reserved == D("0.3")
+    assert store.budget_reserve("b", D(1), D("0.7"), LONG).ok
+    assert store.budget_books("b").spent == 0
+
+
+def test_a_settlement_after_its_lease_ended_spends_once_and_gives_back_nothing(backend: Backend) -> None:
+    store = backend.store
+    late = store.budget_reserve("b", D(1), D("0.4"), SHORT)
+    live = store.budget_reserve("b", D(1), D("0.3"), LONG)
+    backend.advance(SHORT + 0.1)
+    books = store.budget_settle("b", late.lease, D("0.25"))
+    assert books.spent == D("0.25")
+    assert books.reserved == D("0.3")  # the lease's 0.4 came back once, when it ended: not again
+    books = store.budget_settle("b", live.lease, D("0.1"))
+    assert (books.spent, books.reserved) == (D("0.35"), D(0))
+
+
+def test_the_books_never_go_negative(backend: Backend) -> None:
+    store = backend.store
+    lease = store.budget_reserve("b", D(1), D("0.5"), SHORT).lease
+    backend.advance(SHORT + 0.1)
+    for _ in range(2):  # the ended lease settled, then settled again
+        assert store.budget_settle("b", lease, D(0)).reserved == 0
+    assert store.budget_settle("b", "9:not-a-lease", D(0)).reserved == 0
+    free = store.budget_reserve("b", D(1), D(0), LONG)
+    assert free.ok
+    assert free.lease == ""  # nothing set aside, nothing to hold
+    # A lease from before a reset takes nothing from the new period's reservations.
+    old = store.budget_reserve("b", D(1), D("0.5"), LONG).lease
+    store.budget_reset("b")
+    assert store.budget_reserve("b", D(1), D("0.2"), LONG).ok
+    books = store.budget_settle("b", old, D("0.1"))
+    assert (books.spent, books.reserved) == (D("0.1"), D("0.2"))
+
+
+def test_a_lease_length_must_be_finite_seconds(backend: Backend) -> None:
+    for seconds in (0, -1.0, math.inf, math.nan, True):
+        with pytest.raises(ConfigurationError, match="lease_seconds"):
+            backend.store.budget_reserve("b", D(1), D("0.1"), seconds)
 
 
 # ----------------------------------------------------------------------------------- breakers

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import pytest
 
 import modelmix as mm
@@ -21,6 +22,8 @@ from modelmix.resilience import (
     SharedCircuitBreaker,
     registry,
 )
+from modelmix.resilience._budget import LEASE_MARGIN
+from modelmix.resilience._state_store import BUDGET_LEASE_SECONDS, BudgetBooks
 from modelmix.testing import FakeClock, FunctionModel
 
 from .conftest import Backend
@@ -88,6 +91,46 @@ def test_budgets_may_let_calls_through_while_the_store_is_unreachable() -> None:
     dead = RedisStore("redis://127.0.0.1:1/0", timeout=0.2, budget_outage="allow")
     model = mm.budget(cheap(), max_usd=1, scope="team", store=dead)
     assert model.chat("hi", max_tokens=10).text == "ok"
+
+
+class _LeaseSpy(MemoryStore):
+    """Notes how long each reservation is asked to be held."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leases: list[float] = []
+
+    def budget_reserve(
+        self, scope: str, max_usd: Decimal, amount: Decimal, lease_seconds: float = BUDGET_LEASE_SECONDS
+    ) -> BudgetBooks:
+        self.leases.append(lease_seconds)
+        return super().budget_reserve(scope, max_usd, amount, lease_seconds)
+
+
+def test_a_reservation_is_held_for_the_calls_deadline_plus_a_margin() -> None:
+    spy = _LeaseSpy()
+    plain = mm.budget(cheap(), max_usd=1, scope="team", store=spy, lease_seconds=42)
+    plain.chat("hi", max_tokens=10)
+    assert spy.leases == [42.0]  # no deadline: the budget's lease_seconds
+    chain = mm.budget(mm.fallback(cheap(), cheap(), deadline=5), max_usd=1, scope="team", store=spy)
+    chain.chat("hi", max_tokens=10)
+    assert LEASE_MARGIN < spy.leases[-1] <= 5 + LEASE_MARGIN
+    assert mm.budget(cheap(), max_usd=1).lease_seconds == BUDGET_LEASE_SECONDS  # 10 minutes by default
+
+
+async def test_an_async_reservation_is_held_for_the_callers_cancel_scope_plus_a_margin() -> None:
+    spy = _LeaseSpy()
+    model = mm.budget(cheap(), max_usd=1, scope="team", store=spy, lease_seconds=42)
+    await model.achat("hi", max_tokens=10)
+    with anyio.fail_after(3):
+        await model.achat("hi", max_tokens=10)
+    assert spy.leases[0] == 42.0
+    assert LEASE_MARGIN < spy.leases[1] <= 3 + LEASE_MARGIN
+
+
+def test_a_budget_lease_must_be_finite_seconds() -> None:
+    with pytest.raises(mm.ConfigurationError, match="lease_seconds"):
+        mm.budget(cheap(), max_usd=1, scope="team", lease_seconds=0)
 
 
 # ----------------------------------------------------------------------------------- breakers

@@ -11,6 +11,11 @@ UTF-8 size (a token is never shorter than a byte); only when that bound is more 
 is left is the prompt counted. A model whose prices are unknown can't be bounded: refused unless
 ``allow_unpriced=True`` (its calls then reserve nothing, and their cost is charged when reported).
 
+A budget that names a scope keeps its books in a shared store, where each reservation is a
+lease: held for the call's deadline plus `LEASE_MARGIN`, or `lease_seconds` when the call has no
+deadline, after which the store gives it back by itself — a worker killed mid-call can't shrink
+the budget for good.
+
 The guard sits where each model is really called: inside a retrying model (every retry reserves
 again), on each member of a fallback chain (a member that does not fit moves the chain on, to a
 cheaper one perhaps), on each tier of a cascade and on both models of a hedge.
@@ -40,12 +45,14 @@ from ..tokens import cost_of, model_info
 if TYPE_CHECKING:
     from ..tokens._counting import TokenCount
     from ._state_store import StateStore
+from ._clock import SYSTEM_CLOCK, effective_deadline
 from ._fallback import FallbackModel
 from ._faults import fault_kind
 from ._hedge import HedgedModel
 from ._holding import HoldingModel
 from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
 from ._retrying import ResilientModel
+from ._state_store import BUDGET_LEASE_SECONDS, check_lease_seconds
 from ._wrapper import WrapperModel
 
 __all__ = ["BudgetModel", "budget"]
@@ -54,6 +61,9 @@ _MILLION = Decimal(1_000_000)
 _BOUND_SHARE = Decimal("0.01")
 """A worst case from the byte bound is reserved only when it is at most this share of what is left;
 otherwise the prompt is counted first."""
+LEASE_MARGIN = 60.0
+"""Seconds a shared reservation outlives its call's deadline: room for the settlement, which
+runs on a background thread after the call, to reach the store (or wait out a short outage)."""
 # Failures that prove no tokens were generated: nothing was sent, or the server refused the request.
 _UNBILLED = frozenset(
     {
@@ -222,10 +232,19 @@ class _BudgetGuard(HoldingModel["Reservation | None"]):
             options["response_format"] = request.settings["response_format"]
         return options
 
+    @staticmethod
+    def _lease_seconds(*, in_async: bool) -> float | None:
+        """How long the call about to go may hold a shared reservation: its deadline (a chain's,
+        a retrying model's, the caller's cancel scope) plus `LEASE_MARGIN`; None when it has none
+        (the budget's `lease_seconds` applies)."""
+        left = effective_deadline(SYSTEM_CLOCK, None, in_async=in_async).remaining()
+        return None if math.isinf(left) else max(left, 0.0) + LEASE_MARGIN
+
     def _take(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
         amount, pending = self._first_amount(messages, settings)
+        lease = self._lease_seconds(in_async=False)
         if amount is not None:
-            reservation = self.ledger.try_reserve(amount)
+            reservation = self.ledger.try_reserve(amount, lease)
             if reservation is not None or pending is None:
                 return reservation
         if pending is None:
@@ -236,7 +255,7 @@ class _BudgetGuard(HoldingModel["Reservation | None"]):
         worst = self._exact_worst(
             pending, count_tokens(request.messages, model=self.wrapped, **self._count_options(request))
         )
-        reservation = self.ledger.try_reserve(worst.cost)
+        reservation = self.ledger.try_reserve(worst.cost, lease)
         if reservation is None:
             raise self._refusal(worst)
         return reservation
@@ -244,8 +263,9 @@ class _BudgetGuard(HoldingModel["Reservation | None"]):
     async def _atake(self, messages: MessagesInput, settings: Mapping[str, Any]) -> Reservation | None:
         # The same steps as `_take`, through the ledger's async forms (a shared store's asyncio client).
         amount, pending = self._first_amount(messages, settings)
+        lease = self._lease_seconds(in_async=True)
         if amount is not None:
-            reservation = await self.ledger.atry_reserve(amount)
+            reservation = await self.ledger.atry_reserve(amount, lease)
             if reservation is not None or pending is None:
                 return reservation
         if pending is None:
@@ -255,7 +275,7 @@ class _BudgetGuard(HoldingModel["Reservation | None"]):
         request = pending.request
         counted = await acount_tokens(request.messages, model=self.wrapped, **self._count_options(request))
         worst = self._exact_worst(pending, counted)
-        reservation = await self.ledger.atry_reserve(worst.cost)
+        reservation = await self.ledger.atry_reserve(worst.cost, lease)
         if reservation is None:
             raise self._refusal(worst)
         return reservation
@@ -384,15 +404,19 @@ class BudgetModel(WrapperModel):
         allow_unpriced: bool = False,
         scope: str | None = None,
         store: StateStore | None = None,
+        lease_seconds: float = BUDGET_LEASE_SECONDS,
     ) -> None:
         self.scope = scope
+        self.lease_seconds = check_lease_seconds("budget", lease_seconds)
         if scope is None:
             self.ledger = BudgetLedger(max_usd)
         else:
             from ._shared import SharedLedger, current_store
 
             # Named: the books live in the shared store, one set per scope for every process.
-            self.ledger = SharedLedger(max_usd, store=store or current_store(), scope=scope)
+            self.ledger = SharedLedger(
+                max_usd, store=store or current_store(), scope=scope, lease_seconds=self.lease_seconds
+            )
         self.allow_unpriced = allow_unpriced
         super().__init__(_guarded(model, self.ledger, allow_unpriced))
 
@@ -480,6 +504,7 @@ def budget(
     allow_unpriced: bool = False,
     scope: str | None = None,
     store: StateStore | None = None,
+    lease_seconds: float = BUDGET_LEASE_SECONDS,
 ) -> BudgetModel:
     """``mm.budget(model_or_chain, max_usd=5)``: `model`'s calls may spend at most `max_usd` dollars.
 
@@ -492,6 +517,9 @@ def budget(
     A budget that names a `scope` keeps its books in the shared store (``mm.shared_state(...)``,
     or `store`): every budget with that scope, in every process using the store, spends from one
     `max_usd`, and the worst-case reservation is atomic there, so N workers never overspend it.
+    Each reservation is held there for the call's deadline plus a minute, or `lease_seconds`
+    (600) when the call has no deadline: a worker that dies mid-call gives its reservation back
+    then. Set `lease_seconds` above your longest call without a deadline.
     """
     from .._registry import model as build
 
@@ -504,7 +532,9 @@ def budget(
         )
     if scope is not None and (not isinstance(scope, str) or not scope):
         raise ConfigurationError(f"budget(scope={scope!r}): a non-empty string naming the shared budget, or None")
-    return BudgetModel(model, max_usd=amount, allow_unpriced=allow_unpriced, scope=scope, store=store)
+    return BudgetModel(
+        model, max_usd=amount, allow_unpriced=allow_unpriced, scope=scope, store=store, lease_seconds=lease_seconds
+    )
 
 
 def _check_amount(value: Any) -> Decimal:

@@ -65,6 +65,8 @@ class Reservation:
 
     amount: Decimal
     settled: bool = False
+    lease: str = ""
+    """A shared budget's name for it in the store ("" for a process's own books)."""
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,10 @@ class BudgetLedger:
         """What is left, for sizing a reservation (a shared ledger answers from its last reading)."""
         return self.snapshot().left
 
-    def try_reserve(self, amount: Decimal) -> Reservation | None:
-        """Set `amount` aside if it fits what is left; None if it does not."""
+    def try_reserve(self, amount: Decimal, lease_seconds: float | None = None) -> Reservation | None:
+        """Set `amount` aside if it fits what is left; None if it does not. `lease_seconds` is how
+        long a shared budget may hold it (None: the budget's default); a process's own books die
+        with it, so they ignore it."""
         with self._lock:
             if self._spent + self._reserved + amount > self.max_usd:
                 return None
@@ -112,9 +116,9 @@ class BudgetLedger:
             self._peak = max(self._peak, self._spent + self._reserved)
         return Reservation(amount)
 
-    async def atry_reserve(self, amount: Decimal) -> Reservation | None:
+    async def atry_reserve(self, amount: Decimal, lease_seconds: float | None = None) -> Reservation | None:
         """`try_reserve` for async callers (a shared ledger asks its store without blocking the loop)."""
-        return self.try_reserve(amount)
+        return self.try_reserve(amount, lease_seconds)
 
     def settle(self, reservation: Reservation, cost: Decimal) -> None:
         """The call is over and cost `cost`: the rest of its reservation goes back. Only the

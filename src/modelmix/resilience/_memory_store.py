@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import math
 import threading
+import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from ._breaker import BreakerConfig, CircuitBreaker, Outcome
 from ._clock import SYSTEM_CLOCK, Clock
-from ._state_store import BUCKETS, BreakerView, BudgetBooks, LimitGrant, LimitSpec, StateStore, bucket_wait
+from ._state_store import (
+    BUCKETS,
+    BUDGET_LEASE_SECONDS,
+    BreakerView,
+    BudgetBooks,
+    LimitGrant,
+    LimitSpec,
+    StateStore,
+    bucket_wait,
+    check_lease_seconds,
+)
 
 __all__ = ["MemoryStore"]
 
@@ -27,6 +38,26 @@ which no clock can predict)."""
 class _Books:
     spent: Decimal = Decimal(0)
     reserved: Decimal = Decimal(0)
+    leases: dict[str, tuple[Decimal, float]] = field(default_factory=dict)
+    """Reservations in flight: lease → (amount, when it ends on the store's clock)."""
+    first_end: float = math.inf
+    """No lease ends before this (it may be earlier than the true first end, never later), so
+    most operations skip the scan of every call in flight."""
+
+    def hold(self, lease: str, amount: Decimal, until: float) -> None:
+        self.leases[lease] = (amount, until)
+        self.reserved += amount
+        self.first_end = min(self.first_end, until)
+
+    def expire(self, now: float) -> None:
+        """Give back the reservations whose lease ended unsettled (the Redis script does the same)."""
+        if now < self.first_end:
+            return
+        ended = [lease for lease, (_, until) in self.leases.items() if until <= now]
+        for lease in ended:
+            amount, _ = self.leases.pop(lease)
+            self.reserved = max(Decimal(0), self.reserved - amount)
+        self.first_end = min((until for _, until in self.leases.values()), default=math.inf)
 
 
 @dataclass
@@ -53,23 +84,34 @@ class MemoryStore(StateStore):
     # ----------------------------------------------------------------------------- budgets
 
     def _books(self, scope: str) -> _Books:
+        """A budget's books, its ended leases given back (call under the lock)."""
         books = self._budgets.get(scope)
         if books is None:
             books = self._budgets[scope] = _Books()
+        books.expire(self.clock.now())
         return books
 
-    def budget_reserve(self, scope: str, max_usd: Decimal, amount: Decimal) -> BudgetBooks:
+    def budget_reserve(
+        self, scope: str, max_usd: Decimal, amount: Decimal, lease_seconds: float = BUDGET_LEASE_SECONDS
+    ) -> BudgetBooks:
+        seconds = check_lease_seconds("budget_reserve", lease_seconds)
         with self._lock:
             books = self._books(scope)
-            ok = books.spent + books.reserved + amount <= max_usd
-            if ok:
-                books.reserved += amount
-            return BudgetBooks(ok, books.spent, books.reserved)
+            if books.spent + books.reserved + amount > max_usd:
+                return BudgetBooks(False, books.spent, books.reserved)
+            if amount <= 0:
+                return BudgetBooks(True, books.spent, books.reserved)  # nothing to hold, nothing to lose
+            lease = uuid.uuid4().hex
+            books.hold(lease, amount, self.clock.now() + seconds)
+            return BudgetBooks(True, books.spent, books.reserved, lease)
 
-    def budget_settle(self, scope: str, reserved: Decimal, cost: Decimal) -> BudgetBooks:
+    def budget_settle(self, scope: str, lease: str, cost: Decimal) -> BudgetBooks:
         with self._lock:
             books = self._books(scope)
-            books.reserved = max(Decimal(0), books.reserved - reserved)
+            held = books.leases.pop(lease, None) if lease else None
+            if held is not None:
+                # A lease that already ended gave its amount back when it did: not twice.
+                books.reserved = max(Decimal(0), books.reserved - held[0])
             books.spent += cost
             return BudgetBooks(True, books.spent, books.reserved)
 

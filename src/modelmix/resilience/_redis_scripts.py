@@ -20,35 +20,62 @@ local function us(x) return math.floor(x * 1000000 + 0.5) end
 BUDGET = (
     _NOW
     + """
--- KEYS[1]: the budget's hash (spent, reserved: whole nano-dollars)
--- ARGV: op ('reserve' | 'settle' | 'books' | 'reset'), then amounts
+-- KEYS[1]: the budget's hash (spent, reserved: whole nano-dollars; max)
+-- KEYS[2]: its leases, a sorted set: one member '<nano-dollars>:<id>' per reservation in flight,
+--   scored by when the lease ends on this server's clock
+-- ARGV: op ('reserve' | 'settle' | 'books' | 'reset'), then
+--   reserve: max, amount, lease seconds, lease id;  settle: lease ('' for none), cost
+-- Amounts stay strings from end to end (HINCRBY takes them as given): Lua's numbers would turn
+-- large ones into '1e+15', which HINCRBY refuses.
+local books, leases = KEYS[1], KEYS[2]
 local op = ARGV[1]
 if op == 'reset' then
-  redis.call('DEL', KEYS[1])
-  return {1, 0, 0}
+  redis.call('DEL', books, leases)
+  return {1, 0, 0, ''}
 end
-local spent = tonumber(redis.call('HGET', KEYS[1], 'spent') or '0')
-local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved') or '0')
+local function give_back(lease)
+  local amount = string.match(lease, '^(%d+):')
+  if amount and amount ~= '0' then
+    -- ('-' .. amount, not 0 - amount: a Lua -0 or float would reach Redis malformed.)
+    if redis.call('HINCRBY', books, 'reserved', '-' .. amount) < 0 then
+      redis.call('HSET', books, 'reserved', 0)
+    end
+  end
+end
+-- Leases that ended unsettled belong to processes that died mid-call: their money comes back
+-- before anything else is decided.
+local ended = redis.call('ZRANGEBYSCORE', leases, '-inf', now)
+if #ended > 0 then
+  for _, lease in ipairs(ended) do give_back(lease) end
+  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+end
+local spent = tonumber(redis.call('HGET', books, 'spent') or '0')
+local reserved = tonumber(redis.call('HGET', books, 'reserved') or '0')
 if op == 'reserve' then
   local max, amount = tonumber(ARGV[2]), tonumber(ARGV[3])
   if spent + reserved + amount > max then
-    return {0, spent, reserved}
+    return {0, spent, reserved, ''}
   end
-  reserved = redis.call('HINCRBY', KEYS[1], 'reserved', amount)
-  redis.call('HSET', KEYS[1], 'max', ARGV[2])
-  return {1, spent, reserved}
+  redis.call('HSET', books, 'max', ARGV[2])
+  if amount <= 0 then
+    return {1, spent, reserved, ''}
+  end
+  local lease = ARGV[3] .. ':' .. ARGV[5]
+  -- No TTL on either key: the books outlive every lease, and the sorted set empties itself.
+  redis.call('ZADD', leases, now + tonumber(ARGV[4]), lease)
+  reserved = redis.call('HINCRBY', books, 'reserved', ARGV[3])
+  return {1, spent, reserved, lease}
 elseif op == 'settle' then
-  local back, cost = tonumber(ARGV[2]), tonumber(ARGV[3])
-  -- (0 - back, not -back: Lua's -0 reaches Redis as "-0", which HINCRBY refuses.)
-  reserved = redis.call('HINCRBY', KEYS[1], 'reserved', 0 - back)
-  if reserved < 0 then
-    redis.call('HSET', KEYS[1], 'reserved', 0)
-    reserved = 0
+  local lease = ARGV[2]
+  -- Only a live lease gives its money back: one that ended already did, above or earlier.
+  if lease ~= '' and redis.call('ZREM', leases, lease) == 1 then
+    give_back(lease)
   end
-  spent = redis.call('HINCRBY', KEYS[1], 'spent', cost)
-  return {1, spent, reserved}
+  spent = redis.call('HINCRBY', books, 'spent', ARGV[3])
+  reserved = tonumber(redis.call('HGET', books, 'reserved') or '0')
+  return {1, spent, reserved, ''}
 end
-return {1, spent, reserved}
+return {1, spent, reserved, ''}
 """
 )
 

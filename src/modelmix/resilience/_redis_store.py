@@ -18,6 +18,7 @@ import os
 import queue
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Callable
 from decimal import Decimal
@@ -31,6 +32,7 @@ from . import _redis_scripts as scripts
 from ._breaker import BreakerConfig, BreakerState, Outcome
 from ._state_store import (
     BUCKETS,
+    BUDGET_LEASE_SECONDS,
     BreakerView,
     BudgetBooks,
     LimitGrant,
@@ -38,6 +40,7 @@ from ._state_store import (
     Outage,
     StateStore,
     StoreUnavailable,
+    check_lease_seconds,
     from_nanos,
     to_nanos,
 )
@@ -302,31 +305,46 @@ class RedisStore(StateStore):
 
     @staticmethod
     def _books(reply: list[Any]) -> BudgetBooks:
-        return BudgetBooks(bool(int(reply[0])), from_nanos(int(reply[1])), from_nanos(int(reply[2])))
+        lease = reply[3].decode() if isinstance(reply[3], bytes) else reply[3]  # a given client may not decode
+        return BudgetBooks(bool(int(reply[0])), from_nanos(int(reply[1])), from_nanos(int(reply[2])), lease)
 
-    def _budget(self, scope: str, *args: Any) -> BudgetBooks:
-        keys = [self._key("budget", scope)]
-        return self._books(self._run(lambda: self._scripts["budget"](keys, list(args))))
+    def _budget_keys(self, scope: str) -> list[str]:
+        books = self._key("budget", scope)
+        return [books, f"{books}:leases"]
 
-    def budget_reserve(self, scope: str, max_usd: Decimal, amount: Decimal) -> BudgetBooks:
-        return self._budget(scope, "reserve", to_nanos(max_usd), to_nanos(amount))
+    @staticmethod
+    def _reserve_args(max_usd: Decimal, amount: Decimal, lease_seconds: float) -> list[Any]:
+        seconds = check_lease_seconds("budget_reserve", lease_seconds)
+        # The id is drawn here, not in the script: Lua on Redis has no good source of randomness.
+        return ["reserve", to_nanos(max_usd), to_nanos(amount), repr(seconds), uuid.uuid4().hex]
 
-    def budget_settle(self, scope: str, reserved: Decimal, cost: Decimal) -> BudgetBooks:
-        return self._budget(scope, "settle", to_nanos(reserved), to_nanos(cost))
+    def _budget(self, scope: str, args: list[Any]) -> BudgetBooks:
+        keys = self._budget_keys(scope)
+        return self._books(self._run(lambda: self._scripts["budget"](keys, args)))
+
+    def budget_reserve(
+        self, scope: str, max_usd: Decimal, amount: Decimal, lease_seconds: float = BUDGET_LEASE_SECONDS
+    ) -> BudgetBooks:
+        return self._budget(scope, self._reserve_args(max_usd, amount, lease_seconds))
+
+    def budget_settle(self, scope: str, lease: str, cost: Decimal) -> BudgetBooks:
+        return self._budget(scope, ["settle", lease, to_nanos(cost)])
 
     def budget_books(self, scope: str) -> BudgetBooks:
-        return self._budget(scope, "books")
+        return self._budget(scope, ["books"])
 
     def budget_reset(self, scope: str) -> None:
-        self._budget(scope, "reset")
+        self._budget(scope, ["reset"])
 
-    async def abudget_reserve(self, scope: str, max_usd: Decimal, amount: Decimal) -> BudgetBooks:
-        keys = [self._key("budget", scope)]
-        return self._books(await self._arun("budget", keys, ["reserve", to_nanos(max_usd), to_nanos(amount)]))
+    async def abudget_reserve(
+        self, scope: str, max_usd: Decimal, amount: Decimal, lease_seconds: float = BUDGET_LEASE_SECONDS
+    ) -> BudgetBooks:
+        args = self._reserve_args(max_usd, amount, lease_seconds)
+        return self._books(await self._arun("budget", self._budget_keys(scope), args))
 
-    async def abudget_settle(self, scope: str, reserved: Decimal, cost: Decimal) -> BudgetBooks:
-        keys = [self._key("budget", scope)]
-        return self._books(await self._arun("budget", keys, ["settle", to_nanos(reserved), to_nanos(cost)]))
+    async def abudget_settle(self, scope: str, lease: str, cost: Decimal) -> BudgetBooks:
+        args = ["settle", lease, to_nanos(cost)]
+        return self._books(await self._arun("budget", self._budget_keys(scope), args))
 
     # ---------------------------------------------------------------------------- breakers
 

@@ -9,7 +9,8 @@ another worker's verdict reaches this one within `staleness` seconds. While the 
 unreachable each process falls back to its own in-process breaker (the inherited state machine).
 
 A `SharedLedger` is a budget's books in the store: reserve and settle are one atomic operation
-each, so N workers never overspend one budget.
+each, so N workers never overspend one budget. Each reservation is a lease the store gives back
+by itself if nobody settles it in time (the worker holding it died).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .._exceptions import CircuitOpenError, ConfigurationError
 from ._breaker import BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Outcome, refusal
 from ._ledger import BudgetExceededError, BudgetLedger, BudgetSnapshot, Reservation, usd
 from ._memory_store import MemoryStore
-from ._state_store import BreakerView, BudgetBooks, Outage, StateStore, StoreUnavailable
+from ._state_store import BUDGET_LEASE_SECONDS, BreakerView, BudgetBooks, Outage, StateStore, StoreUnavailable
 
 __all__ = ["SharedCircuitBreaker", "SharedLedger", "current_store", "shared_state"]
 
@@ -243,12 +244,16 @@ class _Uncounted(Reservation):
 class SharedLedger(BudgetLedger):
     """A budget's books kept in `store` under `scope`: shared by every process using the store."""
 
-    def __init__(self, max_usd: Decimal, *, store: StateStore, scope: str) -> None:
+    def __init__(
+        self, max_usd: Decimal, *, store: StateStore, scope: str, lease_seconds: float = BUDGET_LEASE_SECONDS
+    ) -> None:
         super().__init__(max_usd)
         self.store = store
         self.scope = scope
+        self.lease_seconds = lease_seconds
+        """How long a reservation is held when its call has no deadline."""
         self._last = BudgetBooks(True, Decimal(0), Decimal(0))
-        self._unsent: list[tuple[Decimal, Decimal]] = []
+        self._unsent: list[tuple[str, Decimal]] = []
         """Settlements the store did not take (unreachable): sent with the next operation."""
         self._guard = threading.Lock()
 
@@ -263,12 +268,12 @@ class SharedLedger(BudgetLedger):
             with self._guard:
                 if not self._unsent:
                     return
-                reserved, cost = self._unsent.pop(0)
+                lease, cost = self._unsent.pop(0)
             try:
-                self._seen(self.store.budget_settle(self.scope, reserved, cost))
+                self._seen(self.store.budget_settle(self.scope, lease, cost))
             except StoreUnavailable:
                 with self._guard:
-                    self._unsent.insert(0, (reserved, cost))
+                    self._unsent.insert(0, (lease, cost))
                 raise
 
     def snapshot(self) -> BudgetSnapshot:
@@ -285,21 +290,23 @@ class SharedLedger(BudgetLedger):
         # The books the last operation saw: a hint for sizing a reservation, not worth a round trip.
         return self.max_usd - self._last.spent - self._last.reserved
 
-    def try_reserve(self, amount: Decimal) -> Reservation | None:
+    def try_reserve(self, amount: Decimal, lease_seconds: float | None = None) -> Reservation | None:
+        seconds = self.lease_seconds if lease_seconds is None else lease_seconds
         try:
             self._resend()
-            books = self._seen(self.store.budget_reserve(self.scope, self.max_usd, amount))
+            books = self._seen(self.store.budget_reserve(self.scope, self.max_usd, amount, seconds))
         except StoreUnavailable as exc:
             return self._unreachable(amount, exc)
-        return Reservation(amount) if books.ok else None
+        return Reservation(amount, lease=books.lease) if books.ok else None
 
-    async def atry_reserve(self, amount: Decimal) -> Reservation | None:
+    async def atry_reserve(self, amount: Decimal, lease_seconds: float | None = None) -> Reservation | None:
+        seconds = self.lease_seconds if lease_seconds is None else lease_seconds
         try:
             self._resend()
-            books = self._seen(await self.store.abudget_reserve(self.scope, self.max_usd, amount))
+            books = self._seen(await self.store.abudget_reserve(self.scope, self.max_usd, amount, seconds))
         except StoreUnavailable as exc:
             return self._unreachable(amount, exc)
-        return Reservation(amount) if books.ok else None
+        return Reservation(amount, lease=books.lease) if books.ok else None
 
     def _unreachable(self, amount: Decimal, exc: StoreUnavailable) -> Reservation:
         """The store's outage policy: an uncounted reservation, or a refusal."""
@@ -318,20 +325,22 @@ class SharedLedger(BudgetLedger):
         if reservation.settled:
             return
         reservation.settled = True
-        self._send(Decimal(0) if isinstance(reservation, _Uncounted) else reservation.amount, cost)
+        self._send(reservation.lease, cost)  # an uncounted reservation has no lease: a plain charge
 
     def charge(self, cost: Decimal) -> None:
-        self._send(Decimal(0), cost)
+        self._send("", cost)
 
-    def _send(self, reserved: Decimal, cost: Decimal) -> None:
-        """Settle off the caller's path: until it lands the money stays reserved, never spendable twice."""
+    def _send(self, lease: str, cost: Decimal) -> None:
+        """Settle off the caller's path: until it lands the money stays reserved, never spendable
+        twice (unless the lease ends first: the store then gives it back, once, and the late
+        settlement only spends the cost)."""
 
         def settle() -> None:
             try:
-                self._seen(self.store.budget_settle(self.scope, reserved, cost))
+                self._seen(self.store.budget_settle(self.scope, lease, cost))
             except StoreUnavailable:
                 with self._guard:
-                    self._unsent.append((reserved, cost))
+                    self._unsent.append((lease, cost))
                 logger.debug("budget %s: settlement of %s kept until the store is back", self.scope, usd(cost))
 
         self.store.later(settle)

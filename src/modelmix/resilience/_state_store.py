@@ -24,6 +24,7 @@ from ._breaker import BreakerConfig, BreakerState, Outcome
 
 __all__ = [
     "BUCKETS",
+    "BUDGET_LEASE_SECONDS",
     "BreakerView",
     "BudgetBooks",
     "LimitGrant",
@@ -32,6 +33,7 @@ __all__ = [
     "StateStore",
     "StoreUnavailable",
     "bucket_wait",
+    "check_lease_seconds",
     "from_nanos",
     "to_nanos",
 ]
@@ -61,6 +63,18 @@ class StoreUnavailable(Exception):
     """
 
 
+BUDGET_LEASE_SECONDS = 600.0
+"""How long a budget reservation is held when nobody says: a process that dies before settling
+(SIGKILL, out of memory) gives its reservation back after this long."""
+
+
+def check_lease_seconds(where: str, value: object) -> float:
+    """A lease length in seconds (finite, above 0), or a `ConfigurationError` naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigurationError(f"{where}(lease_seconds={value!r}): seconds, a finite number above 0")
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class BudgetBooks:
     """A budget's books after an operation; `ok` says whether a reservation was granted."""
@@ -68,6 +82,9 @@ class BudgetBooks:
     ok: bool
     spent: Decimal
     reserved: Decimal
+    lease: str = ""
+    """For `budget_reserve`: the granted reservation's lease, to pass to `budget_settle` ("" when
+    nothing was set aside: refused, or an amount of 0)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +190,22 @@ class StateStore(ABC):
 
     # ----------------------------------------------------------------------------- budgets
 
-    @abstractmethod
-    def budget_reserve(self, scope: str, max_usd: Decimal, amount: Decimal) -> BudgetBooks:
-        """Set `amount` aside if spent + reserved + amount stays within `max_usd`."""
+    # A reservation is a lease: the store holds it for `lease_seconds` on its own clock, and every
+    # budget operation first gives back the leases that ended unsettled (their process died), so
+    # a crash between reserve and settle can't shrink a shared budget for good.
 
     @abstractmethod
-    def budget_settle(self, scope: str, reserved: Decimal, cost: Decimal) -> BudgetBooks:
-        """A call that reserved `reserved` is over and cost `cost` (a call that reserved nothing
-        passes 0): the reservation goes back and the cost is spent."""
+    def budget_reserve(
+        self, scope: str, max_usd: Decimal, amount: Decimal, lease_seconds: float = BUDGET_LEASE_SECONDS
+    ) -> BudgetBooks:
+        """Set `amount` aside if spent + reserved + amount stays within `max_usd`, for at most
+        `lease_seconds`; the books' `lease` names it for `budget_settle`."""
+
+    @abstractmethod
+    def budget_settle(self, scope: str, lease: str, cost: Decimal) -> BudgetBooks:
+        """The call holding `lease` is over and cost `cost`: its reservation goes back (unless its
+        lease already ended and gave it back) and the cost is spent, once. A call that reserved
+        nothing passes ``lease=""``."""
 
     @abstractmethod
     def budget_books(self, scope: str) -> BudgetBooks:
@@ -188,13 +213,15 @@ class StateStore(ABC):
 
     @abstractmethod
     def budget_reset(self, scope: str) -> None:
-        """Forget a budget's books (a new period starts)."""
+        """Forget a budget's books and leases (a new period starts)."""
 
-    async def abudget_reserve(self, scope: str, max_usd: Decimal, amount: Decimal) -> BudgetBooks:
-        return self.budget_reserve(scope, max_usd, amount)
+    async def abudget_reserve(
+        self, scope: str, max_usd: Decimal, amount: Decimal, lease_seconds: float = BUDGET_LEASE_SECONDS
+    ) -> BudgetBooks:
+        return self.budget_reserve(scope, max_usd, amount, lease_seconds)
 
-    async def abudget_settle(self, scope: str, reserved: Decimal, cost: Decimal) -> BudgetBooks:
-        return self.budget_settle(scope, reserved, cost)
+    async def abudget_settle(self, scope: str, lease: str, cost: Decimal) -> BudgetBooks:
+        return self.budget_settle(scope, lease, cost)
 
     # ---------------------------------------------------------------------------- breakers
 
