@@ -232,11 +232,12 @@ class _BudgetGuard(HoldingModel["Reservation | None"]):
             options["response_format"] = request.settings["response_format"]
         return options
 
-    @staticmethod
-    def _lease_seconds(*, in_async: bool) -> float | None:
+    def _lease_seconds(self, *, in_async: bool) -> float | None:
         """How long the call about to go may hold a shared reservation: its deadline (a chain's,
         a retrying model's, the caller's cancel scope) plus `LEASE_MARGIN`; None when it has none
-        (the budget's `lease_seconds` applies)."""
+        (the budget's `lease_seconds` applies), or when the books are this process's own."""
+        if type(self.ledger) is BudgetLedger:
+            return None  # nothing outlives this process's own books: no deadline to look up
         left = effective_deadline(SYSTEM_CLOCK, None, in_async=in_async).remaining()
         return None if math.isinf(left) else max(left, 0.0) + LEASE_MARGIN
 
