@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 import modelmix as mm
 from modelmix._response import ChatResponse
 from modelmix.resilience import RetryBudget, RetryPolicy
 from modelmix.resilience._clock import effective_deadline
-from modelmix.resilience._planner import Call, CallPlan, ChainRules, GiveUp, Leg, Sleep
+from modelmix.resilience._planner import AskBreaker, Call, CallPlan, ChainRules, GiveUp, Leg, Sleep
 from modelmix.testing import FunctionModel
 
 from .conftest import FakeClock
@@ -91,3 +93,44 @@ def test_cancellation_ends_the_plan_as_it_is() -> None:
     end = plan.next()
     assert isinstance(end, GiveUp)
     assert end.error is cancelled
+
+
+class _StoreBackedBreaker(mm.resilience.CircuitBreaker):
+    """A breaker whose verdict needs a store's round trip: the plan must hand the question out."""
+
+    def decides_locally(self, now: float, *, ignore_cooldown: bool = False) -> bool:
+        return False
+
+    def admit(self, now: float, *, ignore_cooldown: bool = False) -> None:
+        raise AssertionError("the plan asked the store itself")
+
+
+def test_a_breaker_that_must_ask_its_store_is_a_question_for_the_driver() -> None:
+    clock = FakeClock()
+    breaker = _StoreBackedBreaker("a at e")
+    leg = Leg(_model("a"), _policy(), breaker)
+    plan = CallPlan([leg], effective_deadline(clock, 30.0, in_async=False), clock, "hi")
+    ask = plan.next()
+    assert isinstance(ask, AskBreaker)
+    assert ask.breaker is breaker
+    assert not ask.ignore_cooldown
+    with pytest.raises(RuntimeError, match="outcome"):
+        plan.next()  # nothing to do until the answer comes
+    plan.breaker_said("probe")
+    call = plan.next()
+    assert isinstance(call, Call)
+    assert call.probe
+
+
+def test_a_refusal_from_the_store_ends_the_call_with_the_breakers_error() -> None:
+    clock = FakeClock()
+    breaker = _StoreBackedBreaker("a at e")
+    leg = Leg(_model("a"), _policy(), breaker)
+    plan = CallPlan([leg], effective_deadline(clock, 30.0, in_async=False), clock, "hi")
+    assert isinstance(plan.next(), AskBreaker)
+    plan.breaker_said(None)
+    end = plan.next()
+    assert isinstance(end, GiveUp)
+    assert isinstance(end.error, mm.CircuitOpenError)
+    with pytest.raises(RuntimeError, match="without an AskBreaker"):
+        plan.breaker_said("call")
