@@ -348,19 +348,9 @@ class RedisStore(StateStore):
 
     # ---------------------------------------------------------------------------- breakers
 
-    def _breaker(
-        self,
-        op: str,
-        key: str,
-        config: BreakerConfig,
-        *,
-        outcome: str = "",
-        retry_after: float | None = None,
-        probe: bool = False,
-        jitter: float = 1.0,
-        ignore_cooldown: bool = False,
-    ) -> BreakerView:
-        keys, args = self._breaker_call(op, key, config, outcome, retry_after, probe, jitter, ignore_cooldown)
+    def _breaker(self, op: str, key: str, config: BreakerConfig, **options: Any) -> BreakerView:
+        """Run the breaker script (`options`: those of `_breaker_call`)."""
+        keys, args = self._breaker_call(op, key, config, **options)
         return _breaker_view(self._run(lambda: self._scripts["breaker"](keys, args)))
 
     def _breaker_call(
@@ -368,6 +358,7 @@ class RedisStore(StateStore):
         op: str,
         key: str,
         config: BreakerConfig,
+        *,
         outcome: str = "",
         retry_after: float | None = None,
         probe: bool = False,
