@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError, ProviderError
-from .._observe import AttemptInfo, CallInfo, Hooks, add_hooks, address_of, remove_hooks
+from .._observe import AttemptInfo, CallInfo, Hooks, RetryWait, add_hooks, address_of, remove_hooks
 from .._version import __version__
 from ._content import ContentHook, as_json, capture_from_env, input_messages, output_messages
 
@@ -61,6 +61,10 @@ ATTEMPTS = "modelmix.attempt.count"
 COST = "modelmix.cost.usd"
 ANSWERED_BY = "modelmix.response.provider"
 CONTENT_REFERENCE = "modelmix.content.reference"
+RETRY_WAIT = "modelmix.retry.wait"
+"""The call span's event when the call waits before a retry."""
+RETRY_WAIT_SECONDS = "modelmix.retry.wait.seconds"
+HTTP_STATUS = "http.response.status_code"
 
 _REQUEST_SETTINGS = {
     "temperature": "gen_ai.request.temperature",
@@ -197,6 +201,22 @@ class Instrumentation(Hooks):
             if len(self._static) < 4096:  # bounded: model names are few, but they come from callers
                 self._static[key] = static
         return dict(static)
+
+    def retry_wait(self, wait: RetryWait) -> None:
+        span: Span | None = wait.call.scratch.get(self)
+        if span is None:
+            return
+        failed = wait.failed
+        details: dict[str, Any] = {RETRY_WAIT_SECONDS: float(wait.seconds), RETRY: wait.retry_no}
+        if failed.error is not None:
+            details[ERROR_TYPE] = type(failed.error).__name__
+            status = getattr(failed.error, "status", None)
+            if isinstance(status, int):
+                details[HTTP_STATUS] = status
+        details[PROVIDER] = provider_name(failed.provider)
+        details[REQUEST_MODEL] = failed.model
+        details[POSITION] = failed.position
+        span.add_event(RETRY_WAIT, details)
 
     def call_finished(self, call: CallInfo) -> None:
         span: Span | None = call.scratch.pop(self, None)
