@@ -51,6 +51,11 @@ ACTIVE = False
 _registered: tuple[Hooks, ...] = ()
 _current: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("modelmix_call", default=None)
 
+_METHODS = ("call_started", "request_sent", "first_chunk", "retry_wait", "attempt_finished", "call_finished")
+_dispatch: dict[str, tuple[Callable[[Any], object], ...]] = dict.fromkeys(_METHODS, ())
+"""Per hook method, the registered hooks' bound methods that override it: a method a hook leaves
+as `Hooks`' no-op costs nothing per call (most hooks override two or three of the six)."""
+
 T = TypeVar("T")
 
 
@@ -69,6 +74,7 @@ def add_hooks(hooks: Hooks) -> None:
         )
     if hooks not in _registered:
         _registered = (*_registered, hooks)
+    _rebuild_dispatch()
     ACTIVE = True
 
 
@@ -76,15 +82,28 @@ def remove_hooks(hooks: Hooks) -> None:
     """Stop telling `hooks` about calls (calls in flight stop reporting to it too)."""
     global _registered, ACTIVE
     _registered = tuple(h for h in _registered if h is not hooks)
+    _rebuild_dispatch()
     ACTIVE = bool(_registered)
 
 
+def _rebuild_dispatch() -> None:
+    global _dispatch
+    _dispatch = {
+        method: tuple(
+            getattr(hooks, method)
+            for hooks in _registered
+            if getattr(type(hooks), method) is not getattr(Hooks, method)
+        )
+        for method in _METHODS
+    }
+
+
 def _emit(method: str, record: Any) -> None:
-    for hooks in _registered:
+    for hook in _dispatch[method]:
         try:
-            getattr(hooks, method)(record)
+            hook(record)
         except Exception:  # an observer's bug must not change the call's outcome
-            logger.exception("modelmix hook %s.%s failed", type(hooks).__name__, method)
+            logger.exception("modelmix hook %s.%s failed", type(getattr(hook, "__self__", hook)).__name__, method)
 
 
 # ------------------------------------------------------------------------------- lifecycle
