@@ -383,3 +383,16 @@ def test_an_attempt_without_a_first_token_in_time_is_an_error(
         assert attrs(first)["error.type"] in ("TransportError", "DeadlineExceededError")
         assert attrs(first)["gen_ai.response.finish_reasons"] == ("error",)
         assert attrs(second)["modelmix.outcome"] == "ok"
+
+
+def test_a_model_that_cannot_be_a_dictionary_key_is_still_described(otel: Telemetry) -> None:
+    class Unhashable(FunctionModel):
+        def __eq__(self, other: object) -> bool:  # drops __hash__: no weak dictionary key
+            return self is other
+
+    model = Unhashable("hi", name="odd")
+    model.chat("x")
+    model.chat("x")
+    roots = otel.roots()
+    assert [r.name for r in roots] == ["chat odd", "chat odd"]
+    assert [[c.name for c in otel.children(r)] for r in roots] == [["chat odd"], ["chat odd"]]
