@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ._messages import MessagesInput
     from ._model import Model
 
-__all__ = ["AttemptInfo", "CallInfo", "Hooks", "address_of", "attempt_slot"]
+__all__ = ["AttemptInfo", "CallInfo", "Hooks", "RetryWait", "address_of", "attempt_slot", "response_id_of"]
 
 attempt_slot: contextvars.ContextVar[tuple[int | None, int]] = contextvars.ContextVar(
     "modelmix_attempt_slot", default=(None, 0)
@@ -46,6 +46,10 @@ class Hooks:
 
     def attempt_finished(self, attempt: AttemptInfo) -> None:
         """An attempt ended: answered, failed, lost a hedge race, or its stream was closed."""
+
+    def retry_wait(self, wait: RetryWait) -> None:
+        """The call is about to wait `wait.seconds` before retrying the model whose attempt
+        `wait.failed` just failed (called before the wait, sync and async alike)."""
 
     def call_finished(self, call: CallInfo) -> None:
         """The call ended; for a stream when it was read to its end, failed or was closed."""
@@ -158,7 +162,7 @@ class CallInfo(_Timeline):
 class AttemptInfo(_Timeline):
     """One request to one concrete model within a call."""
 
-    __slots__ = ("call", "concrete", "model", "position", "provider", "retry_no")
+    __slots__ = ("_streamed_id", "call", "concrete", "model", "position", "provider", "retry_no")
 
     def __init__(self, call: CallInfo, model: Model) -> None:
         super().__init__()
@@ -170,6 +174,7 @@ class AttemptInfo(_Timeline):
         position, self.retry_no = attempt_slot.get()
         self.position = position or 0
         """Which model of a chain (0: the first) or of a hedge (0: primary, 1: backup)."""
+        self._streamed_id: str | None = None  # a stream's id, from its events (set by `_observe`)
 
     # What follows is worked out when a hook asks, not on every attempt.
 
@@ -217,8 +222,13 @@ class AttemptInfo(_Timeline):
 
     @property
     def response_id(self) -> str | None:
-        """The completion's id (non-streamed answers)."""
-        return None if self.response is None else _response_id(self.response)
+        """The completion's id: from the answer's body, or for a stream from its events once they
+        carried it (a chunk's ``id``, the Responses ``response.id``), even if it failed later."""
+        if self.response is not None:
+            found = response_id_of(self.response)
+            if found is not None:
+                return found
+        return self._streamed_id
 
     @property
     def finish_reason(self) -> str | None:
@@ -228,7 +238,43 @@ class AttemptInfo(_Timeline):
         return None if self.outcome in ("ok", "pending") else "error"
 
 
-def _response_id(response: ChatResponse) -> str | None:
+class RetryWait:
+    """A wait before a retry: the call sleeps `seconds`, then sends its next request to the model
+    whose attempt `failed` just failed. Read-only for hooks."""
+
+    __slots__ = ("call", "failed", "seconds")
+
+    def __init__(self, call: CallInfo, failed: AttemptInfo, seconds: float) -> None:
+        self.call = call
+        self.failed = failed
+        """The attempt whose failure is being retried (its `error_type` is why)."""
+        self.seconds = seconds
+        """How long the call waits before the retry (a server's retry hint, or the backoff)."""
+
+    @property
+    def retry_no(self) -> int:
+        """The retry that follows the wait: 1 for the model's first retry (its attempts' `retry_no`)."""
+        return self.failed.retry_no + 1
+
+    @property
+    def provider(self) -> str:
+        return self.failed.provider
+
+    @property
+    def model(self) -> str:
+        return self.failed.model
+
+    @property
+    def position(self) -> int:
+        return self.failed.position
+
+    @property
+    def error_type(self) -> str | None:
+        return self.failed.error_type
+
+
+def response_id_of(response: ChatResponse) -> str | None:
+    """The id in an answer's body (the `raw` JSON a non-streamed answer keeps)."""
     raw = response.raw
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None

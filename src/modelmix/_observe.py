@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._call_records import AttemptInfo, CallInfo, Hooks, address_of, attempt_slot
+from ._call_records import AttemptInfo, CallInfo, Hooks, RetryWait, address_of, attempt_slot, response_id_of
 from ._exceptions import ModelMixError
 from ._response import ChatResponse
 
@@ -31,7 +31,17 @@ if TYPE_CHECKING:
     from ._streaming import AsyncStream, Stream, _StreamState
     from .resilience._streams import Connected
 
-__all__ = ["ACTIVE", "AttemptInfo", "CallInfo", "Hooks", "add_hooks", "address_of", "remove_hooks"]
+__all__ = [
+    "ACTIVE",
+    "AttemptInfo",
+    "CallInfo",
+    "Hooks",
+    "RetryWait",
+    "add_hooks",
+    "address_of",
+    "remove_hooks",
+    "retry_wait",
+]
 
 logger = logging.getLogger("modelmix")
 
@@ -40,6 +50,11 @@ ACTIVE = False
 
 _registered: tuple[Hooks, ...] = ()
 _current: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar("modelmix_call", default=None)
+
+_METHODS = ("call_started", "request_sent", "first_chunk", "retry_wait", "attempt_finished", "call_finished")
+_dispatch: dict[str, tuple[Callable[[Any], object], ...]] = dict.fromkeys(_METHODS, ())
+"""Per hook method, the registered hooks' bound methods that override it: a method a hook leaves
+as `Hooks`' no-op costs nothing per call (most hooks override two or three of the six)."""
 
 T = TypeVar("T")
 
@@ -59,6 +74,7 @@ def add_hooks(hooks: Hooks) -> None:
         )
     if hooks not in _registered:
         _registered = (*_registered, hooks)
+    _rebuild_dispatch()
     ACTIVE = True
 
 
@@ -66,15 +82,28 @@ def remove_hooks(hooks: Hooks) -> None:
     """Stop telling `hooks` about calls (calls in flight stop reporting to it too)."""
     global _registered, ACTIVE
     _registered = tuple(h for h in _registered if h is not hooks)
+    _rebuild_dispatch()
     ACTIVE = bool(_registered)
 
 
+def _rebuild_dispatch() -> None:
+    global _dispatch
+    _dispatch = {
+        method: tuple(
+            getattr(hooks, method)
+            for hooks in _registered
+            if getattr(type(hooks), method) is not getattr(Hooks, method)
+        )
+        for method in _METHODS
+    }
+
+
 def _emit(method: str, record: Any) -> None:
-    for hooks in _registered:
+    for hook in _dispatch[method]:
         try:
-            getattr(hooks, method)(record)
+            hook(record)
         except Exception:  # an observer's bug must not change the call's outcome
-            logger.exception("modelmix hook %s.%s failed", type(hooks).__name__, method)
+            logger.exception("modelmix hook %s.%s failed", type(getattr(hook, "__self__", hook)).__name__, method)
 
 
 # ------------------------------------------------------------------------------- lifecycle
@@ -125,6 +154,22 @@ def _finish_attempt(
     attempt.response, attempt.error = response, error
     attempt.outcome = _outcome(response, error, completed)
     _emit("attempt_finished", attempt)
+
+
+def retry_wait(seconds: float) -> None:
+    """A plan driver is about to sleep `seconds` before a retry (called only while hooks are on).
+    The attempt being retried is the one of the current call that failed last: the driver got
+    its error just before (async contenders of a hedge share the call, but nothing awaits in
+    between, so the other cannot end an attempt meanwhile)."""
+    call = _current.get()
+    if call is None:  # the call started before the hooks were registered
+        return
+    failed: AttemptInfo | None = None
+    for attempt in call.attempts:
+        if attempt.outcome == "error" and (failed is None or (attempt.ended or 0.0) >= (failed.ended or 0.0)):
+            failed = attempt
+    if failed is not None:  # else the model called sends no request modelmix sees (a custom Model)
+        _emit("retry_wait", RetryWait(call, failed, seconds))
 
 
 def _first_chunk(attempt: AttemptInfo) -> None:
@@ -230,11 +275,12 @@ class StreamObserver:
     """Follows one concrete model's stream: its attempt starts when it is opened, its first
     content is reported once (the stream's commit point), and it ends when the stream is released."""
 
-    __slots__ = ("attempt", "own")
+    __slots__ = ("attempt", "own", "state")
 
-    def __init__(self) -> None:
+    def __init__(self, state: _StreamState) -> None:
         self.attempt: AttemptInfo | None = None
         self.own = False
+        self.state = state
 
     def opening(
         self, model: Model, messages: MessagesInput, settings: Mapping[str, Any], parent: CallInfo | None
@@ -255,6 +301,7 @@ class StreamObserver:
 
     def first_chunk(self) -> None:
         if self.attempt is not None:
+            self._note_response_id(self.attempt)
             _first_chunk(self.attempt)
 
     def released(self, state: _StreamState) -> None:
@@ -267,9 +314,22 @@ class StreamObserver:
         attempt = self.attempt
         if attempt is None:
             return
+        self._note_response_id(attempt)
         _finish_attempt(attempt, response=response, error=error, completed=completed)
         if self.own:
             _finish_call(attempt.call, response=response, error=error, completed=completed)
+
+    def _note_response_id(self, attempt: AttemptInfo) -> None:
+        """The id the stream's events carried so far (parsers that know none have no `response_id`),
+        or the body's, for a server that answered the stream request with one JSON body."""
+        if attempt._streamed_id is not None:
+            return
+        state = self.state
+        found = getattr(state.parser, "response_id", None)
+        full = state.opened.full_response if state.opened is not None else None
+        if found is None and full is not None:
+            found = response_id_of(full)
+        attempt._streamed_id = found
 
 
 def observe_leaf_stream(
@@ -279,7 +339,7 @@ def observe_leaf_stream(
     from ._streaming import Stream
 
     parent = _current.get()
-    observer = StreamObserver()
+    observer = StreamObserver(stream._state)
     stream._state.observer = observer
     opener: Any = stream._opener
 

@@ -36,11 +36,13 @@ class StreamParser(Protocol):
 
 
 class ParserBase:
-    """`done` and `model` for parsers that track both in ``_done`` / ``_model``, and the
-    `ErrorContext` their in-stream errors are built with (bound when the response arrives)."""
+    """`done`, `model` and `response_id` for parsers that track them in ``_done`` / ``_model`` /
+    ``_response_id``, and the `ErrorContext` their in-stream errors are built with (bound when
+    the response arrives)."""
 
     _done = False
     _model: str | None = None
+    _response_id: str | None = None
     context: ErrorContext
     """Set by each parser class (``NO_CONTEXT`` until a response binds one)."""
 
@@ -55,6 +57,18 @@ class ParserBase:
     @property
     def model(self) -> str | None:
         return self._model
+
+    @property
+    def response_id(self) -> str | None:
+        """The id the server gave the answer (a chat-completion chunk's ``id``, the Responses API's
+        ``response.id``), once an event carried it. Optional for parsers: observers read it with
+        ``getattr`` and record none when a parser does not have it."""
+        return self._response_id
+
+    def _note_response_id(self, value: Any) -> None:
+        """Keep the first non-empty id an event carried (Azure's leading filter chunk has ``""``)."""
+        if self._response_id is None and type(value) is str and value:
+            self._response_id = value
 
     def completed(self, response: ChatResponse) -> ChatResponse:
         """The finished `response` (built from the events) with what the stream held beyond its

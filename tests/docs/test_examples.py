@@ -49,6 +49,13 @@ EXPECTED_OUTPUT: dict[str, list[str]] = {
         "gpt-does-not-exist: NotFoundError (status 404, retryable=False)",
         "answer from openai:",
     ],
+    "retry_hooks": [
+        "before retry 1 of function:gpt-4o-mini after RateLimitError",
+        "before retry 2 of function:gpt-4o-mini after ServerError",
+        "call ok after 3 attempts, answered by function:gpt-4o-mini",
+        "answer: Red, yellow and blue.",
+        "function:gpt-4o-mini: 2 retries",
+    ],
     "testing_with_fakes": ["FunctionModel: 3 tickets", "FakeOpenAIServer: 3 HTTP requests", "all checks passed"],
     "clouds": [
         "databricks  Paris (answered as databricks-meta-llama-3-3-70b-instruct)",

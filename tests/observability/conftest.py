@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from modelmix.observability import AttemptInfo, CallInfo, Hooks, add_hooks, remove_hooks
+from modelmix.observability import AttemptInfo, CallInfo, Hooks, RetryWait, add_hooks, remove_hooks
 from modelmix.resilience import registry
 
 
@@ -17,6 +17,7 @@ class Recorder(Hooks):
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
         self.calls: list[CallInfo] = []
+        self.waits: list[RetryWait] = []
 
     def call_started(self, call: CallInfo) -> None:
         self.events.append(("call_started", call.model))
@@ -29,6 +30,10 @@ class Recorder(Hooks):
 
     def attempt_finished(self, attempt: AttemptInfo) -> None:
         self.events.append(("attempt_finished", attempt.model, attempt.outcome, attempt.error_type))
+
+    def retry_wait(self, wait: RetryWait) -> None:
+        self.events.append(("retry_wait", wait.model, wait.position, wait.retry_no, wait.error_type))
+        self.waits.append(wait)
 
     def call_finished(self, call: CallInfo) -> None:
         self.events.append(("call_finished", call.model, call.outcome, call.error_type))

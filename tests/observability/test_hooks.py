@@ -12,15 +12,15 @@ import pytest
 
 import modelmix as mm
 from modelmix import _observe
-from modelmix.observability import Hooks, add_hooks, remove_hooks
+from modelmix.observability import AttemptInfo, Hooks, RetryWait, add_hooks, remove_hooks
 from modelmix.testing import FakeClock, FakeReply, FunctionModel
 
 from .conftest import Recorder
 
 
 def _chain(clock: FakeClock) -> mm.Model:
-    """A member that fails twice (one retry), then a member that answers."""
-    flaky = FunctionModel([FakeReply("busy", status=503)], name="flaky", clock=clock)
+    """A member that fails twice (one retry, after the 2 s its server asks for), then a member that answers."""
+    flaky = FunctionModel([FakeReply("busy", status=503, headers={"retry-after": "2"})], name="flaky", clock=clock)
     good = FunctionModel("hello", name="good", clock=clock)
     return mm.fallback(mm.retrying(flaky, max_retries=1, clock=clock), good, clock=clock)
 
@@ -29,6 +29,7 @@ EXPECTED_CHAIN = [
     ("call_started", "flaky"),
     ("request_sent", "flaky", 0, 0),
     ("attempt_finished", "flaky", "error", "ServerError"),
+    ("retry_wait", "flaky", 0, 1, "ServerError"),
     ("request_sent", "flaky", 0, 1),
     ("attempt_finished", "flaky", "error", "ServerError"),
     ("request_sent", "good", 1, 0),
@@ -50,7 +51,7 @@ def test_a_chain_call_is_one_call_with_an_attempt_per_request(recorder: Recorder
 def test_a_streamed_chain_call_reports_its_first_chunk(recorder: Recorder) -> None:
     with _chain(FakeClock()).stream("hi") as stream:
         assert stream.until_done().text == "hello"
-    expected = [*EXPECTED_CHAIN[:6], ("first_chunk", "good"), *EXPECTED_CHAIN[6:]]
+    expected = [*EXPECTED_CHAIN[:-2], ("first_chunk", "good"), *EXPECTED_CHAIN[-2:]]
     assert recorder.events == expected
     call = recorder.calls[0]
     assert call.streaming
@@ -66,8 +67,59 @@ def test_async_chat_and_stream_on_both_backends(recorder: Recorder, both_backend
             await stream.until_done()
 
     anyio.run(run, backend=both_backends)
-    expected_stream = [*EXPECTED_CHAIN[:6], ("first_chunk", "good"), *EXPECTED_CHAIN[6:]]
+    expected_stream = [*EXPECTED_CHAIN[:-2], ("first_chunk", "good"), *EXPECTED_CHAIN[-2:]]
     assert recorder.events == EXPECTED_CHAIN + expected_stream
+
+
+def test_a_retry_wait_is_reported_before_the_sleep(recorder: Recorder, both_backends: str) -> None:
+    clock = FakeClock()
+    seen: list[tuple[str, float]] = []
+
+    class Timing(Hooks):
+        def request_sent(self, attempt: AttemptInfo) -> None:
+            seen.append(("sent", clock.now()))
+
+        def retry_wait(self, wait: RetryWait) -> None:
+            seen.append(("wait", clock.now()))
+
+    timing = Timing()
+    add_hooks(timing)
+    try:
+        _chain(clock).chat("hi")
+
+        async def run() -> None:
+            await _chain(clock).achat("hi")
+
+        anyio.run(run, backend=both_backends)
+    finally:
+        remove_hooks(timing)
+    assert [kind for kind, _ in seen] == ["sent", "wait", "sent", "sent"] * 2
+    for told, wait in zip((1, 5), recorder.waits, strict=True):
+        assert 2.0 <= wait.seconds <= 2.2  # the server's 2 s, plus up to 10 % jitter
+        # Told before the sleep: the retry goes out that long after the hook was called.
+        assert seen[told + 1][1] - seen[told][1] == pytest.approx(wait.seconds)
+    for wait in recorder.waits:
+        assert wait.failed is wait.call.attempts[0]
+        assert wait.call.attempts[1].retry_no == wait.retry_no == 1
+        assert (wait.provider, wait.model, wait.position, wait.error_type) == ("function", "flaky", 0, "ServerError")
+
+
+def test_a_streamed_attempt_knows_its_response_id(recorder: Recorder) -> None:
+    ids: list[str | None] = []
+
+    class AtFirstChunk(Hooks):
+        def first_chunk(self, attempt: AttemptInfo) -> None:
+            ids.append(attempt.response_id)
+
+    hooks = AtFirstChunk()
+    add_hooks(hooks)
+    try:
+        with FunctionModel("hello there", name="m", chunks=3).stream("x") as stream:
+            stream.until_done()
+    finally:
+        remove_hooks(hooks)
+    assert ids == ["chatcmpl-fake"]
+    assert recorder.calls[0].attempts[0].response_id == "chatcmpl-fake"
 
 
 def test_a_bare_model_is_a_call_with_one_attempt(recorder: Recorder) -> None:

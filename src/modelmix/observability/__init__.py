@@ -1,7 +1,8 @@
 """Observability: hooks that see every call and attempt, OpenTelemetry traces and metrics, logs.
 
 - `Hooks`: subclass it and `add_hooks` it to be told when a call starts, each request is sent,
-  a stream's first content arrives, each attempt and the call end (`CallInfo`, `AttemptInfo`).
+  a stream's first content arrives, a retry is waited for, each attempt and the call end
+  (`CallInfo`, `AttemptInfo`, `RetryWait`).
 - `instrument()`: OpenTelemetry spans and metrics following the GenAI semantic conventions,
   through your tracer and meter providers (``pip install modelmix[otel]``).
 - `log_calls()`: one structured log line per attempt and per call.
@@ -12,7 +13,7 @@ Nothing here runs, and nothing OpenTelemetry is imported, until you switch it on
 import importlib as _importlib
 import typing as _typing
 
-from .._observe import AttemptInfo, CallInfo, Hooks, add_hooks, remove_hooks
+from .._observe import AttemptInfo, CallInfo, Hooks, RetryWait, add_hooks, remove_hooks
 
 if _typing.TYPE_CHECKING:
     from ._logs import CallLogger, log_calls
@@ -25,6 +26,7 @@ __all__ = [
     "CallLogger",
     "Hooks",
     "Instrumentation",
+    "RetryWait",
     "add_hooks",
     "instrument",
     "log_calls",

@@ -13,17 +13,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError, ProviderError
-from .._observe import AttemptInfo, CallInfo, Hooks, add_hooks, address_of, remove_hooks
+from .._observe import AttemptInfo, CallInfo, Hooks, RetryWait, add_hooks, address_of, remove_hooks
 from .._version import __version__
 from ._content import ContentHook, as_json, capture_from_env, input_messages, output_messages
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
-    from opentelemetry.trace import Span, TracerProvider
+    from opentelemetry.trace import Span, SpanKind, TracerProvider
+
+    from .._model import Model
+    from .._response import Usage
 
 logger = logging.getLogger("modelmix")
 
@@ -61,6 +66,10 @@ ATTEMPTS = "modelmix.attempt.count"
 COST = "modelmix.cost.usd"
 ANSWERED_BY = "modelmix.response.provider"
 CONTENT_REFERENCE = "modelmix.content.reference"
+RETRY_WAIT = "modelmix.retry.wait"
+"""The call span's event when the call waits before a retry."""
+RETRY_WAIT_SECONDS = "modelmix.retry.wait.seconds"
+HTTP_STATUS = "http.response.status_code"
 
 _REQUEST_SETTINGS = {
     "temperature": "gen_ai.request.temperature",
@@ -80,6 +89,20 @@ _TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 
 
 def provider_name(provider: str) -> str:
     return _PROVIDER_NAMES.get(provider, provider)
+
+
+class _Described:
+    """What names a model in spans and metrics, prepared once per model object."""
+
+    __slots__ = ("attributes", "dimensions", "kind", "span_name")
+
+    def __init__(self, span_name: str, kind: SpanKind, attributes: dict[str, Any], dimensions: dict[str, Any]) -> None:
+        self.span_name = span_name
+        self.kind = kind
+        self.attributes = attributes
+        """Span attributes: operation, provider, request model, server address and port."""
+        self.dimensions = dimensions
+        """Metric dimensions: operation, provider, request model."""
 
 
 class Instrumentation(Hooks):
@@ -123,30 +146,52 @@ class Instrumentation(Hooks):
             description="Number of input and output tokens used.",
             explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
         )
-        self._static: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._cost = meter.create_counter("modelmix.client.cost", unit="USD", description="USD spent on model calls.")
+        # Per model object, weakly: an application's models are few, and one dropped is forgotten.
+        self._models: weakref.WeakKeyDictionary[Model, _Described] = weakref.WeakKeyDictionary()
+        self._calls: weakref.WeakKeyDictionary[Model, _Described] = weakref.WeakKeyDictionary()
 
     # ------------------------------------------------------------------------------ spans
 
-    def _span_name(self, operation: str, model: str) -> str:
-        return f"{operation} {model}"
+    def _described(self, model: Model, *, call: CallInfo | None = None) -> _Described:
+        """What names `model` in spans and metrics: the concrete model an attempt asked, or (with
+        `call`) the model a call was made on. Worked out once per model object, not per call."""
+        cache = self._calls if call is not None else self._models
+        try:
+            found = cache.get(model)
+        except TypeError:  # a model class that can't be a weak dictionary key: not cached
+            return self._describe(model, call)
+        if found is None:
+            found = cache[model] = self._describe(model, call)
+        return found
 
-    def call_started(self, call: CallInfo) -> None:
-        # Attributes a sampler may decide on are given at creation.
-        attributes = {
-            OPERATION: call.operation,
-            PROVIDER: provider_name(call.provider),
-            REQUEST_MODEL: call.model,
-            **_request_attributes(call.settings),
+    def _describe(self, model: Model, call: CallInfo | None) -> _Described:
+        if call is not None:
+            asked, in_process = call.primary, call.in_process
+        else:
+            asked, in_process = model, model.host is None
+        operation = CallInfo.operation
+        dimensions: dict[str, Any] = {
+            OPERATION: operation,
+            PROVIDER: provider_name(asked.provider),
+            REQUEST_MODEL: asked.name,
         }
-        address, port = _address_of_primary(call)
+        attributes = dict(dimensions)
+        address, port = address_of(asked)
         if address is not None:
             attributes[SERVER_ADDRESS] = address
             if port is not None:
                 attributes[SERVER_PORT] = port
-        call.scratch[self] = self.tracer.start_span(
-            self._span_name(call.operation, call.model), kind=self._kinds[call.in_process], attributes=attributes
-        )
+        return _Described(f"{operation} {asked.name}", self._kinds[in_process], attributes, dimensions)
+
+    def call_started(self, call: CallInfo) -> None:
+        described = self._described(call.target, call=call)
+        # Attributes a sampler may decide on are given at creation (a copy: a sampler may keep it).
+        attributes = dict(described.attributes)
+        settings = call.settings
+        if settings:
+            _add_request_attributes(attributes, settings)
+        call.scratch[self] = self.tracer.start_span(described.span_name, kind=described.kind, attributes=attributes)
 
     def request_sent(self, attempt: AttemptInfo) -> None:
         # The attempt's span is made when the attempt ends, with its real start time: one SDK
@@ -155,48 +200,52 @@ class Instrumentation(Hooks):
             attempt.scratch[self] = time.time_ns()
 
     def attempt_finished(self, attempt: AttemptInfo) -> None:
+        described = self._described(attempt.concrete)
+        # Each derived field is read once and shared by the span and the metric points.
+        usage, cost, response_model = attempt.usage, attempt.cost, attempt.response_model
         started: int | None = attempt.scratch.pop(self, None)
         parent: Span | None = attempt.call.scratch.get(self)
         if started is not None and parent is not None:
-            attributes = self._model_attributes(attempt)
+            attributes = dict(described.attributes)
             attributes[POSITION] = attempt.position
             attributes[RETRY] = attempt.retry_no
             attributes[OUTCOME] = attempt.outcome
-            if attempt.finish_reason is not None:
-                attributes[FINISH_REASONS] = (attempt.finish_reason,)
-            _set_response(attributes, attempt.response_model, attempt.response_id)
-            _set_usage(attributes, attempt.usage)
-            if attempt.cost is not None:
-                attributes[COST] = float(attempt.cost)
-            if attempt.time_to_first_chunk is not None:
-                attributes[TIME_TO_FIRST_CHUNK] = attempt.time_to_first_chunk
+            finish_reason = attempt.finish_reason
+            if finish_reason is not None:
+                attributes[FINISH_REASONS] = (finish_reason,)
+            _set_response(attributes, response_model, attempt.response_id)
+            _set_usage(attributes, usage)
+            if cost is not None:
+                attributes[COST] = float(cost)
+            first_chunk = attempt.time_to_first_chunk
+            if first_chunk is not None:
+                attributes[TIME_TO_FIRST_CHUNK] = first_chunk
             span = self.tracer.start_span(
-                self._span_name(attempt.call.operation, attempt.model),
+                described.span_name,
                 context=self._trace.set_span_in_context(parent),
-                kind=self._kinds[attempt.in_process],
+                kind=described.kind,
                 attributes=attributes,
                 start_time=started,
             )
             self._end(span, attempt.error, attempt.outcome)
-        self._record_usage(attempt)
+        if usage is not None or cost is not None:
+            self._record_usage(attempt, described, usage, cost, response_model)
 
-    def _model_attributes(self, attempt: AttemptInfo) -> dict[str, Any]:
-        """What names the model an attempt called (worked out once per model)."""
-        key = (attempt.call.operation, attempt.provider, attempt.model, attempt.server_address, attempt.server_port)
-        static = self._static.get(key)
-        if static is None:
-            static = {
-                OPERATION: attempt.call.operation,
-                PROVIDER: provider_name(attempt.provider),
-                REQUEST_MODEL: attempt.model,
-            }
-            if attempt.server_address is not None:
-                static[SERVER_ADDRESS] = attempt.server_address
-                if attempt.server_port is not None:
-                    static[SERVER_PORT] = attempt.server_port
-            if len(self._static) < 4096:  # bounded: model names are few, but they come from callers
-                self._static[key] = static
-        return dict(static)
+    def retry_wait(self, wait: RetryWait) -> None:
+        span: Span | None = wait.call.scratch.get(self)
+        if span is None:
+            return
+        failed = wait.failed
+        details: dict[str, Any] = {RETRY_WAIT_SECONDS: float(wait.seconds), RETRY: wait.retry_no}
+        if failed.error is not None:
+            details[ERROR_TYPE] = type(failed.error).__name__
+            status = getattr(failed.error, "status", None)
+            if isinstance(status, int):
+                details[HTTP_STATUS] = status
+        details[PROVIDER] = provider_name(failed.provider)
+        details[REQUEST_MODEL] = failed.model
+        details[POSITION] = failed.position
+        span.add_event(RETRY_WAIT, details)
 
     def call_finished(self, call: CallInfo) -> None:
         span: Span | None = call.scratch.pop(self, None)
@@ -215,9 +264,11 @@ class Instrumentation(Hooks):
             cost = call.cost
             if cost is not None:
                 attributes[COST] = float(cost)
-            if call.time_to_first_chunk is not None:
-                attributes[TIME_TO_FIRST_CHUNK] = call.time_to_first_chunk
-            attributes.update(self._content(call))
+            first_chunk = call.time_to_first_chunk
+            if first_chunk is not None:
+                attributes[TIME_TO_FIRST_CHUNK] = first_chunk
+            if self.capture_content or self.content_hook is not None:
+                attributes.update(self._content(call))
             span.set_attributes(attributes)
             _skipped_models(span, call)
             self._end(span, call.error, call.outcome)
@@ -262,42 +313,41 @@ class Instrumentation(Hooks):
     # ---------------------------------------------------------------------------- metrics
 
     def _record_call(self, call: CallInfo, answered: AttemptInfo | None) -> None:
-        attributes: dict[str, Any] = {
-            OPERATION: call.operation,
-            PROVIDER: provider_name(call.provider),
-            REQUEST_MODEL: call.model,
-            OUTCOME: call.outcome,
-        }
+        attributes = dict(self._described(call.target, call=call).dimensions)
+        attributes[OUTCOME] = call.outcome
         if answered is not None:
             attributes[POSITION] = answered.position
-            if answered.response_model is not None:
-                attributes[RESPONSE_MODEL] = answered.response_model
+            response_model = answered.response_model
+            if response_model is not None:
+                attributes[RESPONSE_MODEL] = response_model
         if call.outcome == "error" and call.error is not None:
             attributes[ERROR_TYPE] = type(call.error).__name__
-        if call.duration is not None:
-            self._duration.record(call.duration, attributes)
-        if call.time_to_first_chunk is not None:
-            self._first_chunk.record(call.time_to_first_chunk, attributes)
+        duration = call.duration
+        if duration is not None:
+            self._duration.record(duration, attributes)
+        first_chunk = call.time_to_first_chunk
+        if first_chunk is not None:
+            self._first_chunk.record(first_chunk, attributes)
 
-    def _record_usage(self, attempt: AttemptInfo) -> None:
+    def _record_usage(
+        self,
+        attempt: AttemptInfo,
+        described: _Described,
+        usage: Usage | None,
+        cost: Decimal | None,
+        response_model: str | None,
+    ) -> None:
         """Tokens and cost are counted per attempt, by the model that spent them."""
-        usage = attempt.usage
-        if usage is None and attempt.cost is None:
-            return
-        attributes: dict[str, Any] = {
-            OPERATION: attempt.call.operation,
-            PROVIDER: provider_name(attempt.provider),
-            REQUEST_MODEL: attempt.model,
-            POSITION: attempt.position,
-            OUTCOME: attempt.outcome,
-        }
-        if attempt.response_model is not None:
-            attributes[RESPONSE_MODEL] = attempt.response_model
+        attributes = dict(described.dimensions)
+        attributes[POSITION] = attempt.position
+        attributes[OUTCOME] = attempt.outcome
+        if response_model is not None:
+            attributes[RESPONSE_MODEL] = response_model
         if usage is not None:
             self._tokens.record(usage.input_tokens, {**attributes, TOKEN_TYPE: "input"})
             self._tokens.record(usage.output_tokens, {**attributes, TOKEN_TYPE: "output"})
-        if attempt.cost is not None:
-            self._cost.add(float(attempt.cost), attributes)
+        if cost is not None:
+            self._cost.add(float(cost), attributes)
 
 
 def _skipped_models(span: Span, call: CallInfo) -> None:
@@ -331,8 +381,8 @@ def _qualified(error: BaseException) -> str:
     return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _request_attributes(settings: Mapping[str, Any]) -> dict[str, Any]:
-    attributes: dict[str, Any] = {}
+def _add_request_attributes(attributes: dict[str, Any], settings: Mapping[str, Any]) -> None:
+    """The sampling settings the conventions name (``gen_ai.request.temperature``...)."""
     for key, name in _REQUEST_SETTINGS.items():
         value = settings.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -342,7 +392,6 @@ def _request_attributes(settings: Mapping[str, Any]) -> dict[str, Any]:
         attributes["gen_ai.request.stop_sequences"] = (stop,)
     elif stop:
         attributes["gen_ai.request.stop_sequences"] = tuple(str(s) for s in stop)
-    return attributes
 
 
 def _set_response(attributes: dict[str, Any], model: str | None, response_id: str | None) -> None:
@@ -363,10 +412,6 @@ def _set_usage(attributes: dict[str, Any], usage: Any) -> None:
         attributes[CACHE_CREATION_TOKENS] = usage.cache_write_tokens
     if usage.reasoning_tokens is not None:
         attributes[REASONING_TOKENS] = usage.reasoning_tokens
-
-
-def _address_of_primary(call: CallInfo) -> tuple[str | None, int | None]:
-    return address_of(call.primary)
 
 
 # ------------------------------------------------------------------------------ switching

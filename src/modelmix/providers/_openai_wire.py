@@ -469,8 +469,9 @@ class OpenAIStreamParser(SSEJSONParser):
     def _on_payload(self, payload: Mapping[str, Any], event_type: str | None, out: list[StreamEvent]) -> None:
         if event_type == "error" or payload.get("error") or payload.get("type") in ("error", "response.failed"):
             raise self._in_band_error(payload)
-        if self._model is None:
+        if self._model is None:  # the first chunks (Azure's prompt-filter chunk has neither)
             self._model = text_field(payload, "model", "model") or None
+            self._note_response_id(payload.get("id"))
         prompt_filters = payload.get("prompt_filter_results")
         if isinstance(prompt_filters, list):
             out.extend(

@@ -119,12 +119,14 @@ class ResponsesStreamParser(SSEJSONParser):
     def _note_model(self, response: Any) -> None:
         if self._model is None and isinstance(response, Mapping) and isinstance(response.get("model"), str):
             self._model = response["model"] or None
+            self._note_response_id(response.get("id"))
 
     def _finish(self, response: Any, out: list[StreamEvent]) -> None:
         self._done = True
         if not isinstance(response, Mapping):
             raise MalformedAnswer("response", "an object", response)
         self._model = text_field(response, "model", "response.model") or self._model
+        self._note_response_id(response.get("id"))
         usage = parse_usage(response.get("usage"))
         if usage is not None:
             out.append(UsageEvent(usage))

@@ -59,6 +59,8 @@ def _run(
     while True:
         action = plan.next()
         if isinstance(action, Sleep):
+            if _observe.ACTIVE:
+                _observe.retry_wait(action.seconds)
             plan.clock.sleep(action.seconds)
             continue
         if isinstance(action, GiveUp):
@@ -85,6 +87,8 @@ async def _arun(plan: CallPlan, attempt: Callable[[Call], Awaitable[T]], done: C
     while True:
         action = plan.next()
         if isinstance(action, Sleep):
+            if _observe.ACTIVE:
+                _observe.retry_wait(action.seconds)
             await plan.clock.asleep(action.seconds)
             continue
         if isinstance(action, GiveUp):
