@@ -271,3 +271,14 @@ def test_with_nothing_registered_the_layer_is_never_entered(monkeypatch: pytest.
             await astream.until_done()
 
     anyio.run(run)
+
+
+def test_a_repaired_stream_still_knows_its_response_id() -> None:
+    """Servers whose streams modelmix repairs (usage estimated, tool calls read from text) wrap
+    the parser: the wrapper must still hand out the id the events carried."""
+    from modelmix.providers._compat_quirks import CompatStreamParser
+    from modelmix.providers._openai_wire import OpenAIStreamParser
+
+    parser = CompatStreamParser(OpenAIStreamParser(), prompt_tokens=3, parse_text_tool_calls=False)
+    parser.feed(b'data: {"id":"chatcmpl-42","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n')
+    assert parser.response_id == "chatcmpl-42"

@@ -180,6 +180,11 @@ class CompatStreamParser:
     def model(self) -> str | None:
         return self._inner.model
 
+    @property
+    def response_id(self) -> str | None:
+        found: str | None = getattr(self._inner, "response_id", None)
+        return found
+
     def completed(self, response: ChatResponse) -> ChatResponse:
         completed = getattr(self._inner, "completed", None)
         return completed(response) if completed is not None else response
